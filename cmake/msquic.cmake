@@ -1,0 +1,90 @@
+# Builds MsQuic (with its bundled quictls) as a static library into a cache outside the clone, keyed by
+# MsQuic's version and every option that changes the build, and imports it as `msquic::static`.
+# A warm cache makes rebuilding the addon a matter of seconds.
+
+set(MSQUIC_SOURCE_DIR "${CMAKE_CURRENT_SOURCE_DIR}/deps/msquic/source")
+file(READ "${CMAKE_CURRENT_SOURCE_DIR}/deps/msquic/VERSION" MSQUIC_VERSION)
+string(STRIP "${MSQUIC_VERSION}" MSQUIC_VERSION)
+if(NOT EXISTS "${MSQUIC_SOURCE_DIR}/CMakeLists.txt")
+  message(FATAL_ERROR "MsQuic sources are missing: run `node scripts/fetch-msquic.mjs` (needs cargo).")
+endif()
+
+set(MSQUIC_SANITIZE "" CACHE STRING "Sanitizers for the MsQuic build, e.g. address,undefined")
+set(MSQUIC_BUILD_TYPE "Release")
+if(MSQUIC_SANITIZE)
+  set(MSQUIC_BUILD_TYPE "RelWithDebInfo")
+endif()
+
+# -fvisibility=hidden keeps MsQuic's own symbols out of the addon's dynamic table from the start.
+set(MSQUIC_C_FLAGS "-fvisibility=hidden")
+if(MSQUIC_SANITIZE)
+  string(APPEND MSQUIC_C_FLAGS " -fsanitize=${MSQUIC_SANITIZE} -fno-omit-frame-pointer")
+endif()
+# Everything that changes the produced archive goes into the cache key.
+set(MSQUIC_OPTIONS
+  -DCMAKE_BUILD_TYPE=${MSQUIC_BUILD_TYPE}
+  -DQUIC_BUILD_SHARED=OFF
+  -DQUIC_TLS_LIB=quictls
+  -DQUIC_ENABLE_LOGGING=OFF
+  -DQUIC_BUILD_TEST=OFF
+  -DQUIC_BUILD_TOOLS=OFF
+  -DQUIC_BUILD_PERF=OFF
+  -DQUIC_EMBED_GIT_HASH=OFF
+  # libnuma would make the addon depend on libnuma.so.1 at run time; keep it out.
+  -DNUMA=NUMA-NOTFOUND
+  "-DCMAKE_C_FLAGS=${MSQUIC_C_FLAGS}"
+)
+string(SHA256 MSQUIC_KEY "${MSQUIC_VERSION};${MSQUIC_OPTIONS};${CMAKE_C_COMPILER_ID};${CMAKE_C_COMPILER_VERSION};${CMAKE_SYSTEM_PROCESSOR}")
+string(SUBSTRING "${MSQUIC_KEY}" 0 12 MSQUIC_KEY)
+
+if(DEFINED ENV{NODE_MSQUIC_CACHE})
+  set(MSQUIC_CACHE_ROOT "$ENV{NODE_MSQUIC_CACHE}")
+elseif(DEFINED ENV{XDG_CACHE_HOME})
+  set(MSQUIC_CACHE_ROOT "$ENV{XDG_CACHE_HOME}/node-msquic")
+else()
+  set(MSQUIC_CACHE_ROOT "$ENV{HOME}/.cache/node-msquic")
+endif()
+set(MSQUIC_PREFIX "${MSQUIC_CACHE_ROOT}/msquic-${MSQUIC_VERSION}-${MSQUIC_KEY}")
+
+if(NOT EXISTS "${MSQUIC_PREFIX}/lib/libmsquic.a")
+  message(STATUS "MsQuic ${MSQUIC_VERSION}: building into ${MSQUIC_PREFIX} (once per version and options)")
+  string(RANDOM LENGTH 8 MSQUIC_TMP_SUFFIX)
+  set(MSQUIC_WORK "${MSQUIC_CACHE_ROOT}/.work-${MSQUIC_KEY}-${MSQUIC_TMP_SUFFIX}")
+  file(REMOVE_RECURSE "${MSQUIC_WORK}")
+  cmake_host_system_information(RESULT MSQUIC_JOBS QUERY NUMBER_OF_LOGICAL_CORES)
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -S "${MSQUIC_SOURCE_DIR}" -B "${MSQUIC_WORK}/build"
+      -G "${CMAKE_GENERATOR}" ${MSQUIC_OPTIONS}
+      "-DCMAKE_INSTALL_PREFIX=${MSQUIC_WORK}/install"
+    RESULT_VARIABLE MSQUIC_RESULT)
+  if(NOT MSQUIC_RESULT EQUAL 0)
+    message(FATAL_ERROR "MsQuic configure failed (${MSQUIC_RESULT})")
+  endif()
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} --build "${MSQUIC_WORK}/build" --parallel ${MSQUIC_JOBS}
+    RESULT_VARIABLE MSQUIC_RESULT)
+  if(NOT MSQUIC_RESULT EQUAL 0)
+    message(FATAL_ERROR "MsQuic build failed (${MSQUIC_RESULT})")
+  endif()
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} --install "${MSQUIC_WORK}/build"
+    RESULT_VARIABLE MSQUIC_RESULT)
+  if(NOT MSQUIC_RESULT EQUAL 0)
+    message(FATAL_ERROR "MsQuic install failed (${MSQUIC_RESULT})")
+  endif()
+  # The addon calls the bundled OpenSSL itself (certificate generation, name checks): keep its headers.
+  file(COPY "${MSQUIC_WORK}/build/_deps/opensslquic-build/quictls/include/openssl"
+       DESTINATION "${MSQUIC_WORK}/install/include")
+  # Publish atomically, so an interrupted build never leaves a half-filled cache entry behind.
+  file(RENAME "${MSQUIC_WORK}/install" "${MSQUIC_PREFIX}")
+  file(REMOVE_RECURSE "${MSQUIC_WORK}")
+else()
+  message(STATUS "MsQuic ${MSQUIC_VERSION}: using cached build ${MSQUIC_PREFIX}")
+endif()
+
+add_library(msquic::static STATIC IMPORTED GLOBAL)
+set_target_properties(msquic::static PROPERTIES
+  IMPORTED_LOCATION "${MSQUIC_PREFIX}/lib/libmsquic.a"
+  INTERFACE_INCLUDE_DIRECTORIES "${MSQUIC_PREFIX}/include"
+  INTERFACE_COMPILE_DEFINITIONS "QUIC_BUILD_STATIC;QUIC_API_ENABLE_PREVIEW_FEATURES=1"
+  INTERFACE_LINK_LIBRARIES "pthread;dl;atomic")

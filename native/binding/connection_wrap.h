@@ -1,0 +1,28 @@
+// JS class Connection: one MsQuic connection. Client connections are opened and started in the
+// constructor; server connections are made by the event drain when their handshake completes.
+// JS thread only.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "connection.h"
+
+namespace nmq {
+
+class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit ConnectionWrap(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value JS_Shutdown(const Napi::CallbackInfo& info);
+  Napi::Value JS_OpenStream(const Napi::CallbackInfo& info);
+  Napi::Value JS_SetPeerStreamCounts(const Napi::CallbackInfo& info);
+  Napi::Value JS_CompleteCertificateValidation(const Napi::CallbackInfo& info);
+  Napi::Value JS_Taken(const Napi::CallbackInfo& info);
+  Napi::Value JS_Info(const Napi::CallbackInfo& info);
+  std::shared_ptr<Connection> connection_;
+};
+
+}  // namespace nmq

@@ -1,0 +1,196 @@
+#include "env_state.h"
+
+#include "connection.h"
+#include "listener.h"
+#include "status.h"
+#include "stream.h"
+
+namespace nmq {
+
+namespace {
+// Flat layout of one event in the batch handed to the TS dispatcher.
+constexpr uint32_t kStride = 6;  // target, type, status, value, code, extra
+
+Napi::Value U64(Napi::Env env, uint64_t value) {
+  if (value <= (uint64_t{1} << 53)) return Napi::Number::New(env, static_cast<double>(value));
+  return Napi::BigInt::New(env, value);
+}
+
+bool IsFinal(EventType type) {
+  return type == EventType::kListenerStopped || type == EventType::kConnectionShutdownComplete ||
+         type == EventType::kStreamShutdownComplete;
+}
+}  // namespace
+
+Napi::Value EnvState::JsInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* state = Get(env);
+  if (state->runtime_) return env.Undefined();
+  if (!info[0].IsFunction() || !info[1].IsFunction() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "init(dispatch, makeError, workers)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  state->dispatch_ = Napi::Persistent(info[0].As<Napi::Function>());
+  state->make_error_ = Napi::Persistent(info[1].As<Napi::Function>());
+  uint32_t workers = info[2].As<Napi::Number>().Uint32Value();
+
+  state->doorbell_ = Doorbell::New(env, "node-msquic events", 0, 1, state);
+  state->doorbell_.Unref(env);
+  Doorbell* doorbell = &state->doorbell_;
+  QUIC_STATUS status = QUIC_STATUS_SUCCESS;
+  // The doorbell runs on MsQuic workers: a non-blocking call, never a wait on JS.
+  state->runtime_ = Runtime::Open("node-msquic", workers, [doorbell] { doorbell->NonBlockingCall(nullptr); },
+                                  &status);
+  if (!state->runtime_) {
+    state->doorbell_.Release();
+    state->ThrowStatus(env, status, "MsQuic could not start");
+    return env.Undefined();
+  }
+  // Registered after the threadsafe function, so it runs before that function's own cleanup.
+  env.AddCleanupHook(Cleanup, state);
+  return env.Undefined();
+}
+
+std::shared_ptr<Runtime> EnvState::RequireRuntime(Napi::Env env) {
+  if (!runtime_) {
+    Napi::Error::New(env, "node-msquic: init() has not run").ThrowAsJavaScriptException();
+  }
+  return runtime_;
+}
+
+Napi::Value EnvState::StatusError(Napi::Env env, int32_t status, const std::string& message) {
+  if (make_error_.IsEmpty()) return Napi::Error::New(env, message).Value();
+  return make_error_.Call({Napi::String::New(env, StatusName(status)), Napi::Number::New(env, status),
+                           Napi::String::New(env, message)});
+}
+
+void EnvState::ThrowStatus(Napi::Env env, int32_t status, const std::string& message) {
+  Napi::Value error = StatusError(env, status, message);
+  if (!env.IsExceptionPending()) Napi::Error(env, error).ThrowAsJavaScriptException();
+}
+
+void EnvState::Pin(Handle& handle, Napi::Object wrapper) {
+  if (handle.wrapper != nullptr) return;
+  auto* reference = new Napi::ObjectReference(Napi::Persistent(wrapper));
+  handle.wrapper = reference;
+  pinned_.insert(&handle);
+  UpdateLoopRef(wrapper.Env());
+}
+
+void EnvState::Unpin(Handle& handle) {
+  auto* reference = static_cast<Napi::ObjectReference*>(handle.wrapper);
+  if (reference == nullptr) return;
+  Napi::Env env = reference->Env();
+  handle.wrapper = nullptr;
+  pinned_.erase(&handle);
+  delete reference;
+  UpdateLoopRef(env);
+}
+
+Napi::Value EnvState::WrapperOf(Napi::Env env, Handle& handle) {
+  auto* reference = static_cast<Napi::ObjectReference*>(handle.wrapper);
+  return reference == nullptr ? env.Undefined() : reference->Value();
+}
+
+// Keeps the event loop alive exactly while some handle can still report events, as a socket does.
+void EnvState::UpdateLoopRef(Napi::Env env) {
+  bool want = !pinned_.empty();
+  if (want == loop_referenced_) return;
+  loop_referenced_ = want;
+  if (want) {
+    doorbell_.Ref(env);
+  } else {
+    doorbell_.Unref(env);
+  }
+}
+
+void DrainQueue(Napi::Env env, Napi::Function, EnvState* state, std::nullptr_t*) {
+  if (env == nullptr) return;  // teardown: the queue is closed and dropped its records
+  state->Drain(env);
+}
+
+// JS thread: one wake-up hands every queued event to the TS dispatcher in a single call.
+void EnvState::Drain(Napi::Env env) {
+  Napi::HandleScope scope(env);
+  batch_.clear();
+  runtime_->queue().Drain(&batch_);
+  if (batch_.empty()) return;
+  Napi::Array array = Napi::Array::New(env, batch_.size() * kStride);
+  uint32_t n = 0;
+  std::vector<Handle*> finished;
+  for (Event& event : batch_) {
+    Napi::Value target = WrapperOf(env, *event.target);
+    Napi::Value extra = env.Undefined();
+    if (event.child) {
+      extra = Child(env, event);
+      if (target.IsUndefined()) continue;
+    } else if (target.IsUndefined()) {
+      continue;  // nobody left to tell (the wrapper already saw its final event)
+    }
+    if (event.data) {
+      size_t length = event.data_length;
+      // Ownership of the malloc'd bytes moves to the Buffer: no second copy.
+      extra = Napi::Buffer<uint8_t>::NewOrCopy(env, event.data.release(), length,
+                                                 [](Napi::Env, uint8_t* p) { std::free(p); });
+    } else if (!event.text.empty()) {
+      extra = Napi::String::New(env, event.text);
+    }
+    array.Set(n++, target);
+    array.Set(n++, Napi::Number::New(env, static_cast<uint32_t>(event.type)));
+    array.Set(n++, Napi::Number::New(env, event.status));
+    array.Set(n++, U64(env, event.value));
+    array.Set(n++, U64(env, event.code));
+    array.Set(n++, extra);
+    if (IsFinal(event.type)) finished.push_back(event.target.get());
+  }
+  batch_.clear();
+  if (n > 0) {
+    array.Set("length", Napi::Number::New(env, n));
+    dispatch_.Call({array});
+    // The dispatcher catches what user code throws; anything left is reported, never swallowed.
+    if (env.IsExceptionPending()) {
+      Napi::Error error = env.GetAndClearPendingException();
+      napi_fatal_exception(env, error.Value());
+    }
+  }
+  for (Handle* handle : finished) Unpin(*handle);
+}
+
+// A new server connection or peer stream: its wrapper is made now, before any of its own events.
+Napi::Value EnvState::Child(Napi::Env env, const Event& event) {
+  Handle& child = *event.child;
+  if (child.wrapper != nullptr) return WrapperOf(env, child);
+  if (event.target->wrapper == nullptr) {
+    // Its parent is gone, so nobody can ever take it: end it rather than leave it waiting.
+    if (child.kind() == Handle::Kind::kConnection) {
+      static_cast<Connection&>(child).Shutdown(0, false);
+    } else {
+      auto& stream = static_cast<Stream&>(child);
+      stream.Shutdown(QUIC_STREAM_SHUTDOWN_FLAG_ABORT, 0);
+      stream.Taken();
+    }
+    return env.Undefined();
+  }
+  auto* holder = new std::shared_ptr<Handle>(event.child);
+  auto external = Napi::External<std::shared_ptr<Handle>>::New(
+      env, holder, [](Napi::Env, std::shared_ptr<Handle>* p) { delete p; });
+  Napi::FunctionReference& constructor = child.kind() == Handle::Kind::kConnection
+                                             ? connection_constructor
+                                             : stream_constructor;
+  Napi::Object wrapper = constructor.New({external});
+  Pin(child, wrapper);
+  return wrapper;
+}
+
+void EnvState::Cleanup(EnvState* state) {
+  // Blocks until MsQuic has closed every handle of this environment; no JS runs meanwhile.
+  if (state->runtime_) state->runtime_->Shutdown();
+  for (Handle* handle : state->pinned_) {
+    delete static_cast<Napi::ObjectReference*>(handle->wrapper);
+    handle->wrapper = nullptr;
+  }
+  state->pinned_.clear();
+  if (state->runtime_) state->doorbell_.Release();
+}
+
+}  // namespace nmq

@@ -1,0 +1,60 @@
+// Per-environment binding state (main thread and each worker thread): the native Runtime, the
+// threadsafe function that drains its event queue on the JS thread, constructors, and teardown.
+// Everything here except Ring() runs on the environment's JS thread.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "event.h"
+#include "handle.h"
+#include "runtime.h"
+
+namespace nmq {
+
+class EnvState;
+void DrainQueue(Napi::Env env, Napi::Function, EnvState* state, std::nullptr_t*);
+using Doorbell = Napi::TypedThreadSafeFunction<EnvState, std::nullptr_t, DrainQueue>;
+
+class EnvState {
+ public:
+  static EnvState* Get(Napi::Env env) { return env.GetInstanceData<EnvState>(); }
+  // init(dispatch, makeError, workers): opens the Runtime. Called once, lazily, by the TS layer.
+  static Napi::Value JsInit(const Napi::CallbackInfo& info);
+
+  // The runtime, or a thrown JS error (returns null) if init() has not run.
+  std::shared_ptr<Runtime> RequireRuntime(Napi::Env env);
+
+  // A QuicError built by the TS layer from the status's name.
+  Napi::Value StatusError(Napi::Env env, int32_t status, const std::string& message);
+  void ThrowStatus(Napi::Env env, int32_t status, const std::string& message);
+
+  // A wrapper is pinned (strongly referenced) while its handle can still report events.
+  void Pin(Handle& handle, Napi::Object wrapper);
+  void Unpin(Handle& handle);
+  static Napi::Value WrapperOf(Napi::Env env, Handle& handle);
+
+  Napi::FunctionReference listener_constructor;
+  Napi::FunctionReference connection_constructor;
+  Napi::FunctionReference stream_constructor;
+
+ private:
+  friend void DrainQueue(Napi::Env env, Napi::Function, EnvState* state, std::nullptr_t*);
+  static void Cleanup(EnvState* state);
+  void Drain(Napi::Env env);
+  Napi::Value Child(Napi::Env env, const Event& event);
+  void UpdateLoopRef(Napi::Env env);
+
+  std::shared_ptr<Runtime> runtime_;
+  Doorbell doorbell_;
+  bool loop_referenced_ = false;
+  Napi::FunctionReference dispatch_;
+  Napi::FunctionReference make_error_;
+  std::unordered_set<Handle*> pinned_;
+  std::vector<Event> batch_;
+};
+
+}  // namespace nmq

@@ -1,0 +1,69 @@
+#include "listener_wrap.h"
+
+#include "configuration_wrap.h"
+#include "env_state.h"
+#include "js_util.h"
+
+namespace nmq {
+
+Napi::Function ListenerWrap::Init(Napi::Env env) {
+  return DefineClass(env, "Listener",
+                     {InstanceMethod<&ListenerWrap::JS_Address>("address"),
+                      InstanceMethod<&ListenerWrap::JS_Stop>("stop"),
+                      InstanceMethod<&ListenerWrap::JS_Stats>("stats")});
+}
+
+// new Listener(configuration, ip, port, backlog, streamReceiveBudget): listening on return.
+ListenerWrap::ListenerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ListenerWrap>(info) {
+  Napi::Env env = info.Env();
+  Tag(env, info.This(), kListenerTag);
+  EnvState* state = EnvState::Get(env);
+  auto runtime = state->RequireRuntime(env);
+  if (!runtime) return;
+  auto configuration = ConfigurationWrap::From(env, info[0]);
+  if (!configuration) return;
+  QUIC_ADDR address;
+  if (!info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber() ||
+      !ParseAddress(info[1].As<Napi::String>().Utf8Value(),
+                    static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()), &address)) {
+    Napi::TypeError::New(env, "Listener(configuration, ip, port, backlog, budget)").ThrowAsJavaScriptException();
+    return;
+  }
+  ListenerOptions options;
+  options.backlog = info[3].As<Napi::Number>().Uint32Value();
+  options.connection.stream_receive_budget = info[4].As<Napi::Number>().Uint32Value();
+  QUIC_STATUS status = QUIC_STATUS_SUCCESS;
+  listener_ = Listener::Open(runtime, configuration, options, &status);
+  if (listener_) {
+    status = listener_->Start(address);
+    if (QUIC_FAILED(status)) {
+      listener_->ForceClose();  // never started: no STOP_COMPLETE will come
+      listener_.reset();
+    }
+  }
+  if (!listener_) {
+    state->ThrowStatus(env, status, "could not listen");
+    return;
+  }
+  state->Pin(*listener_, info.This().As<Napi::Object>());
+}
+
+Napi::Value ListenerWrap::JS_Address(const Napi::CallbackInfo& info) {
+  QUIC_ADDR address;
+  if (!listener_ || !listener_->LocalAddress(&address)) return info.Env().Null();
+  return AddressObject(info.Env(), address);
+}
+
+Napi::Value ListenerWrap::JS_Stop(const Napi::CallbackInfo& info) {
+  if (listener_) listener_->Stop();
+  return info.Env().Undefined();
+}
+
+Napi::Value ListenerWrap::JS_Stats(const Napi::CallbackInfo& info) {
+  Napi::Object stats = Napi::Object::New(info.Env());
+  stats.Set("pending", listener_ ? listener_->pending() : 0);
+  stats.Set("refused", static_cast<double>(listener_ ? listener_->refused() : 0));
+  return stats;
+}
+
+}  // namespace nmq

@@ -1,0 +1,242 @@
+#include "connection.h"
+
+#include <cstring>
+
+#include "api.h"
+#include "listener.h"
+#include "runtime.h"
+#include "status.h"
+#include "stream.h"
+#include "tls.h"
+
+namespace nmq {
+
+std::shared_ptr<Connection> Connection::OpenClient(std::shared_ptr<Runtime> runtime,
+                                                   const ConnectionOptions& options,
+                                                   QUIC_STATUS* status) {
+  auto connection = std::make_shared<Connection>(runtime);
+  connection->options_ = options;
+  HQUIC handle = nullptr;
+  *status = MsQuic->ConnectionOpen(runtime->registration(), Callback, connection.get(), &handle);
+  if (QUIC_FAILED(*status)) return nullptr;
+  connection->Adopt(handle);
+  return connection;
+}
+
+std::shared_ptr<Connection> Connection::AdoptServer(std::shared_ptr<Listener> listener,
+                                                    HQUIC handle, const ConnectionOptions& options,
+                                                    VerifyMode verify) {
+  auto connection = std::make_shared<Connection>(listener->runtime_ptr());
+  connection->options_ = options;
+  connection->is_server_ = true;
+  connection->verify_ = verify;
+  connection->listener_ = std::move(listener);
+  // MsQuic aborts the process if NEW_CONNECTION accepts without a handler: set it first.
+  MsQuic->SetCallbackHandler(handle, reinterpret_cast<void*>(Callback), connection.get());
+  connection->Adopt(handle);
+  return connection;
+}
+
+QUIC_STATUS Connection::Start(const Configuration& configuration, const QUIC_ADDR& remote,
+                              const std::string& server_name, const std::string& expected_host) {
+  HandleUse use(*this);
+  if (!use) return QUIC_STATUS_INVALID_STATE;
+  verify_ = configuration.verify();
+  expected_host_ = expected_host;
+  QUIC_ADDR address = remote;
+  // Setting the address ourselves lets an IP literal go without SNI (MsQuic 2.5 would send the IP).
+  QUIC_STATUS status =
+      MsQuic->SetParam(handle_, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(address), &address);
+  if (QUIC_FAILED(status)) return status;
+  return MsQuic->ConnectionStart(handle_, configuration.handle(), QuicAddrGetFamily(&remote),
+                                 server_name.empty() ? nullptr : server_name.c_str(),
+                                 QuicAddrGetPort(&remote));
+}
+
+QUIC_STATUS Connection::Shutdown(uint64_t code, bool silent) {
+  HandleUse use(*this);
+  if (!use) return QUIC_STATUS_INVALID_STATE;
+  shutdown_begun_.store(true);
+  MsQuic->ConnectionShutdown(handle_,
+                             silent ? QUIC_CONNECTION_SHUTDOWN_FLAG_SILENT
+                                    : QUIC_CONNECTION_SHUTDOWN_FLAG_NONE,
+                             code);
+  return QUIC_STATUS_SUCCESS;
+}
+
+QUIC_STATUS Connection::SetPeerStreamCounts(int32_t bidirectional, int32_t unidirectional) {
+  HandleUse use(*this);
+  if (!use) return QUIC_STATUS_INVALID_STATE;
+  QUIC_SETTINGS settings = {};
+  if (bidirectional >= 0) {
+    settings.IsSet.PeerBidiStreamCount = 1;
+    settings.PeerBidiStreamCount = static_cast<uint16_t>(bidirectional);
+  }
+  if (unidirectional >= 0) {
+    settings.IsSet.PeerUnidiStreamCount = 1;
+    settings.PeerUnidiStreamCount = static_cast<uint16_t>(unidirectional);
+  }
+  return MsQuic->SetParam(handle_, QUIC_PARAM_CONN_SETTINGS, sizeof(settings), &settings);
+}
+
+QUIC_STATUS Connection::CompleteCertificateValidation(bool accept) {
+  HandleUse use(*this);
+  if (!use) return QUIC_STATUS_INVALID_STATE;
+  // MsQuic before 2.6.0 can crash when a validation completes after shutdown began (msquic#6138).
+  if (shutdown_begun_.load()) return QUIC_STATUS_INVALID_STATE;
+  return MsQuic->ConnectionCertificateValidationComplete(
+      handle_, accept ? TRUE : FALSE,
+      accept ? QUIC_TLS_ALERT_CODE_SUCCESS : QUIC_TLS_ALERT_CODE_BAD_CERTIFICATE);
+}
+
+std::shared_ptr<Stream> Connection::OpenStream(bool unidirectional, QUIC_STATUS* status) {
+  HandleUse use(*this);
+  // MsQuic lets a stream open on a connection that is shutting down, and then never reports on it
+  // (msquic#4311): refuse instead.
+  if (!use || shutdown_begun_.load()) {
+    *status = QUIC_STATUS_INVALID_STATE;
+    return nullptr;
+  }
+  return Stream::OpenLocal(std::static_pointer_cast<Connection>(shared_from_this()), handle_,
+                           unidirectional, options_.stream_receive_budget, status);
+}
+
+void Connection::CloseHandle(HQUIC handle) {
+  MsQuic->ConnectionClose(handle);
+}
+
+void Connection::Push(EventType type, int32_t status, uint64_t value, uint64_t code) {
+  Event record;
+  record.target = shared_from_this();
+  record.type = type;
+  record.status = status;
+  record.value = value;
+  record.code = code;
+  runtime().queue().Push(std::move(record));
+}
+
+// MsQuic worker thread. Must not block, and never calls into JS.
+QUIC_STATUS QUIC_API Connection::Callback(HQUIC, void* context, QUIC_CONNECTION_EVENT* event) {
+  return static_cast<Connection*>(context)->OnEvent(event);
+}
+
+QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
+  switch (event->Type) {
+    case QUIC_CONNECTION_EVENT_CONNECTED: {
+      connected_ = true;
+      alpn_.assign(reinterpret_cast<const char*>(event->CONNECTED.NegotiatedAlpn),
+                   event->CONNECTED.NegotiatedAlpnLength);
+      // Connection parameters run inline on the connection's own worker.
+      uint32_t length = sizeof(local_address_);
+      MsQuic->GetParam(handle_, QUIC_PARAM_CONN_LOCAL_ADDRESS, &length, &local_address_);
+      length = sizeof(remote_address_);
+      MsQuic->GetParam(handle_, QUIC_PARAM_CONN_REMOTE_ADDRESS, &length, &remote_address_);
+      // Server connections are queued for accept() from here, before any of their streams.
+      Push(EventType::kConnectionConnected, 0, event->CONNECTED.SessionResumed);
+      break;
+    }
+    case QUIC_CONNECTION_EVENT_SHUTDOWN_INITIATED_BY_TRANSPORT: {
+      shutdown_begun_.store(true);
+      Event record;
+      record.target = shared_from_this();
+      record.type = EventType::kConnectionShutdownByTransport;
+      record.status = event->SHUTDOWN_INITIATED_BY_TRANSPORT.Status;
+      record.code = event->SHUTDOWN_INITIATED_BY_TRANSPORT.ErrorCode;
+      record.text = certificate_error_;
+      runtime().queue().Push(std::move(record));
+      break;
+    }
+    case QUIC_CONNECTION_EVENT_SHUTDOWN_INITIATED_BY_PEER:
+      shutdown_begun_.store(true);
+      Push(EventType::kConnectionShutdownByPeer, 0, 0, event->SHUTDOWN_INITIATED_BY_PEER.ErrorCode);
+      break;
+    case QUIC_CONNECTION_EVENT_SHUTDOWN_COMPLETE: {
+      shutdown_begun_.store(true);
+      uint64_t flags = 0;
+      if (event->SHUTDOWN_COMPLETE.HandshakeCompleted) flags |= kHandshakeCompleted;
+      if (event->SHUTDOWN_COMPLETE.PeerAcknowledgedShutdown) flags |= kPeerAcknowledged;
+      // A server connection that never completed its handshake never reached the app.
+      if (is_server_ && !connected_) listener_->Dropped();
+      Push(EventType::kConnectionShutdownComplete, 0, flags);
+      OnFinalEvent(event->SHUTDOWN_COMPLETE.AppCloseInProgress);
+      break;
+    }
+    case QUIC_CONNECTION_EVENT_PEER_STREAM_STARTED:
+      OnPeerStream(event);
+      break;
+    case QUIC_CONNECTION_EVENT_STREAMS_AVAILABLE:
+      Push(EventType::kConnectionStreamsAvailable, 0, event->STREAMS_AVAILABLE.BidirectionalCount,
+           event->STREAMS_AVAILABLE.UnidirectionalCount);
+      break;
+    case QUIC_CONNECTION_EVENT_PEER_NEEDS_STREAMS:
+      Push(EventType::kConnectionPeerNeedsStreams, 0, event->PEER_NEEDS_STREAMS.Bidirectional);
+      break;
+    case QUIC_CONNECTION_EVENT_PEER_CERTIFICATE_RECEIVED:
+      return OnPeerCertificate(event);
+    default:
+      break;
+  }
+  return QUIC_STATUS_SUCCESS;
+}
+
+void Connection::OnPeerStream(QUIC_CONNECTION_EVENT* event) {
+  bool unidirectional =
+      (event->PEER_STREAM_STARTED.Flags & QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL) != 0;
+  auto stream = Stream::AdoptPeer(std::static_pointer_cast<Connection>(shared_from_this()),
+                                  event->PEER_STREAM_STARTED.Stream, unidirectional,
+                                  options_.stream_receive_budget);
+  // The peer gets this stream's credit back only when we close it, which waits until the app has
+  // taken the stream: the credit bounds the streams waiting for accept.
+  event->PEER_STREAM_STARTED.Flags |= QUIC_STREAM_OPEN_FLAG_DELAY_ID_FC_UPDATES;
+  Event record;
+  record.target = shared_from_this();
+  record.child = stream;
+  record.type = EventType::kConnectionPeerStream;
+  record.value = unidirectional ? 1 : 0;
+  runtime().queue().Push(std::move(record));
+}
+
+QUIC_STATUS Connection::OnPeerCertificate(QUIC_CONNECTION_EVENT* event) {
+  const auto* certificate =
+      reinterpret_cast<const QUIC_BUFFER*>(event->PEER_CERTIFICATE_RECEIVED.Certificate);
+  const bool present = certificate != nullptr && certificate->Length > 0;
+  const QUIC_STATUS verdict = event->PEER_CERTIFICATE_RECEIVED.DeferredStatus;
+  switch (verify_) {
+    case VerifyMode::kNone:
+      return QUIC_STATUS_SUCCESS;
+    case VerifyMode::kBuiltin:
+      if (!present) {
+        certificate_error_ = "the peer sent no certificate";
+        return QUIC_STATUS_BAD_CERTIFICATE;
+      }
+      if (QUIC_FAILED(verdict)) {
+        certificate_error_ = std::string("the peer's certificate is not trusted (") +
+                             StatusName(verdict) + ")";
+        return QUIC_STATUS_BAD_CERTIFICATE;
+      }
+      if (!is_server_ && !expected_host_.empty() &&
+          !CertificateNamesHost(certificate->Buffer, certificate->Length, expected_host_)) {
+        certificate_error_ = "the peer's certificate does not name " + expected_host_;
+        return QUIC_STATUS_BAD_CERTIFICATE;
+      }
+      return QUIC_STATUS_SUCCESS;
+    case VerifyMode::kCustom: {
+      // The app decides asynchronously; CompleteCertificateValidation answers MsQuic.
+      Event record;
+      record.target = shared_from_this();
+      record.type = EventType::kConnectionPeerCertificate;
+      record.status = verdict;
+      if (present) {
+        record.data.reset(static_cast<uint8_t*>(std::malloc(certificate->Length)));
+        if (!record.data) return QUIC_STATUS_OUT_OF_MEMORY;
+        std::memcpy(record.data.get(), certificate->Buffer, certificate->Length);
+        record.data_length = certificate->Length;
+      }
+      runtime().queue().Push(std::move(record));
+      return QUIC_STATUS_PENDING;
+    }
+  }
+  return QUIC_STATUS_SUCCESS;
+}
+
+}  // namespace nmq

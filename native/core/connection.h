@@ -1,0 +1,78 @@
+// RAII context over an MsQuic connection. Its callback runs on one MsQuic worker at a time (MsQuic
+// serialises a connection and its streams), makes the decisions that cannot wait for JS (adopting
+// peer streams, the certificate verdict) and queues everything else as plain records.
+#pragma once
+#include <msquic.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "configuration.h"
+#include "event.h"
+#include "handle.h"
+
+namespace nmq {
+
+class Listener;
+class Stream;
+
+struct ConnectionOptions {
+  // Received bytes a stream holds for the app before MsQuic's flow control holds the peer back.
+  uint32_t stream_receive_budget = 1 << 20;
+};
+
+class Connection : public Handle {
+ public:
+  // JS thread: a client connection, opened but not started.
+  static std::shared_ptr<Connection> OpenClient(std::shared_ptr<Runtime> runtime,
+                                                const ConnectionOptions& options,
+                                                QUIC_STATUS* status);
+  // Worker thread, inside the listener's NEW_CONNECTION.
+  static std::shared_ptr<Connection> AdoptServer(std::shared_ptr<Listener> listener, HQUIC handle,
+                                                 const ConnectionOptions& options, VerifyMode verify);
+
+  // JS thread. `server_name` may be empty (no SNI); `expected_host` is what the certificate must name.
+  QUIC_STATUS Start(const Configuration& configuration, const QUIC_ADDR& remote,
+                    const std::string& server_name, const std::string& expected_host);
+  // JS thread. Graceful (CONNECTION_CLOSE with `code`) unless `silent`. Asynchronous.
+  QUIC_STATUS Shutdown(uint64_t code, bool silent);
+  // JS thread: changes the peer's stream credit. Raising takes effect at once; lowering withholds
+  // future credit. Blocks briefly inside MsQuic (it runs on the connection's worker).
+  QUIC_STATUS SetPeerStreamCounts(int32_t bidirectional, int32_t unidirectional);
+  // JS thread: the app's verdict on a certificate it was handed (VerifyMode::kCustom).
+  QUIC_STATUS CompleteCertificateValidation(bool accept);
+  // JS thread: opens and starts a local stream. It waits for the peer's credit inside MsQuic.
+  std::shared_ptr<Stream> OpenStream(bool unidirectional, QUIC_STATUS* status);
+
+  // Readable on the JS thread once the connected event was delivered.
+  const std::string& alpn() const { return alpn_; }
+  const QUIC_ADDR& local_address() const { return local_address_; }
+  const QUIC_ADDR& remote_address() const { return remote_address_; }
+  bool is_server() const { return is_server_; }
+  std::shared_ptr<Listener> listener() const { return listener_; }
+
+  Connection(std::shared_ptr<Runtime> runtime) : Handle(Kind::kConnection, std::move(runtime)) {}
+
+ private:
+  static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_CONNECTION_EVENT* event);
+  QUIC_STATUS OnEvent(QUIC_CONNECTION_EVENT* event);
+  QUIC_STATUS OnPeerCertificate(QUIC_CONNECTION_EVENT* event);
+  void OnPeerStream(QUIC_CONNECTION_EVENT* event);
+  void Push(EventType type, int32_t status = 0, uint64_t value = 0, uint64_t code = 0);
+  void CloseHandle(HQUIC handle) override;
+
+  ConnectionOptions options_;
+  bool is_server_ = false;
+  std::shared_ptr<Listener> listener_;  // server side: whose backlog this connection sits in
+  VerifyMode verify_ = VerifyMode::kNone;
+  std::string expected_host_;
+  std::string certificate_error_;       // worker only: why we refused the peer's certificate
+  std::atomic<bool> shutdown_begun_{false};
+  bool connected_ = false;              // worker only
+  std::string alpn_;
+  QUIC_ADDR local_address_ = {};
+  QUIC_ADDR remote_address_ = {};
+};
+
+}  // namespace nmq

@@ -1,0 +1,71 @@
+#include "handle.h"
+
+#include "runtime.h"
+
+namespace nmq {
+
+void Handle::Adopt(HQUIC handle) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  handle_ = handle;
+  self_ = shared_from_this();
+}
+
+bool Handle::Acquire() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_ || handle_ == nullptr) return false;
+  ++uses_;
+  return true;
+}
+
+void Handle::Release() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (--uses_ == 0 && final_event_ && !closed_) {
+    runtime_->ForgetDeferred(this);
+    CloseLocked(lock);
+  }
+}
+
+bool Handle::closed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return closed_;
+}
+
+void Handle::ForceClose() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!closed_ && handle_ != nullptr) CloseLocked(lock);
+}
+
+void Handle::Abandon() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  closed_ = true;
+  handle_ = nullptr;
+  auto keep = std::move(self_);
+  lock.unlock();
+}
+
+void Handle::OnFinalEvent(bool already_closing) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  final_event_ = true;
+  if (closed_) return;
+  if (already_closing) {
+    // ForceClose is running Close on another thread right now and owns the handle.
+    return;
+  }
+  // During teardown nobody is left to end a use, so close regardless.
+  if (uses_ == 0 || runtime_->closing()) {
+    CloseLocked(lock);
+  } else if (!runtime_->Defer(shared_from_this())) {
+    CloseLocked(lock);  // teardown began between the two checks
+  }
+}
+
+void Handle::CloseLocked(std::unique_lock<std::mutex>& lock) {
+  closed_ = true;
+  HQUIC handle = handle_;
+  auto keep = std::move(self_);  // the context may not die inside its own Close
+  // Close without the lock: MsQuic may deliver a nested final event while closing.
+  lock.unlock();
+  CloseHandle(handle);
+}
+
+}  // namespace nmq

@@ -1,0 +1,83 @@
+// What every MsQuic handle context shares: who may close the handle, and when.
+//
+// MsQuic handles are closed natively, on the worker, inside their final event (SHUTDOWN_COMPLETE or
+// STOP_COMPLETE): the protocol decides lifetime, never the GC. A JS-thread call that uses the handle
+// holds a "use" (Acquire/Release) so the worker never closes it underneath that call; if the final
+// event arrives during a use, the last Release closes it instead. The context itself is shared: the
+// handle (while open), the JS wrapper and every queued event each hold a reference, so it outlives
+// both the handle and the wrapper.
+#pragma once
+#include <msquic.h>
+
+#include <memory>
+#include <mutex>
+
+namespace nmq {
+
+class Runtime;
+
+class Handle : public std::enable_shared_from_this<Handle> {
+ public:
+  enum class Kind { kListener, kConnection, kStream };
+
+  Handle(Kind kind, std::shared_ptr<Runtime> runtime) : kind_(kind), runtime_(std::move(runtime)) {}
+  virtual ~Handle() = default;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+
+  Kind kind() const { return kind_; }
+  Runtime& runtime() const { return *runtime_; }
+  const std::shared_ptr<Runtime>& runtime_ptr() const { return runtime_; }
+
+  // JS thread: take a use of the open handle; false once its final event has closed it.
+  bool Acquire();
+  // JS thread: end a use. Closes the handle if its final event came meanwhile and this was the last use.
+  void Release();
+  // Teardown only: close now unless already closed (no use can be outstanding then).
+  void ForceClose();
+  bool closed() const;
+  // MsQuic freed the handle itself (a refused connection): forget it without closing.
+  void Abandon();
+
+  // JS thread only: the binding's strong reference to the wrapper (opaque here).
+  void* wrapper = nullptr;
+
+ protected:
+  // The handle is open and owned by this context from now on: keep the context alive until it closes.
+  void Adopt(HQUIC handle);
+  // Worker thread, inside the final event: close now, or leave it to the last use.
+  // `already_closing` is MsQuic's AppCloseInProgress (Close was called and is running right now).
+  void OnFinalEvent(bool already_closing);
+  // Calls MsQuic's Close for this handle type. Runs at most once.
+  virtual void CloseHandle(HQUIC handle) = 0;
+
+  HQUIC handle_ = nullptr;
+  // Held on behalf of the open handle; a use starts at one for handles the app must take first.
+  int uses_ = 0;
+
+ private:
+  void CloseLocked(std::unique_lock<std::mutex>& lock);
+
+  const Kind kind_;
+  std::shared_ptr<Runtime> runtime_;
+  mutable std::mutex mutex_;
+  bool final_event_ = false;
+  bool closed_ = false;
+  std::shared_ptr<Handle> self_;
+};
+
+// RAII for a use taken with Acquire.
+class HandleUse {
+ public:
+  explicit HandleUse(Handle& handle) : handle_(handle), ok_(handle.Acquire()) {}
+  ~HandleUse() {
+    if (ok_) handle_.Release();
+  }
+  explicit operator bool() const { return ok_; }
+
+ private:
+  Handle& handle_;
+  bool ok_;
+};
+
+}  // namespace nmq

@@ -1,0 +1,52 @@
+// RAII context over an MsQuic listener. NEW_CONNECTION runs on MsQuic workers, possibly several at
+// once: it decides accept/refuse from the backlog, adopts the connection natively and returns.
+#pragma once
+#include <msquic.h>
+
+#include <atomic>
+#include <memory>
+
+#include "configuration.h"
+#include "connection.h"
+#include "handle.h"
+
+namespace nmq {
+
+struct ListenerOptions {
+  // Connections received but not yet taken by the app (handshaking included). Beyond it new
+  // connections are refused (CONNECTION_REFUSED on the wire) and counted.
+  uint32_t backlog = 512;
+  ConnectionOptions connection;
+};
+
+class Listener : public Handle {
+ public:
+  // JS thread.
+  static std::shared_ptr<Listener> Open(std::shared_ptr<Runtime> runtime,
+                                        std::shared_ptr<Configuration> configuration,
+                                        const ListenerOptions& options, QUIC_STATUS* status);
+  QUIC_STATUS Start(const QUIC_ADDR& address);
+  bool LocalAddress(QUIC_ADDR* address);
+  // Asynchronous: kListenerStopped follows, and the handle closes natively.
+  void Stop();
+  // The app took one connection out of the backlog.
+  void Taken() { pending_.fetch_sub(1, std::memory_order_relaxed); }
+  // A connection left the backlog without being taken (its handshake failed).
+  void Dropped() { pending_.fetch_sub(1, std::memory_order_relaxed); }
+  uint32_t pending() const { return pending_.load(std::memory_order_relaxed); }
+  uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+
+  Listener(std::shared_ptr<Runtime> runtime) : Handle(Kind::kListener, std::move(runtime)) {}
+
+ private:
+  static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_LISTENER_EVENT* event);
+  QUIC_STATUS OnNewConnection(QUIC_LISTENER_EVENT* event);
+  void CloseHandle(HQUIC handle) override;
+
+  std::shared_ptr<Configuration> configuration_;
+  ListenerOptions options_;
+  std::atomic<uint32_t> pending_{0};
+  std::atomic<uint64_t> refused_{0};
+};
+
+}  // namespace nmq

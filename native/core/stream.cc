@@ -1,0 +1,241 @@
+#include "stream.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "api.h"
+#include "connection.h"
+#include "runtime.h"
+
+namespace nmq {
+
+namespace {
+// One allocation per send: MsQuic's buffer descriptor followed by the copied bytes.
+struct SendBlock {
+  QUIC_BUFFER buffer;
+  uint64_t length;
+};
+}  // namespace
+
+std::shared_ptr<Stream> Stream::OpenLocal(std::shared_ptr<Connection> connection, HQUIC connection_handle,
+                                          bool unidirectional, uint32_t budget, QUIC_STATUS* status) {
+  auto stream = std::make_shared<Stream>(connection->runtime_ptr());
+  stream->unidirectional_ = unidirectional;
+  stream->local_ = true;
+  stream->budget_ = budget;
+  HQUIC handle = nullptr;
+  *status = MsQuic->StreamOpen(connection_handle,
+                               unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL
+                                              : QUIC_STREAM_OPEN_FLAG_NONE,
+                               Callback, stream.get(), &handle);
+  if (QUIC_FAILED(*status)) return nullptr;
+  stream->Adopt(handle);
+  // SHUTDOWN_ON_FAIL: every started stream ends in SHUTDOWN_COMPLETE, where it closes.
+  // INDICATE_PEER_ACCEPT: a stream blocked on the peer's credit is told when it gets it.
+  *status = MsQuic->StreamStart(handle, QUIC_STREAM_START_FLAG_IMMEDIATE |
+                                            QUIC_STREAM_START_FLAG_SHUTDOWN_ON_FAIL |
+                                            QUIC_STREAM_START_FLAG_INDICATE_PEER_ACCEPT);
+  if (QUIC_FAILED(*status)) {
+    stream->ForceClose();  // never started, so no event will ever close it
+    return nullptr;
+  }
+  return stream;
+}
+
+std::shared_ptr<Stream> Stream::AdoptPeer(std::shared_ptr<Connection> connection, HQUIC handle,
+                                          bool unidirectional, uint32_t budget) {
+  auto stream = std::make_shared<Stream>(connection->runtime_ptr());
+  stream->unidirectional_ = unidirectional;
+  stream->budget_ = budget;
+  stream->uses_ = 1;  // released by Taken()
+  // Peer streams are already started; RECEIVE may follow as soon as the handler is set.
+  MsQuic->SetCallbackHandler(handle, reinterpret_cast<void*>(Callback), stream.get());
+  stream->Adopt(handle);
+  uint32_t length = sizeof(stream->id_);
+  MsQuic->GetParam(handle, QUIC_PARAM_STREAM_ID, &length, &stream->id_);  // inline on this worker
+  return stream;
+}
+
+Stream::~Stream() {
+  for (void* block : sends_) std::free(block);
+}
+
+QUIC_STATUS Stream::Send(const uint8_t* data, size_t length, bool fin) {
+  HandleUse use(*this);
+  if (!use) return QUIC_STATUS_INVALID_STATE;
+  auto* block = static_cast<SendBlock*>(std::malloc(sizeof(SendBlock) + length));
+  if (block == nullptr) return QUIC_STATUS_OUT_OF_MEMORY;
+  block->buffer.Length = static_cast<uint32_t>(length);
+  block->buffer.Buffer = reinterpret_cast<uint8_t*>(block + 1);
+  block->length = length;
+  if (length > 0) std::memcpy(block->buffer.Buffer, data, length);
+  {
+    std::lock_guard<std::mutex> lock(send_mutex_);
+    // A send after the send side ended might never complete (msquic#4307): refuse it.
+    if (send_closed_) {
+      std::free(block);
+      return QUIC_STATUS_INVALID_STATE;
+    }
+    if (fin) send_closed_ = true;
+    sends_.insert(block);
+  }
+  QUIC_STATUS status = MsQuic->StreamSend(handle_, &block->buffer, length > 0 ? 1 : 0,
+                                          fin ? QUIC_SEND_FLAG_FIN : QUIC_SEND_FLAG_NONE, block);
+  if (QUIC_FAILED(status)) {
+    std::lock_guard<std::mutex> lock(send_mutex_);
+    sends_.erase(block);
+    std::free(block);
+  }
+  return status;
+}
+
+QUIC_STATUS Stream::Shutdown(QUIC_STREAM_SHUTDOWN_FLAGS flags, uint64_t code) {
+  HandleUse use(*this);
+  if (!use) return QUIC_STATUS_INVALID_STATE;
+  if (flags & (QUIC_STREAM_SHUTDOWN_FLAG_GRACEFUL | QUIC_STREAM_SHUTDOWN_FLAG_ABORT_SEND)) {
+    std::lock_guard<std::mutex> lock(send_mutex_);
+    send_closed_ = true;
+  }
+  return MsQuic->StreamShutdown(handle_, flags, code);
+}
+
+void Stream::Consumed(uint64_t bytes) {
+  bool resume = false;
+  {
+    std::lock_guard<std::mutex> lock(receive_mutex_);
+    buffered_ -= std::min(bytes, buffered_);
+    // Decided under the same lock RECEIVE pauses under, so a pause is never missed.
+    if (paused_ && buffered_ <= budget_ / 2) {
+      paused_ = false;
+      resume = true;
+    }
+  }
+  if (resume) {
+    HandleUse use(*this);
+    if (use) MsQuic->StreamReceiveSetEnabled(handle_, TRUE);
+  }
+}
+
+void Stream::CloseHandle(HQUIC handle) {
+  MsQuic->StreamClose(handle);
+}
+
+void Stream::Push(EventType type, int32_t status, uint64_t value, uint64_t code) {
+  Event record;
+  record.target = shared_from_this();
+  record.type = type;
+  record.status = status;
+  record.value = value;
+  record.code = code;
+  runtime().queue().Push(std::move(record));
+}
+
+// MsQuic worker thread. Must not block, and never calls into JS.
+QUIC_STATUS QUIC_API Stream::Callback(HQUIC, void* context, QUIC_STREAM_EVENT* event) {
+  return static_cast<Stream*>(context)->OnEvent(event);
+}
+
+QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
+  switch (event->Type) {
+    case QUIC_STREAM_EVENT_START_COMPLETE:
+      id_ = event->START_COMPLETE.ID;
+      Push(EventType::kStreamStartComplete, event->START_COMPLETE.Status, event->START_COMPLETE.ID,
+           event->START_COMPLETE.PeerAccepted ? 1 : 0);
+      break;
+    case QUIC_STREAM_EVENT_PEER_ACCEPTED:
+      Push(EventType::kStreamPeerAccepted);
+      break;
+    case QUIC_STREAM_EVENT_RECEIVE:
+      return OnReceive(event);
+    case QUIC_STREAM_EVENT_SEND_COMPLETE: {
+      void* block = event->SEND_COMPLETE.ClientContext;
+      uint64_t length = 0;
+      {
+        std::lock_guard<std::mutex> lock(send_mutex_);
+        if (sends_.erase(block) == 0) block = nullptr;
+      }
+      if (block != nullptr) {
+        length = static_cast<SendBlock*>(block)->length;
+        std::free(block);
+      }
+      Push(EventType::kStreamSendComplete, 0, length, event->SEND_COMPLETE.Canceled ? 1 : 0);
+      break;
+    }
+    case QUIC_STREAM_EVENT_PEER_SEND_SHUTDOWN:
+      Push(EventType::kStreamPeerSendShutdown);
+      break;
+    case QUIC_STREAM_EVENT_PEER_SEND_ABORTED:
+      Push(EventType::kStreamPeerSendAborted, 0, 0, event->PEER_SEND_ABORTED.ErrorCode);
+      break;
+    case QUIC_STREAM_EVENT_PEER_RECEIVE_ABORTED: {
+      std::lock_guard<std::mutex> lock(send_mutex_);
+      send_closed_ = true;
+    }
+      Push(EventType::kStreamPeerReceiveAborted, 0, 0, event->PEER_RECEIVE_ABORTED.ErrorCode);
+      break;
+    case QUIC_STREAM_EVENT_SEND_SHUTDOWN_COMPLETE: {
+      std::lock_guard<std::mutex> lock(send_mutex_);
+      send_closed_ = true;
+    }
+      Push(EventType::kStreamSendShutdownComplete, 0, event->SEND_SHUTDOWN_COMPLETE.Graceful ? 1 : 0);
+      break;
+    case QUIC_STREAM_EVENT_IDEAL_SEND_BUFFER_SIZE:
+      Push(EventType::kStreamIdealSendBuffer, 0, event->IDEAL_SEND_BUFFER_SIZE.ByteCount);
+      break;
+    case QUIC_STREAM_EVENT_SHUTDOWN_COMPLETE: {
+      uint64_t flags = 0;
+      if (event->SHUTDOWN_COMPLETE.ConnectionShutdown) flags |= kConnectionShutdown;
+      if (event->SHUTDOWN_COMPLETE.ConnectionClosedRemotely) flags |= kConnectionClosedRemotely;
+      {
+        std::lock_guard<std::mutex> lock(send_mutex_);
+        send_closed_ = true;
+      }
+      Push(EventType::kStreamShutdownComplete, 0, flags, event->SHUTDOWN_COMPLETE.ConnectionErrorCode);
+      OnFinalEvent(event->SHUTDOWN_COMPLETE.AppCloseInProgress);
+      break;
+    }
+    default:
+      break;
+  }
+  return QUIC_STATUS_SUCCESS;
+}
+
+QUIC_STATUS Stream::OnReceive(QUIC_STREAM_EVENT* event) {
+  const uint64_t offered = event->RECEIVE.TotalBufferLength;
+  uint64_t take = 0;
+  {
+    std::lock_guard<std::mutex> lock(receive_mutex_);
+    take = std::min(offered, budget_ > buffered_ ? budget_ - buffered_ : 0);
+    buffered_ += take;
+    // Consuming less than offered makes MsQuic stop indicating until Consumed() re-enables it.
+    if (take < offered) paused_ = true;
+  }
+  if (take > 0) {
+    Event record;
+    record.target = shared_from_this();
+    record.type = EventType::kStreamData;
+    record.data.reset(static_cast<uint8_t*>(std::malloc(take)));
+    if (!record.data) {
+      std::lock_guard<std::mutex> lock(receive_mutex_);
+      buffered_ -= take;
+      paused_ = true;
+      take = 0;
+    } else {
+      // The descriptors and the bytes are valid only during this callback: copy now.
+      uint64_t copied = 0;
+      for (uint32_t i = 0; i < event->RECEIVE.BufferCount && copied < take; ++i) {
+        const QUIC_BUFFER& buffer = event->RECEIVE.Buffers[i];
+        uint64_t n = std::min<uint64_t>(buffer.Length, take - copied);
+        std::memcpy(record.data.get() + copied, buffer.Buffer, n);
+        copied += n;
+      }
+      record.data_length = take;
+      runtime().queue().Push(std::move(record));
+    }
+  }
+  event->RECEIVE.TotalBufferLength = take;
+  return QUIC_STATUS_SUCCESS;
+}
+
+}  // namespace nmq

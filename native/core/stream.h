@@ -1,0 +1,73 @@
+// RAII context over an MsQuic stream.
+//
+// Receive: each RECEIVE copies what fits in the stream's budget and consumes only that much; a
+// partial consume pauses MsQuic's indications, so a reader that stops reading holds the peer back
+// through QUIC flow control instead of growing memory. The app reports what it has taken
+// (Consumed), which resumes receiving once half the budget is free.
+// Send: bytes are copied once into a native block that MsQuic owns until SEND_COMPLETE, where the
+// worker frees it; the app learns of completions through events.
+#pragma once
+#include <msquic.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_set>
+
+#include "event.h"
+#include "handle.h"
+
+namespace nmq {
+
+class Connection;
+
+class Stream : public Handle {
+ public:
+  // JS thread: opens and starts a local stream on `connection` (a handle the caller holds a use of).
+  static std::shared_ptr<Stream> OpenLocal(std::shared_ptr<Connection> connection, HQUIC connection_handle,
+                                           bool unidirectional, uint32_t budget, QUIC_STATUS* status);
+  // Worker thread, inside PEER_STREAM_STARTED. The stream holds a use until the app takes it.
+  static std::shared_ptr<Stream> AdoptPeer(std::shared_ptr<Connection> connection, HQUIC handle,
+                                           bool unidirectional, uint32_t budget);
+
+  // JS thread. Copies the bytes; `fin` ends the send direction after them.
+  QUIC_STATUS Send(const uint8_t* data, size_t length, bool fin);
+  // JS thread. `flags` are QUIC_STREAM_SHUTDOWN_FLAGs.
+  QUIC_STATUS Shutdown(QUIC_STREAM_SHUTDOWN_FLAGS flags, uint64_t code);
+  // JS thread: the app took `bytes` of received data off the stream's budget.
+  void Consumed(uint64_t bytes);
+  // JS thread: the app took this peer stream; from now on it closes as soon as it shuts down.
+  void Taken() { Release(); }
+
+  uint64_t id() const { return id_; }  // valid once started (peer streams: at once)
+  bool unidirectional() const { return unidirectional_; }
+  bool local() const { return local_; }
+
+  Stream(std::shared_ptr<Runtime> runtime) : Handle(Kind::kStream, std::move(runtime)) {}
+  ~Stream() override;
+
+ private:
+  static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_STREAM_EVENT* event);
+  QUIC_STATUS OnEvent(QUIC_STREAM_EVENT* event);
+  QUIC_STATUS OnReceive(QUIC_STREAM_EVENT* event);
+  void Push(EventType type, int32_t status = 0, uint64_t value = 0, uint64_t code = 0);
+  void CloseHandle(HQUIC handle) override;
+
+  uint64_t id_ = UINT64_MAX;
+  bool unidirectional_ = false;
+  bool local_ = false;
+
+  // Receive budget, shared by the worker (RECEIVE) and the JS thread (Consumed).
+  std::mutex receive_mutex_;
+  uint64_t budget_ = 0;
+  uint64_t buffered_ = 0;
+  bool paused_ = false;
+
+  // Send blocks MsQuic has not completed yet. Normally SEND_COMPLETE frees them all; whatever a
+  // send racing the stream's end left behind (msquic#4307) is freed with the context.
+  std::mutex send_mutex_;
+  std::unordered_set<void*> sends_;
+  bool send_closed_ = false;
+};
+
+}  // namespace nmq

@@ -1,0 +1,125 @@
+/**
+ * The one error table. Transport and peer failures are {@link QuicError}s with a stable `code`;
+ * misuse (a bad argument, a closed object) throws a TypeError or RangeError synchronously.
+ */
+
+/** Stable error codes carried by {@link QuicError}. */
+export const QuicErrorCode = {
+  /** The peer refused the connection (no listener, or its accept backlog was full). */
+  CONNECTION_REFUSED: 'ERR_QUIC_CONNECTION_REFUSED',
+  /** The TLS/QUIC handshake failed for a reason other than the certificate. */
+  HANDSHAKE_FAILED: 'ERR_QUIC_HANDSHAKE_FAILED',
+  /** The client and server share no ALPN protocol. */
+  ALPN: 'ERR_QUIC_ALPN',
+  /** A certificate was rejected: untrusted chain, wrong name, or refused by `verifyPeer`. */
+  CERTIFICATE: 'ERR_QUIC_CERTIFICATE',
+  /** The connection was idle longer than its idle timeout. */
+  IDLE_TIMEOUT: 'ERR_QUIC_IDLE_TIMEOUT',
+  /** The peer did not answer in time (handshake or loss). */
+  TIMEOUT: 'ERR_QUIC_TIMEOUT',
+  /** The peer closed the connection with an application error code. */
+  PEER_CLOSED: 'ERR_QUIC_PEER_CLOSED',
+  /** The peer reset the stream (RESET_STREAM) or asked us to stop sending (STOP_SENDING). */
+  STREAM_RESET: 'ERR_QUIC_STREAM_RESET',
+  /** An operation was aborted through its AbortSignal. */
+  ABORTED: 'ERR_QUIC_ABORTED',
+  /** The object (listener, connection, stream) is closed. */
+  CLOSED: 'ERR_QUIC_CLOSED',
+  /** The local address is in use. */
+  ADDRESS_IN_USE: 'ERR_QUIC_ADDRESS_IN_USE',
+  /** The peer's address cannot be reached. */
+  UNREACHABLE: 'ERR_QUIC_UNREACHABLE',
+  /** The certificate or key could not be loaded. */
+  INVALID_CREDENTIALS: 'ERR_QUIC_INVALID_CREDENTIALS',
+  /** Anything else MsQuic reported; `statusName` says what. */
+  INTERNAL: 'ERR_QUIC_INTERNAL'
+} as const
+
+export type QuicErrorCode = typeof QuicErrorCode[keyof typeof QuicErrorCode]
+
+export interface QuicErrorOptions {
+  /** MsQuic's status code, when MsQuic reported the failure. */
+  status?: number
+  /** MsQuic's status by name, e.g. `QUIC_STATUS_CONNECTION_REFUSED`. */
+  statusName?: string
+  /** The application error code the peer sent, or that we sent. */
+  errorCode?: number | bigint
+  cause?: unknown
+}
+
+/** A QUIC failure, with a stable `code` to branch on. */
+export class QuicError extends Error {
+  override readonly name = 'QuicError'
+  readonly code: QuicErrorCode
+  readonly status?: number
+  readonly statusName?: string
+  readonly errorCode?: number | bigint
+
+  constructor (code: QuicErrorCode, message: string, options: QuicErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.status = options.status
+    this.statusName = options.statusName
+    this.errorCode = options.errorCode
+  }
+}
+
+const byStatus: Record<string, QuicErrorCode> = {
+  QUIC_STATUS_CONNECTION_REFUSED: QuicErrorCode.CONNECTION_REFUSED,
+  QUIC_STATUS_HANDSHAKE_FAILURE: QuicErrorCode.HANDSHAKE_FAILED,
+  QUIC_STATUS_TLS_ERROR: QuicErrorCode.HANDSHAKE_FAILED,
+  QUIC_STATUS_VER_NEG_ERROR: QuicErrorCode.HANDSHAKE_FAILED,
+  QUIC_STATUS_PROTOCOL_ERROR: QuicErrorCode.HANDSHAKE_FAILED,
+  QUIC_STATUS_ALPN_NEG_FAILURE: QuicErrorCode.ALPN,
+  QUIC_STATUS_ALPN_IN_USE: QuicErrorCode.ADDRESS_IN_USE,
+  QUIC_STATUS_BAD_CERTIFICATE: QuicErrorCode.CERTIFICATE,
+  QUIC_STATUS_UNSUPPORTED_CERTIFICATE: QuicErrorCode.CERTIFICATE,
+  QUIC_STATUS_REVOKED_CERTIFICATE: QuicErrorCode.CERTIFICATE,
+  QUIC_STATUS_EXPIRED_CERTIFICATE: QuicErrorCode.CERTIFICATE,
+  QUIC_STATUS_UNKNOWN_CERTIFICATE: QuicErrorCode.CERTIFICATE,
+  QUIC_STATUS_REQUIRED_CERTIFICATE: QuicErrorCode.CERTIFICATE,
+  QUIC_STATUS_CERT_EXPIRED: QuicErrorCode.CERTIFICATE,
+  QUIC_STATUS_CERT_UNTRUSTED_ROOT: QuicErrorCode.CERTIFICATE,
+  QUIC_STATUS_CERT_NO_CERT: QuicErrorCode.CERTIFICATE,
+  QUIC_STATUS_CONNECTION_IDLE: QuicErrorCode.IDLE_TIMEOUT,
+  QUIC_STATUS_CONNECTION_TIMEOUT: QuicErrorCode.TIMEOUT,
+  QUIC_STATUS_ADDRESS_IN_USE: QuicErrorCode.ADDRESS_IN_USE,
+  QUIC_STATUS_UNREACHABLE: QuicErrorCode.UNREACHABLE,
+  QUIC_STATUS_ABORTED: QuicErrorCode.ABORTED,
+  QUIC_STATUS_USER_CANCELED: QuicErrorCode.ABORTED
+}
+
+/** The QuicError for an MsQuic status, by the status's name. */
+export function errorFromStatus (statusName: string, status: number, message: string, options: QuicErrorOptions = {}): QuicError {
+  const code = byStatus[statusName] ?? QuicErrorCode.INTERNAL
+  return new QuicError(code, `${message} (${statusName})`, { ...options, status, statusName })
+}
+
+/** Throws a TypeError with Node's `ERR_INVALID_ARG_TYPE` code. */
+export function invalidArgType (name: string, expected: string, actual: unknown): TypeError {
+  const error = new TypeError(`The "${name}" option must be ${expected}; received ${describe(actual)}`)
+  return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' })
+}
+
+/** A RangeError or TypeError with Node's `ERR_INVALID_ARG_VALUE` / `ERR_OUT_OF_RANGE` code. */
+export function invalidArgValue (name: string, reason: string, actual: unknown, range = false): Error {
+  const error = range ? new RangeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
+    : new TypeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
+  return Object.assign(error, { code: range ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_VALUE' })
+}
+
+/** The error thrown when a closed object is used. */
+export function closedError (what: string): QuicError {
+  return new QuicError(QuicErrorCode.CLOSED, `${what} is closed`)
+}
+
+/** The error an aborted operation rejects with. */
+export function abortedError (signal: AbortSignal, what: string): QuicError {
+  return new QuicError(QuicErrorCode.ABORTED, `${what} was aborted`, { cause: signal.reason })
+}
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
+  if (value === null || value === undefined || typeof value !== 'object') return String(value)
+  return `an instance of ${value.constructor?.name ?? 'Object'}`
+}

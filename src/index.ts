@@ -1,0 +1,20 @@
+/**
+ * node-msquic: QUIC for Node.js on Microsoft's MsQuic.
+ *
+ * @example
+ * ```ts
+ * import { listen, connect, createSelfSignedCertificate } from 'node-msquic'
+ * const { cert, key } = await createSelfSignedCertificate()
+ * const listener = await listen({ port: 0, alpn: 'echo', cert, key })
+ * const client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'echo', ca: cert })
+ * ```
+ * @packageDocumentation
+ */
+export { listen, QuicListener, type ListenOptions, type ListenerStats } from './quic/listener.js'
+export { connect, type ConnectOptions } from './quic/connect.js'
+export { QuicConnection, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents } from './quic/connection.js'
+export { QuicStream } from './quic/stream.js'
+export { createSelfSignedCertificate, type SelfSignedOptions } from './quic/certificate.js'
+export type { QuicSettings, TlsOptions, PeerCertificate, VerifyPeer } from './quic/config.js'
+export { QuicError, QuicErrorCode, type QuicErrorOptions } from './errors.js'
+export { setWorkerCount } from './native.js'

@@ -1,0 +1,146 @@
+/**
+ * Loads the addon and describes its surface. Every other module depends on these types, not on
+ * the `.node` file. The runtime (MsQuic registration, event queue) opens lazily on first use.
+ */
+import { createRequire } from 'node:module'
+import { availableParallelism } from 'node:os'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { errorFromStatus } from './errors.js'
+
+/** Fields shared by the native events; see native/core/event.h. */
+export type EventHandler = (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown) => void
+
+/** Every native wrapper carries the TS object that handles its events. */
+export interface NativeHandle {
+  owner?: { onNativeEvent: EventHandler }
+}
+
+export interface NativeConfiguration {
+  close(): void
+}
+
+export interface NativeListener extends NativeHandle {
+  address(): { address: string, family: 'IPv4' | 'IPv6', port: number } | null
+  stop(): void
+  stats(): { pending: number, refused: number }
+}
+
+export interface NativeAddress { address: string, family: 'IPv4' | 'IPv6', port: number }
+
+export interface NativeConnection extends NativeHandle {
+  shutdown(code: number | bigint, silent: boolean): void
+  openStream(unidirectional: boolean): NativeStream
+  setPeerStreamCounts(bidirectional: number, unidirectional: number): void
+  completeCertificateValidation(accept: boolean): boolean
+  taken(): void
+  info(): { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
+}
+
+export interface NativeStream extends NativeHandle {
+  send(data: Uint8Array | undefined, fin: boolean): void
+  shutdown(flags: number, code: number | bigint): boolean
+  consumed(bytes: number): void
+  taken(): void
+  id(): number | null
+  unidirectional(): boolean
+}
+
+export interface ConfigurationInit {
+  client: boolean
+  alpn: string[]
+  certFile?: string
+  keyFile?: string
+  caFile?: string
+  verify: 'none' | 'builtin' | 'custom'
+  requestClientCertificate?: boolean
+  settings: Record<string, number>
+}
+
+export interface NativeBinding {
+  init(dispatch: (batch: unknown[]) => void, makeError: (name: string, status: number, message: string) => Error, workers: number): void
+  createSelfSignedCertificate(hosts: string[], days: number): { cert: string, key: string }
+  workerCount(): number
+  statusName(status: number): string
+  Configuration: new (init: ConfigurationInit) => NativeConfiguration
+  Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number) => NativeListener
+  Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number) => NativeConnection
+}
+
+/** Event type numbers, as in native/core/event.h. */
+export const Ev = {
+  ListenerStopped: 1,
+  ListenerConnection: 2,
+  ConnectionConnected: 3,
+  ConnectionShutdownByTransport: 4,
+  ConnectionShutdownByPeer: 5,
+  ConnectionShutdownComplete: 6,
+  ConnectionPeerStream: 7,
+  ConnectionStreamsAvailable: 8,
+  ConnectionPeerNeedsStreams: 9,
+  ConnectionPeerCertificate: 10,
+  StreamStartComplete: 11,
+  StreamPeerAccepted: 12,
+  StreamData: 13,
+  StreamPeerSendShutdown: 14,
+  StreamPeerSendAborted: 15,
+  StreamPeerReceiveAborted: 16,
+  StreamSendComplete: 17,
+  StreamSendShutdownComplete: 18,
+  StreamIdealSendBuffer: 19,
+  StreamShutdownComplete: 20
+} as const
+
+/** Bits of `value` in the shutdown-complete events. */
+export const ShutdownFlag = { HandshakeCompleted: 1, PeerAcknowledged: 2, ClosedRemotely: 4, ConnectionShutdown: 8 } as const
+
+/** MsQuic's QUIC_STREAM_SHUTDOWN_FLAGs. */
+export const StreamShutdown = { Graceful: 1, AbortSend: 2, AbortReceive: 4, Abort: 6, Immediate: 8 } as const
+
+function locate (): string {
+  const here = dirname(fileURLToPath(import.meta.url))
+  for (const candidate of [join(here, '..', 'build', 'Release', 'node_msquic.node'), join(here, '..', '..', 'build', 'Release', 'node_msquic.node')]) {
+    if (existsSync(candidate)) return candidate
+  }
+  throw new Error('node-msquic: the native addon is not built; run `npm run build:native`')
+}
+
+const require = createRequire(import.meta.url)
+export const native: NativeBinding = require(locate())
+
+/**
+ * Runs every event of one native wake-up, in order. An exception from user code must not stop the
+ * batch (the rest would be lost), so each is caught and rethrown on its own tick.
+ */
+function dispatch (batch: unknown[]): void {
+  for (let i = 0; i < batch.length; i += 6) {
+    const target = batch[i] as NativeHandle
+    try {
+      target.owner?.onNativeEvent(batch[i + 1] as number, batch[i + 2] as number, batch[i + 3] as number | bigint, batch[i + 4] as number | bigint, batch[i + 5])
+    } catch (error) {
+      process.nextTick(() => { throw error })
+    }
+  }
+}
+
+let started = false
+let workers = 0
+
+/**
+ * Sets how many MsQuic worker threads to start (default: `os.availableParallelism()`). Takes effect
+ * only before the first listener or connection of the process.
+ */
+export function setWorkerCount (count: number): void {
+  if (!Number.isInteger(count) || count < 1 || count > 1024) throw new RangeError('The worker count must be an integer from 1 to 1024')
+  workers = count
+}
+
+/** Opens this environment's runtime on first use; returns the binding. */
+export function runtime (): NativeBinding {
+  if (!started) {
+    native.init(dispatch, (name, status, message) => errorFromStatus(name, status, message), workers || availableParallelism())
+    started = true
+  }
+  return native
+}

@@ -1,0 +1,64 @@
+/** connect(): a client connection, verified against `ca` (or the system's roots) by default. */
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { abortedError, invalidArgType, invalidArgValue } from '../errors.js'
+import { runtime } from '../native.js'
+import { alpnList, createConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions } from './config.js'
+import { QuicConnection } from './connection.js'
+import { kConnected } from './symbols.js'
+
+export interface ConnectOptions extends TlsOptions, QuicSettings {
+  /** Host name or IP address of the server. */
+  host: string
+  /** UDP port of the server. */
+  port: number
+  /** Name the server's certificate must carry, and the SNI sent. Default: `host` (no SNI for an IP). */
+  servername?: string
+  /** PEM CA certificate(s) to trust instead of the system's. */
+  ca?: string | Buffer | Array<string | Buffer>
+  /** Check the server's certificate (chain and name). Default true. */
+  rejectUnauthorized?: boolean
+  /** Aborts the connection attempt. */
+  signal?: AbortSignal
+}
+
+/** Connects to a QUIC server; resolves once the handshake has completed. */
+export async function connect (options: ConnectOptions): Promise<QuicConnection> {
+  if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+  if (typeof options.host !== 'string' || options.host === '') throw invalidArgType('host', 'a non-empty string', options.host)
+  const remotePort = port(options.port, false)
+  const alpn = alpnList(options.alpn)
+  if (options.servername !== undefined && (typeof options.servername !== 'string' || options.servername === '')) {
+    throw invalidArgValue('servername', 'must be a non-empty string', options.servername)
+  }
+  if (options.verifyPeer !== undefined && typeof options.verifyPeer !== 'function') throw invalidArgType('verifyPeer', 'a function', options.verifyPeer)
+  const { settings, budget } = nativeSettings(options)
+  const signal = options.signal
+  if (signal?.aborted === true) throw abortedError(signal, 'connect')
+
+  const literal = isIP(options.host) !== 0
+  const ip = literal ? options.host : (await lookup(options.host)).address
+  const expectedHost = options.servername ?? options.host
+  // No SNI for an IP literal (MsQuic 2.5 would otherwise send the address as a name).
+  const serverName = options.servername ?? (literal ? '' : options.host)
+  const verify = options.verifyPeer !== undefined ? 'custom' : options.rejectUnauthorized === false ? 'none' : 'builtin'
+  const configuration = createConfiguration({ client: true, cert: options.cert, key: options.key, ca: options.ca, verify, alpn, settings })
+  const handle = new (runtime().Connection)(configuration, ip, remotePort, serverName, expectedHost, budget)
+  const connection = new QuicConnection(handle, { server: false, verifyPeer: options.verifyPeer })
+  const connected = connection[kConnected]
+  if (signal === undefined) {
+    await connected
+    return connection
+  }
+  const onAbort = (): void => { void connection.close() }
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    await connected
+  } catch (error) {
+    if (signal.aborted) throw abortedError(signal, 'connect')
+    throw error
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+  return connection
+}

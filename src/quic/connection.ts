@@ -1,0 +1,293 @@
+/**
+ * QuicConnection: one QUIC connection, client or server. Peer streams are queued the moment MsQuic
+ * reports them (natively first, then here) and handed out oldest first by acceptStream(), whenever
+ * it is called. JS thread only.
+ */
+import { EventEmitter } from 'node:events'
+import { QuicError, QuicErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue } from '../errors.js'
+import { Ev, native, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
+import { AcceptQueue } from './accept-queue.js'
+import type { VerifyPeer } from './config.js'
+import { QuicStream } from './stream.js'
+import { kCloseError, kConnected, kOpened, kStreamBlocked, kTaken } from './symbols.js'
+
+/** How and why a connection closed. */
+export interface QuicCloseInfo {
+  /** Who closed it: this side, the peer (CONNECTION_CLOSE with an application code), or the transport. */
+  by: 'local' | 'peer' | 'transport'
+  /** The application error code (local or peer), or the transport's wire error code. */
+  code: number | bigint
+  /** The reason given to close(), for local closes. */
+  reason?: string
+  /** Set when the close was not a clean application close with code 0. */
+  error?: QuicError
+}
+
+export interface OpenStreamOptions {
+  /** Open a unidirectional (send-only) stream. Default false. */
+  unidirectional?: boolean
+  /** Gives up waiting for the peer's stream credit. */
+  signal?: AbortSignal
+}
+
+export interface CloseOptions {
+  /** Application error code sent to the peer (0 to 2^62-1). Default 0. */
+  code?: number | bigint
+  /** Kept locally in `closed`; not sent on the wire. */
+  reason?: string
+}
+
+export interface QuicConnectionEvents {
+  /** Local streams waiting for the peer's stream credit changed (see `blockedStreams`). */
+  streamsBlocked: [count: number]
+  /** The peer granted more stream credit. */
+  streamsAvailable: [available: { bidirectional: number, unidirectional: number }]
+  /** The peer wants to open streams but has no credit left (informational). */
+  peerNeedsStreams: [info: { bidirectional: boolean }]
+  /** The connection closed; the same value `closed` resolves with. */
+  close: [info: QuicCloseInfo]
+}
+
+interface ConnectionInit {
+  server: boolean
+  verifyPeer?: VerifyPeer
+  /** Server side: called once the handshake completes (the listener queues it for accept()). */
+  onConnected?: (connection: QuicConnection) => void
+}
+
+export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
+  readonly #native: NativeConnection
+  readonly #server: boolean
+  readonly #verifyPeer?: VerifyPeer
+  readonly #onConnected?: (connection: QuicConnection) => void
+  readonly #inbound = new AcceptQueue<QuicStream>('acceptStream', stream => stream[kTaken]())
+  readonly #closed: Promise<QuicCloseInfo>
+  #resolveClosed!: (info: QuicCloseInfo) => void
+  #connected?: { resolve: () => void, reject: (error: Error) => void }
+  #state: 'connecting' | 'open' | 'closing' | 'closed'
+  #closeInfo?: QuicCloseInfo
+  #info?: { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
+  #blockedStreams = 0
+
+  /** @internal Connections come from connect() and QuicListener.accept(). */
+  constructor (handle: NativeConnection, init: ConnectionInit) {
+    super()
+    this.#native = handle
+    this.#server = init.server
+    this.#verifyPeer = init.verifyPeer
+    this.#onConnected = init.onConnected
+    this.#state = 'connecting'
+    this.#closed = new Promise(resolve => { this.#resolveClosed = resolve })
+    handle.owner = this
+  }
+
+  /** 'client' or 'server'. */
+  get side (): 'client' | 'server' {
+    return this.#server ? 'server' : 'client'
+  }
+
+  /** The negotiated ALPN protocol. */
+  get alpnProtocol (): string | undefined {
+    return this.#info?.alpn
+  }
+
+  /** This side's address, as node:net reports addresses. */
+  get localAddress (): NativeAddress | undefined {
+    return this.#info?.localAddress
+  }
+
+  /** The peer's address. */
+  get remoteAddress (): NativeAddress | undefined {
+    return this.#info?.remoteAddress
+  }
+
+  /** Local streams opened but waiting for the peer to grant stream credit. */
+  get blockedStreams (): number {
+    return this.#blockedStreams
+  }
+
+  /** Peer streams received and not yet accepted. */
+  get pendingStreams (): number {
+    return this.#inbound.size
+  }
+
+  /** Resolves once the connection has closed, telling who closed it and why. Never rejects. */
+  get closed (): Promise<QuicCloseInfo> {
+    return this.#closed
+  }
+
+  /**
+   * Opens a stream. If the peer's stream credit is used up, waits inside QUIC flow control for
+   * more (see `blockedStreams` and the `streamsBlocked` event) rather than failing.
+   */
+  async openStream (options: OpenStreamOptions = {}): Promise<QuicStream> {
+    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    this.#assertOpen()
+    const signal = options.signal
+    if (signal?.aborted === true) throw abortedError(signal, 'openStream')
+    let handle: NativeStream
+    try {
+      handle = this.#native.openStream(options.unidirectional === true)
+    } catch (error) {
+      throw this[kCloseError]() ?? error
+    }
+    const stream = new QuicStream(handle, this, true)
+    if (signal === undefined) {
+      await stream[kOpened]
+      return stream
+    }
+    const onAbort = (): void => { stream.destroy(abortedError(signal, 'openStream')) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      await stream[kOpened]
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+    return stream
+  }
+
+  /**
+   * The oldest peer stream not yet accepted; waits for one. Streams that arrived before this call,
+   * or while the app was busy, are all here. Rejects with ERR_QUIC_CLOSED once the connection has
+   * closed and no stream is left.
+   */
+  acceptStream (options: { signal?: AbortSignal } = {}): Promise<QuicStream> {
+    return this.#inbound.take(options.signal)
+  }
+
+  /** Yields peer streams as acceptStream() would, until the connection closes. */
+  async * [Symbol.asyncIterator] (): AsyncGenerator<QuicStream, void, undefined> {
+    while (true) {
+      try {
+        yield await this.acceptStream()
+      } catch (error) {
+        if (error instanceof QuicError && this.#state === 'closed') return
+        throw error
+      }
+    }
+  }
+
+  /**
+   * Changes the stream credit granted to the peer at runtime. Raising takes effect at once;
+   * lowering withholds new credit until the peer's open streams fall below the new limit.
+   */
+  setStreamLimits (limits: { bidirectional?: number, unidirectional?: number }): void {
+    const check = (name: string, value: number | undefined): number => {
+      if (value === undefined) return -1
+      if (!Number.isInteger(value) || value < 0 || value > 65535) throw invalidArgValue(name, 'must be an integer from 0 to 65535', value, true)
+      return value
+    }
+    this.#assertOpen()
+    this.#native.setPeerStreamCounts(check('bidirectional', limits.bidirectional), check('unidirectional', limits.unidirectional))
+  }
+
+  /**
+   * Closes the connection: the peer gets CONNECTION_CLOSE with `code`, every stream ends. Resolves
+   * once closed. Calling it again, or on a closed connection, waits for the same close.
+   */
+  async close (options: CloseOptions = {}): Promise<QuicCloseInfo> {
+    const code = options.code ?? 0
+    if ((typeof code !== 'number' && typeof code !== 'bigint') || code < 0 || (typeof code === 'number' && !Number.isInteger(code))) {
+      throw invalidArgValue('code', 'must be an integer from 0 to 2^62-1', code, true)
+    }
+    if (this.#state === 'connecting' || this.#state === 'open') {
+      this.#state = 'closing'
+      this.#closeInfo ??= { by: 'local', code, reason: options.reason }
+      this.#native.shutdown(code, false)
+    }
+    return await this.#closed
+  }
+
+  /** @internal */
+  get [kConnected] (): Promise<void> {
+    if (this.#state !== 'connecting') return this.#state === 'open' ? Promise.resolve() : Promise.reject(this[kCloseError]() ?? closedError('The connection'))
+    return new Promise((resolve, reject) => { this.#connected = { resolve, reject } })
+  }
+
+  /** @internal The app took this connection from its listener's backlog. */
+  [kTaken] (): void {
+    this.#native.taken()
+  }
+
+  /** @internal Why the connection closed, as an error (undefined while open or after a clean close). */
+  [kCloseError] (): QuicError | undefined {
+    if (this.#closeInfo === undefined) return undefined
+    return this.#closeInfo.error ?? closedError('The connection')
+  }
+
+  /** @internal */
+  [kStreamBlocked] (_stream: QuicStream, blocked: boolean): void {
+    this.#blockedStreams += blocked ? 1 : -1
+    this.emit('streamsBlocked', this.#blockedStreams)
+  }
+
+  /** @internal Runs on the JS thread for each native event of this connection, in order. */
+  onNativeEvent (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
+    switch (type) {
+      case Ev.ConnectionPeerStream:
+        this.#inbound.push(new QuicStream(extra as NativeStream, this, false))
+        break
+      case Ev.ConnectionConnected:
+        this.#info = this.#native.info()
+        if (this.#state === 'connecting') this.#state = 'open'
+        this.#connected?.resolve()
+        this.#onConnected?.(this)
+        break
+      case Ev.ConnectionShutdownByTransport:
+        this.#closeInfo ??= {
+          by: 'transport',
+          code,
+          error: typeof extra === 'string'
+            ? new QuicError(QuicErrorCode.CERTIFICATE, extra, { status, statusName: native.statusName(status) })
+            : errorFromStatus(native.statusName(status), status, 'The connection was closed by the transport')
+        }
+        break
+      case Ev.ConnectionShutdownByPeer:
+        this.#closeInfo ??= {
+          by: 'peer',
+          code,
+          error: code === 0 ? undefined : new QuicError(QuicErrorCode.PEER_CLOSED, `The peer closed the connection (code ${code})`, { errorCode: code })
+        }
+        break
+      case Ev.ConnectionShutdownComplete:
+        this.#onClosed()
+        break
+      case Ev.ConnectionStreamsAvailable:
+        this.emit('streamsAvailable', { bidirectional: Number(value), unidirectional: Number(code) })
+        break
+      case Ev.ConnectionPeerNeedsStreams:
+        this.emit('peerNeedsStreams', { bidirectional: value === 1 })
+        break
+      case Ev.ConnectionPeerCertificate:
+        this.#verify(extra as Buffer | undefined)
+        break
+    }
+  }
+
+  #verify (der: Buffer | undefined): void {
+    const verifyPeer = this.#verifyPeer
+    const answer = (accept: boolean): void => { this.#native.completeCertificateValidation(accept) }
+    if (verifyPeer === undefined) {
+      answer(false)
+      return
+    }
+    Promise.resolve()
+      .then(() => verifyPeer({ der }))
+      .then(result => answer(result === true), () => answer(false))
+  }
+
+  #onClosed (): void {
+    this.#state = 'closed'
+    const info = this.#closeInfo ?? { by: 'local', code: 0 }
+    this.#closeInfo = info
+    const error = this[kCloseError]() as QuicError
+    this.#connected?.reject(info.error ?? error)
+    this.#inbound.close(error)
+    this.#resolveClosed(info)
+    this.emit('close', info)
+  }
+
+  #assertOpen (): void {
+    if (this.#state === 'closing' || this.#state === 'closed') throw this[kCloseError]() ?? closedError('The connection')
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * QuicListener and listen(). Every connection whose handshake completes is queued the moment it
+ * does, whether or not anyone is calling accept(); accept() takes the oldest. The queue is bounded
+ * by `backlog` natively: beyond it new connections are refused on the wire and counted. JS thread.
+ */
+import { EventEmitter } from 'node:events'
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { closedError, invalidArgType, invalidArgValue } from '../errors.js'
+import { Ev, runtime, type NativeAddress, type NativeConnection, type NativeListener } from '../native.js'
+import { AcceptQueue } from './accept-queue.js'
+import { DEFAULTS, alpnList, createConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions, type VerifyPeer } from './config.js'
+import { QuicConnection } from './connection.js'
+import { kTaken } from './symbols.js'
+
+export interface ListenOptions extends TlsOptions, QuicSettings {
+  /** Address or host name to listen on. Default: every address (IPv4 and IPv6). */
+  host?: string
+  /** UDP port; 0 (the default) picks a free one (see `address()`). */
+  port?: number
+  /** Connections received but not yet accepted before new ones are refused. Default 512. */
+  backlog?: number
+  /** Ask clients for a certificate and require one. Checked against `ca`, or by `verifyPeer`. */
+  requestCert?: boolean
+  /** PEM CA certificate(s) that client certificates must chain to (with `requestCert`). */
+  ca?: string | Buffer | Array<string | Buffer>
+}
+
+export interface ListenerStats {
+  /** Connections received (handshaking or waiting for accept()). */
+  pending: number
+  /** Connections refused because the backlog was full. */
+  refused: number
+}
+
+export class QuicListener extends EventEmitter<{ close: [] }> {
+  readonly #native: NativeListener
+  readonly #queue = new AcceptQueue<QuicConnection>('accept', connection => connection[kTaken]())
+  readonly #closed: Promise<void>
+  readonly #verifyPeer?: VerifyPeer
+  readonly #handshaking = new Set<QuicConnection>()
+  #resolveClosed!: () => void
+  #closing = false
+
+  /** @internal Made by listen(). */
+  constructor (handle: NativeListener, verifyPeer?: VerifyPeer) {
+    super()
+    this.#native = handle
+    this.#verifyPeer = verifyPeer
+    this.#closed = new Promise(resolve => { this.#resolveClosed = resolve })
+    handle.owner = this
+  }
+
+  /** The bound address, as node:net's `server.address()` reports it. */
+  address (): NativeAddress {
+    const address = this.#native.address()
+    if (address === null) throw closedError('The listener')
+    return address
+  }
+
+  /** Backlog figures. */
+  stats (): ListenerStats {
+    return this.#native.stats()
+  }
+
+  /** Connections waiting for accept(). */
+  get pendingConnections (): number {
+    return this.#queue.size
+  }
+
+  /** Resolves once the listener has stopped. */
+  get closed (): Promise<void> {
+    return this.#closed
+  }
+
+  /**
+   * The oldest connection not yet accepted; waits for one. Rejects with ERR_QUIC_CLOSED once the
+   * listener is closed, and with ERR_QUIC_ABORTED if `signal` aborts first (nothing is lost then).
+   */
+  accept (options: { signal?: AbortSignal } = {}): Promise<QuicConnection> {
+    return this.#queue.take(options.signal)
+  }
+
+  /** Yields connections as accept() would, until the listener closes. */
+  async * [Symbol.asyncIterator] (): AsyncGenerator<QuicConnection, void, undefined> {
+    while (!this.#closing) {
+      try {
+        yield await this.accept()
+      } catch (error) {
+        if (this.#closing) return
+        throw error
+      }
+    }
+  }
+
+  /**
+   * Stops listening. Pending accept() calls reject with ERR_QUIC_CLOSED; connections not yet
+   * accepted are closed; accepted ones stay open. Idempotent; resolves once stopped.
+   */
+  async close (): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true
+      this.#queue.close(closedError('The listener'))
+      for (const connection of this.#queue.drain()) {
+        connection[kTaken]()
+        void connection.close()
+      }
+      // Still handshaking: the native backlog forgets them when they close.
+      for (const connection of this.#handshaking) void connection.close()
+      this.#handshaking.clear()
+      this.#native.stop()
+    }
+    await this.#closed
+  }
+
+  /** @internal Runs on the JS thread for each native event of this listener, in order. */
+  onNativeEvent (type: number, _status: number, _value: number | bigint, _code: number | bigint, extra: unknown): void {
+    if (type === Ev.ListenerConnection) {
+      const connection = new QuicConnection(extra as NativeConnection, {
+        server: true,
+        verifyPeer: this.#verifyPeer,
+        onConnected: connection => this.#onConnected(connection)
+      })
+      if (this.#closing) {
+        void connection.close()
+        return
+      }
+      this.#handshaking.add(connection)
+      // A handshake that fails never reaches accept(); MsQuic's backlog count drops it natively.
+      void connection.closed.then(() => this.#handshaking.delete(connection))
+    } else if (type === Ev.ListenerStopped) {
+      this.#closing = true
+      this.#queue.close(closedError('The listener'))
+      this.#resolveClosed()
+      this.emit('close')
+    }
+  }
+
+  #onConnected (connection: QuicConnection): void {
+    if (!this.#handshaking.delete(connection)) return
+    if (this.#closing) {
+      connection[kTaken]()
+      void connection.close()
+      return
+    }
+    this.#queue.push(connection)
+  }
+}
+
+/** Resolves a host to an IP literal ('' for "every address"). */
+export async function resolveHost (host: string | undefined): Promise<string> {
+  if (host === undefined || host === '' || host === '::' || host === '0.0.0.0') return host === '0.0.0.0' ? host : ''
+  if (typeof host !== 'string') throw invalidArgType('host', 'a string', host)
+  if (isIP(host) !== 0) return host
+  return (await lookup(host)).address
+}
+
+/** Starts a QUIC listener. */
+export async function listen (options: ListenOptions): Promise<QuicListener> {
+  if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+  const alpn = alpnList(options.alpn)
+  const listenPort = port(options.port ?? 0, true)
+  const backlog = options.backlog ?? DEFAULTS.backlog
+  if (!Number.isInteger(backlog) || backlog < 1 || backlog > 2 ** 31) throw invalidArgValue('backlog', 'must be a positive integer', backlog, true)
+  if (options.verifyPeer !== undefined && typeof options.verifyPeer !== 'function') throw invalidArgType('verifyPeer', 'a function', options.verifyPeer)
+  const { settings, budget } = nativeSettings(options)
+  const ip = await resolveHost(options.host)
+  const requestCert = options.requestCert === true || options.verifyPeer !== undefined
+  const configuration = createConfiguration({
+    client: false,
+    cert: options.cert,
+    key: options.key,
+    ca: options.ca,
+    verify: options.verifyPeer !== undefined ? 'custom' : 'builtin',
+    requestClientCertificate: requestCert,
+    alpn,
+    settings
+  })
+  return new QuicListener(new (runtime().Listener)(configuration, ip, listenPort, backlog, budget), options.verifyPeer)
+}

@@ -1,0 +1,235 @@
+/**
+ * QuicStream: one QUIC stream as a node:stream Duplex. Received bytes wait here until the reader
+ * pulls them; only then are they reported to the native budget, so a reader that stops reading
+ * holds the peer back through QUIC flow control. Writes complete while MsQuic's ideal send buffer
+ * has room, and wait for its send completions beyond that. JS thread only.
+ */
+import { Duplex, type DuplexOptions } from 'node:stream'
+import { QuicError, QuicErrorCode, closedError, errorFromStatus } from '../errors.js'
+import { Ev, ShutdownFlag, StreamShutdown, native, type NativeStream } from '../native.js'
+import { kCloseError, kOpened, kStreamBlocked, kTaken } from './symbols.js'
+
+const MIN_SEND_WINDOW = 64 * 1024
+const INITIAL_SEND_WINDOW = 128 * 1024
+
+/** What a stream needs from its connection. */
+export interface StreamParent {
+  [kCloseError]: () => QuicError | undefined
+  [kStreamBlocked]: (stream: QuicStream, blocked: boolean) => void
+}
+
+export class QuicStream extends Duplex {
+  /** Whether this side opened the stream. */
+  readonly local: boolean
+  /** Whether the stream carries data one way only (from its opener). */
+  readonly unidirectional: boolean
+  readonly #native: NativeStream
+  readonly #parent: StreamParent
+  readonly #pending: Buffer[] = []
+  #wantsData = false
+  #remoteEnded = false
+  #endPushed = false
+  #outstanding = 0
+  #sendWindow = INITIAL_SEND_WINDOW
+  #writeCallback: ((error?: Error | null) => void) | undefined
+  #nativeClosed = false
+  #sendAborted = false
+  #blocked = false
+  #opened?: { promise: Promise<void>, resolve: () => void, reject: (e: Error) => void }
+
+  /** @internal Streams are made by QuicConnection (openStream, acceptStream). */
+  constructor (handle: NativeStream, parent: StreamParent, local: boolean) {
+    const unidirectional = handle.unidirectional()
+    // A one-way stream is born ended on the side that carries nothing (Duplex's `readable` and
+    // `writable` options, missing from some @types/node versions).
+    const sides = { readable: !(local && unidirectional), writable: !(!local && unidirectional) }
+    super({ allowHalfOpen: true, highWaterMark: INITIAL_SEND_WINDOW, ...sides } as DuplexOptions)
+    this.local = local
+    this.unidirectional = unidirectional
+    this.#native = handle
+    this.#parent = parent
+    handle.owner = this
+    if (local) {
+      let resolve!: () => void
+      let reject!: (e: Error) => void
+      const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
+      promise.catch(() => {})
+      this.#opened = { promise, resolve, reject }
+    }
+  }
+
+  /** The QUIC stream id; null until a local stream has started. */
+  get id (): number | null {
+    return this.#native.id()
+  }
+
+  /** Whether this local stream is waiting for the peer to grant stream credit. */
+  get blocked (): boolean {
+    return this.#blocked
+  }
+
+  /** Aborts the sending direction with RESET_STREAM(`code`); reading goes on. */
+  reset (code: number | bigint = 0): void {
+    if (this.#sendAborted || this.#nativeClosed) return
+    this.#native.shutdown(StreamShutdown.AbortSend, code)
+    this.#sendAborted = true
+    this.#releaseWrite(closedError('The stream\'s sending side'))
+    if (!this.writableEnded) this.end()
+  }
+
+  /** Asks the peer to stop sending with STOP_SENDING(`code`) and ends the readable side. */
+  stopSending (code: number | bigint = 0): void {
+    if (this.#endPushed || this.#nativeClosed) return
+    this.#native.shutdown(StreamShutdown.AbortReceive, code)
+    this.#pending.length = 0
+    this.#endPushed = true
+    this.push(null)
+  }
+
+  /** @internal */
+  get [kOpened] (): Promise<void> {
+    return this.#opened?.promise ?? Promise.resolve()
+  }
+
+  /** @internal The app took this peer stream: from now on it closes natively when done. */
+  [kTaken] (): void {
+    this.#native.taken()
+  }
+
+  /** @internal Runs on the JS thread for each native event of this stream, in order. */
+  onNativeEvent (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
+    switch (type) {
+      case Ev.StreamData:
+        this.#pending.push(extra as Buffer)
+        this.#pump()
+        break
+      case Ev.StreamPeerSendShutdown:
+        this.#remoteEnded = true
+        this.#pump()
+        break
+      case Ev.StreamSendComplete:
+        this.#outstanding -= Number(value)
+        if (this.#outstanding < this.#sendWindow) this.#releaseWrite()
+        break
+      case Ev.StreamIdealSendBuffer:
+        this.#sendWindow = Math.max(Number(value), MIN_SEND_WINDOW)
+        if (this.#outstanding < this.#sendWindow) this.#releaseWrite()
+        break
+      case Ev.StreamStartComplete:
+        this.#onStartComplete(status, code === 1)
+        break
+      case Ev.StreamPeerAccepted:
+        this.#setBlocked(false)
+        this.#opened?.resolve()
+        break
+      case Ev.StreamPeerSendAborted:
+        this.destroy(new QuicError(QuicErrorCode.STREAM_RESET, `The peer reset the stream (code ${code})`, { errorCode: code }))
+        break
+      case Ev.StreamPeerReceiveAborted:
+        if (!this.writableFinished) {
+          this.destroy(new QuicError(QuicErrorCode.STREAM_RESET, `The peer asked to stop sending (code ${code})`, { errorCode: code }))
+        }
+        break
+      case Ev.StreamShutdownComplete:
+        this.#onShutdownComplete(Number(value))
+        break
+    }
+  }
+
+  override _read (): void {
+    this.#wantsData = true
+    this.#pump()
+  }
+
+  override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.#sendAborted || this.#nativeClosed) {
+      callback(closedError('The stream\'s sending side'))
+      return
+    }
+    try {
+      this.#native.send(chunk, false)
+    } catch (error) {
+      callback(error as Error)
+      return
+    }
+    this.#outstanding += chunk.length
+    // Within MsQuic's ideal send buffer the write is done; beyond it, wait for completions.
+    if (this.#outstanding < this.#sendWindow) callback()
+    else this.#writeCallback = callback
+  }
+
+  override _final (callback: (error?: Error | null) => void): void {
+    if (this.#sendAborted) {
+      callback()
+      return
+    }
+    try {
+      this.#native.send(undefined, true)
+      callback()
+    } catch (error) {
+      callback(error as Error)
+    }
+  }
+
+  override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
+    // After a graceful end on both sides MsQuic finishes on its own; aborting then could discard
+    // data still in flight. Otherwise the stream ends abruptly for the peer too.
+    const graceful = error === null && this.writableFinished && this.readableEnded
+    if (!this.#nativeClosed && !graceful) {
+      const code = error instanceof QuicError && error.errorCode !== undefined ? error.errorCode : 0
+      this.#native.shutdown(StreamShutdown.Abort, code)
+    }
+    this.#opened?.reject(error ?? closedError('The stream'))
+    this.#releaseWrite(error ?? undefined)
+    this.#setBlocked(false)
+    callback(error)
+  }
+
+  #pump (): void {
+    while (this.#wantsData && this.#pending.length > 0) {
+      const chunk = this.#pending.shift() as Buffer
+      this.#native.consumed(chunk.length)
+      this.#wantsData = this.push(chunk)
+    }
+    if (this.#remoteEnded && this.#pending.length === 0 && !this.#endPushed) {
+      this.#endPushed = true
+      this.push(null)
+    }
+  }
+
+  #releaseWrite (error?: Error): void {
+    const callback = this.#writeCallback
+    this.#writeCallback = undefined
+    callback?.(error)
+  }
+
+  #setBlocked (blocked: boolean): void {
+    if (this.#blocked === blocked) return
+    this.#blocked = blocked
+    this.#parent[kStreamBlocked](this, blocked)
+  }
+
+  #onStartComplete (status: number, peerAccepted: boolean): void {
+    if (status > 0) {
+      // A failed start is followed by SHUTDOWN_COMPLETE (SHUTDOWN_ON_FAIL), which destroys the stream.
+      this.#opened?.reject(this.#parent[kCloseError]() ?? errorFromStatus(native.statusName(status), status, 'The stream could not start'))
+      return
+    }
+    if (peerAccepted) this.#opened?.resolve()
+    else this.#setBlocked(true)
+  }
+
+  #onShutdownComplete (flags: number): void {
+    this.#nativeClosed = true
+    const readDone = !this.readable || this.#remoteEnded || this.#endPushed
+    const writeDone = !this.writable || this.#sendAborted || this.writableFinished || this.writableEnded
+    if (readDone && writeDone) {
+      this.#releaseWrite()
+      this.#setBlocked(false)
+      this.#opened?.reject(closedError('The stream'))
+      return
+    }
+    const connectionError = (flags & ShutdownFlag.ConnectionShutdown) !== 0 ? this.#parent[kCloseError]() : undefined
+    this.destroy(connectionError ?? new QuicError(QuicErrorCode.STREAM_RESET, 'The stream was aborted'))
+  }
+}
