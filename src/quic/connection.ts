@@ -7,9 +7,10 @@ import { EventEmitter } from 'node:events'
 import { QuicError, QuicErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue } from '../errors.js'
 import { Ev, native, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
+import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
 import { QuicStream } from './stream.js'
-import { kCloseError, kConnected, kOpened, kStreamBlocked, kTaken } from './symbols.js'
+import { kCloseError, kClosedByApp, kConnected, kOpened, kStreamBlocked, kTaken } from './symbols.js'
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -187,9 +188,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    */
   async close (options: CloseOptions = {}): Promise<QuicCloseInfo> {
     const code = options.code ?? 0
-    if ((typeof code !== 'number' && typeof code !== 'bigint') || code < 0 || (typeof code === 'number' && !Number.isInteger(code))) {
-      throw invalidArgValue('code', 'must be an integer from 0 to 2^62-1', code, true)
-    }
+    checkErrorCode(code)
     if (this.#state === 'connecting' || this.#state === 'open') {
       this.#state = 'closing'
       this.#closeInfo ??= { by: 'local', code, reason: options.reason }
@@ -213,6 +212,11 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   [kCloseError] (): QuicError | undefined {
     if (this.#closeInfo === undefined) return undefined
     return this.#closeInfo.error ?? closedError('The connection')
+  }
+
+  /** @internal Whether this side's app closed the connection. */
+  [kClosedByApp] (): boolean {
+    return this.#closeInfo?.by === 'local'
   }
 
   /** @internal */

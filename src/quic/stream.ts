@@ -7,7 +7,8 @@
 import { Duplex, type DuplexOptions } from 'node:stream'
 import { QuicError, QuicErrorCode, closedError, errorFromStatus } from '../errors.js'
 import { Ev, ShutdownFlag, StreamShutdown, native, type NativeStream } from '../native.js'
-import { kCloseError, kOpened, kStreamBlocked, kTaken } from './symbols.js'
+import { checkErrorCode } from './error-code.js'
+import { kCloseError, kClosedByApp, kOpened, kStreamBlocked, kTaken } from './symbols.js'
 
 const MIN_SEND_WINDOW = 64 * 1024
 const INITIAL_SEND_WINDOW = 128 * 1024
@@ -15,6 +16,7 @@ const INITIAL_SEND_WINDOW = 128 * 1024
 /** What a stream needs from its connection. */
 export interface StreamParent {
   [kCloseError]: () => QuicError | undefined
+  [kClosedByApp]: () => boolean
   [kStreamBlocked]: (stream: QuicStream, blocked: boolean) => void
 }
 
@@ -35,6 +37,10 @@ export class QuicStream extends Duplex {
   #nativeClosed = false
   #sendAborted = false
   #blocked = false
+  // A peer stream belongs to the app only once accepted; until then a failure waits here, so a
+  // stream nobody holds never emits an unhandled 'error'.
+  #taken: boolean
+  #pendingFailure: Error | undefined
   #opened?: { promise: Promise<void>, resolve: () => void, reject: (e: Error) => void }
 
   /** @internal Streams are made by QuicConnection (openStream, acceptStream). */
@@ -48,6 +54,7 @@ export class QuicStream extends Duplex {
     this.unidirectional = unidirectional
     this.#native = handle
     this.#parent = parent
+    this.#taken = local
     handle.owner = this
     if (local) {
       let resolve!: () => void
@@ -70,6 +77,7 @@ export class QuicStream extends Duplex {
 
   /** Aborts the sending direction with RESET_STREAM(`code`); reading goes on. */
   reset (code: number | bigint = 0): void {
+    checkErrorCode(code)
     if (this.#sendAborted || this.#nativeClosed) return
     this.#native.shutdown(StreamShutdown.AbortSend, code)
     this.#sendAborted = true
@@ -79,6 +87,7 @@ export class QuicStream extends Duplex {
 
   /** Asks the peer to stop sending with STOP_SENDING(`code`) and ends the readable side. */
   stopSending (code: number | bigint = 0): void {
+    checkErrorCode(code)
     if (this.#endPushed || this.#nativeClosed) return
     this.#native.shutdown(StreamShutdown.AbortReceive, code)
     this.#pending.length = 0
@@ -93,7 +102,9 @@ export class QuicStream extends Duplex {
 
   /** @internal The app took this peer stream: from now on it closes natively when done. */
   [kTaken] (): void {
+    this.#taken = true
     this.#native.taken()
+    if (this.#pendingFailure !== undefined) this.destroy(this.#pendingFailure)
   }
 
   /** @internal Runs on the JS thread for each native event of this stream, in order. */
@@ -123,11 +134,11 @@ export class QuicStream extends Duplex {
         this.#opened?.resolve()
         break
       case Ev.StreamPeerSendAborted:
-        this.destroy(new QuicError(QuicErrorCode.STREAM_RESET, `The peer reset the stream (code ${code})`, { errorCode: code }))
+        this.#fail(new QuicError(QuicErrorCode.STREAM_RESET, `The peer reset the stream (code ${code})`, { errorCode: code }))
         break
       case Ev.StreamPeerReceiveAborted:
         if (!this.writableFinished) {
-          this.destroy(new QuicError(QuicErrorCode.STREAM_RESET, `The peer asked to stop sending (code ${code})`, { errorCode: code }))
+          this.#fail(new QuicError(QuicErrorCode.STREAM_RESET, `The peer asked to stop sending (code ${code})`, { errorCode: code }))
         }
         break
       case Ev.StreamShutdownComplete:
@@ -229,7 +240,18 @@ export class QuicStream extends Duplex {
       this.#opened?.reject(closedError('The stream'))
       return
     }
-    const connectionError = (flags & ShutdownFlag.ConnectionShutdown) !== 0 ? this.#parent[kCloseError]() : undefined
-    this.destroy(connectionError ?? new QuicError(QuicErrorCode.STREAM_RESET, 'The stream was aborted'))
+    const byConnection = (flags & ShutdownFlag.ConnectionShutdown) !== 0
+    // This side's app closed the connection: its streams end quietly, as destroy() would.
+    if (byConnection && this.#parent[kClosedByApp]()) {
+      this.destroy()
+      return
+    }
+    const connectionError = byConnection ? this.#parent[kCloseError]() : undefined
+    this.#fail(connectionError ?? new QuicError(QuicErrorCode.STREAM_RESET, 'The stream was aborted'))
+  }
+
+  #fail (error: Error): void {
+    if (this.#taken) this.destroy(error)
+    else this.#pendingFailure ??= error
   }
 }

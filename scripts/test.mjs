@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// The test command (`npm test`): builds what is missing, then runs vitest. The project supports
+// Node >= 22; on an older Node (this machine kind ships Node 20) the suite runs under Node 24,
+// fetched from the npm registry with npx. N-API keeps the one addon build valid for both.
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const run = (command, args) => {
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' })
+  if (result.status !== 0) process.exit(result.status ?? 1)
+}
+
+if (!existsSync(join(root, 'build', 'Release', 'node_msquic.node'))) run(process.execPath, [join(root, 'scripts', 'build-native.mjs')])
+// Child-process fixtures import the compiled package: keep dist/ current (a few seconds).
+run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'])
+
+const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
+const args = [vitest, 'run', ...process.argv.slice(2)]
+const major = Number(process.versions.node.split('.')[0])
+if (major >= 22) {
+  run(process.execPath, args)
+} else {
+  console.log(`node-msquic: Node ${process.versions.node} is older than 22; running the tests under Node 24 (npx node@24)`)
+  run('npx', ['-y', 'node@24', ...args])
+}

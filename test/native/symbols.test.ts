@@ -1,0 +1,47 @@
+import { execFileSync } from 'node:child_process'
+import { createServer, connect as tlsConnect } from 'node:tls'
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { describe, it, expect } from 'vitest'
+import { pair, readAll, testCertificate } from '../helpers.js'
+
+const addon = fileURLToPath(new URL('../../build/Release/node_msquic.node', import.meta.url))
+
+describe('symbol isolation', () => {
+  it('should export nothing but the module entry, and no OpenSSL symbol', () => {
+    const defined = execFileSync('nm', ['-D', '--defined-only', addon], { encoding: 'utf8' })
+      .split('\n').filter(Boolean).map(line => line.split(' ').pop())
+    expect(defined.sort()).toEqual(['napi_register_module_v1', 'node_api_module_get_api_version_v1'])
+    const all = execFileSync('nm', ['-D', addon], { encoding: 'utf8' })
+    expect(all).not.toMatch(/\b(SSL_|EVP_|X509|OPENSSL_|BN_|CRYPTO_|ERR_)\w*/)
+  })
+
+  it('should complete QUIC handshakes while node:crypto and node:tls work in the same process', async () => {
+    const { cert, key } = await testCertificate()
+    const tlsServer = createServer({ cert, key }, socket => socket.end('tls ok'))
+    tlsServer.listen(0, '127.0.0.1')
+    await once(tlsServer, 'listening')
+    const tlsPort = (tlsServer.address() as { port: number }).port
+    const rounds = Array.from({ length: 10 }, async (_, i) => {
+      // Node's OpenSSL: hashing, key generation and a TLS handshake over TCP.
+      createHash('sha256').update(randomBytes(1024)).digest()
+      generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      const socket = tlsConnect({ host: '127.0.0.1', port: tlsPort, ca: cert, servername: 'localhost' })
+      const tlsText = (await readAll(socket)).toString()
+      // MsQuic's own TLS library, at the same time.
+      const { listener, client, server } = await pair()
+      const stream = await client.openStream()
+      stream.end(`quic ${i}`)
+      const inbound = await server.acceptStream()
+      inbound.end(await readAll(inbound))
+      const echoed = (await readAll(stream)).toString()
+      await client.close()
+      await listener.close()
+      return [tlsText, echoed]
+    })
+    const results = await Promise.all(rounds)
+    expect(results).toEqual(Array.from({ length: 10 }, (_, i) => ['tls ok', `quic ${i}`]))
+    tlsServer.close()
+  })
+})
