@@ -1,0 +1,44 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, it, expect } from 'vitest'
+
+const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
+
+describe('node-msquic command', () => {
+  it('should run the loopback demo and report what happened', () => {
+    const result = spawnSync(process.execPath, [cli], { encoding: 'utf8', timeout: 60_000 })
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    expect(result.stdout).toMatch(/certificate verified/)
+    expect(result.stdout).toMatch(/2000 echo streams/)
+    expect(result.stdout).toMatch(/64\.0 MiB on one stream/)
+    expect(result.stdout).toMatch(/demo done/)
+  })
+
+  it('should echo through serve and connect', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'node-msquic-cli-'))
+    const ca = join(dir, 'ca.pem')
+    const server = spawn(process.execPath, [cli, 'serve', '--port', '0', '--ca-out', ca], { stdio: ['ignore', 'pipe', 'inherit'] })
+    try {
+      const port = await new Promise<string>((resolve, reject) => {
+        server.stdout.on('data', (data: Buffer) => {
+          const match = /listening on [\d.]+:(\d+)/.exec(data.toString())
+          if (match !== null) resolve(match[1])
+        })
+        server.on('exit', code => reject(new Error(`serve exited with ${code}`)))
+      })
+      const result = spawnSync(process.execPath, [cli, 'connect', '--port', port, '--ca', ca], { input: 'over QUIC', encoding: 'utf8', timeout: 20_000 })
+      expect(result.status).toBe(0)
+      expect(result.stdout).toBe('over QUIC')
+      const untrusted = spawnSync(process.execPath, [cli, 'connect', '--port', port, '--message', 'x'], { encoding: 'utf8', timeout: 20_000 })
+      expect(untrusted.status).toBe(1)
+      expect(untrusted.stderr).toMatch(/ERR_QUIC_CERTIFICATE/)
+    } finally {
+      server.kill('SIGTERM')
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
