@@ -5,7 +5,7 @@ import { abortedError, invalidArgType, invalidArgValue } from '../errors.js'
 import { runtime } from '../native.js'
 import { alpnList, createConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions } from './config.js'
 import { QuicConnection } from './connection.js'
-import { kConnected } from './symbols.js'
+import { kAbort, kConnected } from './symbols.js'
 
 export interface ConnectOptions extends TlsOptions, QuicSettings {
   /** Host name or IP address of the server. */
@@ -50,13 +50,17 @@ export async function connect (options: ConnectOptions): Promise<QuicConnection>
     await connected
     return connection
   }
-  const onAbort = (): void => { void connection.close() }
+  // An abort rejects at once; the attempt is dropped silently (no wait for the peer).
+  let onAbort!: () => void
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => {
+      connection[kAbort]()
+      reject(abortedError(signal, 'connect'))
+    }
+  })
   signal.addEventListener('abort', onAbort, { once: true })
   try {
-    await connected
-  } catch (error) {
-    if (signal.aborted) throw abortedError(signal, 'connect')
-    throw error
+    await Promise.race([connected, aborted])
   } finally {
     signal.removeEventListener('abort', onAbort)
   }

@@ -10,7 +10,7 @@ import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
 import { QuicStream } from './stream.js'
-import { kCloseError, kClosedByApp, kConnected, kOpened, kStreamBlocked, kTaken } from './symbols.js'
+import { kAbort, kCloseError, kClosedByApp, kConnected, kOpened, kStreamBlocked, kTaken } from './symbols.js'
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -137,10 +137,13 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       await stream[kOpened]
       return stream
     }
-    const onAbort = (): void => { stream.destroy(abortedError(signal, 'openStream')) }
+    // The caller never gets an aborted stream, so it ends without an 'error' nobody would hear.
+    const onAbort = (): void => { stream.destroy() }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
       await stream[kOpened]
+    } catch (error) {
+      throw signal.aborted ? abortedError(signal, 'openStream') : error
     } finally {
       signal.removeEventListener('abort', onAbort)
     }
@@ -195,6 +198,14 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       this.#native.shutdown(code, false)
     }
     return await this.#closed
+  }
+
+  /** @internal Gives up on a connection attempt: closes silently, without waiting for the peer. */
+  [kAbort] (): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closing'
+    this.#closeInfo ??= { by: 'local', code: 0, reason: 'aborted' }
+    this.#native.shutdown(0, true)
   }
 
   /** @internal */

@@ -37,9 +37,10 @@ export class QuicStream extends Duplex {
   #nativeClosed = false
   #sendAborted = false
   #blocked = false
-  // A peer stream belongs to the app only once accepted; until then a failure waits here, so a
-  // stream nobody holds never emits an unhandled 'error'.
-  #taken: boolean
+  // A stream belongs to the app once handed over (accepted, or opened). Until then, and until the
+  // code awaiting the hand-over has run, a failure waits here: Node emits 'error' on nextTick,
+  // which would otherwise come before that code could attach a listener.
+  #owned = false
   #pendingFailure: Error | undefined
   #opened?: { promise: Promise<void>, resolve: () => void, reject: (e: Error) => void }
 
@@ -54,7 +55,6 @@ export class QuicStream extends Duplex {
     this.unidirectional = unidirectional
     this.#native = handle
     this.#parent = parent
-    this.#taken = local
     handle.owner = this
     if (local) {
       let resolve!: () => void
@@ -102,9 +102,8 @@ export class QuicStream extends Duplex {
 
   /** @internal The app took this peer stream: from now on it closes natively when done. */
   [kTaken] (): void {
-    this.#taken = true
     this.#native.taken()
-    if (this.#pendingFailure !== undefined) this.destroy(this.#pendingFailure)
+    this.#handOver()
   }
 
   /** @internal Runs on the JS thread for each native event of this stream, in order. */
@@ -131,7 +130,7 @@ export class QuicStream extends Duplex {
         break
       case Ev.StreamPeerAccepted:
         this.#setBlocked(false)
-        this.#opened?.resolve()
+        this.#resolveOpened()
         break
       case Ev.StreamPeerSendAborted:
         this.#fail(new QuicError(QuicErrorCode.STREAM_RESET, `The peer reset the stream (code ${code})`, { errorCode: code }))
@@ -186,10 +185,9 @@ export class QuicStream extends Duplex {
     // After a graceful end on both sides MsQuic finishes on its own; aborting then could discard
     // data still in flight. Otherwise the stream ends abruptly for the peer too.
     const graceful = error === null && this.writableFinished && this.readableEnded
-    if (!this.#nativeClosed && !graceful) {
-      const code = error instanceof QuicError && error.errorCode !== undefined ? error.errorCode : 0
-      this.#native.shutdown(StreamShutdown.Abort, code)
-    }
+    // destroy() aborts with code 0; reset(code) and stopSending(code) choose codes. (A peer's own
+    // code is never echoed back to it.)
+    if (!this.#nativeClosed && !graceful) this.#native.shutdown(StreamShutdown.Abort, 0)
     this.#opened?.reject(error ?? closedError('The stream'))
     this.#releaseWrite(error ?? undefined)
     this.#setBlocked(false)
@@ -226,7 +224,7 @@ export class QuicStream extends Duplex {
       this.#opened?.reject(this.#parent[kCloseError]() ?? errorFromStatus(native.statusName(status), status, 'The stream could not start'))
       return
     }
-    if (peerAccepted) this.#opened?.resolve()
+    if (peerAccepted) this.#resolveOpened()
     else this.#setBlocked(true)
   }
 
@@ -251,7 +249,21 @@ export class QuicStream extends Duplex {
   }
 
   #fail (error: Error): void {
-    if (this.#taken) this.destroy(error)
+    this.#opened?.reject(error)
+    if (this.#owned) this.destroy(error)
     else this.#pendingFailure ??= error
+  }
+
+  #resolveOpened (): void {
+    if (this.#opened === undefined) return
+    this.#opened.resolve()
+    this.#handOver()
+  }
+
+  #handOver (): void {
+    setImmediate(() => {
+      this.#owned = true
+      if (this.#pendingFailure !== undefined) this.destroy(this.#pendingFailure)
+    })
   }
 }

@@ -1,0 +1,85 @@
+import { createSocket } from 'node:dgram'
+import { once } from 'node:events'
+import { describe, it, expect } from 'vitest'
+import { connect, listen, QuicErrorCode } from '../../src/index.js'
+import { pair, readAll, testCertificate } from '../helpers.js'
+
+describe('connection failures', () => {
+  it('should fail with ERR_QUIC_UNREACHABLE when nothing listens on the port', async () => {
+    const silent = createSocket('udp4')
+    silent.bind(0, '127.0.0.1')
+    await once(silent, 'listening')
+    const port = silent.address().port
+    silent.close()
+    await expect(connect({ host: '127.0.0.1', port, alpn: 'test', rejectUnauthorized: false }))
+      .rejects.toMatchObject({ code: QuicErrorCode.UNREACHABLE })
+  })
+
+  it('should abort a connection attempt through its signal', async () => {
+    // A UDP socket that swallows every packet: the handshake can only wait.
+    const silent = createSocket('udp4')
+    silent.bind(0, '127.0.0.1')
+    await once(silent, 'listening')
+    const controller = new AbortController()
+    const attempt = connect({ host: '127.0.0.1', port: silent.address().port, alpn: 'test', rejectUnauthorized: false, signal: controller.signal })
+    setTimeout(() => controller.abort(), 100)
+    await expect(attempt).rejects.toMatchObject({ code: QuicErrorCode.ABORTED })
+    await expect(connect({ host: '127.0.0.1', port: 1, alpn: 'test', signal: AbortSignal.abort() })).rejects.toMatchObject({ code: QuicErrorCode.ABORTED })
+    silent.close()
+  })
+
+  it('should close idle connections with ERR_QUIC_IDLE_TIMEOUT on both sides', async () => {
+    const { listener, client, server } = await pair({ idleTimeout: 300 }, { idleTimeout: 300 })
+    const [clientInfo, serverInfo] = await Promise.all([client.closed, server.closed])
+    expect(clientInfo).toMatchObject({ by: 'transport', error: { code: QuicErrorCode.IDLE_TIMEOUT } })
+    expect(serverInfo).toMatchObject({ by: 'transport', error: { code: QuicErrorCode.IDLE_TIMEOUT } })
+    await listener.close()
+  })
+
+  it('should keep an idle connection open with keep-alive', async () => {
+    const { listener, client, server } = await pair({ idleTimeout: 300 }, { idleTimeout: 300, keepAliveInterval: 100 })
+    await new Promise(resolve => setTimeout(resolve, 900))
+    const stream = await client.openStream()
+    stream.end('still here')
+    const inbound = await server.acceptStream()
+    expect((await readAll(inbound)).toString()).toBe('still here')
+    inbound.end()
+    await client.close()
+    await listener.close()
+  })
+
+  it('should tell the peer the application error code it closed with', async () => {
+    const { listener, client, server } = await pair()
+    await server.close({ code: 42n, reason: 'maintenance' })
+    expect(await server.closed).toEqual({ by: 'local', code: 42n, reason: 'maintenance' })
+    expect(await client.closed).toMatchObject({ by: 'peer', code: 42, error: { code: QuicErrorCode.PEER_CLOSED, errorCode: 42 } })
+    await listener.close()
+  })
+
+  it('should report stream resets with the peer\'s code', async () => {
+    const { listener, client, server } = await pair()
+    const stream = await client.openStream()
+    stream.write('partial')
+    const inbound = await server.acceptStream()
+    const failed = once(inbound, 'error')
+    // The server's stream fails and is destroyed, which ends the client's stream too (code 0).
+    const clientFailed = once(stream, 'error')
+    stream.reset(77)
+    expect((await failed)[0]).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 77 })
+    expect((await clientFailed)[0]).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 0 })
+    await client.close()
+    await listener.close()
+  })
+
+  it('should listen on every address by default and report the port', async () => {
+    const { cert, key } = await testCertificate()
+    const listener = await listen({ alpn: 'test', cert, key })
+    const { port } = listener.address()
+    expect(port).toBeGreaterThan(0)
+    const viaV6 = await connect({ host: '::1', port, alpn: 'test', ca: cert })
+    const viaV4 = await connect({ host: '127.0.0.1', port, alpn: 'test', ca: cert })
+    expect(viaV6.remoteAddress?.family).toBe('IPv6')
+    await Promise.all([viaV6.close(), viaV4.close()])
+    await listener.close()
+  })
+})
