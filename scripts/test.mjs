@@ -3,7 +3,7 @@
 // Node >= 22; on an older Node (this machine kind ships Node 20) the suite runs under Node 24,
 // fetched from the npm registry with npx. N-API keeps the one addon build valid for both.
 import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -18,11 +18,21 @@ if (!existsSync(join(root, 'build', 'Release', 'node_msquic.node'))) run(process
 run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'])
 
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
-const args = [vitest, 'run', ...process.argv.slice(2)]
+const report = join(root, 'build', 'test-results.json')
+rmSync(report, { force: true })
+const args = [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)]
 const major = Number(process.versions.node.split('.')[0])
+let status
 if (major >= 22) {
-  run(process.execPath, args)
+  status = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' }).status
 } else {
   console.log(`node-msquic: Node ${process.versions.node} is older than 22; running the tests under Node 24 (npx node@24)`)
-  run('npx', ['-y', 'node@24', ...args])
+  status = spawnSync('npx', ['-y', 'node@24', ...args], { cwd: root, stdio: 'inherit' }).status
 }
+// One plain closing line, whatever the reporter printed above.
+if (existsSync(report)) {
+  const results = JSON.parse(readFileSync(report, 'utf8'))
+  console.log(`tests: ${results.numPassedTests} passed, ${results.numFailedTests} failed`)
+  if (results.numTotalTests === 0) status = 1
+}
+process.exit(status ?? 1)

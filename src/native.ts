@@ -17,8 +17,9 @@ export interface NativeHandle {
   owner?: { onNativeEvent: EventHandler }
 }
 
+/** An MsQuic configuration (ALPN, settings, credentials); opaque to TS. */
 export interface NativeConfiguration {
-  close(): void
+  readonly __configuration?: never
 }
 
 export interface NativeListener extends NativeHandle {

@@ -34,7 +34,8 @@ void ReadSettings(Napi::Object object, QUIC_SETTINGS* settings) {
 }  // namespace
 
 Napi::Function ConfigurationWrap::Init(Napi::Env env) {
-  return DefineClass(env, "Configuration", {InstanceMethod<&ConfigurationWrap::JS_Close>("close")});
+  // No methods: listeners and connections keep it alive natively, teardown closes it.
+  return DefineClass(env, "Configuration", {});
 }
 
 // new Configuration({ client, alpn[], certFile, keyFile, caFile, verify, requestClientCertificate, settings })
@@ -86,11 +87,6 @@ std::shared_ptr<Configuration> ConfigurationWrap::From(Napi::Env env, Napi::Valu
   }
   Napi::TypeError::New(env, "expected a Configuration").ThrowAsJavaScriptException();
   return nullptr;
-}
-
-Napi::Value ConfigurationWrap::JS_Close(const Napi::CallbackInfo& info) {
-  if (configuration_) configuration_->Close();
-  return info.Env().Undefined();
 }
 
 }  // namespace nmq

@@ -17,7 +17,6 @@ class ConfigurationWrap : public Napi::ObjectWrap<ConfigurationWrap> {
   static std::shared_ptr<Configuration> From(Napi::Env env, Napi::Value value);
 
  private:
-  Napi::Value JS_Close(const Napi::CallbackInfo& info);
   std::shared_ptr<Configuration> configuration_;
 };
 

@@ -19,7 +19,18 @@ bool Handle::Acquire() {
 
 void Handle::Release() {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (--uses_ == 0 && final_event_ && !closed_) {
+  --uses_;
+  CloseIfDoneLocked(lock);
+}
+
+void Handle::ReleaseHold() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  hold_ = false;
+  CloseIfDoneLocked(lock);
+}
+
+void Handle::CloseIfDoneLocked(std::unique_lock<std::mutex>& lock) {
+  if (final_event_ && !closed_ && uses_ == 0 && !hold_) {
     runtime_->ForgetDeferred(this);
     CloseLocked(lock);
   }
@@ -43,7 +54,7 @@ void Handle::Abandon() {
   lock.unlock();
 }
 
-void Handle::OnFinalEvent(bool already_closing) {
+void Handle::OnFinalEvent(bool already_closing, bool drop_hold) {
   std::unique_lock<std::mutex> lock(mutex_);
   final_event_ = true;
   if (closed_) return;
@@ -51,8 +62,9 @@ void Handle::OnFinalEvent(bool already_closing) {
     // ForceClose is running Close on another thread right now and owns the handle.
     return;
   }
+  if (drop_hold) hold_ = false;
   // During teardown nobody is left to end a use, so close regardless.
-  if (uses_ == 0 || runtime_->closing()) {
+  if ((uses_ == 0 && !hold_) || runtime_->closing()) {
     CloseLocked(lock);
   } else if (!runtime_->Defer(shared_from_this())) {
     CloseLocked(lock);  // teardown began between the two checks

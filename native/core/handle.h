@@ -3,7 +3,8 @@
 // MsQuic handles are closed natively, on the worker, inside their final event (SHUTDOWN_COMPLETE or
 // STOP_COMPLETE): the protocol decides lifetime, never the GC. A JS-thread call that uses the handle
 // holds a "use" (Acquire/Release) so the worker never closes it underneath that call; if the final
-// event arrives during a use, the last Release closes it instead. The context itself is shared: the
+// event arrives during a use, the last Release closes it instead. A peer stream is also held for
+// the app until accepted (see Stream), so the peer's stream credit comes back only then. The context itself is shared: the
 // handle (while open), the JS wrapper and every queued event each hold a reference, so it outlives
 // both the handle and the wrapper.
 #pragma once
@@ -33,6 +34,8 @@ class Handle : public std::enable_shared_from_this<Handle> {
   bool Acquire();
   // JS thread: end a use. Closes the handle if its final event came meanwhile and this was the last use.
   void Release();
+  // JS thread: the app took the handle; it may close once its final event has come.
+  void ReleaseHold();
   // Teardown only: close now unless already closed (no use can be outstanding then).
   void ForceClose();
   bool closed() const;
@@ -45,22 +48,25 @@ class Handle : public std::enable_shared_from_this<Handle> {
  protected:
   // The handle is open and owned by this context from now on: keep the context alive until it closes.
   void Adopt(HQUIC handle);
-  // Worker thread, inside the final event: close now, or leave it to the last use.
-  // `already_closing` is MsQuic's AppCloseInProgress (Close was called and is running right now).
-  void OnFinalEvent(bool already_closing);
+  // Worker thread, inside the final event: close now, or leave it to the last use (or the app).
+  // `already_closing` is MsQuic's AppCloseInProgress (Close was called and is running right now);
+  // `drop_hold` ends the hold for the app (nothing is gained by keeping the handle any longer).
+  void OnFinalEvent(bool already_closing, bool drop_hold = false);
   // Calls MsQuic's Close for this handle type. Runs at most once.
   virtual void CloseHandle(HQUIC handle) = 0;
 
   HQUIC handle_ = nullptr;
-  // Held on behalf of the open handle; a use starts at one for handles the app must take first.
-  int uses_ = 0;
+  // Set before Adopt for handles the app must take first (peer streams).
+  bool hold_ = false;
 
  private:
+  void CloseIfDoneLocked(std::unique_lock<std::mutex>& lock);
   void CloseLocked(std::unique_lock<std::mutex>& lock);
 
   const Kind kind_;
   std::shared_ptr<Runtime> runtime_;
   mutable std::mutex mutex_;
+  int uses_ = 0;
   bool final_event_ = false;
   bool closed_ = false;
   std::shared_ptr<Handle> self_;

@@ -77,7 +77,10 @@ QUIC_STATUS Listener::OnNewConnection(QUIC_LISTENER_EVENT* event) {
       configuration_->verify());
   QUIC_STATUS status = MsQuic->ConnectionSetConfiguration(handle, configuration_->handle());
   if (QUIC_FAILED(status)) {
-    connection->Abandon();  // MsQuic frees a refused connection itself; never close it too
+    // MsQuic frees a refused connection itself (never close it too). Unhook the handler first: it
+    // checks only that pointer before indicating an event, and the context goes away here.
+    MsQuic->SetCallbackHandler(handle, nullptr, nullptr);
+    connection->Abandon();
     pending_.fetch_sub(1, std::memory_order_relaxed);
     return status;
   }

@@ -48,7 +48,7 @@ std::shared_ptr<Stream> Stream::AdoptPeer(std::shared_ptr<Connection> connection
   auto stream = std::make_shared<Stream>(connection->runtime_ptr());
   stream->unidirectional_ = unidirectional;
   stream->budget_ = budget;
-  stream->uses_ = 1;  // released by Taken()
+  stream->hold_ = true;  // ended by Taken(), or by the connection's shutdown
   // Peer streams are already started; RECEIVE may follow as soon as the handler is set.
   MsQuic->SetCallbackHandler(handle, reinterpret_cast<void*>(Callback), stream.get());
   stream->Adopt(handle);
@@ -192,7 +192,10 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
         send_closed_ = true;
       }
       Push(EventType::kStreamShutdownComplete, 0, flags, event->SHUTDOWN_COMPLETE.ConnectionErrorCode);
-      OnFinalEvent(event->SHUTDOWN_COMPLETE.AppCloseInProgress);
+      // Once the connection is gone the credit no longer matters: an unaccepted stream closes now
+      // (its received bytes are already with the app).
+      OnFinalEvent(event->SHUTDOWN_COMPLETE.AppCloseInProgress,
+                   event->SHUTDOWN_COMPLETE.ConnectionShutdown);
       break;
     }
     default:

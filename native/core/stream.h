@@ -26,7 +26,9 @@ class Stream : public Handle {
   // JS thread: opens and starts a local stream on `connection` (a handle the caller holds a use of).
   static std::shared_ptr<Stream> OpenLocal(std::shared_ptr<Connection> connection, HQUIC connection_handle,
                                            bool unidirectional, uint32_t budget, QUIC_STATUS* status);
-  // Worker thread, inside PEER_STREAM_STARTED. The stream holds a use until the app takes it.
+  // Worker thread, inside PEER_STREAM_STARTED. The handle is held for the app until it takes the
+  // stream (with DELAY_ID_FC_UPDATES, the peer's credit for it returns only then), or until the
+  // connection shuts down.
   static std::shared_ptr<Stream> AdoptPeer(std::shared_ptr<Connection> connection, HQUIC handle,
                                            bool unidirectional, uint32_t budget);
 
@@ -37,7 +39,7 @@ class Stream : public Handle {
   // JS thread: the app took `bytes` of received data off the stream's budget.
   void Consumed(uint64_t bytes);
   // JS thread: the app took this peer stream; from now on it closes as soon as it shuts down.
-  void Taken() { Release(); }
+  void Taken() { ReleaseHold(); }
 
   uint64_t id() const { return id_; }  // valid once started (peer streams: at once)
   bool unidirectional() const { return unidirectional_; }
