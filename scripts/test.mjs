@@ -14,8 +14,10 @@ const run = (command, args) => {
 }
 
 if (!existsSync(join(root, 'build', 'Release', 'node_msquic.node'))) run(process.execPath, [join(root, 'scripts', 'build-native.mjs')])
-// Child-process fixtures import the compiled package: keep dist/ current (a few seconds).
-run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'])
+// Type-check sources and tests, and keep dist/ current: child-process fixtures import it.
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+run(process.execPath, [tsc, '-p', 'tsconfig.json', '--noEmit'])
+run(process.execPath, [tsc, '-p', 'tsconfig.build.json'])
 
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
 const report = join(root, 'build', 'test-results.json')

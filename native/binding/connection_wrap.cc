@@ -84,12 +84,7 @@ Napi::Value ConnectionWrap::JS_OpenStream(const Napi::CallbackInfo& info) {
     state->ThrowStatus(env, status, "could not open a stream");
     return env.Undefined();
   }
-  auto* holder = new std::shared_ptr<Handle>(stream);
-  auto external = Napi::External<std::shared_ptr<Handle>>::New(
-      env, holder, [](Napi::Env, std::shared_ptr<Handle>* p) { delete p; });
-  Napi::Object wrapper = state->stream_constructor.New({external});
-  state->Pin(*stream, wrapper);
-  return wrapper;
+  return state->MakeWrapper(env, stream);
 }
 
 // setPeerStreamCounts(bidirectional, unidirectional); -1 leaves a count as it is.

@@ -143,14 +143,15 @@ void EnvState::Drain(Napi::Env env) {
     array.Set(n++, extra);
     if (IsFinal(event.type)) finished.push_back(event.target.get());
   }
-  batch_.clear();
   if (n > 0) {
     array.Set("length", Napi::Number::New(env, n));
     // The dispatcher catches what user code throws. Anything still pending when this returns is
     // reported by Node as an uncaught exception, unless the environment is being torn down.
     dispatch_.Call({array});
   }
+  // After their final event nothing more can come: let the wrappers be collected.
   for (Handle* handle : finished) Unpin(*handle);
+  batch_.clear();  // the events' references kept the finished handles alive until here
 }
 
 // A new server connection or peer stream: its wrapper is made now, before any of its own events.
@@ -168,14 +169,19 @@ Napi::Value EnvState::Child(Napi::Env env, const Event& event) {
     }
     return env.Undefined();
   }
-  auto* holder = new std::shared_ptr<Handle>(event.child);
+  return MakeWrapper(env, event.child);
+}
+
+Napi::Object EnvState::MakeWrapper(Napi::Env env, std::shared_ptr<Handle> handle) {
+  Handle& ref = *handle;
+  // The constructor takes its own copy of the shared pointer from the External.
+  auto* holder = new std::shared_ptr<Handle>(std::move(handle));
   auto external = Napi::External<std::shared_ptr<Handle>>::New(
       env, holder, [](Napi::Env, std::shared_ptr<Handle>* p) { delete p; });
-  Napi::FunctionReference& constructor = child.kind() == Handle::Kind::kConnection
-                                             ? connection_constructor
-                                             : stream_constructor;
+  Napi::FunctionReference& constructor =
+      ref.kind() == Handle::Kind::kConnection ? connection_constructor : stream_constructor;
   Napi::Object wrapper = constructor.New({external});
-  Pin(child, wrapper);
+  Pin(ref, wrapper);
   return wrapper;
 }
 

@@ -36,6 +36,8 @@ class EnvState {
   void Pin(Handle& handle, Napi::Object wrapper);
   void Unpin(Handle& handle);
   static Napi::Value WrapperOf(Napi::Env env, Handle& handle);
+  // The JS wrapper (Connection or Stream) for a handle made natively, pinned.
+  Napi::Object MakeWrapper(Napi::Env env, std::shared_ptr<Handle> handle);
 
   Napi::FunctionReference listener_constructor;
   Napi::FunctionReference connection_constructor;

@@ -105,16 +105,6 @@ void Connection::CloseHandle(HQUIC handle) {
   MsQuic->ConnectionClose(handle);
 }
 
-void Connection::Push(EventType type, int32_t status, uint64_t value, uint64_t code) {
-  Event record;
-  record.target = shared_from_this();
-  record.type = type;
-  record.status = status;
-  record.value = value;
-  record.code = code;
-  runtime().queue().Push(std::move(record));
-}
-
 // MsQuic worker thread. Must not block, and never calls into JS.
 QUIC_STATUS QUIC_API Connection::Callback(HQUIC, void* context, QUIC_CONNECTION_EVENT* event) {
   return static_cast<Connection*>(context)->OnEvent(event);

@@ -59,7 +59,6 @@ class Connection : public Handle {
   QUIC_STATUS OnEvent(QUIC_CONNECTION_EVENT* event);
   QUIC_STATUS OnPeerCertificate(QUIC_CONNECTION_EVENT* event);
   void OnPeerStream(QUIC_CONNECTION_EVENT* event);
-  void Push(EventType type, int32_t status = 0, uint64_t value = 0, uint64_t code = 0);
   void CloseHandle(HQUIC handle) override;
 
   ConnectionOptions options_;

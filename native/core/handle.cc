@@ -4,6 +4,16 @@
 
 namespace nmq {
 
+void Handle::Push(EventType type, int32_t status, uint64_t value, uint64_t code) {
+  Event record;
+  record.target = shared_from_this();
+  record.type = type;
+  record.status = status;
+  record.value = value;
+  record.code = code;
+  runtime_->queue().Push(std::move(record));
+}
+
 void Handle::Adopt(HQUIC handle) {
   std::lock_guard<std::mutex> lock(mutex_);
   handle_ = handle;

@@ -13,6 +13,8 @@
 #include <memory>
 #include <mutex>
 
+#include "event.h"
+
 namespace nmq {
 
 class Runtime;
@@ -52,6 +54,8 @@ class Handle : public std::enable_shared_from_this<Handle> {
   // `already_closing` is MsQuic's AppCloseInProgress (Close was called and is running right now);
   // `drop_hold` ends the hold for the app (nothing is gained by keeping the handle any longer).
   void OnFinalEvent(bool already_closing, bool drop_hold = false);
+  // Worker thread: queues an event about this handle (no payload beyond the numbers).
+  void Push(EventType type, int32_t status = 0, uint64_t value = 0, uint64_t code = 0);
   // Calls MsQuic's Close for this handle type. Runs at most once.
   virtual void CloseHandle(HQUIC handle) = 0;
 

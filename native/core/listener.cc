@@ -50,14 +50,10 @@ QUIC_STATUS QUIC_API Listener::Callback(HQUIC, void* context, QUIC_LISTENER_EVEN
   switch (event->Type) {
     case QUIC_LISTENER_EVENT_NEW_CONNECTION:
       return self->OnNewConnection(event);
-    case QUIC_LISTENER_EVENT_STOP_COMPLETE: {
-      Event record;
-      record.target = self->shared_from_this();
-      record.type = EventType::kListenerStopped;
-      self->runtime().queue().Push(std::move(record));
+    case QUIC_LISTENER_EVENT_STOP_COMPLETE:
+      self->Push(EventType::kListenerStopped);
       self->OnFinalEvent(event->STOP_COMPLETE.AppCloseInProgress);
       break;
-    }
     default:
       break;
   }

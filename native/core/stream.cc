@@ -121,16 +121,6 @@ void Stream::CloseHandle(HQUIC handle) {
   MsQuic->StreamClose(handle);
 }
 
-void Stream::Push(EventType type, int32_t status, uint64_t value, uint64_t code) {
-  Event record;
-  record.target = shared_from_this();
-  record.type = type;
-  record.status = status;
-  record.value = value;
-  record.code = code;
-  runtime().queue().Push(std::move(record));
-}
-
 // MsQuic worker thread. Must not block, and never calls into JS.
 QUIC_STATUS QUIC_API Stream::Callback(HQUIC, void* context, QUIC_STREAM_EVENT* event) {
   return static_cast<Stream*>(context)->OnEvent(event);

@@ -52,7 +52,6 @@ class Stream : public Handle {
   static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_STREAM_EVENT* event);
   QUIC_STATUS OnEvent(QUIC_STREAM_EVENT* event);
   QUIC_STATUS OnReceive(QUIC_STREAM_EVENT* event);
-  void Push(EventType type, int32_t status = 0, uint64_t value = 0, uint64_t code = 0);
   void CloseHandle(HQUIC handle) override;
 
   uint64_t id_ = UINT64_MAX;
