@@ -134,6 +134,9 @@ let workers = 0
  */
 export function setWorkerCount (count: number): void {
   if (!Number.isInteger(count) || count < 1 || count > 1024) throw new RangeError('The worker count must be an integer from 1 to 1024')
+  if (started) {
+    throw Object.assign(new Error('setWorkerCount() must be called before the first listen() or connect()'), { code: 'ERR_INVALID_STATE' })
+  }
   workers = count
 }
 

@@ -81,7 +81,8 @@ export class QuicStream extends Duplex {
     if (this.#sendAborted || this.#nativeClosed) return
     this.#native.shutdown(StreamShutdown.AbortSend, code)
     this.#sendAborted = true
-    this.#releaseWrite(closedError('The stream\'s sending side'))
+    // The reset discards what was queued; an error here would destroy the reading side as well.
+    this.#releaseWrite()
     if (!this.writableEnded) this.end()
   }
 
