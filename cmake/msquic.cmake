@@ -9,7 +9,7 @@ if(NOT EXISTS "${MSQUIC_SOURCE_DIR}/CMakeLists.txt")
   message(FATAL_ERROR "MsQuic sources are missing: run `node scripts/fetch-msquic.mjs` (needs cargo).")
 endif()
 
-set(MSQUIC_SANITIZE "" CACHE STRING "Sanitizers for the MsQuic build, e.g. address,undefined")
+# MSQUIC_SANITIZE (set by the includer, e.g. "address,undefined") builds MsQuic with sanitizers.
 set(MSQUIC_BUILD_TYPE "Release")
 if(MSQUIC_SANITIZE)
   set(MSQUIC_BUILD_TYPE "RelWithDebInfo")

@@ -64,6 +64,11 @@ void Runtime::ForgetDeferred(Handle* handle) {
   deferred_.erase(handle);
 }
 
+size_t Runtime::DeferredCount() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return deferred_.size();
+}
+
 void Runtime::Track(const std::shared_ptr<Configuration>& configuration) {
   std::lock_guard<std::mutex> lock(mutex_);
   configurations_.erase(std::remove_if(configurations_.begin(), configurations_.end(),

@@ -34,6 +34,8 @@ class Runtime {
   // Keeps a handle whose close waits for the app (see Handle); false once teardown began.
   bool Defer(std::shared_ptr<Handle> handle);
   void ForgetDeferred(Handle* handle);
+  // Handles whose close still waits for the app (the stress test checks none are left).
+  size_t DeferredCount();
   // JS thread: teardown must reach these even if their wrappers are never collected.
   void Track(const std::shared_ptr<Configuration>& configuration);
   void Track(const std::shared_ptr<Listener>& listener);
