@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// The test command (`npm test`): builds what is missing, then runs vitest. The project supports
-// Node >= 22; on an older Node (this machine kind ships Node 20) the suite runs under Node 24,
-// fetched from the npm registry with npx. N-API keeps the one addon build valid for both.
+// The test command (`npm test`): builds what is missing, type-checks, then runs vitest on a
+// supported Node (see modern-node.mjs). N-API keeps the one addon build valid for every version.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { runOnModernNode } from './modern-node.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const run = (command, args) => {
@@ -23,18 +23,11 @@ const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
 const report = join(root, 'build', 'test-results.json')
 rmSync(report, { force: true })
 const args = [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)]
-const major = Number(process.versions.node.split('.')[0])
-let status
-if (major >= 22) {
-  status = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' }).status
-} else {
-  console.log(`node-msquic: Node ${process.versions.node} is older than 22; running the tests under Node 24 (npx node@24)`)
-  status = spawnSync('npx', ['-y', 'node@24', ...args], { cwd: root, stdio: 'inherit' }).status
-}
+let status = runOnModernNode(args, { cwd: root })
 // One plain closing line, whatever the reporter printed above.
 if (existsSync(report)) {
   const results = JSON.parse(readFileSync(report, 'utf8'))
   console.log(`tests: ${results.numPassedTests} passed, ${results.numFailedTests} failed`)
   if (results.numTotalTests === 0) status = 1
 }
-process.exit(status ?? 1)
+process.exit(status)

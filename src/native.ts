@@ -110,11 +110,23 @@ function locate (): string {
 const require = createRequire(import.meta.url)
 export const native: NativeBinding = require(locate())
 
+const delivery = { wakeups: 0, events: 0 }
+
+/**
+ * How native events have reached JS in this thread so far: `wakeups` (batches handed over by the
+ * native queue) and `events`. `events / wakeups` is the batching achieved under load.
+ */
+export function getDeliveryStats (): { wakeups: number, events: number } {
+  return { ...delivery }
+}
+
 /**
  * Runs every event of one native wake-up, in order. An exception from user code must not stop the
  * batch (the rest would be lost), so each is caught and rethrown on its own tick.
  */
 function dispatch (batch: unknown[]): void {
+  delivery.wakeups++
+  delivery.events += batch.length / 6
   for (let i = 0; i < batch.length; i += 6) {
     const target = batch[i] as NativeHandle
     try {

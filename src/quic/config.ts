@@ -133,6 +133,28 @@ export interface CredentialInit {
   settings: Record<string, number>
 }
 
+const clientConfigurations = new Map<string, NativeConfiguration>()
+const CLIENT_CONFIGURATIONS = 16
+
+/**
+ * The client configuration for these options, shared by every connect() that uses the same ones:
+ * a configuration holds a TLS context (with its CA store), far too costly to build per connection.
+ * The few most recently used are kept.
+ */
+export function clientConfiguration (init: CredentialInit): NativeConfiguration {
+  const key = JSON.stringify([init.alpn, init.verify, init.settings, String(init.cert ?? ''), String(init.key ?? ''),
+    Array.isArray(init.ca) ? init.ca.map(String) : String(init.ca ?? '')])
+  let configuration = clientConfigurations.get(key)
+  if (configuration !== undefined) {
+    clientConfigurations.delete(key)
+  } else {
+    configuration = createConfiguration(init)
+    if (clientConfigurations.size >= CLIENT_CONFIGURATIONS) clientConfigurations.delete(clientConfigurations.keys().next().value as string)
+  }
+  clientConfigurations.set(key, configuration)
+  return configuration
+}
+
 /**
  * Builds the native configuration. MsQuic loads credentials only from files (there is no
  * in-memory PEM credential), so the PEM text goes to 0600 files that are removed once loaded.

@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { abortedError, invalidArgType, invalidArgValue } from '../errors.js'
 import { runtime } from '../native.js'
-import { alpnList, createConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions } from './config.js'
+import { alpnList, clientConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions } from './config.js'
 import { QuicConnection } from './connection.js'
 import { kAbort, kConnected } from './symbols.js'
 
@@ -42,7 +42,7 @@ export async function connect (options: ConnectOptions): Promise<QuicConnection>
   // No SNI for an IP literal (MsQuic 2.5 would otherwise send the address as a name).
   const serverName = options.servername ?? (literal ? '' : options.host)
   const verify = options.verifyPeer !== undefined ? 'custom' : options.rejectUnauthorized === false ? 'none' : 'builtin'
-  const configuration = createConfiguration({ client: true, cert: options.cert, key: options.key, ca: options.ca, verify, alpn, settings })
+  const configuration = clientConfiguration({ client: true, cert: options.cert, key: options.key, ca: options.ca, verify, alpn, settings })
   const handle = new (runtime().Connection)(configuration, ip, remotePort, serverName, expectedHost, budget)
   const connection = new QuicConnection(handle, { server: false, verifyPeer: options.verifyPeer })
   const connected = connection[kConnected]

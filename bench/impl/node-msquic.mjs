@@ -1,0 +1,123 @@
+// node-msquic: this package, as a Node service would use it.
+import { connect, createSelfSignedCertificate, getDeliveryStats, listen } from '../../dist/index.js'
+import { CHUNK, MiB, mainThreadCpuMs, percentile, runOps } from '../lib.mjs'
+
+async function readAll (stream) {
+  let bytes = 0
+  for await (const chunk of stream.iterator({ destroyOnReturn: false })) bytes += chunk.length
+  return bytes
+}
+
+async function write (stream, total) {
+  for (let sent = 0; sent < total; sent += CHUNK.length) {
+    const chunk = total - sent < CHUNK.length ? CHUNK.subarray(0, total - sent) : CHUNK
+    if (!stream.write(chunk)) await new Promise(resolve => stream.once('drain', resolve))
+  }
+  stream.end()
+}
+
+async function setup (serve, settings = {}) {
+  const { cert, key } = await createSelfSignedCertificate({ hosts: ['127.0.0.1'] })
+  const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'bench', cert, key, maxBidirectionalStreams: 1000, ...settings })
+  void (async () => {
+    for await (const connection of listener) {
+      void (async () => { for await (const stream of connection) void serve(stream).catch(() => {}) })().catch(() => {})
+    }
+  })()
+  const dial = () => connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'bench', ca: cert })
+  return { listener, dial }
+}
+
+export async function bulk ({ bytes, direction }) {
+  let received = 0
+  const { listener, dial } = await setup(async stream => {
+    if (direction === 'up') {
+      received = await readAll(stream)
+      stream.end()
+    } else {
+      await readAll(stream)
+      await write(stream, bytes)
+    }
+  })
+  const client = await dial()
+  const stream = await client.openStream()
+  const before = getDeliveryStats()
+  const cpu = mainThreadCpuMs()
+  const begin = performance.now()
+  if (direction === 'up') {
+    await write(stream, bytes)
+    await readAll(stream)
+  } else {
+    stream.end()
+    received = await readAll(stream)
+  }
+  const seconds = (performance.now() - begin) / 1000
+  const cpuMs = mainThreadCpuMs() - cpu
+  const after = getDeliveryStats()
+  await client.close()
+  await listener.close()
+  if (received !== bytes) throw new Error(`bulk: ${received} of ${bytes} bytes arrived`)
+  return {
+    mibPerSecond: bytes / MiB / seconds,
+    seconds,
+    mainThreadCpuMsPerMiB: cpuMs / (bytes / MiB),
+    eventsPerWakeup: (after.events - before.events) / Math.max(1, after.wakeups - before.wakeups)
+  }
+}
+
+export async function echo ({ streams, concurrency, size, timeoutMs }) {
+  const { listener, dial } = await setup(async stream => {
+    const chunks = []
+    for await (const chunk of stream.iterator({ destroyOnReturn: false })) chunks.push(chunk)
+    stream.end(Buffer.concat(chunks))
+  })
+  const client = await dial()
+  const request = Buffer.alloc(size, 7)
+  const result = await runOps({ total: streams, concurrency, timeoutMs }, async () => {
+    const stream = await client.openStream()
+    stream.end(request)
+    const length = await readAll(stream)
+    if (length !== size) throw new Error(`short echo: ${length}`)
+  })
+  void client.close()
+  void listener.close()
+  return summarise(result)
+}
+
+export async function handshakes ({ connections, concurrency, timeoutMs }) {
+  const { listener, dial } = await setup(async () => {})
+  const result = await runOps({ total: connections, concurrency, timeoutMs }, async () => {
+    const connection = await dial()
+    await connection.close()
+  })
+  await listener.close()
+  return { connectionsPerSecond: result.completed / result.seconds, completed: result.completed, errors: result.errors }
+}
+
+export async function idle ({ connections }) {
+  const { listener, dial } = await setup(async () => {})
+  const warm = await dial()
+  global.gc?.()
+  const before = process.memoryUsage().rss
+  const clients = []
+  for (let i = 0; i < connections; i += 50) {
+    clients.push(...await Promise.all(Array.from({ length: Math.min(50, connections - i) }, dial)))
+  }
+  global.gc?.()
+  const after = process.memoryUsage().rss
+  await Promise.all([warm, ...clients].map(c => c.close()))
+  await listener.close()
+  return { bytesPerConnection: (after - before) / connections, connected: clients.length }
+}
+
+export function summarise (result) {
+  return {
+    streamsPerSecond: result.completed / result.seconds,
+    p50Us: percentile(result.latencies, 0.5),
+    p99Us: percentile(result.latencies, 0.99),
+    completed: result.completed,
+    errors: result.errors,
+    hung: result.hung,
+    ...(result.firstError !== undefined ? { firstError: result.firstError } : {})
+  }
+}

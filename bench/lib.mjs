@@ -1,0 +1,64 @@
+// Helpers shared by the benchmark implementations (one process per measurement).
+import { readFileSync } from 'node:fs'
+
+export const MiB = 2 ** 20
+
+/** CPU time of this process's main (JS) thread, in milliseconds. */
+export function mainThreadCpuMs () {
+  if (typeof process.threadCpuUsage === 'function') {
+    const { user, system } = process.threadCpuUsage()
+    return (user + system) / 1000
+  }
+  // utime and stime of the main thread, in clock ticks (100 per second on Linux).
+  const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+export function percentile (values, p) {
+  if (values.length === 0) return 0
+  const sorted = Float64Array.from(values).sort()
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
+}
+
+/**
+ * Runs `total` operations, `concurrency` at a time; each returns its latency in microseconds or
+ * throws. Stops waiting after `timeoutMs` and reports a hang instead of retrying.
+ */
+export async function runOps ({ total, concurrency, timeoutMs }, op) {
+  const latencies = []
+  let started = 0
+  let completed = 0
+  let errors = 0
+  let firstError
+  const begin = performance.now()
+  const worker = async () => {
+    while (started < total) {
+      started++
+      const t = performance.now()
+      try {
+        await op()
+        latencies.push((performance.now() - t) * 1000)
+      } catch (error) {
+        errors++
+        firstError ??= error
+      }
+      completed++
+    }
+  }
+  let timer
+  const timeout = new Promise(resolve => { timer = setTimeout(() => resolve('hung'), timeoutMs) })
+  const outcome = await Promise.race([Promise.all(Array.from({ length: concurrency }, worker)), timeout])
+  clearTimeout(timer)
+  const seconds = (performance.now() - begin) / 1000
+  return {
+    seconds,
+    completed,
+    errors,
+    hung: outcome === 'hung',
+    latencies,
+    firstError: firstError === undefined ? undefined : String(firstError?.message ?? firstError)
+  }
+}
+
+/** A 64 KiB chunk of recognisable bytes. */
+export const CHUNK = Buffer.alloc(64 * 1024, 0x5a)

@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+// `npm run bench`: every workload, side by side, in one invocation:
+//   native       the C++ harness on the same core (native/stress): the ceiling
+//   node-msquic  this package
+//   chainsafe    @chainsafe/libp2p-quic with libp2p (the Node QUIC alternative)
+//   node-tls     node:tls over TCP (what most Node services use today)
+// Each measurement runs in a process of its own. Writes BENCHMARKS.md.
+// `--smoke` runs every benchmark once at a tiny size and checks only correctness (CI).
+import { execFileSync, spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem, release } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const smoke = process.argv.includes('--smoke')
+const only = process.argv.find(a => a.startsWith('--only='))?.slice(7)
+const IMPLS = ['native', 'node-msquic', 'chainsafe', 'node-tls']
+
+const size = smoke
+  ? { bulk: 4 * 2 ** 20, echo: [[1, 100], [10, 100], [100, 300]], handshakes: [[1, 10], [32, 64]], idle: 20, timeoutMs: 10_000 }
+  : { bulk: 2 ** 30, echo: [[1, 10_000], [10, 20_000], [100, 100_000]], handshakes: [[1, 2000], [32, 4000]], idle: 1000, timeoutMs: 60_000 }
+
+const cases = []
+for (const direction of ['up', 'down']) cases.push({ workload: 'bulk', params: { bytes: size.bulk, direction } })
+for (const [concurrency, streams] of size.echo) cases.push({ workload: 'echo', params: { streams, concurrency, size: 64, timeoutMs: size.timeoutMs } })
+for (const [concurrency, connections] of size.handshakes) cases.push({ workload: 'handshakes', params: { connections, concurrency, timeoutMs: size.timeoutMs } })
+cases.push({ workload: 'idle', params: { connections: size.idle } })
+const plan = cases.filter(c => only === undefined || c.workload === only).flatMap(c => IMPLS.map(impl => ({ impl, ...c })))
+
+console.log('bench: building the native harness')
+const harness = execFileSync(process.execPath, [join(root, 'scripts', 'build-harness.mjs')], { encoding: 'utf8' }).trim().split('\n').pop()
+
+function command ({ impl, workload, params }) {
+  if (impl === 'native') {
+    const args = ['bench', workload]
+    for (const [key, value] of Object.entries(params)) {
+      if (key === 'timeoutMs') args.push('--timeout-ms', String(value))
+      else args.push(`--${key}`, String(value))
+    }
+    return [harness, args]
+  }
+  return [process.execPath, ['--expose-gc', join(root, 'bench', 'child.mjs'), impl, workload, JSON.stringify(params)]]
+}
+
+function measure (entry) {
+  const [file, args] = command(entry)
+  const limit = (entry.params.timeoutMs ?? size.timeoutMs) + 60_000
+  return new Promise(resolve => {
+    const child = spawn(file, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', d => { stdout += d })
+    child.stderr.on('data', d => { stderr += d })
+    const timer = setTimeout(() => child.kill('SIGKILL'), limit)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      const line = stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
+      if (code === 0 && line !== undefined) return resolve(JSON.parse(line))
+      const why = signal === 'SIGKILL' ? `killed after ${limit / 1000} s` : (stderr.trim().split('\n').pop() ?? `exit ${code}`)
+      resolve({ ...entry, error: why })
+    })
+  })
+}
+
+const describe = ({ workload, params }) => workload === 'bulk'
+  ? `bulk ${params.direction} ${params.bytes / 2 ** 20} MiB`
+  : workload === 'echo' ? `echo c=${params.concurrency} x${params.streams}`
+    : workload === 'handshakes' ? `handshakes c=${params.concurrency} x${params.connections}`
+      : `idle x${params.connections}`
+
+const headline = (r) => {
+  if (r.error !== undefined) return `error: ${r.error}`
+  if (r.skipped !== undefined) return r.skipped
+  const m = r.metrics
+  switch (r.workload) {
+    case 'bulk': return `${m.mibPerSecond.toFixed(0)} MiB/s`
+    case 'echo': return `${Math.round(m.streamsPerSecond)} streams/s, p50 ${Math.round(m.p50Us)} µs, p99 ${Math.round(m.p99Us)} µs` +
+      (m.hung ? `, HUNG after ${m.completed}` : '') + (m.errors > 0 ? `, ${m.errors} errors` : '')
+    case 'handshakes': return `${Math.round(m.connectionsPerSecond)} connections/s` + (m.hung ? ', HUNG' : '')
+    case 'idle': return `${(m.bytesPerConnection / 1024).toFixed(1)} KiB per connection`
+  }
+}
+
+const results = []
+for (const [i, entry] of plan.entries()) {
+  process.stdout.write(`[${i + 1}/${plan.length}] ${describe(entry).padEnd(26)} ${entry.impl.padEnd(12)} `)
+  const result = { ...entry, ...(await measure(entry)) }
+  results.push(result)
+  console.log(headline(result))
+}
+
+// Smoke: our implementations must be correct at every size; the peers' hangs are reported only.
+const problems = results.filter(r => r.impl !== 'chainsafe' && (r.error !== undefined || r.metrics?.hung === true || (r.metrics?.errors ?? 0) > 0 ||
+  (r.workload === 'echo' && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections)))
+if (smoke) {
+  writeFileSync(join(root, 'build', 'bench-smoke.json'), JSON.stringify(results, null, 2))
+  console.log(problems.length === 0 ? 'bench smoke: every benchmark ran correctly' : `bench smoke: ${problems.length} problems`)
+  process.exit(problems.length === 0 ? 0 : 1)
+}
+
+// The report.
+const find = (impl, workload, match) => results.find(r => r.impl === impl && r.workload === workload && Object.entries(match).every(([k, v]) => r.params[k] === v))
+const metric = (r, key) => r?.metrics?.[key]
+const cell = (r, key, digits = 0) => r?.error !== undefined ? 'error' : r?.skipped !== undefined ? 'n/a' : metric(r, key) === undefined ? '' :
+  (r.metrics.hung ? `hang (${r.metrics.completed} done)` : Number(metric(r, key)).toLocaleString('en-US', { maximumFractionDigits: digits }))
+const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0) ? `${(a / b * 100).toFixed(0)}%` : ''
+const times = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0) ? `${(a / b).toFixed(1)}×` : ''
+const version = (name) => { try { return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version } catch { return '?' } }
+
+const lines = []
+lines.push('# Benchmarks', '', '_Written by `npm run bench` (bench/run.mjs); every number below comes from that run._', '')
+lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}`)
+lines.push(`- Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}`)
+lines.push(`- Node ${process.versions.node}; MsQuic ${readFileSync(join(root, 'deps', 'msquic', 'VERSION'), 'utf8').trim()}; libp2p ${version('libp2p')}; @chainsafe/libp2p-quic ${version('@chainsafe/libp2p-quic')}`)
+lines.push('- Everything runs on loopback, client and server in one process; each measurement in a fresh process.')
+lines.push('- native = the C++ harness in native/stress on the same core as the addon (no JS): the ceiling.')
+lines.push('- node:tls has no streams: its "echo" is framed requests on one TLS connection, up to c in flight.', '')
+
+lines.push('## Bulk: one stream, each direction', '', '| direction | native | node-msquic | chainsafe | node:tls | node-msquic / native | node-msquic / chainsafe |', '|---|---|---|---|---|---|---|')
+for (const direction of ['up', 'down']) {
+  const [n, m, c, t] = IMPLS.map(impl => find(impl, 'bulk', { direction }))
+  lines.push(`| ${direction} (MiB/s) | ${cell(n, 'mibPerSecond')} | ${cell(m, 'mibPerSecond')} | ${cell(c, 'mibPerSecond')} | ${cell(t, 'mibPerSecond')} | ${ratio(metric(m, 'mibPerSecond'), metric(n, 'mibPerSecond'))} | ${times(metric(m, 'mibPerSecond'), metric(c, 'mibPerSecond'))} |`)
+}
+lines.push('', '## Echo: 64-byte request and response, a new bidirectional stream each, one connection', '', '| concurrency | streams | impl | streams/s | p50 µs | p99 µs | errors | of native |', '|---|---|---|---|---|---|---|---|')
+for (const [concurrency, streams] of size.echo) {
+  const native = find('native', 'echo', { concurrency })
+  for (const impl of IMPLS) {
+    const r = find(impl, 'echo', { concurrency })
+    lines.push(`| ${concurrency} | ${streams.toLocaleString('en-US')} | ${impl} | ${cell(r, 'streamsPerSecond')} | ${cell(r, 'p50Us')} | ${cell(r, 'p99Us')} | ${r?.metrics?.errors ?? ''} | ${impl === 'native' ? '' : ratio(metric(r, 'streamsPerSecond'), metric(native, 'streamsPerSecond'))} |`)
+  }
+}
+lines.push('', '## Handshakes: a new connection per operation', '', '| concurrency | native | node-msquic | chainsafe | node:tls | node-msquic / native |', '|---|---|---|---|---|---|')
+for (const [concurrency] of size.handshakes) {
+  const [n, m, c, t] = IMPLS.map(impl => find(impl, 'handshakes', { concurrency }))
+  lines.push(`| ${concurrency} (connections/s) | ${cell(n, 'connectionsPerSecond')} | ${cell(m, 'connectionsPerSecond')} | ${cell(c, 'connectionsPerSecond')} | ${cell(t, 'connectionsPerSecond')} | ${ratio(metric(m, 'connectionsPerSecond'), metric(n, 'connectionsPerSecond'))} |`)
+}
+lines.push('', `## Idle connections: ${size.idle.toLocaleString('en-US')} open, both ends in one process`, '', '| | native | node-msquic | chainsafe | node:tls |', '|---|---|---|---|---|')
+{
+  const [n, m, c, t] = IMPLS.map(impl => find(impl, 'idle', {}))
+  const kib = r => r?.skipped !== undefined ? 'n/a (one connection per peer)' : r?.error !== undefined ? 'error' : metric(r, 'bytesPerConnection') === undefined ? '' : (metric(r, 'bytesPerConnection') / 1024).toFixed(1)
+  lines.push(`| KiB per connection | ${kib(n)} | ${kib(m)} | ${kib(c)} | ${kib(t)} |`)
+}
+lines.push('', '## Event delivery (bulk download)', '', '| | native | node-msquic | chainsafe | node:tls |', '|---|---|---|---|---|')
+{
+  const [n, m, c, t] = IMPLS.map(impl => find(impl, 'bulk', { direction: 'down' }))
+  lines.push(`| events per wake-up | ${cell(n, 'eventsPerWakeup', 1)} | ${cell(m, 'eventsPerWakeup', 1)} | | |`)
+  lines.push(`| main-thread CPU ms per MiB received | ${cell(n, 'mainThreadCpuMsPerMiB', 2)} | ${cell(m, 'mainThreadCpuMsPerMiB', 2)} | ${cell(c, 'mainThreadCpuMsPerMiB', 2)} | ${cell(t, 'mainThreadCpuMsPerMiB', 2)} |`)
+}
+
+// Targets (issue: performance).
+const share = (impl, workload, match, key) => metric(find(impl, workload, match), key)
+const targets = [
+  ['bulk ≥ 70% of native (both directions)', ['up', 'down'].every(d => share('node-msquic', 'bulk', { direction: d }, 'mibPerSecond') >= 0.7 * share('native', 'bulk', { direction: d }, 'mibPerSecond'))],
+  ['bulk ≥ 4× chainsafe (both directions)', ['up', 'down'].every(d => share('node-msquic', 'bulk', { direction: d }, 'mibPerSecond') >= 4 * (share('chainsafe', 'bulk', { direction: d }, 'mibPerSecond') ?? Infinity))],
+  ['echo c=100 ≥ 50% of native, no hang or error', (() => { const r = find('node-msquic', 'echo', { concurrency: 100 }); return r?.metrics !== undefined && !r.metrics.hung && r.metrics.errors === 0 && r.metrics.completed === r.params.streams && r.metrics.streamsPerSecond >= 0.5 * share('native', 'echo', { concurrency: 100 }, 'streamsPerSecond') })()],
+  ['handshakes ≥ 60% of native (each concurrency)', size.handshakes.every(([c]) => share('node-msquic', 'handshakes', { concurrency: c }, 'connectionsPerSecond') >= 0.6 * share('native', 'handshakes', { concurrency: c }, 'connectionsPerSecond'))]
+]
+lines.push('', '## Targets', '', ...targets.map(([what, met]) => `- ${met ? 'met' : '**not met**'}: ${what}`), '')
+if (only === undefined) writeFileSync(join(root, 'BENCHMARKS.md'), lines.join('\n'))
+console.log('\n' + lines.join('\n'))

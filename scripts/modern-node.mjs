@@ -1,0 +1,11 @@
+// The project supports Node >= 22; this machine kind ships Node 20. Scripts that run project code
+// (tests, benchmarks) use this Node if it is new enough, else Node 24 from the npm registry (npx).
+import { spawnSync } from 'node:child_process'
+
+/** Runs `node <args>` on a supported Node; returns the exit status. */
+export function runOnModernNode (args, options = {}) {
+  const major = Number(process.versions.node.split('.')[0])
+  if (major >= 22) return spawnSync(process.execPath, args, { stdio: 'inherit', ...options }).status ?? 1
+  console.log(`node-msquic: Node ${process.versions.node} is older than 22; running under Node 24 (npx node@24)`)
+  return spawnSync('npx', ['-y', 'node@24', ...args], { stdio: 'inherit', ...options }).status ?? 1
+}
