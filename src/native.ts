@@ -40,7 +40,8 @@ export interface NativeConnection extends NativeHandle {
 }
 
 export interface NativeStream extends NativeHandle {
-  send(data: Uint8Array | undefined, fin: boolean): void
+  /** Copies and sends; true when the send window is now full (StreamSendReady follows). */
+  send(data: Uint8Array | undefined, fin: boolean): boolean
   shutdown(flags: number, code: number | bigint): boolean
   consumed(bytes: number): void
   taken(): void
@@ -87,10 +88,8 @@ export const Ev = {
   StreamPeerSendShutdown: 14,
   StreamPeerSendAborted: 15,
   StreamPeerReceiveAborted: 16,
-  StreamSendComplete: 17,
-  StreamSendShutdownComplete: 18,
-  StreamIdealSendBuffer: 19,
-  StreamShutdownComplete: 20
+  StreamSendReady: 17,
+  StreamShutdownComplete: 18
 } as const
 
 /** Bits of `value` in the shutdown-complete events. */

@@ -73,15 +73,17 @@ export async function echo ({ streams, concurrency, size, timeoutMs }) {
   })
   const client = await dial()
   const request = Buffer.alloc(size, 7)
+  const before = getDeliveryStats()
   const result = await runOps({ total: streams, concurrency, timeoutMs }, async () => {
     const stream = await client.openStream()
     stream.end(request)
     const length = await readAll(stream)
     if (length !== size) throw new Error(`short echo: ${length}`)
   })
+  const after = getDeliveryStats()
   void client.close()
   void listener.close()
-  return summarise(result)
+  return { ...summarise(result), eventsPerWakeup: (after.events - before.events) / Math.max(1, after.wakeups - before.wakeups), eventsPerStream: (after.events - before.events) / result.completed }
 }
 
 export async function handshakes ({ connections, concurrency, timeoutMs }) {

@@ -10,6 +10,8 @@ namespace nmq {
 namespace {
 // Flat layout of one event in the batch handed to the TS dispatcher.
 constexpr uint32_t kStride = 6;  // target, type, status, value, code, extra
+// Received chunks at least this large are handed to JS without a copy.
+constexpr size_t kExternalBufferMinimum = 16 * 1024;
 
 Napi::Value U64(Napi::Env env, uint64_t value) {
   if (value <= (uint64_t{1} << 53)) return Napi::Number::New(env, static_cast<double>(value));
@@ -129,9 +131,14 @@ void EnvState::Drain(Napi::Env env) {
     }
     if (event.data) {
       size_t length = event.data_length;
-      // Ownership of the malloc'd bytes moves to the Buffer: no second copy.
-      extra = Napi::Buffer<uint8_t>::NewOrCopy(env, event.data.release(), length,
-                                                 [](Napi::Env, uint8_t* p) { std::free(p); });
+      if (length < kExternalBufferMinimum) {
+        // A small copy costs less than the finalizer an external buffer brings to every GC.
+        extra = Napi::Buffer<uint8_t>::Copy(env, event.data.get(), length);
+      } else {
+        // Ownership of the malloc'd bytes moves to the Buffer: no second copy.
+        extra = Napi::Buffer<uint8_t>::NewOrCopy(env, event.data.release(), length,
+                                                   [](Napi::Env, uint8_t* p) { std::free(p); });
+      }
     } else if (!event.text.empty()) {
       extra = Napi::String::New(env, event.text);
     }

@@ -26,7 +26,8 @@ StreamWrap::StreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Stream
   stream_ = std::static_pointer_cast<Stream>(*handle);
 }
 
-// send(bytes: Uint8Array | undefined, fin: boolean). Copies the bytes.
+// send(bytes: Uint8Array | undefined, fin: boolean) -> full: true when the send window is full
+// (a 'send ready' event follows once there is room). Copies the bytes.
 Napi::Value StreamWrap::JS_Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint8_t* data = nullptr;
@@ -39,10 +40,13 @@ Napi::Value StreamWrap::JS_Send(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "send() takes a Uint8Array").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  QUIC_STATUS status = stream_ ? stream_->Send(data, length, info[1].ToBoolean().Value())
-                               : QUIC_STATUS_INVALID_STATE;
-  if (QUIC_FAILED(status)) EnvState::Get(env)->ThrowStatus(env, status, "could not send");
-  return env.Undefined();
+  bool full = false;
+  QUIC_STATUS status = stream_->Send(data, length, info[1].ToBoolean().Value(), &full);
+  if (QUIC_FAILED(status)) {
+    EnvState::Get(env)->ThrowStatus(env, status, "could not send");
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, full);
 }
 
 // shutdown(flags, code): flags are MsQuic's QUIC_STREAM_SHUTDOWN_FLAGs.

@@ -27,9 +27,7 @@ enum class EventType : uint8_t {
   kStreamPeerSendShutdown,       // the peer's FIN, after all of its data
   kStreamPeerSendAborted,        // code = RESET_STREAM error code
   kStreamPeerReceiveAborted,     // code = STOP_SENDING error code
-  kStreamSendComplete,           // value = bytes, code = 1 when canceled
-  kStreamSendShutdownComplete,   // value = 1 when graceful
-  kStreamIdealSendBuffer,        // value = MsQuic's ideal send buffer size for this stream
+  kStreamSendReady,              // a send that found the window full may go on (see Stream::Send)
   kStreamShutdownComplete,       // value = ShutdownFlags; final event of a stream
 };
 

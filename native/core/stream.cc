@@ -61,7 +61,7 @@ Stream::~Stream() {
   for (void* block : sends_) std::free(block);
 }
 
-QUIC_STATUS Stream::Send(const uint8_t* data, size_t length, bool fin) {
+QUIC_STATUS Stream::Send(const uint8_t* data, size_t length, bool fin, bool* full) {
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
   auto* block = static_cast<SendBlock*>(std::malloc(sizeof(SendBlock) + length));
@@ -79,15 +79,27 @@ QUIC_STATUS Stream::Send(const uint8_t* data, size_t length, bool fin) {
     }
     if (fin) send_closed_ = true;
     sends_.insert(block);
+    outstanding_ += length;
+    if (outstanding_ >= window_) sender_waiting_ = true;
+    if (full != nullptr) *full = sender_waiting_;
   }
   QUIC_STATUS status = MsQuic->StreamSend(handle_, &block->buffer, length > 0 ? 1 : 0,
                                           fin ? QUIC_SEND_FLAG_FIN : QUIC_SEND_FLAG_NONE, block);
   if (QUIC_FAILED(status)) {
     std::lock_guard<std::mutex> lock(send_mutex_);
     sends_.erase(block);
+    outstanding_ -= length;
+    if (outstanding_ < window_) sender_waiting_ = false;
+    if (full != nullptr) *full = false;
     std::free(block);
   }
   return status;
+}
+
+bool Stream::SendRoomLocked() {
+  if (!sender_waiting_ || outstanding_ >= window_) return false;
+  sender_waiting_ = false;
+  return true;
 }
 
 QUIC_STATUS Stream::Shutdown(QUIC_STREAM_SHUTDOWN_FLAGS flags, uint64_t code) {
@@ -139,17 +151,20 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
     case QUIC_STREAM_EVENT_RECEIVE:
       return OnReceive(event);
     case QUIC_STREAM_EVENT_SEND_COMPLETE: {
-      void* block = event->SEND_COMPLETE.ClientContext;
-      uint64_t length = 0;
+      auto* block = static_cast<SendBlock*>(event->SEND_COMPLETE.ClientContext);
+      bool ready = false;
       {
         std::lock_guard<std::mutex> lock(send_mutex_);
-        if (sends_.erase(block) == 0) block = nullptr;
+        if (sends_.erase(block) == 0) {
+          block = nullptr;
+        } else {
+          outstanding_ -= block->length;
+          ready = SendRoomLocked();
+        }
       }
-      if (block != nullptr) {
-        length = static_cast<SendBlock*>(block)->length;
-        std::free(block);
-      }
-      Push(EventType::kStreamSendComplete, 0, length, event->SEND_COMPLETE.Canceled ? 1 : 0);
+      std::free(block);
+      // Only a sender that is waiting hears of completions.
+      if (ready) Push(EventType::kStreamSendReady);
       break;
     }
     case QUIC_STREAM_EVENT_PEER_SEND_SHUTDOWN:
@@ -167,12 +182,18 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
     case QUIC_STREAM_EVENT_SEND_SHUTDOWN_COMPLETE: {
       std::lock_guard<std::mutex> lock(send_mutex_);
       send_closed_ = true;
+      break;
     }
-      Push(EventType::kStreamSendShutdownComplete, 0, event->SEND_SHUTDOWN_COMPLETE.Graceful ? 1 : 0);
+    case QUIC_STREAM_EVENT_IDEAL_SEND_BUFFER_SIZE: {
+      bool ready = false;
+      {
+        std::lock_guard<std::mutex> lock(send_mutex_);
+        window_ = std::max<uint64_t>(event->IDEAL_SEND_BUFFER_SIZE.ByteCount, 64 * 1024);
+        ready = SendRoomLocked();
+      }
+      if (ready) Push(EventType::kStreamSendReady);
       break;
-    case QUIC_STREAM_EVENT_IDEAL_SEND_BUFFER_SIZE:
-      Push(EventType::kStreamIdealSendBuffer, 0, event->IDEAL_SEND_BUFFER_SIZE.ByteCount);
-      break;
+    }
     case QUIC_STREAM_EVENT_SHUTDOWN_COMPLETE: {
       uint64_t flags = 0;
       if (event->SHUTDOWN_COMPLETE.ConnectionShutdown) flags |= kConnectionShutdown;

@@ -5,7 +5,8 @@
 // through QUIC flow control instead of growing memory. The app reports what it has taken
 // (Consumed), which resumes receiving once half the budget is free.
 // Send: bytes are copied once into a native block that MsQuic owns until SEND_COMPLETE, where the
-// worker frees it; the app learns of completions through events.
+// worker frees it. The send window is MsQuic's ideal send buffer size: Send says at once whether it
+// is full, and only then does a kStreamSendReady event follow, when completions make room.
 #pragma once
 #include <msquic.h>
 
@@ -32,8 +33,9 @@ class Stream : public Handle {
   static std::shared_ptr<Stream> AdoptPeer(std::shared_ptr<Connection> connection, HQUIC handle,
                                            bool unidirectional, uint32_t budget);
 
-  // JS thread. Copies the bytes; `fin` ends the send direction after them.
-  QUIC_STATUS Send(const uint8_t* data, size_t length, bool fin);
+  // JS thread. Copies the bytes; `fin` ends the send direction after them. `*full` tells whether
+  // the send window is now full: the caller then waits for kStreamSendReady.
+  QUIC_STATUS Send(const uint8_t* data, size_t length, bool fin, bool* full = nullptr);
   // JS thread. `flags` are QUIC_STREAM_SHUTDOWN_FLAGs.
   QUIC_STATUS Shutdown(QUIC_STREAM_SHUTDOWN_FLAGS flags, uint64_t code);
   // JS thread: the app took `bytes` of received data off the stream's budget.
@@ -52,6 +54,8 @@ class Stream : public Handle {
   static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_STREAM_EVENT* event);
   QUIC_STATUS OnEvent(QUIC_STREAM_EVENT* event);
   QUIC_STATUS OnReceive(QUIC_STREAM_EVENT* event);
+  // Under send_mutex_: whether a waiting sender may go on now (and it is no longer waiting).
+  bool SendRoomLocked();
   void CloseHandle(HQUIC handle) override;
 
   uint64_t id_ = UINT64_MAX;
@@ -69,6 +73,9 @@ class Stream : public Handle {
   std::mutex send_mutex_;
   std::unordered_set<void*> sends_;
   bool send_closed_ = false;
+  uint64_t outstanding_ = 0;         // bytes sent, not completed yet
+  uint64_t window_ = 128 * 1024;     // MsQuic's ideal send buffer size (its starting value)
+  bool sender_waiting_ = false;      // a Send found the window full
 };
 
 }  // namespace nmq

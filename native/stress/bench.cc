@@ -63,11 +63,8 @@ class ClientStream : public Handler {
         received += event.data_length;
         stream_->Consumed(event.data_length);
         break;
-      case EventType::kStreamSendComplete:
-        sender_.OnSendComplete(event.value);
-        break;
-      case EventType::kStreamIdealSendBuffer:
-        sender_.OnIdealSize(event.value);
+      case EventType::kStreamSendReady:
+        sender_.Pump();
         break;
       case EventType::kStreamPeerSendShutdown:
         finished = Clock::now();

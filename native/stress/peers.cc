@@ -17,11 +17,11 @@ Sender::Sender(std::shared_ptr<Stream> stream, uint64_t total, uint32_t chunk)
     : stream_(std::move(stream)), total_(total), chunk_(chunk, 0x5a) {}
 
 void Sender::Pump() {
-  while (sent_ < total_ && outstanding_ < window_) {
+  bool full = false;
+  while (sent_ < total_ && !full) {
     uint64_t n = std::min<uint64_t>(chunk_.size(), total_ - sent_);
-    if (QUIC_FAILED(stream_->Send(chunk_.data(), n, false))) return;
+    if (QUIC_FAILED(stream_->Send(chunk_.data(), n, false, &full))) return;
     sent_ += n;
-    outstanding_ += n;
   }
   if (sent_ == total_ && !fin_sent_) {
     fin_sent_ = true;
@@ -52,11 +52,8 @@ class ServerStream : public Handler {
           stream_->Send(received_.data(), received_.size(), true);
         }
         break;
-      case EventType::kStreamSendComplete:
-        if (sender_) sender_->OnSendComplete(event.value);
-        break;
-      case EventType::kStreamIdealSendBuffer:
-        if (sender_) sender_->OnIdealSize(event.value);
+      case EventType::kStreamSendReady:
+        if (sender_) sender_->Pump();
         break;
       case EventType::kStreamShutdownComplete:
         stream_->wrapper = nullptr;

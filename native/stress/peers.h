@@ -22,17 +22,16 @@ enum class ServerMode {
   kSource,  // after the peer's FIN, send `source_bytes`, then FIN
 };
 
-// Sends `total` bytes on a stream within MsQuic's ideal send buffer, as the JS layer does.
+// Sends `total` bytes on a stream within the native send window, as the JS layer does: until a
+// send finds the window full, then again on kStreamSendReady.
 class Sender {
  public:
   Sender(std::shared_ptr<Stream> stream, uint64_t total, uint32_t chunk);
   void Pump();
-  void OnSendComplete(uint64_t bytes) { outstanding_ -= bytes; Pump(); }
-  void OnIdealSize(uint64_t bytes) { window_ = bytes < 65536 ? 65536 : bytes; Pump(); }
 
  private:
   std::shared_ptr<Stream> stream_;
-  uint64_t total_, sent_ = 0, outstanding_ = 0, window_ = 128 * 1024;
+  uint64_t total_, sent_ = 0;
   std::vector<uint8_t> chunk_;
   bool fin_sent_ = false;
 };

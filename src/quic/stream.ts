@@ -1,8 +1,8 @@
 /**
  * QuicStream: one QUIC stream as a node:stream Duplex. Received bytes wait here until the reader
  * pulls them; only then are they reported to the native budget, so a reader that stops reading
- * holds the peer back through QUIC flow control. Writes complete while MsQuic's ideal send buffer
- * has room, and wait for its send completions beyond that. JS thread only.
+ * holds the peer back through QUIC flow control. Writes complete at once while MsQuic's ideal send
+ * buffer has room (the native send window), and wait for room beyond that. JS thread only.
  */
 import { Duplex, type DuplexOptions } from 'node:stream'
 import { QuicError, QuicErrorCode, closedError, errorFromStatus } from '../errors.js'
@@ -10,7 +10,7 @@ import { Ev, ShutdownFlag, StreamShutdown, native, type NativeStream } from '../
 import { checkErrorCode } from './error-code.js'
 import { kCloseError, kClosedByApp, kOpened, kStreamBlocked, kTaken } from './symbols.js'
 
-const MIN_SEND_WINDOW = 64 * 1024
+// MsQuic's initial ideal send buffer size; the native send window follows its updates.
 const INITIAL_SEND_WINDOW = 128 * 1024
 
 /** What a stream needs from its connection. */
@@ -31,8 +31,6 @@ export class QuicStream extends Duplex {
   #wantsData = false
   #remoteEnded = false
   #endPushed = false
-  #outstanding = 0
-  #sendWindow = INITIAL_SEND_WINDOW
   #writeCallback: ((error?: Error | null) => void) | undefined
   #nativeClosed = false
   #sendAborted = false
@@ -42,7 +40,9 @@ export class QuicStream extends Duplex {
   // which would otherwise come before that code could attach a listener.
   #owned = false
   #pendingFailure: Error | undefined
-  #opened?: { promise: Promise<void>, resolve: () => void, reject: (e: Error) => void }
+  // Local streams: settles once the peer has granted credit (or the stream failed first).
+  #opened?: { resolve: () => void, reject: (e: Error) => void }
+  #openedPromise?: Promise<void>
 
   /** @internal Streams are made by QuicConnection (openStream, acceptStream). */
   constructor (handle: NativeStream, parent: StreamParent, local: boolean) {
@@ -61,7 +61,8 @@ export class QuicStream extends Duplex {
       let reject!: (e: Error) => void
       const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
       promise.catch(() => {})
-      this.#opened = { promise, resolve, reject }
+      this.#opened = { resolve, reject }
+      this.#openedPromise = promise
     }
   }
 
@@ -98,7 +99,7 @@ export class QuicStream extends Duplex {
 
   /** @internal */
   get [kOpened] (): Promise<void> {
-    return this.#opened?.promise ?? Promise.resolve()
+    return this.#openedPromise ?? Promise.resolve()
   }
 
   /** @internal The app took this peer stream: from now on it closes natively when done. */
@@ -118,13 +119,8 @@ export class QuicStream extends Duplex {
         this.#remoteEnded = true
         this.#pump()
         break
-      case Ev.StreamSendComplete:
-        this.#outstanding -= Number(value)
-        if (this.#outstanding < this.#sendWindow) this.#releaseWrite()
-        break
-      case Ev.StreamIdealSendBuffer:
-        this.#sendWindow = Math.max(Number(value), MIN_SEND_WINDOW)
-        if (this.#outstanding < this.#sendWindow) this.#releaseWrite()
+      case Ev.StreamSendReady:
+        this.#releaseWrite()
         break
       case Ev.StreamStartComplete:
         this.#onStartComplete(status, code === 1)
@@ -157,16 +153,16 @@ export class QuicStream extends Duplex {
       callback(closedError('The stream\'s sending side'))
       return
     }
+    let full: boolean
     try {
-      this.#native.send(chunk, false)
+      full = this.#native.send(chunk, false)
     } catch (error) {
       callback(error as Error)
       return
     }
-    this.#outstanding += chunk.length
-    // Within MsQuic's ideal send buffer the write is done; beyond it, wait for completions.
-    if (this.#outstanding < this.#sendWindow) callback()
-    else this.#writeCallback = callback
+    // Within MsQuic's ideal send buffer the write is done; beyond it, wait for room.
+    if (full) this.#writeCallback = callback
+    else callback()
   }
 
   override _final (callback: (error?: Error | null) => void): void {
@@ -189,7 +185,7 @@ export class QuicStream extends Duplex {
     // destroy() aborts with code 0; reset(code) and stopSending(code) choose codes. (A peer's own
     // code is never echoed back to it.)
     if (!this.#nativeClosed && !graceful) this.#native.shutdown(StreamShutdown.Abort, 0)
-    this.#opened?.reject(error ?? closedError('The stream'))
+    this.#rejectOpened(error ?? undefined)
     this.#releaseWrite(error ?? undefined)
     this.#setBlocked(false)
     callback(error)
@@ -222,7 +218,9 @@ export class QuicStream extends Duplex {
   #onStartComplete (status: number, peerAccepted: boolean): void {
     if (status > 0) {
       // A failed start is followed by SHUTDOWN_COMPLETE (SHUTDOWN_ON_FAIL), which destroys the stream.
-      this.#opened?.reject(this.#parent[kCloseError]() ?? errorFromStatus(native.statusName(status), status, 'The stream could not start'))
+      if (this.#opened !== undefined) {
+        this.#rejectOpened(this.#parent[kCloseError]() ?? errorFromStatus(native.statusName(status), status, 'The stream could not start'))
+      }
       return
     }
     if (peerAccepted) this.#resolveOpened()
@@ -236,7 +234,7 @@ export class QuicStream extends Duplex {
     if (readDone && writeDone) {
       this.#releaseWrite()
       this.#setBlocked(false)
-      this.#opened?.reject(closedError('The stream'))
+      this.#rejectOpened()
       return
     }
     const byConnection = (flags & ShutdownFlag.ConnectionShutdown) !== 0
@@ -250,7 +248,7 @@ export class QuicStream extends Duplex {
   }
 
   #fail (error: Error): void {
-    this.#opened?.reject(error)
+    this.#rejectOpened(error)
     if (this.#owned) this.destroy(error)
     else this.#pendingFailure ??= error
   }
@@ -258,7 +256,15 @@ export class QuicStream extends Duplex {
   #resolveOpened (): void {
     if (this.#opened === undefined) return
     this.#opened.resolve()
+    this.#opened = undefined
     this.#handOver()
+  }
+
+  // Errors are made only when an open is still waiting: a stack trace per stream is costly.
+  #rejectOpened (error?: Error): void {
+    if (this.#opened === undefined) return
+    this.#opened.reject(error ?? closedError('The stream'))
+    this.#opened = undefined
   }
 
   #handOver (): void {
