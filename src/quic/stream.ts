@@ -8,10 +8,16 @@ import { Duplex, type DuplexOptions } from 'node:stream'
 import { QuicError, QuicErrorCode, closedError, errorFromStatus } from '../errors.js'
 import { Ev, ShutdownFlag, StreamShutdown, native, type NativeStream } from '../native.js'
 import { checkErrorCode } from './error-code.js'
-import { kCloseError, kClosedByApp, kOpened, kStreamBlocked, kTaken } from './symbols.js'
+import { kCloseError, kClosedByApp, kOpened, kOwned, kStreamBlocked, kTaken } from './symbols.js'
 
 // MsQuic's initial ideal send buffer size; the native send window follows its updates.
 const INITIAL_SEND_WINDOW = 128 * 1024
+
+// Streams handed over in this turn of the event loop; one setImmediate settles them all.
+const handOvers: QuicStream[] = []
+function settleHandOvers (): void {
+  for (const stream of handOvers.splice(0)) stream[kOwned]()
+}
 
 /** What a stream needs from its connection. */
 export interface StreamParent {
@@ -268,9 +274,13 @@ export class QuicStream extends Duplex {
   }
 
   #handOver (): void {
-    setImmediate(() => {
-      this.#owned = true
-      if (this.#pendingFailure !== undefined) this.destroy(this.#pendingFailure)
-    })
+    handOvers.push(this)
+    if (handOvers.length === 1) setImmediate(settleHandOvers)
+  }
+
+  /** @internal After the code awaiting its hand-over has run: failures reach the app from now on. */
+  [kOwned] (): void {
+    this.#owned = true
+    if (this.#pendingFailure !== undefined) this.destroy(this.#pendingFailure)
   }
 }
