@@ -1,5 +1,7 @@
 // `quic_harness bench`: the benchmark workloads driven natively, on the same core the addon uses,
 // with no JS in the way: the ceiling the Node figures are divided by. Prints one JSON line.
+#include <time.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <deque>
@@ -112,6 +114,13 @@ void Print(const BenchOptions& o, const std::string& params, const std::string& 
 
 const auto kTimeout = std::chrono::milliseconds(600000);
 
+// CPU time of the calling (loop) thread, in milliseconds.
+double ThreadCpuMs() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
 void Bulk(Loop& loop, const TestCredentials& credentials, const BenchOptions& o) {
   const bool up = o.direction != "down";
   Server server(loop, ServerConfiguration(loop.runtime(), credentials, 100),
@@ -122,6 +131,8 @@ void Bulk(Loop& loop, const TestCredentials& credentials, const BenchOptions& o)
   bool done = false;
   uint64_t received = 0;
   double seconds = 0;
+  const uint64_t wakeups = loop.wakeups(), events = loop.events();
+  const double cpu = ThreadCpuMs();
   new ClientStream(Open(*client.connection), up ? o.bytes : 1, [&](ClientStream& s) {
     done = true;
     received = up ? server.stats().bytes : s.received;
@@ -129,9 +140,13 @@ void Bulk(Loop& loop, const TestCredentials& credentials, const BenchOptions& o)
   });
   if (!loop.RunUntil([&] { return done; }, kTimeout)) throw std::runtime_error("bulk timed out");
   if (received != o.bytes) throw std::runtime_error("bulk: wrong byte count");
-  char params[128], metrics[128];
+  const double mib = o.bytes / 1048576.0;
+  char params[128], metrics[256];
   std::snprintf(params, sizeof(params), "\"bytes\":%llu,\"direction\":\"%s\"", (unsigned long long)o.bytes, up ? "up" : "down");
-  std::snprintf(metrics, sizeof(metrics), "\"mibPerSecond\":%.1f,\"seconds\":%.3f", o.bytes / 1048576.0 / seconds, seconds);
+  std::snprintf(metrics, sizeof(metrics),
+                "\"mibPerSecond\":%.1f,\"seconds\":%.3f,\"mainThreadCpuMsPerMiB\":%.3f,\"eventsPerWakeup\":%.1f",
+                mib / seconds, seconds, (ThreadCpuMs() - cpu) / mib,
+                double(loop.events() - events) / std::max<uint64_t>(1, loop.wakeups() - wakeups));
   Print(o, params, metrics);
   client.connection->Shutdown(0, false);
   server.Stop();
