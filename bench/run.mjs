@@ -116,8 +116,11 @@ if (smoke) {
 // The report.
 const find = (impl, workload, match) => results.find(r => r.impl === impl && r.workload === workload && Object.entries(match).every(([k, v]) => r.params[k] === v))
 const metric = (r, key) => r?.metrics?.[key]
+// A hung run has no rate: its row says how far it got, and no ratio is drawn from it.
+const hung = r => r?.metrics?.hung === true
 const cell = (r, key, digits = 0) => r?.error !== undefined ? 'error' : r?.skipped !== undefined ? 'n/a' : metric(r, key) === undefined ? '' :
-  (r.metrics.hung ? `hang (${r.metrics.completed} done)` : Number(metric(r, key)).toLocaleString('en-US', { maximumFractionDigits: digits }))
+  hung(r) ? (KEY[r.workload] === key ? `**hang** after ${r.metrics.completed}` : '—') : Number(metric(r, key)).toLocaleString('en-US', { maximumFractionDigits: digits })
+const rate = (r, key) => hung(r) ? undefined : metric(r, key)
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0) ? `${(a / b * 100).toFixed(0)}%` : ''
 const times = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0) ? `${(a / b).toFixed(1)}×` : ''
 const version = (name) => { try { return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version } catch { return '?' } }
@@ -141,7 +144,7 @@ for (const [concurrency, streams] of size.echo) {
   const native = find('native', 'echo', { concurrency })
   for (const impl of IMPLS) {
     const r = find(impl, 'echo', { concurrency })
-    lines.push(`| ${concurrency} | ${streams.toLocaleString('en-US')} | ${impl} | ${cell(r, 'streamsPerSecond')} | ${cell(r, 'p50Us')} | ${cell(r, 'p99Us')} | ${r?.metrics?.errors ?? ''} | ${impl === 'native' ? '' : ratio(metric(r, 'streamsPerSecond'), metric(native, 'streamsPerSecond'))} |`)
+    lines.push(`| ${concurrency} | ${streams.toLocaleString('en-US')} | ${impl} | ${cell(r, 'streamsPerSecond')} | ${cell(r, 'p50Us')} | ${cell(r, 'p99Us')} | ${r?.metrics?.errors ?? ''} | ${impl === 'native' ? '' : ratio(rate(r, 'streamsPerSecond'), rate(native, 'streamsPerSecond'))} |`)
   }
 }
 lines.push('', '## Handshakes: a new connection per operation', '', '| concurrency | native | node-msquic | chainsafe | node:tls | node-msquic / native |', '|---|---|---|---|---|---|')
