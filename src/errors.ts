@@ -29,6 +29,10 @@ export const QuicErrorCode = {
   ADDRESS_IN_USE: 'ERR_QUIC_ADDRESS_IN_USE',
   /** The peer's address cannot be reached. */
   UNREACHABLE: 'ERR_QUIC_UNREACHABLE',
+  /** A datagram is larger than the peer and the path allow (see `maxDatagramSize`). */
+  DATAGRAM_TOO_LARGE: 'ERR_QUIC_DATAGRAM_TOO_LARGE',
+  /** Datagrams are not enabled on this connection, or the peer does not take them. */
+  DATAGRAMS_DISABLED: 'ERR_QUIC_DATAGRAMS_DISABLED',
   /** The certificate or key could not be loaded. */
   INVALID_CREDENTIALS: 'ERR_QUIC_INVALID_CREDENTIALS',
   /** Anything else MsQuic reported; `statusName` says what. */

@@ -25,7 +25,7 @@ export interface NativeConfiguration {
 export interface NativeListener extends NativeHandle {
   address(): { address: string, family: 'IPv4' | 'IPv6', port: number } | null
   stop(): void
-  stats(): { pending: number, refused: number }
+  stats(): { pending: number, refused: number, accepted?: number, rejected?: number, droppedPackets?: number }
 }
 
 export interface NativeAddress { address: string, family: 'IPv4' | 'IPv6', port: number }
@@ -37,6 +37,9 @@ export interface NativeConnection extends NativeHandle {
   completeCertificateValidation(accept: boolean): boolean
   taken(): void
   info(): { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
+  stats(): Record<string, number>
+  /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
+  sendDatagram(data: Uint8Array): boolean
 }
 
 export interface NativeStream extends NativeHandle {
@@ -66,8 +69,8 @@ export interface NativeBinding {
   workerCount(): number
   statusName(status: number): string
   Configuration: new (init: ConfigurationInit) => NativeConfiguration
-  Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number) => NativeListener
-  Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number) => NativeConnection
+  Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number, datagramQueue: number) => NativeListener
+  Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number) => NativeConnection
 }
 
 /** Event type numbers, as in native/core/event.h. */
@@ -89,7 +92,9 @@ export const Ev = {
   StreamPeerSendAborted: 15,
   StreamPeerReceiveAborted: 16,
   StreamSendReady: 17,
-  StreamShutdownComplete: 18
+  StreamShutdownComplete: 18,
+  ConnectionDatagramState: 19,
+  ConnectionDatagram: 20
 } as const
 
 /** Bits of `value` in the shutdown-complete events. */

@@ -29,6 +29,7 @@ void ReadSettings(Napi::Object object, QUIC_SETTINGS* settings) {
   NMQ_SETTING("streamReceiveWindow", StreamRecvWindowDefault)
   NMQ_SETTING("connectionReceiveWindow", ConnFlowControlWindow)
   NMQ_SETTING("disconnectTimeoutMs", DisconnectTimeoutMs)
+  NMQ_SETTING("datagramReceiveEnabled", DatagramReceiveEnabled)
 #undef NMQ_SETTING
 }
 }  // namespace

@@ -16,11 +16,13 @@ Napi::Function ConnectionWrap::Init(Napi::Env env) {
                       InstanceMethod<&ConnectionWrap::JS_CompleteCertificateValidation>(
                           "completeCertificateValidation"),
                       InstanceMethod<&ConnectionWrap::JS_Taken>("taken"),
-                      InstanceMethod<&ConnectionWrap::JS_Info>("info")});
+                      InstanceMethod<&ConnectionWrap::JS_Info>("info"),
+                      InstanceMethod<&ConnectionWrap::JS_Stats>("stats"),
+                      InstanceMethod<&ConnectionWrap::JS_SendDatagram>("sendDatagram")});
 }
 
 // new Connection(external) for server connections (from the drain), or
-// new Connection(configuration, ip, port, serverName, expectedHost, streamReceiveBudget).
+// new Connection(configuration, ip, port, serverName, expectedHost, streamReceiveBudget, datagramQueue).
 ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ConnectionWrap>(info) {
   Napi::Env env = info.Env();
   Tag(env, info.This(), kConnectionTag);
@@ -36,15 +38,16 @@ ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
   if (!configuration) return;
   QUIC_ADDR remote;
   if (!info[1].IsString() || !info[2].IsNumber() || !info[3].IsString() || !info[4].IsString() ||
-      !info[5].IsNumber() ||
+      !info[5].IsNumber() || !info[6].IsNumber() ||
       !ParseAddress(info[1].As<Napi::String>().Utf8Value(),
                     static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()), &remote)) {
-    Napi::TypeError::New(env, "Connection(configuration, ip, port, serverName, expectedHost, budget)")
+    Napi::TypeError::New(env, "Connection(configuration, ip, port, serverName, expectedHost, budget, datagramQueue)")
         .ThrowAsJavaScriptException();
     return;
   }
   ConnectionOptions options;
   options.stream_receive_budget = info[5].As<Napi::Number>().Uint32Value();
+  options.datagram_send_queue = info[6].As<Napi::Number>().Uint32Value();
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
   connection_ = Connection::OpenClient(runtime, options, &status);
   if (connection_) {
@@ -116,6 +119,56 @@ Napi::Value ConnectionWrap::JS_Info(const Napi::CallbackInfo& info) {
   result.Set("localAddress", AddressObject(env, connection_->local_address()));
   result.Set("remoteAddress", AddressObject(env, connection_->remote_address()));
   return result;
+}
+
+// stats() -> MsQuic's figures for this connection. Blocks briefly (runs on the connection's worker).
+Napi::Value ConnectionWrap::JS_Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  QUIC_STATISTICS_V2 stats = {};
+  QUIC_STATUS status = connection_->Statistics(&stats);
+  if (QUIC_FAILED(status)) {
+    EnvState::Get(env)->ThrowStatus(env, status, "could not read statistics");
+    return env.Undefined();
+  }
+  auto n = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("rttUs", n(stats.Rtt));
+  result.Set("minRttUs", n(stats.MinRtt));
+  result.Set("maxRttUs", n(stats.MaxRtt));
+  result.Set("rttVarianceUs", n(stats.RttVariance));
+  result.Set("congestionWindow", n(stats.SendCongestionWindow));
+  result.Set("congestionEvents", n(stats.SendCongestionCount));
+  result.Set("pathMtu", n(stats.SendPathMtu));
+  result.Set("bytesSent", n(stats.SendTotalBytes));
+  result.Set("bytesReceived", n(stats.RecvTotalBytes));
+  result.Set("streamBytesSent", n(stats.SendTotalStreamBytes));
+  result.Set("streamBytesReceived", n(stats.RecvTotalStreamBytes));
+  result.Set("packetsSent", n(stats.SendTotalPackets));
+  result.Set("packetsReceived", n(stats.RecvTotalPackets));
+  // MsQuic counts suspected losses and, separately, those that turned out spurious.
+  result.Set("packetsLost", n(stats.SendSuspectedLostPackets - stats.SendSpuriousLostPackets));
+  result.Set("packetsReordered", n(stats.RecvReorderedPackets));
+  result.Set("handshakeUs", n(stats.TimingHandshakeFlightEnd > stats.TimingStart
+                                  ? stats.TimingHandshakeFlightEnd - stats.TimingStart : 0));
+  result.Set("datagramsDropped", n(connection_->datagrams_dropped()));
+  return result;
+}
+
+// sendDatagram(bytes) -> false when the send queue is full (nothing was sent).
+Napi::Value ConnectionWrap::JS_SendDatagram(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) {
+    Napi::TypeError::New(env, "sendDatagram() takes a Uint8Array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  bool queued = false;
+  QUIC_STATUS status = connection_->SendDatagram(bytes.Data(), bytes.ByteLength(), &queued);
+  if (QUIC_FAILED(status)) {
+    EnvState::Get(env)->ThrowStatus(env, status, "could not send the datagram");
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, queued);
 }
 
 }  // namespace nmq

@@ -22,6 +22,8 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   Napi::Value JS_CompleteCertificateValidation(const Napi::CallbackInfo& info);
   Napi::Value JS_Taken(const Napi::CallbackInfo& info);
   Napi::Value JS_Info(const Napi::CallbackInfo& info);
+  Napi::Value JS_Stats(const Napi::CallbackInfo& info);
+  Napi::Value JS_SendDatagram(const Napi::CallbackInfo& info);
   std::shared_ptr<Connection> connection_;
 };
 

@@ -121,6 +121,9 @@ void EnvState::Drain(Napi::Env env) {
   uint32_t n = 0;
   std::vector<Handle*> finished;
   for (Event& event : batch_) {
+    if (event.type == EventType::kConnectionDatagram) {
+      static_cast<Connection&>(*event.target).DatagramDelivered();
+    }
     Napi::Value target = WrapperOf(env, *event.target);
     Napi::Value extra = env.Undefined();
     if (event.child) {

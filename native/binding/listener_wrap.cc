@@ -13,7 +13,7 @@ Napi::Function ListenerWrap::Init(Napi::Env env) {
                       InstanceMethod<&ListenerWrap::JS_Stats>("stats")});
 }
 
-// new Listener(configuration, ip, port, backlog, streamReceiveBudget): listening on return.
+// new Listener(configuration, ip, port, backlog, streamReceiveBudget, datagramQueue): listening on return.
 ListenerWrap::ListenerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ListenerWrap>(info) {
   Napi::Env env = info.Env();
   Tag(env, info.This(), kListenerTag);
@@ -24,14 +24,17 @@ ListenerWrap::ListenerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Li
   if (!configuration) return;
   QUIC_ADDR address;
   if (!info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber() ||
+      !info[5].IsNumber() ||
       !ParseAddress(info[1].As<Napi::String>().Utf8Value(),
                     static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()), &address)) {
-    Napi::TypeError::New(env, "Listener(configuration, ip, port, backlog, budget)").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "Listener(configuration, ip, port, backlog, budget, datagramQueue)")
+        .ThrowAsJavaScriptException();
     return;
   }
   ListenerOptions options;
   options.backlog = info[3].As<Napi::Number>().Uint32Value();
   options.connection.stream_receive_budget = info[4].As<Napi::Number>().Uint32Value();
+  options.connection.datagram_send_queue = info[5].As<Napi::Number>().Uint32Value();
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
   listener_ = Listener::Open(runtime, configuration, options, &status);
   if (listener_) {
@@ -63,6 +66,12 @@ Napi::Value ListenerWrap::JS_Stats(const Napi::CallbackInfo& info) {
   Napi::Object stats = Napi::Object::New(info.Env());
   stats.Set("pending", listener_ ? listener_->pending() : 0);
   stats.Set("refused", static_cast<double>(listener_ ? listener_->refused() : 0));
+  QUIC_LISTENER_STATISTICS msquic = {};
+  if (listener_ && listener_->Statistics(&msquic)) {
+    stats.Set("accepted", static_cast<double>(msquic.TotalAcceptedConnections));
+    stats.Set("rejected", static_cast<double>(msquic.TotalRejectedConnections));
+    stats.Set("droppedPackets", static_cast<double>(msquic.BindingRecvDroppedPackets));
+  }
   return stats;
 }
 

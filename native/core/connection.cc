@@ -1,5 +1,6 @@
 #include "connection.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "api.h"
@@ -101,6 +102,76 @@ std::shared_ptr<Stream> Connection::OpenStream(bool unidirectional, QUIC_STATUS*
                            unidirectional, options_.stream_receive_budget, status);
 }
 
+QUIC_STATUS Connection::Statistics(QUIC_STATISTICS_V2* out) {
+  HandleUse use(*this);
+  if (!use) return QUIC_STATUS_INVALID_STATE;
+  uint32_t length = sizeof(*out);
+  return MsQuic->GetParam(handle_, QUIC_PARAM_CONN_STATISTICS_V2, &length, out);
+}
+
+namespace {
+// One allocation per datagram: MsQuic's buffer descriptor, whether it left the send queue, the bytes.
+struct DatagramBlock {
+  QUIC_BUFFER buffer;
+  bool sent;
+};
+}  // namespace
+
+QUIC_STATUS Connection::SendDatagram(const uint8_t* data, size_t length, bool* queued) {
+  *queued = false;
+  HandleUse use(*this);
+  if (!use) return QUIC_STATUS_INVALID_STATE;
+  if (datagrams_unsent_.load(std::memory_order_relaxed) >= options_.datagram_send_queue) {
+    return QUIC_STATUS_SUCCESS;  // full: reported, not grown
+  }
+  auto* block = static_cast<DatagramBlock*>(std::malloc(sizeof(DatagramBlock) + length));
+  if (block == nullptr) return QUIC_STATUS_OUT_OF_MEMORY;
+  block->buffer.Length = static_cast<uint32_t>(length);
+  block->buffer.Buffer = reinterpret_cast<uint8_t*>(block + 1);
+  block->sent = false;
+  std::memcpy(block->buffer.Buffer, data, length);
+  datagrams_unsent_.fetch_add(1, std::memory_order_relaxed);
+  QUIC_STATUS status = MsQuic->DatagramSend(handle_, &block->buffer, 1, QUIC_SEND_FLAG_NONE, block);
+  if (QUIC_FAILED(status)) {
+    datagrams_unsent_.fetch_sub(1, std::memory_order_relaxed);
+    std::free(block);
+    return status;
+  }
+  *queued = true;
+  return status;
+}
+
+// Worker. MsQuic reports every step of a datagram's life; the block is freed at the last one.
+void Connection::OnDatagramSendState(QUIC_CONNECTION_EVENT* event) {
+  auto* block = static_cast<DatagramBlock*>(event->DATAGRAM_SEND_STATE_CHANGED.ClientContext);
+  const QUIC_DATAGRAM_SEND_STATE state = event->DATAGRAM_SEND_STATE_CHANGED.State;
+  const bool final = QUIC_DATAGRAM_SEND_STATE_IS_FINAL(state);
+  if (block == nullptr) return;
+  if (!block->sent && (state == QUIC_DATAGRAM_SEND_SENT || final)) {
+    block->sent = true;
+    datagrams_unsent_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (final) std::free(block);
+}
+
+// Worker. Datagrams have no flow control: copy now, and drop when the app is far behind.
+void Connection::OnDatagramReceived(QUIC_CONNECTION_EVENT* event) {
+  const QUIC_BUFFER* buffer = event->DATAGRAM_RECEIVED.Buffer;
+  if (datagrams_waiting_.load(std::memory_order_relaxed) >= options_.datagram_receive_queue) {
+    datagrams_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  Event record;
+  record.target = shared_from_this();
+  record.type = EventType::kConnectionDatagram;
+  record.data.reset(static_cast<uint8_t*>(std::malloc(buffer->Length > 0 ? buffer->Length : 1)));
+  if (!record.data) return;
+  std::memcpy(record.data.get(), buffer->Buffer, buffer->Length);
+  record.data_length = buffer->Length;
+  datagrams_waiting_.fetch_add(1, std::memory_order_relaxed);
+  runtime().queue().Push(std::move(record));
+}
+
 void Connection::CloseHandle(HQUIC handle) {
   MsQuic->ConnectionClose(handle);
 }
@@ -163,6 +234,16 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
       break;
     case QUIC_CONNECTION_EVENT_PEER_CERTIFICATE_RECEIVED:
       return OnPeerCertificate(event);
+    case QUIC_CONNECTION_EVENT_DATAGRAM_STATE_CHANGED:
+      Push(EventType::kConnectionDatagramState, 0,
+           event->DATAGRAM_STATE_CHANGED.SendEnabled ? event->DATAGRAM_STATE_CHANGED.MaxSendLength : 0);
+      break;
+    case QUIC_CONNECTION_EVENT_DATAGRAM_RECEIVED:
+      OnDatagramReceived(event);
+      break;
+    case QUIC_CONNECTION_EVENT_DATAGRAM_SEND_STATE_CHANGED:
+      OnDatagramSendState(event);
+      break;
     default:
       break;
   }

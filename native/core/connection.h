@@ -20,7 +20,13 @@ class Stream;
 struct ConnectionOptions {
   // Received bytes a stream holds for the app before MsQuic's flow control holds the peer back.
   uint32_t stream_receive_budget = 1 << 20;
+  // Datagrams handed to MsQuic and not yet sent; beyond it SendDatagram refuses (never grows).
+  uint32_t datagram_send_queue = 64;
+  // Received datagrams waiting for the app; beyond it new ones are dropped (and counted).
+  uint32_t datagram_receive_queue = 1024;
 };
+
+
 
 class Connection : public Handle {
  public:
@@ -44,6 +50,15 @@ class Connection : public Handle {
   QUIC_STATUS CompleteCertificateValidation(bool accept);
   // JS thread: opens and starts a local stream. It waits for the peer's credit inside MsQuic.
   std::shared_ptr<Stream> OpenStream(bool unidirectional, QUIC_STATUS* status);
+  // JS thread: MsQuic's statistics. Blocks briefly (it runs on the connection's worker).
+  QUIC_STATUS Statistics(QUIC_STATISTICS_V2* out);
+  // JS thread: copies and queues one datagram; `*queued` is false (and nothing is sent) when the
+  // send queue is full. INVALID_PARAMETER if larger than the peer allows, INVALID_STATE if the peer
+  // does not take datagrams.
+  QUIC_STATUS SendDatagram(const uint8_t* data, size_t length, bool* queued);
+  // JS thread: a received datagram reached the app.
+  void DatagramDelivered() { datagrams_waiting_.fetch_sub(1, std::memory_order_relaxed); }
+  uint64_t datagrams_dropped() const { return datagrams_dropped_.load(std::memory_order_relaxed); }
 
   // Readable on the JS thread once the connected event was delivered.
   const std::string& alpn() const { return alpn_; }
@@ -58,6 +73,8 @@ class Connection : public Handle {
   static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_CONNECTION_EVENT* event);
   QUIC_STATUS OnEvent(QUIC_CONNECTION_EVENT* event);
   QUIC_STATUS OnPeerCertificate(QUIC_CONNECTION_EVENT* event);
+  void OnDatagramReceived(QUIC_CONNECTION_EVENT* event);
+  void OnDatagramSendState(QUIC_CONNECTION_EVENT* event);
   void OnPeerStream(QUIC_CONNECTION_EVENT* event);
   void CloseHandle(HQUIC handle) override;
 
@@ -72,6 +89,9 @@ class Connection : public Handle {
   std::string alpn_;
   QUIC_ADDR local_address_ = {};
   QUIC_ADDR remote_address_ = {};
+  std::atomic<uint32_t> datagrams_unsent_{0};   // handed to MsQuic, not sent yet
+  std::atomic<uint32_t> datagrams_waiting_{0};  // received, not yet with the app
+  std::atomic<uint64_t> datagrams_dropped_{0};
 };
 
 }  // namespace nmq

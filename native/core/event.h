@@ -29,6 +29,8 @@ enum class EventType : uint8_t {
   kStreamPeerReceiveAborted,     // code = STOP_SENDING error code
   kStreamSendReady,              // a send that found the window full may go on (see Stream::Send)
   kStreamShutdownComplete,       // value = ShutdownFlags; final event of a stream
+  kConnectionDatagramState,      // value = largest datagram that can be sent now (0: not allowed)
+  kConnectionDatagram,           // data = one received datagram (owned)
 };
 
 // Bits of `value` in the two shutdown-complete events.

@@ -35,6 +35,13 @@ bool Listener::LocalAddress(QUIC_ADDR* address) {
       MsQuic->GetParam(handle_, QUIC_PARAM_LISTENER_LOCAL_ADDRESS, &length, address));
 }
 
+bool Listener::Statistics(QUIC_LISTENER_STATISTICS* out) {
+  HandleUse use(*this);
+  if (!use) return false;
+  uint32_t length = sizeof(*out);
+  return QUIC_SUCCEEDED(MsQuic->GetParam(handle_, QUIC_PARAM_LISTENER_STATS, &length, out));
+}
+
 void Listener::Stop() {
   HandleUse use(*this);
   if (use) MsQuic->ListenerStop(handle_);

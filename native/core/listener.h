@@ -35,6 +35,8 @@ class Listener : public Handle {
   void Dropped() { pending_.fetch_sub(1, std::memory_order_relaxed); }
   uint32_t pending() const { return pending_.load(std::memory_order_relaxed); }
   uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+  // MsQuic's own listener figures (read inline; never blocks).
+  bool Statistics(QUIC_LISTENER_STATISTICS* out);
 
   Listener(std::shared_ptr<Runtime> runtime) : Handle(Kind::kListener, std::move(runtime)) {}
 

@@ -29,6 +29,10 @@ export interface QuicSettings {
    * the peer back. Default 1 MiB.
    */
   streamReceiveBudget?: number
+  /** Take and send unreliable datagrams (RFC 9221); both peers must enable it. Default false. */
+  datagrams?: boolean
+  /** Datagrams queued for sending at most; `sendDatagram()` returns false beyond it. Default 64. */
+  datagramSendQueue?: number
 }
 
 /** What `verifyPeer` is given. */
@@ -60,6 +64,7 @@ export const DEFAULTS = {
   idleTimeout: 30_000,
   handshakeTimeout: 10_000,
   streamReceiveBudget: 1 << 20,
+  datagramSendQueue: 64,
   backlog: 512
 } as const
 
@@ -74,7 +79,7 @@ function integer (name: string, value: unknown, min: number, max: number): numbe
 }
 
 /** Validated settings, in native (MsQuic) names, plus the binding's receive budget. */
-export function nativeSettings (options: QuicSettings): { settings: Record<string, number>, budget: number } {
+export function nativeSettings (options: QuicSettings): { settings: Record<string, number>, budget: number, datagramQueue: number } {
   const settings: Record<string, number> = {
     peerBidiStreamCount: integer('maxBidirectionalStreams', options.maxBidirectionalStreams, 0, MAX_U16) ?? DEFAULTS.maxBidirectionalStreams,
     peerUnidiStreamCount: integer('maxUnidirectionalStreams', options.maxUnidirectionalStreams, 0, MAX_U16) ?? DEFAULTS.maxUnidirectionalStreams,
@@ -91,7 +96,10 @@ export function nativeSettings (options: QuicSettings): { settings: Record<strin
   const connectionWindow = integer('connectionReceiveWindow', options.connectionReceiveWindow, 1, MAX_U32)
   if (connectionWindow !== undefined) settings.connectionReceiveWindow = connectionWindow
   const budget = integer('streamReceiveBudget', options.streamReceiveBudget, 1024, 2 ** 31) ?? DEFAULTS.streamReceiveBudget
-  return { settings, budget }
+  if (options.datagrams !== undefined && typeof options.datagrams !== 'boolean') throw invalidArgType('datagrams', 'a boolean', options.datagrams)
+  if (options.datagrams === true) settings.datagramReceiveEnabled = 1
+  const datagramQueue = integer('datagramSendQueue', options.datagramSendQueue, 1, 65536) ?? DEFAULTS.datagramSendQueue
+  return { settings, budget, datagramQueue }
 }
 
 /** The ALPN list, validated: 1–255 bytes each, at least one. */

@@ -32,7 +32,7 @@ export async function connect (options: ConnectOptions): Promise<QuicConnection>
     throw invalidArgValue('servername', 'must be a non-empty string', options.servername)
   }
   if (options.verifyPeer !== undefined && typeof options.verifyPeer !== 'function') throw invalidArgType('verifyPeer', 'a function', options.verifyPeer)
-  const { settings, budget } = nativeSettings(options)
+  const { settings, budget, datagramQueue } = nativeSettings(options)
   const signal = options.signal
   if (signal?.aborted === true) throw abortedError(signal, 'connect')
 
@@ -43,7 +43,7 @@ export async function connect (options: ConnectOptions): Promise<QuicConnection>
   const serverName = options.servername ?? (literal ? '' : options.host)
   const verify = options.verifyPeer !== undefined ? 'custom' : options.rejectUnauthorized === false ? 'none' : 'builtin'
   const configuration = clientConfiguration({ client: true, cert: options.cert, key: options.key, ca: options.ca, verify, alpn, settings })
-  const handle = new (runtime().Connection)(configuration, ip, remotePort, serverName, expectedHost, budget)
+  const handle = new (runtime().Connection)(configuration, ip, remotePort, serverName, expectedHost, budget, datagramQueue)
   const connection = new QuicConnection(handle, { server: false, verifyPeer: options.verifyPeer })
   const connected = connection[kConnected]
   if (signal === undefined) {

@@ -10,7 +10,7 @@ import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
 import { QuicStream } from './stream.js'
-import { kAbort, kCloseError, kClosedByApp, kConnected, kOpened, kStreamBlocked, kTaken } from './symbols.js'
+import { kAbort, kCloseError, kClosedByApp, kConnected, kOpened, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -38,7 +38,41 @@ export interface CloseOptions {
   reason?: string
 }
 
+/** A connection's figures, from MsQuic (see `QuicConnection.stats()`). */
+export interface QuicConnectionStats {
+  /** Smoothed round-trip time, and its minimum, maximum and variance, in microseconds. */
+  rttUs: number
+  minRttUs: number
+  maxRttUs: number
+  rttVarianceUs: number
+  /** Congestion window in bytes, and how many congestion events there were. */
+  congestionWindow: number
+  congestionEvents: number
+  /** Current path MTU. */
+  pathMtu: number
+  /** UDP payload bytes, and stream payload bytes, each way. */
+  bytesSent: number
+  bytesReceived: number
+  streamBytesSent: number
+  streamBytesReceived: number
+  /** QUIC packets each way, lost (suspected minus spurious) and received out of order. */
+  packetsSent: number
+  packetsReceived: number
+  packetsLost: number
+  packetsReordered: number
+  /** How long the handshake took, in microseconds. */
+  handshakeUs: number
+  /** Received datagrams dropped because the app had too many waiting. */
+  datagramsDropped: number
+  /** Streams of this connection not closed yet, both directions. */
+  openStreams: number
+}
+
 export interface QuicConnectionEvents {
+  /** An unreliable datagram arrived (with `datagrams: true` on both sides). */
+  datagram: [data: Buffer]
+  /** The largest datagram that can be sent changed; 0 means none can be (see `maxDatagramSize`). */
+  datagramState: [info: { maxSize: number }]
   /** Local streams waiting for the peer's stream credit changed (see `blockedStreams`). */
   streamsBlocked: [count: number]
   /** The peer granted more stream credit. */
@@ -69,6 +103,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #closeInfo?: QuicCloseInfo
   #info?: { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
   #blockedStreams = 0
+  #openStreams = 0
+  #maxDatagramSize = 0
 
   /** @internal Connections come from connect() and QuicListener.accept(). */
   constructor (handle: NativeConnection, init: ConnectionInit) {
@@ -102,6 +138,33 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     return this.#info?.remoteAddress
   }
 
+  /** The largest datagram `sendDatagram()` takes now; 0 while the peer takes none. */
+  get maxDatagramSize (): number {
+    return this.#maxDatagramSize
+  }
+
+  /**
+   * Sends one unreliable datagram (RFC 9221): it may be lost or reordered, never split. Returns
+   * false, sending nothing, while the send queue is full (see `datagramSendQueue`). Throws
+   * ERR_QUIC_DATAGRAM_TOO_LARGE beyond `maxDatagramSize`, ERR_QUIC_DATAGRAMS_DISABLED if the peer
+   * takes none.
+   */
+  sendDatagram (data: Uint8Array): boolean {
+    if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'a Uint8Array', data)
+    this.#assertOpen()
+    if (this.#maxDatagramSize === 0) throw new QuicError(QuicErrorCode.DATAGRAMS_DISABLED, 'Datagrams are not enabled on this connection (both peers need datagrams: true)')
+    if (data.byteLength > this.#maxDatagramSize) {
+      throw new QuicError(QuicErrorCode.DATAGRAM_TOO_LARGE, `The datagram is ${data.byteLength} bytes; at most ${this.#maxDatagramSize} fit`)
+    }
+    return this.#native.sendDatagram(data)
+  }
+
+  /** MsQuic's figures for this connection (blocks for a moment: they are read on its thread). */
+  stats (): QuicConnectionStats {
+    this.#assertOpen()
+    return { ...this.#native.stats(), openStreams: this.#openStreams } as unknown as QuicConnectionStats
+  }
+
   /** Local streams opened but waiting for the peer to grant stream credit. */
   get blockedStreams (): number {
     return this.#blockedStreams
@@ -133,6 +196,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       throw this[kCloseError]() ?? error
     }
     const stream = new QuicStream(handle, this, true)
+    this.#openStreams++
     if (signal === undefined) {
       await stream[kOpened]
       return stream
@@ -225,6 +289,11 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     return this.#closeInfo.error ?? closedError('The connection')
   }
 
+  /** @internal A stream of this connection reached its final event. */
+  [kStreamClosed] (): void {
+    this.#openStreams--
+  }
+
   /** @internal Whether this side's app closed the connection. */
   [kClosedByApp] (): boolean {
     return this.#closeInfo?.by === 'local'
@@ -240,7 +309,15 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   onNativeEvent (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
     switch (type) {
       case Ev.ConnectionPeerStream:
+        this.#openStreams++
         this.#inbound.push(new QuicStream(extra as NativeStream, this, false))
+        break
+      case Ev.ConnectionDatagram:
+        this.emit('datagram', extra as Buffer)
+        break
+      case Ev.ConnectionDatagramState:
+        this.#maxDatagramSize = Number(value)
+        this.emit('datagramState', { maxSize: this.#maxDatagramSize })
         break
       case Ev.ConnectionConnected:
         this.#info = this.#native.info()

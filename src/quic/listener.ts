@@ -31,6 +31,12 @@ export interface ListenerStats {
   pending: number
   /** Connections refused because the backlog was full. */
   refused: number
+  /** Connections MsQuic accepted, in total (absent once the listener is closed). */
+  accepted?: number
+  /** Connections MsQuic rejected, in total (backlog refusals included). */
+  rejected?: number
+  /** Packets the listener's socket dropped on receive. */
+  droppedPackets?: number
 }
 
 export class QuicListener extends EventEmitter<{ close: [] }> {
@@ -163,7 +169,7 @@ export async function listen (options: ListenOptions): Promise<QuicListener> {
   const backlog = options.backlog ?? DEFAULTS.backlog
   if (!Number.isInteger(backlog) || backlog < 1 || backlog > 2 ** 31) throw invalidArgValue('backlog', 'must be a positive integer', backlog, true)
   if (options.verifyPeer !== undefined && typeof options.verifyPeer !== 'function') throw invalidArgType('verifyPeer', 'a function', options.verifyPeer)
-  const { settings, budget } = nativeSettings(options)
+  const { settings, budget, datagramQueue } = nativeSettings(options)
   const ip = await resolveHost(options.host)
   const requestCert = options.requestCert === true || options.verifyPeer !== undefined
   const configuration = createConfiguration({
@@ -176,5 +182,5 @@ export async function listen (options: ListenOptions): Promise<QuicListener> {
     alpn,
     settings
   })
-  return new QuicListener(new (runtime().Listener)(configuration, ip, listenPort, backlog, budget), options.verifyPeer)
+  return new QuicListener(new (runtime().Listener)(configuration, ip, listenPort, backlog, budget, datagramQueue), options.verifyPeer)
 }

@@ -8,7 +8,7 @@ import { Duplex, type DuplexOptions } from 'node:stream'
 import { QuicError, QuicErrorCode, closedError, errorFromStatus } from '../errors.js'
 import { Ev, ShutdownFlag, StreamShutdown, native, type NativeStream } from '../native.js'
 import { checkErrorCode } from './error-code.js'
-import { kCloseError, kClosedByApp, kOpened, kOwned, kStreamBlocked, kTaken } from './symbols.js'
+import { kCloseError, kClosedByApp, kOpened, kOwned, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
 
 // MsQuic's initial ideal send buffer size; the native send window follows its updates.
 const INITIAL_SEND_WINDOW = 128 * 1024
@@ -21,6 +21,7 @@ function settleHandOvers (): void {
 
 /** What a stream needs from its connection. */
 export interface StreamParent {
+  [kStreamClosed]: () => void
   [kCloseError]: () => QuicError | undefined
   [kClosedByApp]: () => boolean
   [kStreamBlocked]: (stream: QuicStream, blocked: boolean) => void
@@ -235,6 +236,7 @@ export class QuicStream extends Duplex {
 
   #onShutdownComplete (flags: number): void {
     this.#nativeClosed = true
+    this.#parent[kStreamClosed]()
     const readDone = !this.readable || this.#remoteEnded || this.#endPushed
     const writeDone = !this.writable || this.#sendAborted || this.writableFinished || this.writableEnded
     if (readDone && writeDone) {
