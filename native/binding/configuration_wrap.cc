@@ -30,6 +30,7 @@ void ReadSettings(Napi::Object object, QUIC_SETTINGS* settings) {
   NMQ_SETTING("connectionReceiveWindow", ConnFlowControlWindow)
   NMQ_SETTING("disconnectTimeoutMs", DisconnectTimeoutMs)
   NMQ_SETTING("datagramReceiveEnabled", DatagramReceiveEnabled)
+  NMQ_SETTING("congestionControlAlgorithm", CongestionControlAlgorithm)
 #undef NMQ_SETTING
 }
 }  // namespace

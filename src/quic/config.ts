@@ -29,6 +29,11 @@ export interface QuicSettings {
    * the peer back. Default 1 MiB.
    */
   streamReceiveBudget?: number
+  /**
+   * Congestion control: 'cubic' (MsQuic's default) or 'bbr', which holds its rate under random loss
+   * where cubic backs off.
+   */
+  congestionControl?: 'cubic' | 'bbr'
   /** Take and send unreliable datagrams (RFC 9221); both peers must enable it. Default false. */
   datagrams?: boolean
   /** Datagrams queued for sending at most; `sendDatagram()` returns false beyond it. Default 64. */
@@ -68,6 +73,9 @@ export const DEFAULTS = {
   backlog: 512
 } as const
 
+// MsQuic's QUIC_CONGESTION_CONTROL_ALGORITHM values.
+const CONGESTION_CONTROL: Record<string, number> = { cubic: 0, bbr: 1 }
+
 const MAX_U16 = 65535
 const MAX_U32 = 2 ** 32 - 1
 
@@ -98,6 +106,11 @@ export function nativeSettings (options: QuicSettings): { settings: Record<strin
   const budget = integer('streamReceiveBudget', options.streamReceiveBudget, 1024, 2 ** 31) ?? DEFAULTS.streamReceiveBudget
   if (options.datagrams !== undefined && typeof options.datagrams !== 'boolean') throw invalidArgType('datagrams', 'a boolean', options.datagrams)
   if (options.datagrams === true) settings.datagramReceiveEnabled = 1
+  if (options.congestionControl !== undefined) {
+    const algorithm = CONGESTION_CONTROL[options.congestionControl]
+    if (algorithm === undefined) throw invalidArgValue('congestionControl', "must be 'cubic' or 'bbr'", options.congestionControl)
+    settings.congestionControlAlgorithm = algorithm
+  }
   const datagramQueue = integer('datagramSendQueue', options.datagramSendQueue, 1, 65536) ?? DEFAULTS.datagramSendQueue
   return { settings, budget, datagramQueue }
 }

@@ -164,7 +164,7 @@ export class QuicStream extends Duplex {
     try {
       full = this.#native.send(chunk, false)
     } catch (error) {
-      callback(error as Error)
+      this.#sendFailed(error, callback)
       return
     }
     // Within MsQuic's ideal send buffer the write is done; beyond it, wait for room.
@@ -181,8 +181,17 @@ export class QuicStream extends Duplex {
       this.#native.send(undefined, true)
       callback()
     } catch (error) {
-      callback(error as Error)
+      this.#sendFailed(error, callback)
     }
+  }
+
+  // A send the native side refused because the stream or its connection is already ending: the
+  // events saying why are queued behind this call, and the final one settles the write with the
+  // real reason (the peer's close, a reset) instead of a bare "invalid state".
+  #sendFailed (error: unknown, callback: (error?: Error | null) => void): void {
+    const ending = error instanceof QuicError && (error.statusName === 'QUIC_STATUS_INVALID_STATE' || error.statusName === 'QUIC_STATUS_ABORTED')
+    if (ending && !this.#nativeClosed) this.#writeCallback = callback
+    else callback(error as Error)
   }
 
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
@@ -238,7 +247,9 @@ export class QuicStream extends Duplex {
     this.#nativeClosed = true
     this.#parent[kStreamClosed]()
     const readDone = !this.readable || this.#remoteEnded || this.#endPushed
-    const writeDone = !this.writable || this.#sendAborted || this.writableFinished || this.writableEnded
+    // A write still waiting (for room, or for this event after a refused send) did not finish.
+    const writeDone = (!this.writable || this.#sendAborted || this.writableFinished || this.writableEnded) &&
+      this.#writeCallback === undefined
     if (readDone && writeDone) {
       this.#releaseWrite()
       this.#setBlocked(false)
