@@ -104,6 +104,8 @@ export const ShutdownFlag = { HandshakeCompleted: 1, PeerAcknowledged: 2, Closed
 export const StreamShutdown = { Graceful: 1, AbortSend: 2, AbortReceive: 4, Abort: 6, Immediate: 8 } as const
 
 function locate (): string {
+  // A different build of the addon, e.g. the sanitizer build (scripts/test-sanitized.mjs).
+  if (process.env.NODE_MSQUIC_ADDON !== undefined) return process.env.NODE_MSQUIC_ADDON
   const here = dirname(fileURLToPath(import.meta.url))
   for (const candidate of [join(here, '..', 'build', 'Release', 'node_msquic.node'), join(here, '..', '..', 'build', 'Release', 'node_msquic.node')]) {
     if (existsSync(candidate)) return candidate
