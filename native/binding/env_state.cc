@@ -41,8 +41,7 @@ Napi::Value EnvState::JsInit(const Napi::CallbackInfo& info) {
   Doorbell* doorbell = &state->doorbell_;
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
   // The doorbell runs on MsQuic workers: a non-blocking call, never a wait on JS.
-  state->runtime_ = Runtime::Open("node-msquic", workers, [doorbell] { doorbell->NonBlockingCall(nullptr); },
-                                  &status);
+  state->runtime_ = Runtime::Open(workers, [doorbell] { doorbell->NonBlockingCall(nullptr); }, &status);
   if (!state->runtime_) {
     state->doorbell_.Release();
     state->ThrowStatus(env, status, "MsQuic could not start");

@@ -13,6 +13,7 @@ namespace {
 std::mutex api_mutex;
 uint32_t api_refs = 0;
 uint32_t api_workers = 0;
+HQUIC registration = nullptr;
 
 // Picks the first `workers` CPUs this process may run on, so the pool follows the affinity mask
 // (a container's cpuset) rather than the host's CPU count.
@@ -49,15 +50,28 @@ QUIC_STATUS ApiAcquire(uint32_t workers) {
     // Must precede the first RegistrationOpen, which creates the worker pool.
     api_workers = 0;
     if (workers > 0 && QUIC_SUCCEEDED(ConfigureWorkers(workers))) api_workers = workers;
+    QUIC_REGISTRATION_CONFIG config = {"node-msquic", QUIC_EXECUTION_PROFILE_LOW_LATENCY};
+    status = MsQuic->RegistrationOpen(&config, &registration);
+    if (QUIC_FAILED(status)) {
+      MsQuicClose(MsQuic);
+      MsQuic = nullptr;
+      return status;
+    }
   }
   ++api_refs;
   return QUIC_STATUS_SUCCESS;
+}
+
+HQUIC Registration() {
+  return registration;
 }
 
 void ApiRelease() {
   std::lock_guard<std::mutex> lock(api_mutex);
   if (api_refs == 0) return;
   if (--api_refs == 0) {
+    MsQuic->RegistrationClose(registration);
+    registration = nullptr;
     MsQuicClose(MsQuic);
     MsQuic = nullptr;
   }

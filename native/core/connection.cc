@@ -21,6 +21,7 @@ std::shared_ptr<Connection> Connection::OpenClient(std::shared_ptr<Runtime> runt
   *status = MsQuic->ConnectionOpen(runtime->registration(), Callback, connection.get(), &handle);
   if (QUIC_FAILED(*status)) return nullptr;
   connection->Adopt(handle);
+  runtime->Track(connection);
   return connection;
 }
 
@@ -35,6 +36,7 @@ std::shared_ptr<Connection> Connection::AdoptServer(std::shared_ptr<Listener> li
   // MsQuic aborts the process if NEW_CONNECTION accepts without a handler: set it first.
   MsQuic->SetCallbackHandler(handle, reinterpret_cast<void*>(Callback), connection.get());
   connection->Adopt(handle);
+  connection->runtime().Track(connection);
   return connection;
 }
 
@@ -174,6 +176,7 @@ void Connection::OnDatagramReceived(QUIC_CONNECTION_EVENT* event) {
 
 void Connection::CloseHandle(HQUIC handle) {
   MsQuic->ConnectionClose(handle);
+  runtime().ConnectionClosed(this);
 }
 
 // MsQuic worker thread. Must not block, and never calls into JS.

@@ -6,6 +6,7 @@
 
 #include "api.h"
 #include "configuration.h"
+#include "connection.h"
 #include "handle.h"
 #include "listener.h"
 
@@ -29,15 +30,11 @@ void ShutdownAllAtExit() {
 }
 }  // namespace
 
-std::shared_ptr<Runtime> Runtime::Open(const char* app_name, uint32_t workers,
-                                       std::function<void()> doorbell, QUIC_STATUS* status) {
+std::shared_ptr<Runtime> Runtime::Open(uint32_t workers, std::function<void()> doorbell, QUIC_STATUS* status) {
   std::shared_ptr<Runtime> runtime(new Runtime(std::move(doorbell)));
   *status = ApiAcquire(workers);
   if (QUIC_FAILED(*status)) return nullptr;
   runtime->api_held_ = true;
-  QUIC_REGISTRATION_CONFIG config = {app_name, QUIC_EXECUTION_PROFILE_LOW_LATENCY};
-  *status = MsQuic->RegistrationOpen(&config, &runtime->registration_);
-  if (QUIC_FAILED(*status)) return nullptr;
   std::lock_guard<std::mutex> lock(live_mutex);
   live_runtimes->insert(runtime.get());
   if (!exit_hook_registered) {
@@ -49,6 +46,21 @@ std::shared_ptr<Runtime> Runtime::Open(const char* app_name, uint32_t workers,
 
 Runtime::~Runtime() {
   Shutdown();
+}
+
+HQUIC Runtime::registration() const {
+  return Registration();
+}
+
+void Runtime::Track(const std::shared_ptr<Connection>& connection) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  connections_.emplace(connection.get(), connection);
+}
+
+void Runtime::ConnectionClosed(Connection* connection) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  connections_.erase(connection);
+  if (connections_.empty()) connections_closed_.notify_all();
 }
 
 bool Runtime::Defer(std::shared_ptr<Handle> handle) {
@@ -110,15 +122,23 @@ void Runtime::Shutdown() {
   for (auto& weak : listeners) {
     if (auto listener = weak.lock()) listener->ForceClose();  // blocks until STOP_COMPLETE
   }
-  if (registration_ != nullptr) {
-    // Every connection gets SHUTDOWN_COMPLETE and closes itself natively (closing() is set, so
-    // no close waits for JS); RegistrationClose returns once they all have.
-    MsQuic->RegistrationShutdown(registration_, QUIC_CONNECTION_SHUTDOWN_FLAG_SILENT, 0);
-    for (auto& weak : configurations) {
-      if (auto configuration = weak.lock()) configuration->Close();
+  // Every connection this environment owns gets SHUTDOWN_COMPLETE and closes itself natively
+  // (closing() is set, so no close waits for JS); wait until they all have.
+  std::vector<std::shared_ptr<Connection>> connections;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& entry : connections_) {
+      if (auto connection = entry.second.lock()) connections.push_back(std::move(connection));
     }
-    MsQuic->RegistrationClose(registration_);
-    registration_ = nullptr;
+  }
+  for (auto& connection : connections) connection->Shutdown(0, true);
+  connections.clear();
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    connections_closed_.wait_for(lock, std::chrono::seconds(10), [this] { return connections_.empty(); });
+  }
+  for (auto& weak : configurations) {
+    if (auto configuration = weak.lock()) configuration->Close();
   }
   if (api_held_) {
     api_held_ = false;

@@ -1,10 +1,11 @@
-// Per-Node-environment native state: the MsQuic registration, the event queue, and teardown.
-// Each environment (the main thread, each worker thread) has its own, so one environment's exit
-// never touches another's handles.
+// Per-Node-environment native state: the event queue, the handles the environment owns, and
+// teardown. Each environment (the main thread, each worker thread) has its own, so one
+// environment's exit closes its own handles and never another's (they share MsQuic's registration).
 #pragma once
 #include <msquic.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -16,18 +17,18 @@ namespace nmq {
 
 class Handle;
 class Configuration;
+class Connection;
 class Listener;
 
 class Runtime {
  public:
   // JS thread. `workers` sizes MsQuic's worker pool if this opens MsQuic for the process.
-  static std::shared_ptr<Runtime> Open(const char* app_name, uint32_t workers,
-                                       std::function<void()> doorbell, QUIC_STATUS* status);
+  static std::shared_ptr<Runtime> Open(uint32_t workers, std::function<void()> doorbell, QUIC_STATUS* status);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  HQUIC registration() const { return registration_; }
+  HQUIC registration() const;
   EventQueue& queue() { return queue_; }
   bool closing() const { return closing_.load(std::memory_order_acquire); }
 
@@ -39,21 +40,26 @@ class Runtime {
   // JS thread: teardown must reach these even if their wrappers are never collected.
   void Track(const std::shared_ptr<Configuration>& configuration);
   void Track(const std::shared_ptr<Listener>& listener);
+  // Any thread: a connection this environment owns, from its open until MsQuic has closed it.
+  void Track(const std::shared_ptr<Connection>& connection);
+  void ConnectionClosed(Connection* connection);
 
-  // Shuts everything down silently and waits until MsQuic has closed every handle. Runs on the
-  // JS thread from the environment's cleanup hook, or from the process's exit handler. Idempotent.
+  // Shuts this environment's connections down silently and waits until MsQuic has closed every
+  // handle it owns. Runs on the JS thread from the environment's cleanup hook, or from the
+  // process's exit handler. Idempotent.
   void Shutdown();
 
  private:
   Runtime(std::function<void()> doorbell) : queue_(std::move(doorbell)) {}
 
-  HQUIC registration_ = nullptr;
   EventQueue queue_;
   std::atomic<bool> closing_{false};
   std::mutex mutex_;
   std::unordered_map<Handle*, std::shared_ptr<Handle>> deferred_;
   std::vector<std::weak_ptr<Configuration>> configurations_;
   std::vector<std::weak_ptr<Listener>> listeners_;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
+  std::condition_variable connections_closed_;
   bool shut_down_ = false;
   bool api_held_ = false;
 };

@@ -14,7 +14,7 @@ namespace nmq::harness {
 
 Loop::Loop(uint32_t workers) {
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
-  runtime_ = Runtime::Open("node-msquic-harness", workers, [this] {
+  runtime_ = Runtime::Open(workers, [this] {
     std::lock_guard<std::mutex> lock(mutex_);
     rung_ = true;
     ready_.notify_one();

@@ -56,17 +56,26 @@ describe('environment teardown', () => {
     })
   }
 
-  it('should survive terminating a worker thread that owns open connections', async () => {
+  it('should survive terminating a worker thread that owns open connections, leaving this thread\'s alone', async () => {
+    // A connection of this thread, open across the workers' lives and deaths.
+    const mine = await pair()
     for (let i = 0; i < 3; i++) {
       const worker = new Worker(fixture('open-connections.mjs'), { argv: ['worker'] })
       const [message] = await once(worker, 'message')
       expect(message).toBe('ready')
       expect(await worker.terminate()).toBe(1)
     }
-    // This thread's QUIC still works.
+    // This thread's connection still works, and new ones can be made.
+    const stream = await mine.client.openStream()
+    stream.end('still mine')
+    const inbound = await mine.server.acceptStream()
+    inbound.end(await readAll(inbound))
+    expect((await readAll(stream)).toString()).toBe('still mine')
     const { listener, client } = await pair()
     await client.close()
     await listener.close()
+    await mine.client.close()
+    await mine.listener.close()
   })
 
   it('should collect idle, closed objects without crashing', () => {
