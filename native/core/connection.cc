@@ -28,7 +28,7 @@ std::shared_ptr<Connection> Connection::OpenClient(std::shared_ptr<Runtime> runt
 std::shared_ptr<Connection> Connection::AdoptServer(std::shared_ptr<Listener> listener,
                                                     HQUIC handle, const ConnectionOptions& options,
                                                     VerifyMode verify) {
-  auto connection = std::make_shared<Connection>(listener->runtime_ptr());
+  auto connection = std::make_shared<Connection>(listener->runtime());
   connection->options_ = options;
   connection->is_server_ = true;
   connection->verify_ = verify;
@@ -36,7 +36,7 @@ std::shared_ptr<Connection> Connection::AdoptServer(std::shared_ptr<Listener> li
   // MsQuic aborts the process if NEW_CONNECTION accepts without a handler: set it first.
   MsQuic->SetCallbackHandler(handle, reinterpret_cast<void*>(Callback), connection.get());
   connection->Adopt(handle);
-  connection->runtime().Track(connection);
+  connection->runtime()->Track(connection);
   return connection;
 }
 
@@ -171,12 +171,12 @@ void Connection::OnDatagramReceived(QUIC_CONNECTION_EVENT* event) {
   std::memcpy(record.data.get(), buffer->Buffer, buffer->Length);
   record.data_length = buffer->Length;
   datagrams_waiting_.fetch_add(1, std::memory_order_relaxed);
-  runtime().queue().Push(std::move(record));
+  Push(std::move(record));
 }
 
 void Connection::CloseHandle(HQUIC handle) {
   MsQuic->ConnectionClose(handle);
-  runtime().ConnectionClosed(this);
+  runtime()->ConnectionClosed(this);
 }
 
 // MsQuic worker thread. Must not block, and never calls into JS.
@@ -207,7 +207,7 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
       record.status = event->SHUTDOWN_INITIATED_BY_TRANSPORT.Status;
       record.code = event->SHUTDOWN_INITIATED_BY_TRANSPORT.ErrorCode;
       record.text = certificate_error_;
-      runtime().queue().Push(std::move(record));
+      Push(std::move(record));
       break;
     }
     case QUIC_CONNECTION_EVENT_SHUTDOWN_INITIATED_BY_PEER:
@@ -267,7 +267,7 @@ void Connection::OnPeerStream(QUIC_CONNECTION_EVENT* event) {
   record.child = stream;
   record.type = EventType::kConnectionPeerStream;
   record.value = unidirectional ? 1 : 0;
-  runtime().queue().Push(std::move(record));
+  Push(std::move(record));
 }
 
 QUIC_STATUS Connection::OnPeerCertificate(QUIC_CONNECTION_EVENT* event) {
@@ -306,7 +306,7 @@ QUIC_STATUS Connection::OnPeerCertificate(QUIC_CONNECTION_EVENT* event) {
         std::memcpy(record.data.get(), certificate->Buffer, certificate->Length);
         record.data_length = certificate->Length;
       }
-      runtime().queue().Push(std::move(record));
+      Push(std::move(record));
       return QUIC_STATUS_PENDING;
     }
   }

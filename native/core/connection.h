@@ -67,7 +67,9 @@ class Connection : public Handle {
   bool is_server() const { return is_server_; }
   std::shared_ptr<Listener> listener() const { return listener_; }
 
-  Connection(std::shared_ptr<Runtime> runtime) : Handle(Kind::kConnection, std::move(runtime)) {}
+  // Each connection has a route of its own, which its streams share.
+  explicit Connection(std::shared_ptr<Runtime> runtime)
+      : Handle(Kind::kConnection, std::make_shared<Route>(std::move(runtime))) {}
 
  private:
   static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_CONNECTION_EVENT* event);

@@ -11,13 +11,14 @@ void Handle::Push(EventType type, int32_t status, uint64_t value, uint64_t code)
   record.status = status;
   record.value = value;
   record.code = code;
-  runtime_->queue().Push(std::move(record));
+  route_->Push(std::move(record));
 }
 
 void Handle::Adopt(HQUIC handle) {
   std::lock_guard<std::mutex> lock(mutex_);
   handle_ = handle;
   self_ = shared_from_this();
+  route_->AddMember(self_);
 }
 
 bool Handle::Acquire() {
@@ -41,7 +42,7 @@ void Handle::ReleaseHold() {
 
 void Handle::CloseIfDoneLocked(std::unique_lock<std::mutex>& lock) {
   if (final_event_ && !closed_ && uses_ == 0 && !hold_) {
-    runtime_->ForgetDeferred(this);
+    runtime()->ForgetDeferred(this);
     CloseLocked(lock);
   }
 }
@@ -74,9 +75,10 @@ void Handle::OnFinalEvent(bool already_closing, bool drop_hold) {
   }
   if (drop_hold) hold_ = false;
   // During teardown nobody is left to end a use, so close regardless.
-  if ((uses_ == 0 && !hold_) || runtime_->closing()) {
+  auto owner = runtime();
+  if ((uses_ == 0 && !hold_) || owner->closing()) {
     CloseLocked(lock);
-  } else if (!runtime_->Defer(shared_from_this())) {
+  } else if (!owner->Defer(shared_from_this())) {
     CloseLocked(lock);  // teardown began between the two checks
   }
 }

@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "event.h"
+#include "route.h"
 
 namespace nmq {
 
@@ -23,14 +24,15 @@ class Handle : public std::enable_shared_from_this<Handle> {
  public:
   enum class Kind { kListener, kConnection, kStream };
 
-  Handle(Kind kind, std::shared_ptr<Runtime> runtime) : kind_(kind), runtime_(std::move(runtime)) {}
+  Handle(Kind kind, std::shared_ptr<Route> route) : kind_(kind), route_(std::move(route)) {}
   virtual ~Handle() = default;
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
 
   Kind kind() const { return kind_; }
-  Runtime& runtime() const { return *runtime_; }
-  const std::shared_ptr<Runtime>& runtime_ptr() const { return runtime_; }
+  // The environment that owns the handle now (it changes when a connection moves).
+  std::shared_ptr<Runtime> runtime() const { return route_->owner(); }
+  const std::shared_ptr<Route>& route() const { return route_; }
 
   // JS thread: take a use of the open handle; false once its final event has closed it.
   bool Acquire();
@@ -56,6 +58,8 @@ class Handle : public std::enable_shared_from_this<Handle> {
   void OnFinalEvent(bool already_closing, bool drop_hold = false);
   // Worker thread: queues an event about this handle (no payload beyond the numbers).
   void Push(EventType type, int32_t status = 0, uint64_t value = 0, uint64_t code = 0);
+  // Worker thread: queues a prepared event.
+  void Push(Event&& event) { route_->Push(std::move(event)); }
   // Calls MsQuic's Close for this handle type. Runs at most once.
   virtual void CloseHandle(HQUIC handle) = 0;
 
@@ -68,7 +72,7 @@ class Handle : public std::enable_shared_from_this<Handle> {
   void CloseLocked(std::unique_lock<std::mutex>& lock);
 
   const Kind kind_;
-  std::shared_ptr<Runtime> runtime_;
+  std::shared_ptr<Route> route_;
   mutable std::mutex mutex_;
   int uses_ = 0;
   bool final_event_ = false;

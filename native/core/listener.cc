@@ -84,7 +84,7 @@ QUIC_STATUS Listener::OnNewConnection(QUIC_LISTENER_EVENT* event) {
     // checks only that pointer before indicating an event, and the context goes away here.
     MsQuic->SetCallbackHandler(handle, nullptr, nullptr);
     connection->Abandon();
-    runtime().ConnectionClosed(connection.get());
+    runtime()->ConnectionClosed(connection.get());
     pending_.fetch_sub(1, std::memory_order_relaxed);
     return status;
   }
@@ -95,7 +95,7 @@ QUIC_STATUS Listener::OnNewConnection(QUIC_LISTENER_EVENT* event) {
   record.target = shared_from_this();
   record.child = connection;
   record.type = EventType::kListenerConnection;
-  runtime().queue().Push(std::move(record));
+  Push(std::move(record));
   return QUIC_STATUS_SUCCESS;
 }
 

@@ -38,7 +38,8 @@ class Listener : public Handle {
   // MsQuic's own listener figures (read inline; never blocks).
   bool Statistics(QUIC_LISTENER_STATISTICS* out);
 
-  Listener(std::shared_ptr<Runtime> runtime) : Handle(Kind::kListener, std::move(runtime)) {}
+  explicit Listener(std::shared_ptr<Runtime> runtime)
+      : Handle(Kind::kListener, std::make_shared<Route>(std::move(runtime))) {}
 
  private:
   static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_LISTENER_EVENT* event);

@@ -20,7 +20,7 @@ struct SendBlock {
 
 std::shared_ptr<Stream> Stream::OpenLocal(std::shared_ptr<Connection> connection, HQUIC connection_handle,
                                           bool unidirectional, uint32_t budget, QUIC_STATUS* status) {
-  auto stream = std::make_shared<Stream>(connection->runtime_ptr());
+  auto stream = std::make_shared<Stream>(connection->route());
   stream->unidirectional_ = unidirectional;
   stream->local_ = true;
   stream->budget_ = budget;
@@ -45,7 +45,7 @@ std::shared_ptr<Stream> Stream::OpenLocal(std::shared_ptr<Connection> connection
 
 std::shared_ptr<Stream> Stream::AdoptPeer(std::shared_ptr<Connection> connection, HQUIC handle,
                                           bool unidirectional, uint32_t budget) {
-  auto stream = std::make_shared<Stream>(connection->runtime_ptr());
+  auto stream = std::make_shared<Stream>(connection->route());
   stream->unidirectional_ = unidirectional;
   stream->budget_ = budget;
   stream->hold_ = true;  // ended by Taken(), or by the connection's shutdown
@@ -245,7 +245,7 @@ QUIC_STATUS Stream::OnReceive(QUIC_STREAM_EVENT* event) {
         copied += n;
       }
       record.data_length = take;
-      runtime().queue().Push(std::move(record));
+      Push(std::move(record));
     }
   }
   event->RECEIVE.TotalBufferLength = take;

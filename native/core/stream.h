@@ -47,7 +47,8 @@ class Stream : public Handle {
   bool unidirectional() const { return unidirectional_; }
   bool local() const { return local_; }
 
-  Stream(std::shared_ptr<Runtime> runtime) : Handle(Kind::kStream, std::move(runtime)) {}
+  // A stream travels with its connection: they share the connection's route.
+  explicit Stream(std::shared_ptr<Route> route) : Handle(Kind::kStream, std::move(route)) {}
   ~Stream() override;
 
  private:
