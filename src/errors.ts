@@ -23,6 +23,8 @@ export const QuicErrorCode = {
   STREAM_RESET: 'ERR_QUIC_STREAM_RESET',
   /** An operation was aborted through its AbortSignal. */
   ABORTED: 'ERR_QUIC_ABORTED',
+  /** The connection moved to another thread (transfer()); use the adopted object there. */
+  TRANSFERRED: 'ERR_QUIC_TRANSFERRED',
   /** The object (listener, connection, stream) is closed. */
   CLOSED: 'ERR_QUIC_CLOSED',
   /** The local address is in use. */

@@ -36,7 +36,7 @@ export interface NativeConnection extends NativeHandle {
   setPeerStreamCounts(bidirectional: number, unidirectional: number): void
   completeCertificateValidation(accept: boolean): boolean
   taken(): void
-  info(): { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
+  info(): { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
   stats(): Record<string, number>
   /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
   sendDatagram(data: Uint8Array): boolean
@@ -68,6 +68,9 @@ export interface NativeBinding {
   createSelfSignedCertificate(hosts: string[], days: number): { cert: string, key: string }
   workerCount(): number
   statusName(status: number): string
+  /** Parks a connection for another thread; `earlier` is a flat batch of events not yet handled here. */
+  transferConnection(connection: NativeConnection, earlier: unknown[]): number
+  adoptConnection(id: number): NativeConnection
   Configuration: new (init: ConfigurationInit) => NativeConfiguration
   Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number, datagramQueue: number) => NativeListener
   Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number) => NativeConnection
@@ -130,7 +133,23 @@ export function getDeliveryStats (): { wakeups: number, events: number } {
  * Runs every event of one native wake-up, in order. An exception from user code must not stop the
  * batch (the rest would be lost), so each is caught and rethrown on its own tick.
  */
+let dispatching = false
+
+/** Whether native events are being handed to JS right now (a connection cannot move then). */
+export function isDispatching (): boolean {
+  return dispatching
+}
+
 function dispatch (batch: unknown[]): void {
+  dispatching = true
+  try {
+    dispatchBatch(batch)
+  } finally {
+    dispatching = false
+  }
+}
+
+function dispatchBatch (batch: unknown[]): void {
   delivery.wakeups++
   delivery.events += batch.length / 6
   for (let i = 0; i < batch.length; i += 6) {

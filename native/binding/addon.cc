@@ -58,6 +58,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Connection", connection);
   exports.Set("Stream", stream);
   exports.Set("init", Napi::Function::New<EnvState::JsInit>(env, "init"));
+  exports.Set("transferConnection", Napi::Function::New<EnvState::JsTransferConnection>(env, "transferConnection"));
+  exports.Set("adoptConnection", Napi::Function::New<EnvState::JsAdoptConnection>(env, "adoptConnection"));
   exports.Set("createSelfSignedCertificate", Napi::Function::New<CreateSelfSigned>(env, "createSelfSignedCertificate"));
   exports.Set("statusName", Napi::Function::New<JsStatusName>(env, "statusName"));
   exports.Set("workerCount", Napi::Function::New<WorkerCount>(env, "workerCount"));

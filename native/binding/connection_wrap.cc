@@ -111,13 +111,15 @@ Napi::Value ConnectionWrap::JS_Taken(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// info() -> { alpn, localAddress, remoteAddress }; valid once connected.
+// info() -> { alpn, localAddress, remoteAddress, server, maxDatagramSize }; valid once connected.
 Napi::Value ConnectionWrap::JS_Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("alpn", connection_->alpn());
   result.Set("localAddress", AddressObject(env, connection_->local_address()));
   result.Set("remoteAddress", AddressObject(env, connection_->remote_address()));
+  result.Set("server", connection_->is_server());
+  result.Set("maxDatagramSize", connection_->datagram_max_size());
   return result;
 }
 

@@ -14,6 +14,8 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit ConnectionWrap(const Napi::CallbackInfo& info);
+  // The connection behind a wrapper already checked by type tag.
+  static std::shared_ptr<Connection> HandleOf(Napi::Value value) { return Unwrap(value.As<Napi::Object>())->connection_; }
 
  private:
   Napi::Value JS_Shutdown(const Napi::CallbackInfo& info);

@@ -1,9 +1,16 @@
 #include "env_state.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "connection.h"
+#include "connection_wrap.h"
+#include "js_util.h"
 #include "listener.h"
 #include "status.h"
 #include "stream.h"
+#include "stream_wrap.h"
+#include "transfer.h"
 
 namespace nmq {
 
@@ -114,7 +121,10 @@ void DrainQueue(Napi::Env env, Napi::Function, EnvState* state, std::nullptr_t*)
 void EnvState::Drain(Napi::Env env) {
   Napi::HandleScope scope(env);
   batch_.clear();
-  runtime_->queue().Drain(&batch_);
+  batch_.swap(carry_);
+  std::vector<Event> fresh;
+  runtime_->queue().Drain(&fresh);
+  for (Event& event : fresh) batch_.push_back(std::move(event));
   if (batch_.empty()) return;
   Napi::Array array = Napi::Array::New(env, batch_.size() * kStride);
   uint32_t n = 0;
@@ -156,7 +166,9 @@ void EnvState::Drain(Napi::Env env) {
     array.Set("length", Napi::Number::New(env, n));
     // The dispatcher catches what user code throws. Anything still pending when this returns is
     // reported by Node as an uncaught exception, unless the environment is being torn down.
+    dispatching_ = true;
     dispatch_.Call({array});
+    dispatching_ = false;
   }
   // After their final event nothing more can come: let the wrappers be collected.
   for (Handle* handle : finished) Unpin(*handle);
@@ -191,6 +203,87 @@ Napi::Object EnvState::MakeWrapper(Napi::Env env, std::shared_ptr<Handle> handle
       ref.kind() == Handle::Kind::kConnection ? connection_constructor : stream_constructor;
   Napi::Object wrapper = constructor.New({external});
   Pin(ref, wrapper);
+  return wrapper;
+}
+
+namespace {
+// The native handle behind a Connection or Stream wrapper, or null.
+std::shared_ptr<Handle> HandleOfWrapper(Napi::Env env, Napi::Value value) {
+  if (HasTag(env, value, kConnectionTag)) return ConnectionWrap::HandleOf(value);
+  if (HasTag(env, value, kStreamTag)) return StreamWrap::HandleOf(value);
+  return nullptr;
+}
+}  // namespace
+
+Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* state = Get(env);
+  auto connection = HasTag(env, info[0], kConnectionTag) ? ConnectionWrap::HandleOf(info[0]) : nullptr;
+  if (!connection || !info[1].IsArray()) {
+    Napi::TypeError::New(env, "transferConnection(connection, earlier)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (state->dispatching_) {
+    Napi::Error::New(env, "a connection cannot move while its events are being delivered").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const auto& route = connection->route();
+  // From here on the route's new events wait; what is already queued here is taken out, in order.
+  route->Hold();
+  TransferSlot slot;
+  slot.connection = connection;
+  slot.from = state->runtime_;
+  Napi::Array earlier = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i + 5 < earlier.Length(); i += 6) {
+    Event event;
+    event.target = HandleOfWrapper(env, earlier.Get(i));
+    if (!event.target) continue;
+    event.type = static_cast<EventType>(earlier.Get(i + 1).As<Napi::Number>().Uint32Value());
+    event.status = earlier.Get(i + 2).As<Napi::Number>().Int32Value();
+    ToU64(earlier.Get(i + 3), &event.value);
+    ToU64(earlier.Get(i + 4), &event.code);
+    Napi::Value extra = earlier.Get(i + 5);
+    if (extra.IsTypedArray()) {
+      auto bytes = extra.As<Napi::Uint8Array>();
+      event.data.reset(static_cast<uint8_t*>(std::malloc(bytes.ByteLength() > 0 ? bytes.ByteLength() : 1)));
+      std::memcpy(event.data.get(), bytes.Data(), bytes.ByteLength());
+      event.data_length = bytes.ByteLength();
+    } else if (extra.IsString()) {
+      event.text = extra.As<Napi::String>().Utf8Value();
+    } else if (extra.IsObject()) {
+      event.child = HandleOfWrapper(env, extra);
+    }
+    slot.earlier.push_back(std::move(event));
+  }
+  std::vector<Event> queued;
+  state->runtime_->queue().Drain(&queued);
+  for (Event& event : queued) {
+    if (event.target->route() == route) slot.earlier.push_back(std::move(event));
+    else state->carry_.push_back(std::move(event));
+  }
+  if (!state->carry_.empty()) state->doorbell_.NonBlockingCall(nullptr);  // the rest is still due here
+  // The wrappers here let go; the new owner makes its own.
+  for (const auto& member : route->Members()) state->Unpin(*member);
+  return Napi::Number::New(env, static_cast<double>(ParkTransfer(std::move(slot))));
+}
+
+Napi::Value EnvState::JsAdoptConnection(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* state = Get(env);
+  auto runtime = state->RequireRuntime(env);
+  if (!runtime) return env.Undefined();
+  uint64_t id = 0;
+  std::unique_ptr<TransferSlot> slot = ToU64(info[0], &id) ? ClaimTransfer(id) : nullptr;
+  if (!slot) {
+    Napi::Error::New(env, "no connection is waiting under this handle (it was adopted already, or never transferred)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const auto& route = slot->connection->route();
+  runtime->TakeOver(*slot->from, slot->connection, route->Members());
+  Napi::Object wrapper = state->MakeWrapper(env, slot->connection);
+  // Earlier events, then the held ones, then new ones: all here, in order.
+  route->Adopt(runtime, std::move(slot->earlier));
   return wrapper;
 }
 

@@ -39,6 +39,14 @@ class EnvState {
   // The JS wrapper (Connection or Stream) for a handle made natively, pinned.
   Napi::Object MakeWrapper(Napi::Env env, std::shared_ptr<Handle> handle);
 
+  // transferConnection(connection, earlier[]) -> id: parks the connection for another environment.
+  // `earlier` holds, flat like a batch, the events this thread's app has not handled yet.
+  static Napi::Value JsTransferConnection(const Napi::CallbackInfo& info);
+  // adoptConnection(id) -> Connection: takes over a parked connection.
+  static Napi::Value JsAdoptConnection(const Napi::CallbackInfo& info);
+  // Whether a batch is being handed to JS right now.
+  bool dispatching() const { return dispatching_; }
+
   Napi::FunctionReference listener_constructor;
   Napi::FunctionReference connection_constructor;
   Napi::FunctionReference stream_constructor;
@@ -57,6 +65,9 @@ class EnvState {
   Napi::FunctionReference make_error_;
   std::unordered_set<Handle*> pinned_;
   std::vector<Event> batch_;
+  // Events drained early (while moving a connection) that belong to handles staying here.
+  std::vector<Event> carry_;
+  bool dispatching_ = false;
 };
 
 }  // namespace nmq

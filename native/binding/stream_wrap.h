@@ -13,6 +13,8 @@ class StreamWrap : public Napi::ObjectWrap<StreamWrap> {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit StreamWrap(const Napi::CallbackInfo& info);
+  // The stream behind a wrapper already checked by type tag.
+  static std::shared_ptr<Stream> HandleOf(Napi::Value value) { return Unwrap(value.As<Napi::Object>())->stream_; }
 
  private:
   Napi::Value JS_Send(const Napi::CallbackInfo& info);

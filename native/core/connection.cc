@@ -237,10 +237,12 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
       break;
     case QUIC_CONNECTION_EVENT_PEER_CERTIFICATE_RECEIVED:
       return OnPeerCertificate(event);
-    case QUIC_CONNECTION_EVENT_DATAGRAM_STATE_CHANGED:
-      Push(EventType::kConnectionDatagramState, 0,
-           event->DATAGRAM_STATE_CHANGED.SendEnabled ? event->DATAGRAM_STATE_CHANGED.MaxSendLength : 0);
+    case QUIC_CONNECTION_EVENT_DATAGRAM_STATE_CHANGED: {
+      const uint32_t size = event->DATAGRAM_STATE_CHANGED.SendEnabled ? event->DATAGRAM_STATE_CHANGED.MaxSendLength : 0;
+      datagram_max_size_.store(size, std::memory_order_relaxed);
+      Push(EventType::kConnectionDatagramState, 0, size);
       break;
+    }
     case QUIC_CONNECTION_EVENT_DATAGRAM_RECEIVED:
       OnDatagramReceived(event);
       break;

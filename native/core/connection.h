@@ -59,6 +59,8 @@ class Connection : public Handle {
   // JS thread: a received datagram reached the app.
   void DatagramDelivered() { datagrams_waiting_.fetch_sub(1, std::memory_order_relaxed); }
   uint64_t datagrams_dropped() const { return datagrams_dropped_.load(std::memory_order_relaxed); }
+  // The largest datagram that can be sent now (0: none); any thread.
+  uint32_t datagram_max_size() const { return datagram_max_size_.load(std::memory_order_relaxed); }
 
   // Readable on the JS thread once the connected event was delivered.
   const std::string& alpn() const { return alpn_; }
@@ -94,6 +96,7 @@ class Connection : public Handle {
   std::atomic<uint32_t> datagrams_unsent_{0};   // handed to MsQuic, not sent yet
   std::atomic<uint32_t> datagrams_waiting_{0};  // received, not yet with the app
   std::atomic<uint64_t> datagrams_dropped_{0};
+  std::atomic<uint32_t> datagram_max_size_{0};
 };
 
 }  // namespace nmq

@@ -60,7 +60,26 @@ void Runtime::Track(const std::shared_ptr<Connection>& connection) {
 void Runtime::ConnectionClosed(Connection* connection) {
   std::lock_guard<std::mutex> lock(mutex_);
   connections_.erase(connection);
-  if (connections_.empty()) connections_closed_.notify_all();
+  connections_closed_.notify_all();
+}
+
+void Runtime::TakeOver(Runtime& from, const std::shared_ptr<Connection>& connection,
+                       const std::vector<std::shared_ptr<Handle>>& members) {
+  std::vector<std::shared_ptr<Handle>> deferred;
+  {
+    std::lock_guard<std::mutex> lock(from.mutex_);
+    from.connections_.erase(connection.get());
+    for (const auto& member : members) {
+      auto it = from.deferred_.find(member.get());
+      if (it != from.deferred_.end()) {
+        deferred.push_back(std::move(it->second));
+        from.deferred_.erase(it);
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  connections_.emplace(connection.get(), connection);
+  for (auto& handle : deferred) deferred_.emplace(handle.get(), std::move(handle));
 }
 
 bool Runtime::Defer(std::shared_ptr<Handle> handle) {
@@ -135,7 +154,15 @@ void Runtime::Shutdown() {
   connections.clear();
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    connections_closed_.wait_for(lock, std::chrono::seconds(10), [this] { return connections_.empty(); });
+    // A connection counts as done once MsQuic has closed it (an entry can outlive that briefly
+    // when the connection moved here while closing).
+    connections_closed_.wait_for(lock, std::chrono::seconds(10), [this] {
+      for (auto& entry : connections_) {
+        auto connection = entry.second.lock();
+        if (connection && !connection->closed()) return false;
+      }
+      return true;
+    });
   }
   for (auto& weak : configurations) {
     if (auto configuration = weak.lock()) configuration->Close();

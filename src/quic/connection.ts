@@ -5,12 +5,12 @@
  */
 import { EventEmitter } from 'node:events'
 import { QuicError, QuicErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue } from '../errors.js'
-import { Ev, native, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
+import { Ev, isDispatching, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
 import { QuicStream } from './stream.js'
-import { kAbort, kCloseError, kClosedByApp, kConnected, kOpened, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
+import { kAbort, kCloseError, kClosedByApp, kConnected, kJournal, kNative, kOpened, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -83,7 +83,18 @@ export interface QuicConnectionEvents {
   close: [info: QuicCloseInfo]
 }
 
+/**
+ * A connection on its way to another thread: a plain object, to send with `postMessage()` and pass
+ * to `QuicConnection.adopt()` there. It can be adopted once.
+ */
+export interface QuicConnectionHandle {
+  kind: 'node-msquic/connection'
+  id: number
+}
+
 interface ConnectionInit {
+  /** Made by adopt(): already connected. */
+  adopted?: boolean
   server: boolean
   verifyPeer?: VerifyPeer
   /** Server side: called once the handshake completes (the listener queues it for accept()). */
@@ -95,15 +106,17 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   readonly #server: boolean
   readonly #verifyPeer?: VerifyPeer
   readonly #onConnected?: (connection: QuicConnection) => void
-  readonly #inbound = new AcceptQueue<QuicStream>('acceptStream', stream => stream[kTaken]())
+  readonly #inbound = new AcceptQueue<QuicStream>('acceptStream', stream => { stream[kTaken](); this.#hold(stream) })
   readonly #closed: Promise<QuicCloseInfo>
   #resolveClosed!: (info: QuicCloseInfo) => void
   #connected?: { resolve: () => void, reject: (error: Error) => void }
-  #state: 'connecting' | 'open' | 'closing' | 'closed'
+  #state: 'connecting' | 'open' | 'closing' | 'closed' | 'transferred'
   #closeInfo?: QuicCloseInfo
   #info?: { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
   #blockedStreams = 0
   #openStreams = 0
+  // Streams the app holds (opened, or accepted): transfer() needs them all finished.
+  readonly #held = new Set<QuicStream>()
   #maxDatagramSize = 0
 
   /** @internal Connections come from connect() and QuicListener.accept(). */
@@ -116,6 +129,59 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.#state = 'connecting'
     this.#closed = new Promise(resolve => { this.#resolveClosed = resolve })
     handle.owner = this
+    if (init.adopted === true) {
+      const info = handle.info()
+      this.#info = info
+      this.#maxDatagramSize = info.maxDatagramSize
+      this.#state = 'open'
+    }
+  }
+
+  /**
+   * Takes over, in this thread, a connection another thread gave up with `transfer()`. Every event
+   * since (new streams, data, closes) comes here, in order, including streams the other thread had
+   * received but not accepted.
+   */
+  static adopt (handle: QuicConnectionHandle): QuicConnection {
+    if (typeof handle !== 'object' || handle === null || handle.kind !== 'node-msquic/connection' || !Number.isSafeInteger(handle.id)) {
+      throw invalidArgType('handle', 'a handle from connection.transfer()', handle)
+    }
+    const native = runtime().adoptConnection(handle.id)
+    return new QuicConnection(native, { adopted: true, server: native.info().server })
+  }
+
+  /**
+   * Gives this connection up so another thread can `adopt()` it: returns a handle to post there.
+   * Everything that arrives meanwhile is held natively and delivered, in order, to the new owner;
+   * nothing more reaches this object, which refuses further use with ERR_QUIC_TRANSFERRED. Streams
+   * received but not yet accepted move along. Streams this side already holds must be finished
+   * (closed) first. Call it from async code, not from inside an event listener.
+   */
+  transfer (): QuicConnectionHandle {
+    this.#assertOpen()
+    if (this.#state === 'connecting') throw new QuicError(QuicErrorCode.CLOSED, 'The connection is not connected yet')
+    if (isDispatching()) {
+      throw Object.assign(new Error('transfer() cannot run inside an event listener; call it from async code (e.g. after an await)'), { code: 'ERR_INVALID_STATE' })
+    }
+    const unfinished = [...this.#held].filter(stream => !stream.destroyed).length
+    if (unfinished > 0) {
+      throw Object.assign(new Error(`transfer() needs the streams this side accepted or opened to be finished (ended and read, or destroyed) first: ${unfinished} are not`), { code: 'ERR_INVALID_STATE' })
+    }
+    const earlier: unknown[] = []
+    const queued = this.#inbound.drain()
+    for (const stream of queued) {
+      earlier.push(this.#native, Ev.ConnectionPeerStream, 0, stream.unidirectional ? 1 : 0, 0, stream[kNative])
+      earlier.push(...stream[kJournal]())
+    }
+    const id = runtime().transferConnection(this.#native, earlier)
+    this.#state = 'transferred'
+    this.#openStreams = 0
+    this.#native.owner = undefined
+    const moved = new QuicError(QuicErrorCode.TRANSFERRED, 'The connection moved to another thread')
+    this.#inbound.close(moved)
+    this.#connected?.reject(moved)
+    this.#resolveClosed({ by: 'local', code: 0, reason: 'transferred to another thread' })
+    return { kind: 'node-msquic/connection', id }
   }
 
   /** 'client' or 'server'. */
@@ -197,6 +263,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     }
     const stream = new QuicStream(handle, this, true)
     this.#openStreams++
+    this.#hold(stream)
     if (signal === undefined) {
       await stream[kOpened]
       return stream
@@ -256,6 +323,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   async close (options: CloseOptions = {}): Promise<QuicCloseInfo> {
     const code = options.code ?? 0
     checkErrorCode(code)
+    if (this.#state === 'transferred') this.#assertOpen()
     if (this.#state === 'connecting' || this.#state === 'open') {
       this.#state = 'closing'
       this.#closeInfo ??= { by: 'local', code, reason: options.reason }
@@ -379,7 +447,13 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.emit('close', info)
   }
 
+  #hold (stream: QuicStream): void {
+    this.#held.add(stream)
+    stream.once('close', () => this.#held.delete(stream))
+  }
+
   #assertOpen (): void {
+    if (this.#state === 'transferred') throw new QuicError(QuicErrorCode.TRANSFERRED, 'The connection moved to another thread; use the object adopt() made there')
     if (this.#state === 'closing' || this.#state === 'closed') throw this[kCloseError]() ?? closedError('The connection')
   }
 }

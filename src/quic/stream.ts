@@ -8,7 +8,7 @@ import { Duplex, type DuplexOptions } from 'node:stream'
 import { QuicError, QuicErrorCode, closedError, errorFromStatus } from '../errors.js'
 import { Ev, ShutdownFlag, StreamShutdown, native, type NativeStream } from '../native.js'
 import { checkErrorCode } from './error-code.js'
-import { kCloseError, kClosedByApp, kOpened, kOwned, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
+import { kCloseError, kClosedByApp, kJournal, kNative, kOpened, kOwned, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
 
 // MsQuic's initial ideal send buffer size; the native send window follows its updates.
 const INITIAL_SEND_WINDOW = 128 * 1024
@@ -47,6 +47,9 @@ export class QuicStream extends Duplex {
   // which would otherwise come before that code could attach a listener.
   #owned = false
   #pendingFailure: Error | undefined
+  // Peer streams not yet accepted keep the events they received, so that if their connection moves
+  // to another thread the new owner can be given them again, in order.
+  #journal: unknown[] | undefined
   // Local streams: settles once the peer has granted credit (or the stream failed first).
   #opened?: { resolve: () => void, reject: (e: Error) => void }
   #openedPromise?: Promise<void>
@@ -62,6 +65,7 @@ export class QuicStream extends Duplex {
     this.unidirectional = unidirectional
     this.#native = handle
     this.#parent = parent
+    if (!local) this.#journal = []
     handle.owner = this
     if (local) {
       let resolve!: () => void
@@ -111,12 +115,24 @@ export class QuicStream extends Duplex {
 
   /** @internal The app took this peer stream: from now on it closes natively when done. */
   [kTaken] (): void {
+    this.#journal = undefined
     this.#native.taken()
     this.#handOver()
   }
 
+  /** @internal The native wrapper. */
+  get [kNative] (): NativeStream {
+    return this.#native
+  }
+
+  /** @internal The events this unaccepted stream received, flat as in a native batch. */
+  [kJournal] (): unknown[] {
+    return this.#journal ?? []
+  }
+
   /** @internal Runs on the JS thread for each native event of this stream, in order. */
   onNativeEvent (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
+    this.#journal?.push(this.#native, type, status, value, code, extra)
     switch (type) {
       case Ev.StreamData:
         this.#pending.push(extra as Buffer)

@@ -1,0 +1,94 @@
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { describe, it, expect } from 'vitest'
+import { QuicConnection, QuicErrorCode, type QuicConnectionHandle } from '../../src/index.js'
+import { pair, readAll } from '../helpers.js'
+// @ts-expect-error a plain ES module fixture shared with the worker
+import { payload, serveShare } from './fixtures/handoff-share.mjs'
+
+const worker = fileURLToPath(new URL('./fixtures/handoff-worker.mjs', import.meta.url))
+
+describe('moving a connection between threads', () => {
+  it('should hand a connection to this same thread\'s adopt() with queued streams and their bytes', async () => {
+    const { listener, client, server } = await pair()
+    const early = await client.openStream()
+    early.end('before the move')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const handle = server.transfer()
+    await expect(server.openStream()).rejects.toMatchObject({ code: QuicErrorCode.TRANSFERRED })
+    await expect(server.acceptStream()).rejects.toMatchObject({ code: QuicErrorCode.TRANSFERRED })
+    const late = await client.openStream()
+    late.end('during the move')
+    const adopted = QuicConnection.adopt(handle)
+    expect(() => QuicConnection.adopt(handle)).toThrow()
+    const first = await adopted.acceptStream()
+    expect((await readAll(first)).toString()).toBe('before the move')
+    first.end('answer')
+    expect((await readAll(early)).toString()).toBe('answer')
+    const second = await adopted.acceptStream()
+    expect((await readAll(second)).toString()).toBe('during the move')
+    second.end()
+    expect(adopted.alpnProtocol).toBe('test')
+    expect(adopted.side).toBe('server')
+    await client.close({ code: 4 })
+    expect(await adopted.closed).toMatchObject({ by: 'peer', code: 4 })
+    await listener.close()
+  })
+
+  it('should lose nothing while the connection moves main -> worker A -> worker B -> main under a stream storm', async () => {
+    const total = 10_000
+    const { listener, client, server } = await pair({ maxBidirectionalStreams: 1000 })
+    const workers = [new Worker(worker), new Worker(worker)]
+    const started = Date.now()
+    // The client opens every stream as fast as the server's credit allows.
+    let opened = 0
+    const sending = (async () => {
+      const inFlight: Array<Promise<unknown>> = []
+      for (let i = 0; i < total; i++) {
+        const stream = await client.openStream()
+        stream.end(payload(i))
+        inFlight.push(readAll(stream))
+        opened++
+      }
+      await Promise.all(inFlight)
+    })()
+    const seen = new Map<number, number>()
+    let bad = 0
+    let moves = 0
+    let owner: QuicConnection | undefined = server
+    let handle: QuicConnectionHandle | undefined
+    const record = (result: { seen: number[], bad: number }): void => {
+      for (const index of result.seen) seen.set(index, (seen.get(index) ?? 0) + 1)
+      bad += result.bad
+    }
+    while (seen.size < total) {
+      // This thread's turn, then worker A's, then worker B's.
+      if (owner === undefined) owner = QuicConnection.adopt(handle as QuicConnectionHandle)
+      record(await serveShare(owner, 300))
+      await new Promise(resolve => setImmediate(resolve))
+      handle = owner.transfer()
+      owner = undefined
+      moves++
+      for (const w of workers) {
+        w.postMessage({ handle, take: 300 })
+        const [reply] = await once(w, 'message') as [{ handle: QuicConnectionHandle, seen: number[], bad: number }]
+        record(reply)
+        handle = reply.handle
+        moves += 2
+      }
+    }
+    await sending
+    const seconds = (Date.now() - started) / 1000
+    expect(bad).toBe(0)
+    expect(seen.size).toBe(total)
+    expect([...seen.values()].every(count => count === 1)).toBe(true)
+    expect(opened).toBe(total)
+    console.log(`handoff storm: ${total.toLocaleString('en-US')} streams, each accepted once with all its bytes, across ${moves} moves between 3 threads in ${seconds.toFixed(1)} s`)
+    const last = QuicConnection.adopt(handle as QuicConnectionHandle)
+    await client.close()
+    await last.closed
+    await Promise.all(workers.map(w => w.terminate()))
+    await listener.close()
+  }, 120_000)
+})
