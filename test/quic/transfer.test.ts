@@ -92,3 +92,53 @@ describe('moving a connection between threads', () => {
     await listener.close()
   }, 120_000)
 })
+
+describe('distributing connections over worker threads', () => {
+  for (const strategy of ['round-robin', 'least-loaded'] as const) {
+    it(`should spread connections over the workers (${strategy}), each served where it was adopted`, async () => {
+      const { distributeConnections, connect, listen } = await import('../../src/index.js')
+      const { testCertificate } = await import('../helpers.js')
+      const { cert, key } = await testCertificate()
+      const echoWorker = fileURLToPath(new URL('./fixtures/echo-worker.mjs', import.meta.url))
+      const workers = [new Worker(echoWorker), new Worker(echoWorker)]
+      const adoptedBy = new Map<number, number>()
+      for (const w of workers) w.on('message', (m: { type: string, threadId: number }) => { if (m.type === 'adopted') adoptedBy.set(m.threadId, (adoptedBy.get(m.threadId) ?? 0) + 1) })
+      const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key })
+      const distributing = distributeConnections(listener, workers, { strategy })
+      const clients = await Promise.all(Array.from({ length: 6 }, () => connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert })))
+      const answers = await Promise.all(clients.map(async (client, i) => {
+        const stream = await client.openStream()
+        stream.end(`hello ${i}`)
+        return (await readAll(stream)).toString()
+      }))
+      answers.forEach((answer, i) => expect(answer).toMatch(new RegExp(`^\\d+:hello ${i}$`)))
+      const threads = new Set(answers.map(a => a.split(':')[0]))
+      expect(threads.size).toBe(2)
+      expect([...adoptedBy.values()].sort()).toEqual([3, 3])
+      await Promise.all(clients.map(c => c.close()))
+      await listener.close()
+      await distributing
+      await Promise.all(workers.map(w => w.terminate()))
+    })
+  }
+
+  it('should close adopted connections cleanly when their worker is terminated', async () => {
+    const { distributeConnections, connect, listen } = await import('../../src/index.js')
+    const { testCertificate } = await import('../helpers.js')
+    const { cert, key } = await testCertificate()
+    const echoWorker = fileURLToPath(new URL('./fixtures/echo-worker.mjs', import.meta.url))
+    const worker = new Worker(echoWorker)
+    const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key })
+    void distributeConnections(listener, [worker])
+    const client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert, idleTimeout: 1000 })
+    const adopted = once(worker, 'message')
+    const stream = await client.openStream()
+    stream.end('x')
+    await adopted
+    await readAll(stream)
+    await worker.terminate()
+    // The worker's teardown closed the connection silently; the client notices within its idle timeout.
+    expect((await client.closed).by).toBe('transport')
+    await listener.close()
+  })
+})
