@@ -21,8 +21,8 @@ const repeat = Number(process.argv.find(a => a.startsWith('--repeat='))?.slice(9
 const IMPLS = ['native', 'node-msquic', 'chainsafe', 'node-tls']
 
 const size = smoke
-  ? { bulk: 4 * 2 ** 20, echo: [[1, 100], [10, 100], [100, 300]], handshakes: [[1, 10], [32, 64]], idle: 20, timeoutMs: 10_000 }
-  : { bulk: 2 ** 30, echo: [[1, 10_000], [10, 20_000], [100, 100_000]], handshakes: [[1, 2000], [32, 4000]], idle: 1000, timeoutMs: 60_000 }
+  ? { bulk: 4 * 2 ** 20, echo: [[1, 100], [10, 100], [100, 300]], handshakes: [[1, 10], [32, 64]], idle: 20, echoServer: 1000, timeoutMs: 10_000 }
+  : { bulk: 2 ** 30, echo: [[1, 10_000], [10, 20_000], [100, 100_000]], handshakes: [[1, 2000], [32, 4000]], idle: 1000, echoServer: 40_000, timeoutMs: 60_000 }
 
 const cases = []
 for (const direction of ['up', 'down']) cases.push({ workload: 'bulk', params: { bytes: size.bulk, direction } })
@@ -30,11 +30,16 @@ for (const [concurrency, streams] of size.echo) cases.push({ workload: 'echo', p
 for (const [concurrency, connections] of size.handshakes) cases.push({ workload: 'handshakes', params: { connections, concurrency, timeoutMs: size.timeoutMs } })
 cases.push({ workload: 'idle', params: { connections: size.idle } })
 const plan = cases.filter(c => only === undefined || c.workload === only).flatMap(c => IMPLS.map(impl => ({ impl, ...c })))
+// node-msquic only: an echo server on one thread against one spread over two worker threads.
+for (const mode of ['single', 'workers']) {
+  if (only === undefined || only === 'echo-server') plan.push({ impl: 'node-msquic', workload: 'echo-server', params: { mode, streams: size.echoServer } })
+}
 
 console.log('bench: building the native harness')
 const harness = execFileSync(process.execPath, [join(root, 'scripts', 'build-harness.mjs')], { encoding: 'utf8' }).trim().split('\n').pop()
 
 function command ({ impl, workload, params }) {
+  if (workload === 'echo-server') return [process.execPath, [join(root, 'bench', 'multicore.mjs'), params.mode, String(params.streams)]]
   if (impl === 'native') {
     const args = ['bench', workload]
     for (const [key, value] of Object.entries(params)) {
@@ -66,7 +71,9 @@ function measure (entry) {
   })
 }
 
-const describe = ({ workload, params }) => workload === 'bulk'
+const describe = ({ workload, params }) => workload === 'echo-server'
+  ? `echo server, ${params.mode === 'workers' ? '2 workers' : '1 thread'}`
+  : workload === 'bulk'
   ? `bulk ${params.direction} ${params.bytes / 2 ** 20} MiB`
   : workload === 'echo' ? `echo c=${params.concurrency} x${params.streams}`
     : workload === 'handshakes' ? `handshakes c=${params.concurrency} x${params.connections}`
@@ -78,6 +85,7 @@ const headline = (r) => {
   const m = r.metrics
   switch (r.workload) {
     case 'bulk': return `${m.mibPerSecond.toFixed(0)} MiB/s`
+    case 'echo-server':
     case 'echo': return `${Math.round(m.streamsPerSecond)} streams/s, p50 ${Math.round(m.p50Us)} µs, p99 ${Math.round(m.p99Us)} µs` +
       (m.hung ? `, HUNG after ${m.completed}` : '') + (m.errors > 0 ? `, ${m.errors} errors` : '')
     case 'handshakes': return `${Math.round(m.connectionsPerSecond)} connections/s` + (m.hung ? ', HUNG' : '')
@@ -86,7 +94,7 @@ const headline = (r) => {
 }
 
 // The key figure of each workload, for choosing the median run.
-const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', handshakes: 'connectionsPerSecond', idle: 'bytesPerConnection' }
+const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', 'echo-server': 'streamsPerSecond', handshakes: 'connectionsPerSecond', idle: 'bytesPerConnection' }
 
 const results = []
 for (const [i, entry] of plan.entries()) {
@@ -106,7 +114,7 @@ for (const [i, entry] of plan.entries()) {
 
 // Smoke: our implementations must be correct at every size; the peers' hangs are reported only.
 const problems = results.filter(r => r.impl !== 'chainsafe' && (r.error !== undefined || r.metrics?.hung === true || (r.metrics?.errors ?? 0) > 0 ||
-  (r.workload === 'echo' && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections)))
+  ((r.workload === 'echo' || r.workload === 'echo-server') && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections)))
 if (smoke) {
   writeFileSync(join(root, 'build', 'bench-smoke.json'), JSON.stringify(results, null, 2))
   console.log(problems.length === 0 ? 'bench smoke: every benchmark ran correctly' : `bench smoke: ${problems.length} problems`)
@@ -158,6 +166,13 @@ lines.push('', `## Idle connections: ${size.idle.toLocaleString('en-US')} open, 
   const kib = r => r?.skipped !== undefined ? 'n/a (one connection per peer)' : r?.error !== undefined ? 'error' : metric(r, 'bytesPerConnection') === undefined ? '' : (metric(r, 'bytesPerConnection') / 1024).toFixed(1)
   lines.push(`| KiB per connection | ${kib(n)} | ${kib(m)} | ${kib(c)} | ${kib(t)} |`)
 }
+lines.push('', `## Echo server on worker threads (node-msquic): ${size.echoServer.toLocaleString('en-US')} streams from 8 connections, 200 in flight, client in another process`, '',
+  '| server | streams/s | p50 µs | p99 µs | errors |', '|---|---|---|---|---|')
+for (const mode of ['single', 'workers']) {
+  const r = find('node-msquic', 'echo-server', { mode })
+  lines.push(`| ${mode === 'workers' ? 'main thread accepts, 2 worker threads serve' : 'one thread'} | ${cell(r, 'streamsPerSecond')} | ${cell(r, 'p50Us')} | ${cell(r, 'p99Us')} | ${r?.metrics?.errors ?? ''} |`)
+}
+lines.push('', 'On 2 cores the client process competes with the server threads for the same CPUs.')
 lines.push('', '## Event delivery (bulk download)', '', '| | native | node-msquic | chainsafe | node:tls |', '|---|---|---|---|---|')
 {
   const [n, m, c, t] = IMPLS.map(impl => find(impl, 'bulk', { direction: 'down' }))
