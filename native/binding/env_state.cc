@@ -255,9 +255,14 @@ Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
     }
     slot.earlier.push_back(std::move(event));
   }
+  // What was carried over from an earlier move is older than what is still queued; both may
+  // hold this route's events (connections moved one after another in the same tick).
+  std::vector<Event> pending;
+  pending.swap(state->carry_);
   std::vector<Event> queued;
   state->runtime_->queue().Drain(&queued);
-  for (Event& event : queued) {
+  for (Event& event : queued) pending.push_back(std::move(event));
+  for (Event& event : pending) {
     if (event.target->route() == route) slot.earlier.push_back(std::move(event));
     else state->carry_.push_back(std::move(event));
   }

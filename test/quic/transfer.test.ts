@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { describe, it, expect } from 'vitest'
 import { QuicConnection, QuicErrorCode, type QuicConnectionHandle } from '../../src/index.js'
-import { pair, readAll } from '../helpers.js'
+import { pair, readAll, until } from '../helpers.js'
 // @ts-expect-error a plain ES module fixture shared with the worker
 import { payload, serveShare } from './fixtures/handoff-share.mjs'
 
@@ -33,6 +33,29 @@ describe('moving a connection between threads', () => {
     expect(adopted.side).toBe('server')
     await client.close({ code: 4 })
     expect(await adopted.closed).toMatchObject({ by: 'peer', code: 4 })
+    await listener.close()
+  })
+
+  it('should move several connections in one go while their events still wait in the native queue', async () => {
+    const { cert, key } = await (await import('../helpers.js')).testCertificate()
+    const { connect, listen } = await import('../../src/index.js')
+    const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key })
+    const clients = await Promise.all(Array.from({ length: 6 }, () => connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert })))
+    const servers = await Promise.all(clients.map(() => listener.accept()))
+    const streams = await Promise.all(clients.map(c => c.openStream()))
+    streams.forEach((stream, i) => stream.end(`hello ${i}`))
+    // Block this thread while the server side's events arrive: they wait natively, undelivered.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
+    const handles = servers.map(server => server.transfer())
+    const adopted = handles.map(handle => QuicConnection.adopt(handle))
+    const answers = await Promise.all(adopted.map(async (connection, i) => {
+      const inbound = await connection.acceptStream()
+      const request = (await readAll(inbound)).toString()
+      inbound.end(`${request} -> ${i}`)
+      return (await readAll(streams[i])).toString()
+    }))
+    expect(answers).toEqual(Array.from({ length: 6 }, (_, i) => `hello ${i} -> ${i}`))
+    await Promise.all(clients.map(c => c.close()))
     await listener.close()
   })
 
@@ -104,13 +127,18 @@ describe('distributing connections over worker threads', () => {
       const adoptedBy = new Map<number, number>()
       for (const w of workers) w.on('message', (m: { type: string, threadId: number }) => { if (m.type === 'adopted') adoptedBy.set(m.threadId, (adoptedBy.get(m.threadId) ?? 0) + 1) })
       const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key })
-      const distributing = distributeConnections(listener, workers, { strategy })
       const clients = await Promise.all(Array.from({ length: 6 }, () => connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert })))
-      const answers = await Promise.all(clients.map(async (client, i) => {
+      // Every client has sent its request before distribution starts, so the connections move one
+      // right after another, each with events already waiting in this thread.
+      const replies = await Promise.all(clients.map(async (client, i) => {
         const stream = await client.openStream()
         stream.end(`hello ${i}`)
-        return (await readAll(stream)).toString()
+        return stream
       }))
+      await until(() => listener.pendingConnections === 6, 'six queued connections')
+      await new Promise(resolve => setTimeout(resolve, 50))
+      const distributing = distributeConnections(listener, workers, { strategy })
+      const answers = await Promise.all(replies.map(async stream => (await readAll(stream)).toString()))
       answers.forEach((answer, i) => expect(answer).toMatch(new RegExp(`^\\d+:hello ${i}$`)))
       const threads = new Set(answers.map(a => a.split(':')[0]))
       expect(threads.size).toBe(2)
