@@ -62,3 +62,32 @@ export async function runOps ({ total, concurrency, timeoutMs }, op) {
 
 /** A 64 KiB chunk of recognisable bytes. */
 export const CHUNK = Buffer.alloc(64 * 1024, 0x5a)
+
+/**
+ * Opens `count` connections with `dial` (50 at a time) after one warm-up connection, and reports the
+ * process's RSS growth per connection. Returns the connections too, for the caller to close.
+ */
+export async function measureIdle (dial, count) {
+  const warm = await dial()
+  global.gc?.()
+  const before = process.memoryUsage().rss
+  const clients = []
+  for (let i = 0; i < count; i += 50) {
+    clients.push(...await Promise.all(Array.from({ length: Math.min(50, count - i) }, dial)))
+  }
+  global.gc?.()
+  const after = process.memoryUsage().rss
+  return { bytesPerConnection: (after - before) / count, opened: [warm, ...clients] }
+}
+
+/** Echoes every stream of a node-msquic connection back to its sender. */
+export async function serveEcho (connection) {
+  for await (const stream of connection) {
+    stream.on('error', () => {})
+    void (async () => {
+      const chunks = []
+      for await (const chunk of stream.iterator({ destroyOnReturn: false })) chunks.push(chunk)
+      stream.end(Buffer.concat(chunks))
+    })()
+  }
+}

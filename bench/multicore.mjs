@@ -8,6 +8,7 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { createSelfSignedCertificate, distributeConnections, listen } from '../dist/index.js'
+import { serveEcho } from './lib.mjs'
 
 const [mode, streamsArg] = process.argv.slice(2)
 const streams = Number(streamsArg ?? 40000)
@@ -15,23 +16,12 @@ const here = dirname(fileURLToPath(import.meta.url))
 const { cert, key } = await createSelfSignedCertificate({ hosts: ['127.0.0.1'] })
 const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'bench', cert, key, maxBidirectionalStreams: 1000 })
 
-export async function serve (connection) {
-  for await (const stream of connection) {
-    stream.on('error', () => {})
-    void (async () => {
-      const chunks = []
-      for await (const chunk of stream.iterator({ destroyOnReturn: false })) chunks.push(chunk)
-      stream.end(Buffer.concat(chunks))
-    })()
-  }
-}
-
 let workers = []
 if (mode === 'workers') {
   workers = [0, 1].map(() => new Worker(join(here, 'multicore-worker.mjs')))
   void distributeConnections(listener, workers)
 } else {
-  void (async () => { for await (const connection of listener) void serve(connection) })()
+  void (async () => { for await (const connection of listener) void serveEcho(connection) })()
 }
 const dir = mkdtempSync(join(tmpdir(), 'node-msquic-multicore-'))
 writeFileSync(join(dir, 'ca.pem'), cert)

@@ -1,6 +1,6 @@
 // node-msquic: this package, as a Node service would use it.
 import { connect, createSelfSignedCertificate, getDeliveryStats, listen } from '../../dist/index.js'
-import { CHUNK, MiB, mainThreadCpuMs, percentile, runOps } from '../lib.mjs'
+import { CHUNK, MiB, mainThreadCpuMs, measureIdle, percentile, runOps } from '../lib.mjs'
 
 async function readAll (stream) {
   let bytes = 0
@@ -98,18 +98,10 @@ export async function handshakes ({ connections, concurrency, timeoutMs }) {
 
 export async function idle ({ connections }) {
   const { listener, dial } = await setup(async () => {})
-  const warm = await dial()
-  global.gc?.()
-  const before = process.memoryUsage().rss
-  const clients = []
-  for (let i = 0; i < connections; i += 50) {
-    clients.push(...await Promise.all(Array.from({ length: Math.min(50, connections - i) }, dial)))
-  }
-  global.gc?.()
-  const after = process.memoryUsage().rss
-  await Promise.all([warm, ...clients].map(c => c.close()))
+  const { bytesPerConnection, opened } = await measureIdle(dial, connections)
+  await Promise.all(opened.map(c => c.close()))
   await listener.close()
-  return { bytesPerConnection: (after - before) / connections, connected: clients.length }
+  return { bytesPerConnection, connected: opened.length - 1 }
 }
 
 export function summarise (result) {

@@ -4,7 +4,7 @@
 import { once } from 'node:events'
 import { connect as tlsConnect, createServer } from 'node:tls'
 import { createSelfSignedCertificate } from '../../dist/index.js'
-import { CHUNK, MiB, mainThreadCpuMs, runOps } from '../lib.mjs'
+import { CHUNK, MiB, mainThreadCpuMs, measureIdle, runOps } from '../lib.mjs'
 import { summarise } from './node-msquic.mjs'
 
 async function setup (onSocket) {
@@ -111,16 +111,8 @@ export async function handshakes ({ connections, concurrency, timeoutMs }) {
 export async function idle ({ connections }) {
   const sockets = []
   const { server, dial } = await setup(socket => { socket.on('error', () => {}); sockets.push(socket) })
-  const warm = await dial()
-  global.gc?.()
-  const before = process.memoryUsage().rss
-  const clients = []
-  for (let i = 0; i < connections; i += 50) {
-    clients.push(...await Promise.all(Array.from({ length: Math.min(50, connections - i) }, dial)))
-  }
-  global.gc?.()
-  const after = process.memoryUsage().rss
-  for (const socket of [warm, ...clients, ...sockets]) socket.destroy()
+  const { bytesPerConnection, opened } = await measureIdle(dial, connections)
+  for (const socket of [...opened, ...sockets]) socket.destroy()
   server.close()
-  return { bytesPerConnection: (after - before) / connections, connected: clients.length }
+  return { bytesPerConnection, connected: opened.length - 1 }
 }
