@@ -10,7 +10,7 @@ import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
 import { QuicStream } from './stream.js'
-import { kAbort, kCloseError, kClosedByApp, kConnected, kJournal, kNative, kOpened, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
+import { kAbort, kCloseError, kClosedByApp, kConnected, kJournal, kNative, kOpened, kRefuse, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -36,6 +36,14 @@ export interface CloseOptions {
   code?: number | bigint
   /** Kept locally in `closed`; not sent on the wire. */
   reason?: string
+  /**
+   * Finish open streams first: no new streams either way (queued, unaccepted peer streams are reset
+   * with `code`), then close once every open stream has ended. Default false: close at once, ending
+   * every stream.
+   */
+  graceful?: boolean
+  /** With `graceful`: milliseconds to wait for streams before closing anyway. Default 30000. */
+  timeout?: number
 }
 
 /** A connection's figures, from MsQuic (see `QuicConnection.stats()`). */
@@ -115,6 +123,9 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #info?: { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
   #blockedStreams = 0
   #openStreams = 0
+  // A graceful close in progress: its code, and what to call once the last stream has ended.
+  #draining: number | bigint | undefined
+  #drained: (() => void) | undefined
   // Streams the app holds (opened, or accepted): transfer() needs them all finished.
   readonly #held = new Set<QuicStream>()
   #maxDatagramSize = 0
@@ -159,6 +170,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    */
   transfer (): QuicConnectionHandle {
     this.#assertOpen()
+    if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
     if (this.#state === 'connecting') throw new QuicError(QuicErrorCode.CLOSED, 'The connection is not connected yet')
     if (isDispatching()) {
       throw Object.assign(new Error('transfer() cannot run inside an event listener; call it from async code (e.g. after an await)'), { code: 'ERR_INVALID_STATE' })
@@ -253,6 +265,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   async openStream (options: OpenStreamOptions = {}): Promise<QuicStream> {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
     this.#assertOpen()
+    if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
     const signal = options.signal
     if (signal?.aborted === true) throw abortedError(signal, 'openStream')
     let handle: NativeStream
@@ -324,6 +337,19 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     const code = options.code ?? 0
     checkErrorCode(code)
     if (this.#state === 'transferred') this.#assertOpen()
+    if (options.graceful === true && this.#state === 'open' && this.#draining === undefined) {
+      const timeout = options.timeout ?? 30_000
+      if (!Number.isInteger(timeout) || timeout < 0) throw invalidArgValue('timeout', 'must be a non-negative integer', timeout, true)
+      this.#draining = code
+      for (const stream of this.#inbound.drain()) stream[kRefuse](code)
+      this.#inbound.close(closedError('The connection'))
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        new Promise<void>(resolve => { this.#drained = resolve; if (this.#openStreams === 0) resolve() }),
+        new Promise<void>(resolve => { timer = setTimeout(resolve, timeout) })
+      ])
+      clearTimeout(timer)
+    }
     if (this.#state === 'connecting' || this.#state === 'open') {
       this.#state = 'closing'
       this.#closeInfo ??= { by: 'local', code, reason: options.reason }
@@ -360,6 +386,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** @internal A stream of this connection reached its final event. */
   [kStreamClosed] (): void {
     this.#openStreams--
+    if (this.#openStreams === 0) this.#drained?.()
   }
 
   /** @internal Whether this side's app closed the connection. */
@@ -376,10 +403,14 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** @internal Runs on the JS thread for each native event of this connection, in order. */
   onNativeEvent (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
     switch (type) {
-      case Ev.ConnectionPeerStream:
+      case Ev.ConnectionPeerStream: {
         this.#openStreams++
-        this.#inbound.push(new QuicStream(extra as NativeStream, this, false))
+        const stream = new QuicStream(extra as NativeStream, this, false)
+        // While closing gracefully, streams the peer still opens are refused.
+        if (this.#draining !== undefined) stream[kRefuse](this.#draining)
+        else this.#inbound.push(stream)
         break
+      }
       case Ev.ConnectionDatagram:
         this.emit('datagram', extra as Buffer)
         break

@@ -8,7 +8,7 @@ import { Duplex, type DuplexOptions } from 'node:stream'
 import { QuicError, QuicErrorCode, closedError, errorFromStatus } from '../errors.js'
 import { Ev, ShutdownFlag, StreamShutdown, native, type NativeStream } from '../native.js'
 import { checkErrorCode } from './error-code.js'
-import { kCloseError, kClosedByApp, kJournal, kNative, kOpened, kOwned, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
+import { kCloseError, kClosedByApp, kJournal, kNative, kOpened, kRefuse, kOwned, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
 
 // MsQuic's initial ideal send buffer size; the native send window follows its updates.
 const INITIAL_SEND_WINDOW = 128 * 1024
@@ -118,6 +118,13 @@ export class QuicStream extends Duplex {
     this.#journal = undefined
     this.#native.taken()
     this.#handOver()
+  }
+
+  /** @internal A peer stream nobody will take: reset both ways with `code`; it closes natively. */
+  [kRefuse] (code: number | bigint): void {
+    this.#journal = undefined
+    this.#native.shutdown(StreamShutdown.Abort, code)
+    this.#native.taken()
   }
 
   /** @internal The native wrapper. */

@@ -56,6 +56,46 @@ describe('connection failures', () => {
     await listener.close()
   })
 
+  it('should close gracefully: refuse new streams, let open ones finish, then close with the code', async () => {
+    const { listener, client, server } = await pair()
+    const stream = await client.openStream()
+    stream.write('first half, ')
+    const inbound = await server.acceptStream()
+    let closedAt = 0
+    const closing = client.close({ code: 7, graceful: true }).then(info => { closedAt = Date.now(); return info })
+    await expect(client.openStream()).rejects.toMatchObject({ code: QuicErrorCode.CLOSED })
+    // A stream the server opens now is refused with the closing code.
+    const refused = await server.openStream()
+    const refusal = once(refused, 'error')
+    refused.end('too late')
+    expect((await refusal)[0]).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 7 })
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(closedAt).toBe(0)
+    // The open stream finishes with nothing lost, and only then does the connection close.
+    stream.end('second half')
+    const received = (await readAll(inbound)).toString()
+    inbound.end('done')
+    expect((await readAll(stream)).toString()).toBe('done')
+    expect(received).toBe('first half, second half')
+    expect(await closing).toMatchObject({ by: 'local', code: 7 })
+    expect(await server.closed).toMatchObject({ by: 'peer', code: 7 })
+    await listener.close()
+  })
+
+  it('should close anyway when a graceful close times out', async () => {
+    const { listener, client, server } = await pair()
+    const stream = await client.openStream()
+    stream.on('error', () => {})
+    stream.write('never finished')
+    const inbound = await server.acceptStream()
+    const failed = once(inbound, 'error')
+    const started = Date.now()
+    expect(await client.close({ code: 8, graceful: true, timeout: 200 })).toMatchObject({ by: 'local', code: 8 })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190)
+    expect((await failed)[0]).toMatchObject({ code: QuicErrorCode.PEER_CLOSED, errorCode: 8 })
+    await listener.close()
+  })
+
   it('should report stream resets with the peer\'s code', async () => {
     const { listener, client, server } = await pair()
     const stream = await client.openStream()
