@@ -66,7 +66,6 @@ export interface ConfigurationInit {
 export interface NativeBinding {
   init(dispatch: (batch: unknown[]) => void, makeError: (name: string, status: number, message: string) => Error, workers: number): void
   createSelfSignedCertificate(hosts: string[], days: number): { cert: string, key: string }
-  workerCount(): number
   statusName(status: number): string
   /** Parks a connection for another thread; `earlier` is a flat batch of events not yet handled here. */
   transferConnection(connection: NativeConnection, earlier: unknown[]): number

@@ -1,7 +1,6 @@
 // Module entry: one EnvState per environment, the four wrap classes, and two helpers.
 #include <napi.h>
 
-#include "api.h"
 #include "configuration_wrap.h"
 #include "connection_wrap.h"
 #include "env_state.h"
@@ -40,10 +39,6 @@ Napi::Value JsStatusName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), StatusName(info[0].As<Napi::Number>().Int32Value()));
 }
 
-Napi::Value WorkerCount(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), ApiWorkerCount());
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* state = new EnvState();
   env.SetInstanceData(state);
@@ -51,7 +46,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function listener = ListenerWrap::Init(env);
   Napi::Function connection = ConnectionWrap::Init(env);
   Napi::Function stream = StreamWrap::Init(env);
-  state->listener_constructor = Napi::Persistent(listener);
   state->connection_constructor = Napi::Persistent(connection);
   state->stream_constructor = Napi::Persistent(stream);
   exports.Set("Listener", listener);
@@ -62,7 +56,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adoptConnection", Napi::Function::New<EnvState::JsAdoptConnection>(env, "adoptConnection"));
   exports.Set("createSelfSignedCertificate", Napi::Function::New<CreateSelfSigned>(env, "createSelfSignedCertificate"));
   exports.Set("statusName", Napi::Function::New<JsStatusName>(env, "statusName"));
-  exports.Set("workerCount", Napi::Function::New<WorkerCount>(env, "workerCount"));
   return exports;
 }
 

@@ -268,7 +268,11 @@ Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
   }
   if (!state->carry_.empty()) state->doorbell_.NonBlockingCall(nullptr);  // the rest is still due here
   // The wrappers here let go; the new owner makes its own.
-  for (const auto& member : route->Members()) state->Unpin(*member);
+  std::vector<Handle*> moving;
+  for (Handle* handle : state->pinned_) {
+    if (handle->route() == route) moving.push_back(handle);
+  }
+  for (Handle* handle : moving) state->Unpin(*handle);
   return Napi::Number::New(env, static_cast<double>(ParkTransfer(std::move(slot))));
 }
 
@@ -285,7 +289,7 @@ Napi::Value EnvState::JsAdoptConnection(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   const auto& route = slot->connection->route();
-  runtime->TakeOver(*slot->from, slot->connection, route->Members());
+  runtime->TakeOver(*slot->from, slot->connection);
   Napi::Object wrapper = state->MakeWrapper(env, slot->connection);
   // Earlier events, then the held ones, then new ones: all here, in order.
   route->Adopt(runtime, std::move(slot->earlier));

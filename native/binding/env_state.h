@@ -47,7 +47,6 @@ class EnvState {
   // Whether a batch is being handed to JS right now.
   bool dispatching() const { return dispatching_; }
 
-  Napi::FunctionReference listener_constructor;
   Napi::FunctionReference connection_constructor;
   Napi::FunctionReference stream_constructor;
 

@@ -12,7 +12,6 @@ const QUIC_API_TABLE* MsQuic = nullptr;
 namespace {
 std::mutex api_mutex;
 uint32_t api_refs = 0;
-uint32_t api_workers = 0;
 HQUIC registration = nullptr;
 
 // Picks the first `workers` CPUs this process may run on, so the pool follows the affinity mask
@@ -48,8 +47,7 @@ QUIC_STATUS ApiAcquire(uint32_t workers) {
       return status;
     }
     // Must precede the first RegistrationOpen, which creates the worker pool.
-    api_workers = 0;
-    if (workers > 0 && QUIC_SUCCEEDED(ConfigureWorkers(workers))) api_workers = workers;
+    if (workers > 0) ConfigureWorkers(workers);
     QUIC_REGISTRATION_CONFIG config = {"node-msquic", QUIC_EXECUTION_PROFILE_LOW_LATENCY};
     status = MsQuic->RegistrationOpen(&config, &registration);
     if (QUIC_FAILED(status)) {
@@ -75,11 +73,6 @@ void ApiRelease() {
     MsQuicClose(MsQuic);
     MsQuic = nullptr;
   }
-}
-
-uint32_t ApiWorkerCount() {
-  std::lock_guard<std::mutex> lock(api_mutex);
-  return api_workers;
 }
 
 }  // namespace nmq

@@ -22,7 +22,4 @@ void ApiRelease();
 // The shared registration; valid while an acquisition is held.
 HQUIC Registration();
 
-// The worker count MsQuic was opened with (0 when it used its default).
-uint32_t ApiWorkerCount();
-
 }  // namespace nmq

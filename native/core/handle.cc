@@ -18,7 +18,6 @@ void Handle::Adopt(HQUIC handle) {
   std::lock_guard<std::mutex> lock(mutex_);
   handle_ = handle;
   self_ = shared_from_this();
-  route_->AddMember(self_);
 }
 
 bool Handle::Acquire() {

@@ -1,8 +1,5 @@
 #include "route.h"
 
-#include <algorithm>
-
-#include "handle.h"
 #include "runtime.h"
 
 namespace nmq {
@@ -34,22 +31,6 @@ void Route::Adopt(std::shared_ptr<Runtime> owner, std::vector<Event> earlier) {
   for (Event& event : held_) owner_->queue().Push(std::move(event));
   held_.clear();
   holding_ = false;
-}
-
-void Route::AddMember(const std::shared_ptr<Handle>& handle) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  members_.erase(std::remove_if(members_.begin(), members_.end(), [](const auto& w) { return w.expired(); }),
-                 members_.end());
-  members_.push_back(handle);
-}
-
-std::vector<std::shared_ptr<Handle>> Route::Members() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<std::shared_ptr<Handle>> members;
-  for (auto& weak : members_) {
-    if (auto handle = weak.lock()) members.push_back(std::move(handle));
-  }
-  return members;
 }
 
 }  // namespace nmq

@@ -11,7 +11,6 @@
 
 namespace nmq {
 
-class Handle;
 class Runtime;
 
 class Route {
@@ -31,16 +30,11 @@ class Route {
   // everything held, go to `owner`'s queue, which receives the route's events from then on.
   void Adopt(std::shared_ptr<Runtime> owner, std::vector<Event> earlier);
 
-  // The handles on this route (the connection and its streams), for moving their bookkeeping.
-  void AddMember(const std::shared_ptr<Handle>& handle);
-  std::vector<std::shared_ptr<Handle>> Members();
-
  private:
   mutable std::mutex mutex_;
   std::shared_ptr<Runtime> owner_;
   bool holding_ = false;
   std::vector<Event> held_;
-  std::vector<std::weak_ptr<Handle>> members_;
 };
 
 }  // namespace nmq

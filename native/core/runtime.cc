@@ -63,17 +63,17 @@ void Runtime::ConnectionClosed(Connection* connection) {
   connections_closed_.notify_all();
 }
 
-void Runtime::TakeOver(Runtime& from, const std::shared_ptr<Connection>& connection,
-                       const std::vector<std::shared_ptr<Handle>>& members) {
+void Runtime::TakeOver(Runtime& from, const std::shared_ptr<Connection>& connection) {
   std::vector<std::shared_ptr<Handle>> deferred;
   {
     std::lock_guard<std::mutex> lock(from.mutex_);
     from.connections_.erase(connection.get());
-    for (const auto& member : members) {
-      auto it = from.deferred_.find(member.get());
-      if (it != from.deferred_.end()) {
+    for (auto it = from.deferred_.begin(); it != from.deferred_.end();) {
+      if (it->second->route() == connection->route()) {
         deferred.push_back(std::move(it->second));
-        from.deferred_.erase(it);
+        it = from.deferred_.erase(it);
+      } else {
+        ++it;
       }
     }
   }

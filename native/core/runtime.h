@@ -43,10 +43,9 @@ class Runtime {
   // Any thread: a connection this environment owns, from its open until MsQuic has closed it.
   void Track(const std::shared_ptr<Connection>& connection);
   void ConnectionClosed(Connection* connection);
-  // JS threads, when a connection moves here from `from`: its tracking and the closes that wait for
-  // the app move along.
-  void TakeOver(Runtime& from, const std::shared_ptr<Connection>& connection,
-                const std::vector<std::shared_ptr<Handle>>& members);
+  // JS threads, when a connection moves here from `from`: its tracking, and the closes of its
+  // route's handles that wait for the app, move along.
+  void TakeOver(Runtime& from, const std::shared_ptr<Connection>& connection);
 
   // Shuts this environment's connections down silently and waits until MsQuic has closed every
   // handle it owns. Runs on the JS thread from the environment's cleanup hook, or from the

@@ -22,7 +22,6 @@ std::shared_ptr<Stream> Stream::OpenLocal(std::shared_ptr<Connection> connection
                                           bool unidirectional, uint32_t budget, QUIC_STATUS* status) {
   auto stream = std::make_shared<Stream>(connection->route());
   stream->unidirectional_ = unidirectional;
-  stream->local_ = true;
   stream->budget_ = budget;
   HQUIC handle = nullptr;
   *status = MsQuic->StreamOpen(connection_handle,

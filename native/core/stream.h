@@ -45,7 +45,6 @@ class Stream : public Handle {
 
   uint64_t id() const { return id_; }  // valid once started (peer streams: at once)
   bool unidirectional() const { return unidirectional_; }
-  bool local() const { return local_; }
 
   // A stream travels with its connection: they share the connection's route.
   explicit Stream(std::shared_ptr<Route> route) : Handle(Kind::kStream, std::move(route)) {}
@@ -61,7 +60,6 @@ class Stream : public Handle {
 
   uint64_t id_ = UINT64_MAX;
   bool unidirectional_ = false;
-  bool local_ = false;
 
   // Receive budget, shared by the worker (RECEIVE) and the JS thread (Consumed).
   std::mutex receive_mutex_;
