@@ -13,7 +13,7 @@
 export { listen, QuicListener, type ListenOptions, type ListenerStats } from './quic/listener.js'
 export { connect, type ConnectOptions } from './quic/connect.js'
 export { QuicConnection, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
-export { QuicStream } from './quic/stream.js'
+export { QuicStream, type QuicStreamHandle } from './quic/stream.js'
 export { distributeConnections, receiveConnections, type DistributeOptions } from './quic/workers.js'
 export { createSelfSignedCertificate, type SelfSignedOptions } from './quic/certificate.js'
 export type { QuicSettings, TlsOptions, PeerCertificate, VerifyPeer } from './quic/config.js'

@@ -70,6 +70,9 @@ export interface NativeBinding {
   /** Parks a connection for another thread; `earlier` is a flat batch of events not yet handled here. */
   transferConnection(connection: NativeConnection, earlier: unknown[]): number
   adoptConnection(id: number): NativeConnection
+  /** Parks one stream for another thread; its connection stays here. */
+  transferStream(stream: NativeStream): number
+  adoptStream(id: number): NativeStream
   Configuration: new (init: ConfigurationInit) => NativeConfiguration
   Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number, datagramQueue: number) => NativeListener
   Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number) => NativeConnection

@@ -54,6 +54,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New<EnvState::JsInit>(env, "init"));
   exports.Set("transferConnection", Napi::Function::New<EnvState::JsTransferConnection>(env, "transferConnection"));
   exports.Set("adoptConnection", Napi::Function::New<EnvState::JsAdoptConnection>(env, "adoptConnection"));
+  exports.Set("transferStream", Napi::Function::New<EnvState::JsTransferStream>(env, "transferStream"));
+  exports.Set("adoptStream", Napi::Function::New<EnvState::JsAdoptStream>(env, "adoptStream"));
   exports.Set("createSelfSignedCertificate", Napi::Function::New<CreateSelfSigned>(env, "createSelfSignedCertificate"));
   exports.Set("statusName", Napi::Function::New<JsStatusName>(env, "statusName"));
   return exports;

@@ -25,6 +25,11 @@ Napi::Value U64(Napi::Env env, uint64_t value) {
   return Napi::BigInt::New(env, value);
 }
 
+// A stream that moved on its own: its events no longer follow its connection's route.
+bool IsMovedStream(const Handle& handle) {
+  return handle.kind() == Handle::Kind::kStream && static_cast<const Stream&>(handle).own_route != nullptr;
+}
+
 bool IsFinal(EventType type) {
   return type == EventType::kListenerStopped || type == EventType::kConnectionShutdownComplete ||
          type == EventType::kStreamShutdownComplete;
@@ -215,6 +220,28 @@ std::shared_ptr<Handle> HandleOfWrapper(Napi::Env env, Napi::Value value) {
 }
 }  // namespace
 
+template <typename Pick>
+void EnvState::TakeQueued(Pick moves, std::vector<Event>* out) {
+  // What was carried over from an earlier move is older than what is still queued; both may hold
+  // the moving handles' events (handles moved one after another in the same tick).
+  std::vector<Event> pending;
+  pending.swap(carry_);
+  std::vector<Event> queued;
+  runtime_->queue().Drain(&queued);
+  for (Event& event : queued) pending.push_back(std::move(event));
+  for (Event& event : pending) {
+    if (moves(event)) out->push_back(std::move(event));
+    else carry_.push_back(std::move(event));
+  }
+  if (!carry_.empty()) doorbell_.NonBlockingCall(nullptr);  // the rest is still due here
+}
+
+bool EnvState::CheckNotDispatching(Napi::Env env, const char* what) {
+  if (!dispatching_) return true;
+  Napi::Error::New(env, std::string(what) + " cannot move while its events are being delivered").ThrowAsJavaScriptException();
+  return false;
+}
+
 Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnvState* state = Get(env);
@@ -223,15 +250,13 @@ Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "transferConnection(connection, earlier)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (state->dispatching_) {
-    Napi::Error::New(env, "a connection cannot move while its events are being delivered").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  if (!state->CheckNotDispatching(env, "a connection")) return env.Undefined();
   const auto& route = connection->route();
   // From here on the route's new events wait; what is already queued here is taken out, in order.
   route->Hold();
   TransferSlot slot;
-  slot.connection = connection;
+  slot.handle = connection;
+  slot.route = route;
   slot.from = state->runtime_;
   Napi::Array earlier = info[1].As<Napi::Array>();
   for (uint32_t i = 0; i + 5 < earlier.Length(); i += 6) {
@@ -255,22 +280,13 @@ Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
     }
     slot.earlier.push_back(std::move(event));
   }
-  // What was carried over from an earlier move is older than what is still queued; both may
-  // hold this route's events (connections moved one after another in the same tick).
-  std::vector<Event> pending;
-  pending.swap(state->carry_);
-  std::vector<Event> queued;
-  state->runtime_->queue().Drain(&queued);
-  for (Event& event : queued) pending.push_back(std::move(event));
-  for (Event& event : pending) {
-    if (event.target->route() == route) slot.earlier.push_back(std::move(event));
-    else state->carry_.push_back(std::move(event));
-  }
-  if (!state->carry_.empty()) state->doorbell_.NonBlockingCall(nullptr);  // the rest is still due here
+  // A stream that moved on its own has a route of its own and stays where it is.
+  state->TakeQueued([&](const Event& event) { return event.target->route() == route && !IsMovedStream(*event.target); },
+                    &slot.earlier);
   // The wrappers here let go; the new owner makes its own.
   std::vector<Handle*> moving;
   for (Handle* handle : state->pinned_) {
-    if (handle->route() == route) moving.push_back(handle);
+    if (handle->route() == route && !IsMovedStream(*handle)) moving.push_back(handle);
   }
   for (Handle* handle : moving) state->Unpin(*handle);
   return Napi::Number::New(env, static_cast<double>(ParkTransfer(std::move(slot))));
@@ -282,17 +298,66 @@ Napi::Value EnvState::JsAdoptConnection(const Napi::CallbackInfo& info) {
   auto runtime = state->RequireRuntime(env);
   if (!runtime) return env.Undefined();
   uint64_t id = 0;
-  std::unique_ptr<TransferSlot> slot = ToU64(info[0], &id) ? ClaimTransfer(id) : nullptr;
+  std::unique_ptr<TransferSlot> slot = ToU64(info[0], &id) ? ClaimTransfer(id, Handle::Kind::kConnection) : nullptr;
   if (!slot) {
     Napi::Error::New(env, "no connection is waiting under this handle (it was adopted already, or never transferred)")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const auto& route = slot->connection->route();
-  runtime->TakeOver(*slot->from, slot->connection);
-  Napi::Object wrapper = state->MakeWrapper(env, slot->connection);
+  auto connection = std::static_pointer_cast<Connection>(slot->handle);
+  runtime->TakeOver(*slot->from, connection);
+  Napi::Object wrapper = state->MakeWrapper(env, connection);
   // Earlier events, then the held ones, then new ones: all here, in order.
-  route->Adopt(runtime, std::move(slot->earlier));
+  slot->route->Adopt(runtime, std::move(slot->earlier));
+  return wrapper;
+}
+
+Napi::Value EnvState::JsTransferStream(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* state = Get(env);
+  auto stream = HasTag(env, info[0], kStreamTag) ? StreamWrap::HandleOf(info[0]) : nullptr;
+  if (!stream) {
+    Napi::TypeError::New(env, "transferStream(stream)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!state->CheckNotDispatching(env, "a stream")) return env.Undefined();
+  // The first move splits the stream off its connection's route onto one of its own, held from the
+  // start; later moves hold that route, as a connection's move holds the connection's.
+  if (stream->own_route) {
+    stream->own_route->Hold();
+  } else {
+    auto route = std::make_shared<Route>(state->runtime_);
+    route->Hold();
+    stream->route()->Divert(stream, route);
+    stream->own_route = std::move(route);
+  }
+  TransferSlot slot;
+  slot.handle = stream;
+  slot.route = stream->own_route;
+  slot.from = state->runtime_;
+  // Events pushed before the split or the hold wait in this environment's queue: they go first.
+  state->TakeQueued([&](const Event& event) { return event.target == stream; }, &slot.earlier);
+  state->runtime_->Untrack(stream.get());
+  state->Unpin(*stream);
+  return Napi::Number::New(env, static_cast<double>(ParkTransfer(std::move(slot))));
+}
+
+Napi::Value EnvState::JsAdoptStream(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* state = Get(env);
+  auto runtime = state->RequireRuntime(env);
+  if (!runtime) return env.Undefined();
+  uint64_t id = 0;
+  std::unique_ptr<TransferSlot> slot = ToU64(info[0], &id) ? ClaimTransfer(id, Handle::Kind::kStream) : nullptr;
+  if (!slot) {
+    Napi::Error::New(env, "no stream is waiting under this handle (it was adopted already, or never transferred)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto stream = std::static_pointer_cast<Stream>(slot->handle);
+  runtime->Track(stream);
+  Napi::Object wrapper = state->MakeWrapper(env, stream);
+  slot->route->Adopt(runtime, std::move(slot->earlier));
   return wrapper;
 }
 

@@ -44,6 +44,11 @@ class EnvState {
   static Napi::Value JsTransferConnection(const Napi::CallbackInfo& info);
   // adoptConnection(id) -> Connection: takes over a parked connection.
   static Napi::Value JsAdoptConnection(const Napi::CallbackInfo& info);
+  // transferStream(stream) -> id: parks one stream for another environment; its connection stays.
+  // (What its app had received but not read travels in JS, with the handle.)
+  static Napi::Value JsTransferStream(const Napi::CallbackInfo& info);
+  // adoptStream(id) -> Stream: takes over a parked stream.
+  static Napi::Value JsAdoptStream(const Napi::CallbackInfo& info);
   // Whether a batch is being handed to JS right now.
   bool dispatching() const { return dispatching_; }
 
@@ -56,6 +61,12 @@ class EnvState {
   void Drain(Napi::Env env);
   Napi::Value Child(Napi::Env env, const Event& event);
   void UpdateLoopRef(Napi::Env env);
+  // While moving: takes this environment's undelivered events that `moves` picks (from the queue
+  // and from what an earlier move carried over), oldest first, into `out`; the rest stay due here.
+  template <typename Pick>
+  void TakeQueued(Pick moves, std::vector<Event>* out);
+  // False (with a JS error thrown) while a batch is being handed to JS.
+  bool CheckNotDispatching(Napi::Env env, const char* what);
 
   std::shared_ptr<Runtime> runtime_;
   Doorbell doorbell_;

@@ -9,6 +9,7 @@
 #include "connection.h"
 #include "handle.h"
 #include "listener.h"
+#include "stream.h"
 
 namespace nmq {
 
@@ -82,6 +83,19 @@ void Runtime::TakeOver(Runtime& from, const std::shared_ptr<Connection>& connect
   for (auto& handle : deferred) deferred_.emplace(handle.get(), std::move(handle));
 }
 
+void Runtime::Track(const std::shared_ptr<Stream>& stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = streams_.begin(); it != streams_.end();) {
+    it = it->second.expired() ? streams_.erase(it) : std::next(it);
+  }
+  streams_.emplace(stream.get(), stream);
+}
+
+void Runtime::Untrack(Stream* stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  streams_.erase(stream);
+}
+
 bool Runtime::Defer(std::shared_ptr<Handle> handle) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (closing()) return false;
@@ -128,12 +142,21 @@ void Runtime::Shutdown() {
   std::unordered_map<Handle*, std::shared_ptr<Handle>> deferred;
   std::vector<std::weak_ptr<Listener>> listeners;
   std::vector<std::weak_ptr<Configuration>> configurations;
+  std::unordered_map<Stream*, std::weak_ptr<Stream>> streams;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     closing_.store(true, std::memory_order_release);
     deferred.swap(deferred_);
     listeners.swap(listeners_);
     configurations.swap(configurations_);
+    streams.swap(streams_);
+  }
+  // Streams that moved here alone end for the peer too; their connections live on elsewhere, and
+  // their final events close them natively (nothing here waits for JS any more).
+  for (auto& entry : streams) {
+    if (auto stream = entry.second.lock()) {
+      stream->Shutdown(QUIC_STREAM_SHUTDOWN_FLAG_ABORT | QUIC_STREAM_SHUTDOWN_FLAG_IMMEDIATE, 0);
+    }
   }
   // Locks are not held from here on: the calls below can block until MsQuic's workers run
   // final events, and those take handle locks.

@@ -19,6 +19,7 @@ class Handle;
 class Configuration;
 class Connection;
 class Listener;
+class Stream;
 
 class Runtime {
  public:
@@ -46,6 +47,10 @@ class Runtime {
   // JS threads, when a connection moves here from `from`: its tracking, and the closes of its
   // route's handles that wait for the app, move along.
   void TakeOver(Runtime& from, const std::shared_ptr<Connection>& connection);
+  // JS threads: a stream that moved here on its own (its connection lives elsewhere). Teardown
+  // aborts it, since closing this environment's connections would not reach it.
+  void Track(const std::shared_ptr<Stream>& stream);
+  void Untrack(Stream* stream);
 
   // Shuts this environment's connections down silently and waits until MsQuic has closed every
   // handle it owns. Runs on the JS thread from the environment's cleanup hook, or from the
@@ -62,6 +67,7 @@ class Runtime {
   std::vector<std::weak_ptr<Configuration>> configurations_;
   std::vector<std::weak_ptr<Listener>> listeners_;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
+  std::unordered_map<Stream*, std::weak_ptr<Stream>> streams_;
   std::condition_variable connections_closed_;
   bool shut_down_ = false;
   bool api_held_ = false;

@@ -19,10 +19,10 @@ uint64_t ParkTransfer(TransferSlot slot) {
   return id;
 }
 
-std::unique_ptr<TransferSlot> ClaimTransfer(uint64_t id) {
+std::unique_ptr<TransferSlot> ClaimTransfer(uint64_t id, Handle::Kind kind) {
   std::lock_guard<std::mutex> lock(slots_mutex);
   auto it = slots->find(id);
-  if (it == slots->end()) return nullptr;
+  if (it == slots->end() || it->second->handle->kind() != kind) return nullptr;
   auto slot = std::move(it->second);
   slots->erase(it);
   return slot;

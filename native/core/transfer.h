@@ -1,25 +1,28 @@
-// Moving a connection (with its streams) from one environment to another: the old owner's JS
-// thread parks it in a process-wide slot; the new owner's JS thread adopts it by the slot's id.
-// Between the two, its events are held on its route, in order.
+// Moving a connection (with its streams), or a single stream, from one environment to another: the
+// old owner's JS thread parks it in a process-wide slot; the new owner's JS thread adopts it by the
+// slot's id. Between the two, its events are held on its route, in order.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
-#include "connection.h"
 #include "event.h"
+#include "handle.h"
+#include "route.h"
 
 namespace nmq {
 
 struct TransferSlot {
-  std::shared_ptr<Connection> connection;
+  std::shared_ptr<Handle> handle;  // a Connection or a Stream
+  std::shared_ptr<Route> route;    // the route that moves: the connection's, or the stream's own
   std::shared_ptr<Runtime> from;
   std::vector<Event> earlier;  // received by the old owner before the move, not handled by its app
 };
 
 // Old owner's JS thread, after the route was held and `earlier` collected. Returns the slot's id.
 uint64_t ParkTransfer(TransferSlot slot);
-// New owner's JS thread: the slot, or null if the id is unknown or already adopted.
-std::unique_ptr<TransferSlot> ClaimTransfer(uint64_t id);
+// New owner's JS thread: the slot, or null if the id is unknown, already adopted, or parks
+// another kind of handle.
+std::unique_ptr<TransferSlot> ClaimTransfer(uint64_t id, Handle::Kind kind);
 
 }  // namespace nmq

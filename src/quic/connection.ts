@@ -10,7 +10,7 @@ import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
 import { QuicStream } from './stream.js'
-import { kAbort, kCloseError, kClosedByApp, kConnected, kJournal, kNative, kOpened, kRefuse, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
+import { kAbort, kCloseError, kClosedByApp, kConnected, kJournal, kNative, kOpened, kRefuse, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -387,6 +387,12 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   [kStreamClosed] (): void {
     this.#openStreams--
     if (this.#openStreams === 0) this.#drained?.()
+  }
+
+  /** @internal A stream of this connection moved to another thread: it no longer counts here. */
+  [kStreamMoved] (stream: QuicStream): void {
+    this.#held.delete(stream)
+    this[kStreamClosed]()
   }
 
   /** @internal Whether this side's app closed the connection. */

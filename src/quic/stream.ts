@@ -5,10 +5,10 @@
  * buffer has room (the native send window), and wait for room beyond that. JS thread only.
  */
 import { Duplex, type DuplexOptions } from 'node:stream'
-import { QuicError, QuicErrorCode, closedError, errorFromStatus } from '../errors.js'
-import { Ev, ShutdownFlag, StreamShutdown, native, type NativeStream } from '../native.js'
+import { QuicError, QuicErrorCode, closedError, errorFromStatus, invalidArgType } from '../errors.js'
+import { Ev, ShutdownFlag, StreamShutdown, isDispatching, native, runtime, type NativeStream } from '../native.js'
 import { checkErrorCode } from './error-code.js'
-import { kCloseError, kClosedByApp, kJournal, kNative, kOpened, kRefuse, kOwned, kStreamBlocked, kStreamClosed, kTaken } from './symbols.js'
+import { kCloseError, kClosedByApp, kJournal, kNative, kOpened, kRefuse, kOwned, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
 
 // MsQuic's initial ideal send buffer size; the native send window follows its updates.
 const INITIAL_SEND_WINDOW = 128 * 1024
@@ -22,9 +22,43 @@ function settleHandOvers (): void {
 /** What a stream needs from its connection. */
 export interface StreamParent {
   [kStreamClosed]: () => void
+  [kStreamMoved]: (stream: QuicStream) => void
   [kCloseError]: () => QuicError | undefined
   [kClosedByApp]: () => boolean
   [kStreamBlocked]: (stream: QuicStream, blocked: boolean) => void
+}
+
+/**
+ * A stream on its way to another thread: a plain object, to send with `postMessage()` and pass to
+ * `QuicStream.adopt()` there. It can be adopted once.
+ */
+export interface QuicStreamHandle {
+  kind: 'node-msquic/stream'
+  id: number
+  /** @internal What the reader had not read yet, and how far each direction got. */
+  state: MovedStreamState
+}
+
+/** @internal */
+export interface MovedStreamState {
+  local: boolean
+  /** Bytes the old thread's reader had not read; their budget was released there already. */
+  read: Uint8Array[]
+  /** Bytes not yet handed to the reader; their budget is released where they are read. */
+  pending: Uint8Array[]
+  remoteEnded: boolean
+  endPushed: boolean
+  readable: boolean
+  writable: boolean
+}
+
+// An adopted stream's connection lives on another thread: only the stream's own events come here.
+const elsewhere: StreamParent = {
+  [kStreamClosed]: () => {},
+  [kStreamMoved]: () => {},
+  [kCloseError]: () => new QuicError(QuicErrorCode.CLOSED, 'The stream\'s connection closed'),
+  [kClosedByApp]: () => false,
+  [kStreamBlocked]: () => {}
 }
 
 export class QuicStream extends Duplex {
@@ -47,6 +81,7 @@ export class QuicStream extends Duplex {
   // which would otherwise come before that code could attach a listener.
   #owned = false
   #pendingFailure: Error | undefined
+  #transferred = false
   // Peer streams not yet accepted keep the events they received, so that if their connection moves
   // to another thread the new owner can be given them again, in order.
   #journal: unknown[] | undefined
@@ -54,19 +89,25 @@ export class QuicStream extends Duplex {
   #opened?: { resolve: () => void, reject: (e: Error) => void }
   #openedPromise?: Promise<void>
 
-  /** @internal Streams are made by QuicConnection (openStream, acceptStream). */
-  constructor (handle: NativeStream, parent: StreamParent, local: boolean) {
+  /** @internal Streams are made by QuicConnection (openStream, acceptStream) and adopt(). */
+  constructor (handle: NativeStream, parent: StreamParent, local: boolean, moved?: MovedStreamState) {
     const unidirectional = handle.unidirectional()
     // A one-way stream is born ended on the side that carries nothing (Duplex's `readable` and
     // `writable` options, missing from some @types/node versions).
-    const sides = { readable: !(local && unidirectional), writable: !(!local && unidirectional) }
+    const sides = moved !== undefined
+      ? { readable: moved.readable, writable: moved.writable }
+      : { readable: !(local && unidirectional), writable: !(!local && unidirectional) }
     super({ allowHalfOpen: true, highWaterMark: INITIAL_SEND_WINDOW, ...sides } as DuplexOptions)
     this.local = local
     this.unidirectional = unidirectional
     this.#native = handle
     this.#parent = parent
-    if (!local) this.#journal = []
+    if (!local && moved === undefined) this.#journal = []
     handle.owner = this
+    if (moved !== undefined) {
+      this.#resume(moved)
+      return
+    }
     if (local) {
       let resolve!: () => void
       let reject!: (e: Error) => void
@@ -75,6 +116,69 @@ export class QuicStream extends Duplex {
       this.#opened = { resolve, reject }
       this.#openedPromise = promise
     }
+  }
+
+  /**
+   * Takes over, in this thread, a stream another thread gave up with `transfer()`: what its reader
+   * had not read yet comes first, then every event since, in order. Its connection stays on the
+   * other thread; if that connection closes, this stream ends with ERR_QUIC_CLOSED. A side that
+   * had already ended before the move ('end' emitted, or end() finished) stays ended: check
+   * `readableEnded` and `writableFinished`.
+   */
+  static adopt (handle: QuicStreamHandle): QuicStream {
+    if (typeof handle !== 'object' || handle === null || handle.kind !== 'node-msquic/stream' ||
+        !Number.isSafeInteger(handle.id) || typeof handle.state !== 'object' || handle.state === null) {
+      throw invalidArgType('handle', 'a handle from stream.transfer()', handle)
+    }
+    const stream = new QuicStream(runtime().adoptStream(handle.id), elsewhere, handle.state.local, handle.state)
+    stream.#handOver()
+    return stream
+  }
+
+  /**
+   * Gives this stream up so another thread can `adopt()` it: returns a handle to post there. Bytes
+   * received and not yet read travel with it; everything that arrives meanwhile is held natively
+   * and delivered, in order, to the new owner. The connection stays here. This object is destroyed
+   * (it emits 'close', not 'end' or 'error'); `transferred` turns true, and reset(), stopSending()
+   * and transfer() throw ERR_QUIC_TRANSFERRED.
+   *
+   * Stop reading first (no 'data' or 'readable' listeners) and let writes finish (no write waiting
+   * for 'drain', no end() still finishing). Call it from async code, not from inside an event listener.
+   */
+  transfer (): QuicStreamHandle {
+    this.#assertNotTransferred()
+    if (this.#nativeClosed || this.destroyed) throw closedError('The stream')
+    const refuse = (why: string): Error => Object.assign(new Error(`transfer() ${why}`), { code: 'ERR_INVALID_STATE' })
+    if (isDispatching()) throw refuse('cannot run inside an event listener; call it from async code (e.g. after an await)')
+    if (this.#opened !== undefined) throw refuse('needs the stream to be open (the peer has not granted credit yet)')
+    if (this.listenerCount('data') > 0 || this.listenerCount('readable') > 0) {
+      throw refuse('needs the reading to stop first: remove the \'data\' and \'readable\' listeners')
+    }
+    if (this.writableLength > 0 || (this.writableEnded && !this.writableFinished)) {
+      throw refuse('needs the writes made so far to finish first (wait for \'drain\' or \'finish\')')
+    }
+    const state: MovedStreamState = {
+      local: this.local,
+      read: [],
+      pending: this.#pending.splice(0),
+      remoteEnded: this.#remoteEnded,
+      endPushed: this.#endPushed,
+      readable: this.readable,
+      writable: this.writable && !this.#sendAborted
+    }
+    const id = runtime().transferStream(this.#native)
+    this.#transferred = true
+    this.#native.owner = undefined
+    this.#parent[kStreamMoved](this)
+    // Destroyed before its buffer is read out, so the read-out ends nothing ('end' never comes).
+    this.destroy()
+    for (let chunk = this.read() as Buffer | null; chunk !== null; chunk = this.read() as Buffer | null) state.read.push(chunk)
+    return { kind: 'node-msquic/stream', id, state }
+  }
+
+  /** Whether this stream moved to another thread (`transfer()`). */
+  get transferred (): boolean {
+    return this.#transferred
   }
 
   /** The QUIC stream id; null until a local stream has started. */
@@ -90,6 +194,7 @@ export class QuicStream extends Duplex {
   /** Aborts the sending direction with RESET_STREAM(`code`); reading goes on. */
   reset (code: number | bigint = 0): void {
     checkErrorCode(code)
+    this.#assertNotTransferred()
     if (this.#sendAborted || this.#nativeClosed) return
     this.#native.shutdown(StreamShutdown.AbortSend, code)
     this.#sendAborted = true
@@ -101,6 +206,7 @@ export class QuicStream extends Duplex {
   /** Asks the peer to stop sending with STOP_SENDING(`code`) and ends the readable side. */
   stopSending (code: number | bigint = 0): void {
     checkErrorCode(code)
+    this.#assertNotTransferred()
     if (this.#endPushed || this.#nativeClosed) return
     this.#native.shutdown(StreamShutdown.AbortReceive, code)
     this.#pending.length = 0
@@ -174,6 +280,7 @@ export class QuicStream extends Duplex {
   }
 
   override _read (): void {
+    if (this.#transferred) return
     this.#wantsData = true
     this.#pump()
   }
@@ -221,6 +328,10 @@ export class QuicStream extends Duplex {
     // After a graceful end on both sides MsQuic finishes on its own; aborting then could discard
     // data still in flight. Otherwise the stream ends abruptly for the peer too.
     const graceful = error === null && this.writableFinished && this.readableEnded
+    if (this.#transferred) {
+      callback(error)  // the stream lives on in another thread
+      return
+    }
     // destroy() aborts with code 0; reset(code) and stopSending(code) choose codes. (A peer's own
     // code is never echoed back to it.)
     if (!this.#nativeClosed && !graceful) this.#native.shutdown(StreamShutdown.Abort, 0)
@@ -228,6 +339,24 @@ export class QuicStream extends Duplex {
     this.#releaseWrite(error ?? undefined)
     this.#setBlocked(false)
     callback(error)
+  }
+
+  // Adopted: the old thread's unread bytes come first, then the native events.
+  #resume (moved: MovedStreamState): void {
+    if (!moved.readable) return
+    // Structured cloning turned the Buffers into plain Uint8Arrays.
+    const buffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    for (const chunk of moved.read) this.push(buffer(chunk))
+    for (const chunk of moved.pending) this.#pending.push(buffer(chunk))
+    this.#remoteEnded = moved.remoteEnded
+    if (moved.endPushed) {
+      this.#endPushed = true
+      this.push(null)
+    }
+  }
+
+  #assertNotTransferred (): void {
+    if (this.#transferred) throw new QuicError(QuicErrorCode.TRANSFERRED, 'The stream moved to another thread; use the object adopt() made there')
   }
 
   #pump (): void {
