@@ -38,7 +38,18 @@ export const QuicErrorCode = {
   /** The certificate or key could not be loaded. */
   INVALID_CREDENTIALS: 'ERR_QUIC_INVALID_CREDENTIALS',
   /** Anything else MsQuic reported; `statusName` says what. */
-  INTERNAL: 'ERR_QUIC_INTERNAL'
+  INTERNAL: 'ERR_QUIC_INTERNAL',
+  /** Protocol negotiation (multistream-select) found no protocol both sides speak. */
+  NEGOTIATION_FAILED: 'ERR_NEGOTIATION_FAILED',
+  /** Protocol negotiation did not complete in time (its timeout, or an AbortSignal.timeout()). */
+  NEGOTIATION_TIMEOUT: 'ERR_NEGOTIATION_TIMEOUT',
+  /** Too many negotiations at once: refused rather than queued; `retryable` says whether to retry. */
+  NEGOTIATION_BUSY: 'ERR_NEGOTIATION_BUSY',
+  /**
+   * The peer broke multistream-select: a bad length prefix, a message too long or without its
+   * newline, invalid UTF-8, an unexpected message, or data before negotiation completed.
+   */
+  NEGOTIATION_PROTOCOL: 'ERR_NEGOTIATION_PROTOCOL'
 } as const
 
 export type QuicErrorCode = typeof QuicErrorCode[keyof typeof QuicErrorCode]
@@ -55,7 +66,7 @@ export interface QuicErrorOptions {
 
 /** A QUIC failure, with a stable `code` to branch on. */
 export class QuicError extends Error {
-  override readonly name = 'QuicError'
+  override readonly name: string = 'QuicError'
   readonly code: QuicErrorCode
   readonly status?: number
   readonly statusName?: string
@@ -67,6 +78,43 @@ export class QuicError extends Error {
     this.status = options.status
     this.statusName = options.statusName
     this.errorCode = options.errorCode
+  }
+}
+
+/**
+ * Application error codes a stream is reset with (RESET_STREAM and STOP_SENDING) when protocol
+ * negotiation fails: libp2p's stream error codes, the values go-libp2p sends.
+ */
+export const NegotiationResetCode = {
+  /** Negotiation failed: no common protocol, a malformed message, a timeout or an abort. */
+  PROTOCOL_NEGOTIATION_FAILED: 0x1001,
+  /** Refused for a resource limit (`ERR_NEGOTIATION_BUSY`); the peer may retry with a backoff. */
+  RESOURCE_LIMIT_EXCEEDED: 0x1002
+} as const
+
+export type NegotiationResetCode = typeof NegotiationResetCode[keyof typeof NegotiationResetCode]
+
+/** What a {@link NegotiationError} carries besides a {@link QuicError}'s fields. */
+export interface NegotiationErrorOptions extends QuicErrorOptions {
+  /**
+   * Where negotiation stopped: waiting for a negotiation slot (`'slot'`), for the peer's stream
+   * credit (`'credit'`), or in the exchange with the peer (`'peer'`).
+   */
+  phase?: 'slot' | 'credit' | 'peer'
+  /** Whether trying again later may succeed (a busy router, say). Default false. */
+  retryable?: boolean
+}
+
+/** A protocol negotiation failure: one of the `ERR_NEGOTIATION_*` codes, or `ERR_QUIC_ABORTED`. */
+export class NegotiationError extends QuicError {
+  override readonly name: string = 'NegotiationError'
+  readonly phase?: 'slot' | 'credit' | 'peer'
+  readonly retryable: boolean
+
+  constructor (code: QuicErrorCode, message: string, options: NegotiationErrorOptions = {}) {
+    super(code, message, options)
+    this.phase = options.phase
+    this.retryable = options.retryable ?? false
   }
 }
 

@@ -17,5 +17,9 @@ export { QuicStream, type QuicStreamHandle } from './quic/stream.js'
 export { distributeConnections, receiveConnections, type DistributeOptions } from './quic/workers.js'
 export { createSelfSignedCertificate, type SelfSignedOptions } from './quic/certificate.js'
 export type { QuicSettings, TlsOptions, PeerCertificate, VerifyPeer } from './quic/config.js'
-export { QuicError, QuicErrorCode, type QuicErrorOptions } from './errors.js'
+export {
+  selectProtocol, acceptProtocol, MULTISTREAM_PROTOCOL_ID, MAX_PROTOCOL_ID_LENGTH, MAX_PROPOSALS, NEGOTIATION_TIMEOUT,
+  type SelectProtocolOptions, type AcceptProtocolOptions, type NegotiationOptions
+} from './negotiation/index.js'
+export { QuicError, QuicErrorCode, NegotiationError, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
 export { setWorkerCount, getDeliveryStats } from './native.js'

@@ -1,0 +1,124 @@
+/**
+ * Lazy selection (rust-libp2p's V1Lazy): the dialer sends data right after its single proposal;
+ * the listener's answer is checked when it arrives, before the application reads anything.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { duplexPair } from 'node:stream'
+import { QuicErrorCode, NegotiationResetCode, acceptProtocol, selectProtocol, type QuicConnection } from '../../src/index.js'
+import { MULTISTREAM_PROTOCOL_ID, encodeMessage, encodeMessages } from '../../src/negotiation/index.js'
+import { readAll } from '../helpers.js'
+import { closeEvent, listeners, peerReset, quicPair, readExactly, scriptedPeer } from './helpers.js'
+
+let client: QuicConnection
+let server: QuicConnection
+let close: () => Promise<void>
+
+beforeAll(async () => {
+  ({ client, server, close } = await quicPair())
+})
+
+afterAll(async () => {
+  await close()
+})
+
+/** Everything a stream emits as 'data' (attached at once, so it would see negotiation bytes too). */
+function collect (stream: NodeJS.ReadableStream): Buffer[] {
+  const chunks: Buffer[] = []
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk))
+  return chunks
+}
+
+describe('lazy selection over QUIC', () => {
+  it('should send data with the proposal and hand both sides the protocol\'s bytes intact', async () => {
+    const stream = await client.openStream()
+    const before = listeners(stream)
+    expect(await selectProtocol(stream, '/echo/1.0.0', { lazy: true })).toBe('/echo/1.0.0')
+    // Resolved before any answer: nothing of ours waits on the stream, and the data goes out now.
+    expect(listeners(stream)).toEqual(before)
+    stream.write('hello')
+    const reply = readAll(stream)
+
+    const inbound = await server.acceptStream()
+    expect(await acceptProtocol(inbound, ['/other/1.0.0', '/echo/1.0.0'], { lazy: true })).toBe('/echo/1.0.0')
+    expect((await readExactly(inbound, 5)).toString()).toBe('hello')
+    inbound.end('world')
+
+    expect((await reply).toString()).toBe('world')
+    expect(Object.hasOwn(stream, 'push')).toBe(false)
+    stream.end()
+  })
+
+  it('should fail the stream when the listener answers na', async () => {
+    const stream = await client.openStream()
+    const errored = new Promise<Error>(resolve => stream.once('error', resolve))
+    const closed = closeEvent(stream)
+    const seen = collect(stream)
+    expect(await selectProtocol(stream, '/echo/1.0.0', { lazy: true })).toBe('/echo/1.0.0')
+    stream.write('hello')
+
+    const raw = await server.acceptStream()
+    const reset = peerReset(raw)
+    const received = scriptedPeer(raw, message => message === MULTISTREAM_PROTOCOL_ID ? encodeMessages([MULTISTREAM_PROTOCOL_ID, 'na']) : undefined)
+
+    expect(await errored).toMatchObject({ name: 'NegotiationError', code: QuicErrorCode.NEGOTIATION_FAILED, phase: 'peer' })
+    await closed
+    expect(stream.destroyed).toBe(true)
+    expect(seen).toEqual([]) // the application read nothing of the negotiation
+    expect(Number((await reset).errorCode)).toBe(NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED)
+    expect(received.slice(0, 2)).toEqual([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0'])
+  })
+
+  it('should be refused by a listener that is not lazy', async () => {
+    const stream = await client.openStream()
+    stream.on('error', () => {})
+    await selectProtocol(stream, '/echo/1.0.0', { lazy: true })
+    stream.write('hello')
+    const inbound = await server.acceptStream()
+    await expect(acceptProtocol(inbound, ['/echo/1.0.0'])).rejects.toMatchObject({ code: QuicErrorCode.NEGOTIATION_PROTOCOL })
+    expect(inbound.destroyed).toBe(true)
+  })
+})
+
+describe('lazy selection over any Duplex', () => {
+  it('should take the answer out before readers attached early see it, even byte by byte', async () => {
+    const [dialer, listener] = duplexPair()
+    const seen = collect(dialer)
+    await selectProtocol(dialer, '/chat/1.0.0', { lazy: true })
+    dialer.write('hi')
+    const answer = Buffer.concat([encodeMessages([MULTISTREAM_PROTOCOL_ID, '/chat/1.0.0']), Buffer.from('there')])
+    for (const byte of answer) listener.write(Buffer.of(byte))
+    await new Promise(resolve => setImmediate(resolve))
+    expect(Buffer.concat(seen).toString()).toBe('there')
+    expect(Object.hasOwn(dialer, 'push')).toBe(false)
+  })
+
+  it('should fail the stream on a malformed answer, or none before the end', async () => {
+    for (const answer of [encodeMessages(['/multistream/2.0.0']), encodeMessages([MULTISTREAM_PROTOCOL_ID, '/other']), encodeMessage(MULTISTREAM_PROTOCOL_ID)]) {
+      const [dialer, listener] = duplexPair()
+      const errored = new Promise<Error>(resolve => dialer.once('error', resolve))
+      const seen = collect(dialer)
+      await selectProtocol(dialer, '/chat/1.0.0', { lazy: true })
+      listener.end(answer)
+      expect(await errored).toMatchObject({ code: QuicErrorCode.NEGOTIATION_PROTOCOL })
+      expect(dialer.destroyed).toBe(true)
+      expect(seen).toEqual([])
+    }
+  })
+
+  it('should negotiate fully with several protocols, lazy or not', async () => {
+    const [dialer, listener] = duplexPair()
+    const [selected, accepted] = await Promise.all([
+      selectProtocol(dialer, ['/a', '/b'], { lazy: true }),
+      acceptProtocol(listener, ['/b'], { lazy: true })
+    ])
+    expect([selected, accepted]).toEqual(['/b', '/b'])
+  })
+
+  it('should still refuse data after a refused proposal in a lazy listener', async () => {
+    const [dialer, listener] = duplexPair()
+    const accepting = acceptProtocol(listener, ['/b'], { lazy: true })
+    dialer.write(Buffer.concat([encodeMessages([MULTISTREAM_PROTOCOL_ID, '/a']), Buffer.from('data')]))
+    await expect(accepting).rejects.toMatchObject({ code: QuicErrorCode.NEGOTIATION_PROTOCOL })
+    expect(listener.destroyed).toBe(true)
+  })
+})
