@@ -12,14 +12,18 @@
  */
 export { listen, QuicListener, type ListenOptions, type ListenerStats } from './quic/listener.js'
 export { connect, type ConnectOptions } from './quic/connect.js'
-export { QuicConnection, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
+export { QuicConnection, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
 export { QuicStream, type QuicStreamHandle } from './quic/stream.js'
 export { distributeConnections, receiveConnections, type DistributeOptions } from './quic/workers.js'
 export { createSelfSignedCertificate, type SelfSignedOptions } from './quic/certificate.js'
 export type { QuicSettings, TlsOptions, PeerCertificate, VerifyPeer } from './quic/config.js'
 export {
   selectProtocol, acceptProtocol, MULTISTREAM_PROTOCOL_ID, MAX_PROTOCOL_ID_LENGTH, MAX_PROPOSALS, NEGOTIATION_TIMEOUT,
-  type SelectProtocolOptions, type AcceptProtocolOptions, type NegotiationOptions
+  type SelectProtocolOptions, type AcceptProtocolOptions, type NegotiationOptions,
+  ProtocolRouter, dialProtocol, NegotiationMetrics, BUSY_RESET_CODE, DEFAULT_NEGOTIATIONS, DEFAULT_NEGOTIATIONS_PER_CONNECTION,
+  type ProtocolRouterOptions, type ProtocolRouterEvents, type ProtocolHandler, type HandleOptions,
+  type DialProtocolOptions, type DialedProtocol, type NegotiationMetricsOptions, type NegotiationSnapshot,
+  type NegotiationPhase, type PhaseHistogram, type AdaptiveLimitOptions
 } from './negotiation/index.js'
 export { QuicError, QuicErrorCode, NegotiationError, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
 export { setWorkerCount, getDeliveryStats } from './native.js'

@@ -44,7 +44,8 @@ export async function connect (options: ConnectOptions): Promise<QuicConnection>
   const verify = options.verifyPeer !== undefined ? 'custom' : options.rejectUnauthorized === false ? 'none' : 'builtin'
   const configuration = clientConfiguration({ client: true, cert: options.cert, key: options.key, ca: options.ca, verify, alpn, settings })
   const handle = new (runtime().Connection)(configuration, ip, remotePort, serverName, expectedHost, budget, datagramQueue)
-  const connection = new QuicConnection(handle, { server: false, verifyPeer: options.verifyPeer })
+  const streamLimits = { bidirectional: settings.peerBidiStreamCount, unidirectional: settings.peerUnidiStreamCount }
+  const connection = new QuicConnection(handle, { server: false, verifyPeer: options.verifyPeer, streamLimits })
   const connected = connection[kConnected]
   if (signal === undefined) {
     await connected

@@ -10,7 +10,7 @@ import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
 import { QuicStream } from './stream.js'
-import { kAbort, kCloseError, kClosedByApp, kConnected, kJournal, kNative, kOpened, kRefuse, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
+import { kAbort, kCloseError, kClosedByApp, kConnected, kJournal, kNative, kOpened, kRefuse, kGrantStreams, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -103,10 +103,18 @@ export interface QuicConnectionHandle {
 interface ConnectionInit {
   /** Made by adopt(): already connected. */
   adopted?: boolean
+  /** The peer stream credit the connection starts with (its transport parameters). */
+  streamLimits?: StreamLimits
   server: boolean
   verifyPeer?: VerifyPeer
   /** Server side: called once the handshake completes (the listener queues it for accept()). */
   onConnected?: (connection: QuicConnection) => void
+}
+
+/** How many streams of each kind the peer may have open at once (see `setStreamLimits`). */
+export interface StreamLimits {
+  bidirectional: number
+  unidirectional: number
 }
 
 export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
@@ -129,6 +137,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   // Streams the app holds (opened, or accepted): transfer() needs them all finished.
   readonly #held = new Set<QuicStream>()
   #maxDatagramSize = 0
+  #streamLimits: StreamLimits | undefined
 
   /** @internal Connections come from connect() and QuicListener.accept(). */
   constructor (handle: NativeConnection, init: ConnectionInit) {
@@ -138,6 +147,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.#verifyPeer = init.verifyPeer
     this.#onConnected = init.onConnected
     this.#state = 'connecting'
+    this.#streamLimits = init.streamLimits === undefined ? undefined : { ...init.streamLimits }
     this.#closed = new Promise(resolve => { this.#resolveClosed = resolve })
     handle.owner = this
     if (init.adopted === true) {
@@ -326,7 +336,33 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       return value
     }
     this.#assertOpen()
-    this.#native.setPeerStreamCounts(check('bidirectional', limits.bidirectional), check('unidirectional', limits.unidirectional))
+    const bidirectional = check('bidirectional', limits.bidirectional)
+    const unidirectional = check('unidirectional', limits.unidirectional)
+    this.#native.setPeerStreamCounts(bidirectional, unidirectional)
+    if (this.#streamLimits !== undefined) {
+      if (bidirectional >= 0) this.#streamLimits.bidirectional = bidirectional
+      if (unidirectional >= 0) this.#streamLimits.unidirectional = unidirectional
+    }
+  }
+
+  /**
+   * The stream limits last set (the settings the connection started with, until `setStreamLimits`);
+   * undefined for an adopted connection whose limits this thread never set.
+   */
+  get streamLimits (): StreamLimits | undefined {
+    return this.#streamLimits === undefined ? undefined : { ...this.#streamLimits }
+  }
+
+  /**
+   * @internal Grants the peer `count` more bidirectional streams, exactly: MsQuic adds what a raise
+   * of the limit adds, and a limit of 0 afterwards stops it from granting more on its own when
+   * streams close. The caller (ProtocolRouter) counts every grant itself.
+   */
+  [kGrantStreams] (count: number): void {
+    this.#assertOpen()
+    if (count > 0) this.#native.setPeerStreamCounts(Math.min(count, 65535), -1)
+    this.#native.setPeerStreamCounts(0, -1)
+    if (this.#streamLimits !== undefined) this.#streamLimits.bidirectional = 0
   }
 
   /**

@@ -10,7 +10,7 @@ import { closedError, invalidArgType, invalidArgValue } from '../errors.js'
 import { Ev, runtime, type NativeAddress, type NativeConnection, type NativeListener } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { DEFAULTS, alpnList, createConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions, type VerifyPeer } from './config.js'
-import { QuicConnection } from './connection.js'
+import { QuicConnection, type StreamLimits } from './connection.js'
 import { kTaken } from './symbols.js'
 
 export interface ListenOptions extends TlsOptions, QuicSettings {
@@ -47,11 +47,14 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
   readonly #handshaking = new Set<QuicConnection>()
   #resolveClosed!: () => void
   #closing = false
+  /** The stream limits each connection starts with (`maxBidirectionalStreams`, `maxUnidirectionalStreams`). */
+  readonly streamLimits: StreamLimits
 
   /** @internal Made by listen(). */
-  constructor (handle: NativeListener, verifyPeer?: VerifyPeer) {
+  constructor (handle: NativeListener, streamLimits: StreamLimits, verifyPeer?: VerifyPeer) {
     super()
     this.#native = handle
+    this.streamLimits = Object.freeze({ ...streamLimits })
     this.#verifyPeer = verifyPeer
     this.#closed = new Promise(resolve => { this.#resolveClosed = resolve })
     handle.owner = this
@@ -124,6 +127,7 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
     if (type === Ev.ListenerConnection) {
       const connection = new QuicConnection(extra as NativeConnection, {
         server: true,
+        streamLimits: this.streamLimits,
         verifyPeer: this.#verifyPeer,
         onConnected: connection => this.#onConnected(connection)
       })
@@ -182,5 +186,6 @@ export async function listen (options: ListenOptions): Promise<QuicListener> {
     alpn,
     settings
   })
-  return new QuicListener(new (runtime().Listener)(configuration, ip, listenPort, backlog, budget, datagramQueue), options.verifyPeer)
+  const limits = { bidirectional: settings.peerBidiStreamCount, unidirectional: settings.peerUnidiStreamCount }
+  return new QuicListener(new (runtime().Listener)(configuration, ip, listenPort, backlog, budget, datagramQueue), limits, options.verifyPeer)
 }

@@ -1,0 +1,334 @@
+/**
+ * ProtocolRouter: the server side of protocol negotiation, bounded per connection and overall.
+ *
+ * A stream is negotiated (multistream-select) only while a slot is free; otherwise it waits,
+ * unread, in a short queue, and past that queue it is reset at once with RESOURCE_LIMIT_EXCEEDED
+ * ("busy"), never left to time out. Above all the router keeps streams from arriving faster than
+ * it negotiates: it grants each connection exactly as much stream credit as it has free slots
+ * (see ConnectionCredit), so a busy server makes its clients wait inside QUIC flow control.
+ * JS thread only.
+ */
+import { EventEmitter } from 'node:events'
+import { NegotiationError, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType, invalidArgValue } from '../errors.js'
+import type { QuicConnection } from '../quic/connection.js'
+import type { QuicListener } from '../quic/listener.js'
+import type { QuicStream } from '../quic/stream.js'
+import { acceptProtocol } from './accept.js'
+import { AdaptiveLimit, type AdaptiveLimitOptions } from './adaptive.js'
+import { ConnectionCredit } from './credit.js'
+import { checkProtocols } from './message.js'
+import { NegotiationMetrics, type NegotiationMetricsOptions } from './metrics.js'
+import { NEGOTIATION_TIMEOUT, resetStream } from './session.js'
+
+/**
+ * Defaults measured on a 2-core machine (bench/negotiation.mjs): beyond about 8 negotiations per
+ * connection and 64 overall, time-to-negotiated grows with no gain in negotiations per second.
+ */
+export const DEFAULT_NEGOTIATIONS_PER_CONNECTION = 8
+export const DEFAULT_NEGOTIATIONS = 64
+
+/** Runs once a stream has agreed on `protocol`; the stream is the handler's from then on. */
+export type ProtocolHandler = (stream: QuicStream, info: { protocol: string, connection: QuicConnection }) => void | Promise<void>
+
+export interface ProtocolRouterOptions {
+  /** Concurrent negotiations per connection. Default 8; Infinity for no limit (and no credit management). */
+  maxNegotiationsPerConnection?: number
+  /** Concurrent negotiations over all connections. Default 64; Infinity for no limit. */
+  maxNegotiations?: number
+  /** Milliseconds one negotiation may take. Default 10,000. */
+  negotiationTimeout?: number
+  /**
+   * Streams of one connection that may wait for a slot (they arrived on credit granted earlier,
+   * e.g. the connection's initial credit); one more is reset as busy. Default: `maxNegotiationsPerConnection`.
+   */
+  maxQueuedPerConnection?: number
+  /**
+   * Streams of all connections that may wait for a slot. Credit is granted per connection, so
+   * many connections bursting at once can bring more streams than the overall limit: they wait
+   * here. Default: 4 × `maxNegotiations`.
+   */
+  maxQueued?: number
+  /** Move the overall limit with negotiation latency (see AdaptiveLimitOptions); off by default. */
+  adaptive?: boolean | AdaptiveLimitOptions
+  /** Where to count; a NegotiationMetrics, or options for a new one (e.g. a prom-client registry). */
+  metrics?: NegotiationMetrics | NegotiationMetricsOptions
+  /** Take data that a lazy dialer sends right after its proposal (see acceptProtocol). Default false. */
+  lazy?: boolean
+}
+
+export interface HandleOptions {
+  /** Handlers of this protocol running at once; a stream past it is reset as busy. Default Infinity. */
+  maxConcurrent?: number
+}
+
+interface Route {
+  handler: ProtocolHandler
+  maxConcurrent: number
+  active: number
+}
+
+interface Waiting {
+  stream: QuicStream
+  peer: Peer
+  since: number
+}
+
+// One connection the router serves.
+interface Peer {
+  connection: QuicConnection
+  negotiating: number
+  queued: number
+  credit?: ConnectionCredit
+}
+
+export interface ProtocolRouterEvents {
+  /** A handler threw or rejected; its stream was destroyed. */
+  handlerError: [error: unknown, info: { protocol: string, connection: QuicConnection }]
+}
+
+export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
+  /** Counters and histograms; `metrics.snapshot()` reads them. */
+  readonly metrics: NegotiationMetrics
+  readonly #perConnection: number
+  readonly #overall: number
+  readonly #timeout: number
+  readonly #maxQueuedPerConnection: number
+  readonly #maxQueued: number
+  readonly #adaptive?: AdaptiveLimit
+  readonly #lazy: boolean
+  readonly #routes = new Map<string, Route>()
+  readonly #peers = new Set<Peer>()
+  readonly #waiting: Waiting[] = []
+  #negotiating = 0
+  #closed = false
+
+  constructor (options: ProtocolRouterOptions = {}) {
+    super()
+    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    this.#perConnection = limit('maxNegotiationsPerConnection', options.maxNegotiationsPerConnection, DEFAULT_NEGOTIATIONS_PER_CONNECTION)
+    this.#overall = limit('maxNegotiations', options.maxNegotiations, DEFAULT_NEGOTIATIONS)
+    this.#timeout = limit('negotiationTimeout', options.negotiationTimeout, NEGOTIATION_TIMEOUT)
+    this.#maxQueuedPerConnection = limit('maxQueuedPerConnection', options.maxQueuedPerConnection, this.#perConnection, true)
+    this.#maxQueued = limit('maxQueued', options.maxQueued, this.#overall * 4, true)
+    this.#lazy = options.lazy === true
+    this.metrics = options.metrics instanceof NegotiationMetrics ? options.metrics : new NegotiationMetrics(options.metrics)
+    if (options.adaptive !== undefined && options.adaptive !== false) {
+      if (this.#overall === Infinity) throw invalidArgValue('adaptive', 'needs a finite maxNegotiations', options.adaptive)
+      this.#adaptive = new AdaptiveLimit(options.adaptive === true ? {} : options.adaptive, this.#overall)
+    }
+    this.metrics.setLimit(this.#limit())
+  }
+
+  /** Registers `handler` for `protocol` (1 to 1,024 UTF-8 bytes); a second call replaces it. */
+  handle (protocol: string, handler: ProtocolHandler, options: HandleOptions = {}): this {
+    checkProtocols(protocol)
+    if (typeof handler !== 'function') throw invalidArgType('handler', 'a function', handler)
+    const maxConcurrent = limit('maxConcurrent', options.maxConcurrent, Infinity)
+    this.#routes.set(protocol, { handler, maxConcurrent, active: 0 })
+    return this
+  }
+
+  /** Removes `protocol`; streams proposing it from now on get `na`. */
+  unhandle (protocol: string): this {
+    this.#routes.delete(protocol)
+    return this
+  }
+
+  /** The protocols with a handler, in registration order. */
+  get protocols (): string[] {
+    return [...this.#routes.keys()]
+  }
+
+  /** The overall limit on concurrent negotiations now (it moves in adaptive mode). */
+  get limit (): number {
+    return this.#limit()
+  }
+
+  /**
+   * Accepts the listener's connections and serves each (see `accept`) until the listener closes.
+   * Resolves then. The listener's `maxBidirectionalStreams` is each connection's first credit:
+   * keep it at most `maxNegotiationsPerConnection + maxQueuedPerConnection`, or a burst on it is
+   * partly refused as busy.
+   */
+  async serve (listener: QuicListener): Promise<void> {
+    if (typeof listener?.accept !== 'function') throw invalidArgType('listener', 'a QuicListener', listener)
+    const first = listener.streamLimits.bidirectional
+    if (this.#perConnection !== Infinity && first > this.#perConnection + this.#maxQueuedPerConnection) {
+      process.emitWarning(`The listener grants ${first} streams per connection up front, more than this ProtocolRouter negotiates or queues (${this.#perConnection} + ${this.#maxQueuedPerConnection}); a burst on them is partly refused as busy. Listen with maxBidirectionalStreams: ${this.#perConnection}.`, 'NegotiationWarning')
+    }
+    while (!this.#closed) {
+      let connection: QuicConnection
+      try {
+        connection = await listener.accept()
+      } catch (error) {
+        if (error instanceof QuicError && error.code === QuicErrorCode.CLOSED) return
+        throw error
+      }
+      this.accept(connection)
+    }
+  }
+
+  /** Serves one connection: every stream it receives is negotiated and handed to its handler. */
+  accept (connection: QuicConnection): void {
+    if (typeof connection?.acceptStream !== 'function') throw invalidArgType('connection', 'a QuicConnection', connection)
+    if (this.#closed) throw new QuicError(QuicErrorCode.CLOSED, 'The router is closed')
+    const peer: Peer = { connection, negotiating: 0, queued: 0 }
+    if (this.#perConnection !== Infinity) peer.credit = new ConnectionCredit(connection)
+    this.#peers.add(peer)
+    void this.#acceptLoop(peer)
+  }
+
+  /** Stops taking new connections and streams; negotiations in progress finish. Idempotent. */
+  close (): void {
+    this.#closed = true
+    for (const { stream } of this.#waiting.splice(0)) this.#refuse(stream)
+  }
+
+  async #acceptLoop (peer: Peer): Promise<void> {
+    this.#refill(peer)
+    try {
+      while (!this.#closed) this.#arrived(peer, await peer.connection.acceptStream())
+    } catch {
+      // The connection closed: nothing more will arrive.
+    } finally {
+      this.#peers.delete(peer)
+    }
+  }
+
+  #arrived (peer: Peer, stream: QuicStream): void {
+    peer.credit?.used()
+    if (this.#closed) {
+      this.#refuse(stream)
+      return
+    }
+    if (stream.unidirectional) {
+      // multistream-select needs an answer: a one-way stream can never be negotiated.
+      resetStream(stream, new NegotiationError(QuicErrorCode.NEGOTIATION_PROTOCOL, 'A unidirectional stream cannot be negotiated'))
+      this.metrics.count('failed')
+      this.#refill(peer)
+      return
+    }
+    if (this.#hasSlot(peer)) {
+      this.#negotiate(peer, stream, performance.now())
+    } else if (peer.queued < this.#maxQueuedPerConnection && this.#waiting.length < this.#maxQueued) {
+      peer.queued++
+      // Unread while it waits: a reset by the peer then is no one's error (it is dropped at its turn).
+      stream.on('error', ignore)
+      this.#waiting.push({ stream, peer, since: performance.now() })
+      this.metrics.setQueued(this.#waiting.length)
+      this.#adaptive?.saturated()
+    } else {
+      this.#refuse(stream)
+      this.#refill(peer)
+    }
+  }
+
+  #hasSlot (peer: Peer): boolean {
+    const overall = this.#limit()
+    return peer.negotiating < Math.min(this.#perConnection, overall) && this.#negotiating < overall
+  }
+
+  #negotiate (peer: Peer, stream: QuicStream, arrived: number): void {
+    peer.negotiating++
+    this.#negotiating++
+    this.metrics.started()
+    const started = performance.now()
+    this.metrics.observe('queued', started - arrived)
+    const available = [...this.#routes.keys()]
+    acceptProtocol(stream, available, { timeout: this.#timeout, lazy: this.#lazy }).then(protocol => {
+      this.#settled(peer, started, 'completed')
+      this.#dispatch(peer, stream, protocol)
+    }, (error: unknown) => {
+      const timedOut = error instanceof QuicError && error.code === QuicErrorCode.NEGOTIATION_TIMEOUT
+      this.#settled(peer, started, timedOut ? 'timeout' : 'failed')
+    })
+  }
+
+  // A slot frees: the oldest waiting stream that may use it goes next, then credit is re-granted.
+  #settled (peer: Peer, started: number, outcome: 'completed' | 'failed' | 'timeout'): void {
+    peer.negotiating--
+    this.#negotiating--
+    this.metrics.finished(outcome)
+    const took = performance.now() - started
+    this.metrics.observe('negotiating', took)
+    if (this.#adaptive?.observe(took) === true) this.metrics.setLimit(this.#limit())
+    this.#startWaiting()
+    this.#refill(peer)
+    if (this.#waiting.length === 0) for (const other of this.#peers) if (other !== peer) this.#refill(other)
+  }
+
+  #startWaiting (): void {
+    for (let i = 0; i < this.#waiting.length && this.#negotiating < this.#limit();) {
+      const next = this.#waiting[i]
+      if (next.stream.destroyed) {
+        this.#waiting.splice(i, 1)
+        next.peer.queued--
+        this.metrics.count('failed')
+      } else if (this.#hasSlot(next.peer)) {
+        this.#waiting.splice(i, 1)
+        next.peer.queued--
+        next.stream.off('error', ignore)
+        this.#negotiate(next.peer, next.stream, next.since)
+      } else {
+        i++
+      }
+    }
+    this.metrics.setQueued(this.#waiting.length)
+  }
+
+  // Credit for as many new streams as the connection has free slots, and the router overall.
+  #refill (peer: Peer): void {
+    if (peer.credit === undefined || this.#closed) return
+    const overall = this.#limit()
+    const free = Math.min(
+      Math.min(this.#perConnection, overall) - peer.negotiating - peer.queued,
+      overall - this.#negotiating - this.#waiting.length)
+    peer.credit.ensure(free)
+  }
+
+  #dispatch (peer: Peer, stream: QuicStream, protocol: string): void {
+    const route = this.#routes.get(protocol)
+    const info = { protocol, connection: peer.connection }
+    if (route === undefined || route.active >= route.maxConcurrent) {
+      // Removed meanwhile, or at its own limit: busy, and the client may retry.
+      resetStream(stream, new NegotiationError(QuicErrorCode.NEGOTIATION_BUSY, `The ${protocol} handler is at its limit`))
+      this.metrics.count('busy')
+      return
+    }
+    route.active++
+    let running: void | Promise<void>
+    try {
+      running = route.handler(stream, info)
+    } catch (error) {
+      running = Promise.reject(error)
+    }
+    Promise.resolve(running).then(() => { route.active-- }, (error: unknown) => {
+      route.active--
+      stream.destroy()
+      this.emit('handlerError', error, info)
+    })
+  }
+
+  #refuse (stream: QuicStream): void {
+    resetStream(stream, new NegotiationError(QuicErrorCode.NEGOTIATION_BUSY, 'Too many negotiations', { retryable: true }))
+    this.metrics.count('busy')
+  }
+
+  #limit (): number {
+    return this.#adaptive?.limit ?? this.#overall
+  }
+}
+
+/** The busy reset code, for peers that are not node-msquic. */
+export const BUSY_RESET_CODE = NegotiationResetCode.RESOURCE_LIMIT_EXCEEDED
+
+function ignore (): void {}
+
+function limit (name: string, value: unknown, fallback: number, zero = false): number {
+  if (value === undefined) return fallback
+  if (value === Infinity) return Infinity
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < (zero ? 0 : 1)) {
+    throw invalidArgValue(name, `must be ${zero ? 'a non-negative' : 'a positive'} integer or Infinity`, value, true)
+  }
+  return value
+}
