@@ -21,8 +21,12 @@ const repeat = Number(process.argv.find(a => a.startsWith('--repeat='))?.slice(9
 const IMPLS = ['native', 'node-msquic', 'chainsafe', 'node-tls']
 
 const size = smoke
-  ? { bulk: 4 * 2 ** 20, echo: [[1, 100], [10, 100], [100, 300]], handshakes: [[1, 10], [32, 64]], idle: 20, echoServer: 1000, timeoutMs: 10_000 }
-  : { bulk: 2 ** 30, echo: [[1, 10_000], [10, 20_000], [100, 100_000]], handshakes: [[1, 2000], [32, 4000]], idle: 1000, echoServer: 40_000, timeoutMs: 60_000 }
+  ? { bulk: 4 * 2 ** 20, echo: [[1, 100], [10, 100], [100, 300]], handshakes: [[1, 10], [32, 64]], idle: 20, echoServer: 1000, timeoutMs: 10_000, negotiation: [[1, 20], [4, 100]] }
+  : { bulk: 2 ** 30, echo: [[1, 10_000], [10, 20_000], [100, 100_000]], handshakes: [[1, 2000], [32, 4000]], idle: 1000, echoServer: 40_000, timeoutMs: 60_000, negotiation: [[1, 100], [10, 1000]] }
+// Negotiation limits: the router's defaults, and none.
+const LIMITS = { defaults: { perConnection: 8, overall: 64 }, off: { perConnection: null, overall: null } }
+// Sizing the defaults: 1,000 streams over 10 connections, no handler delay, one limit at a time.
+const SWEEP = [...[2, 4, 8, 16, 32, null].map(perConnection => ({ perConnection, overall: null })), ...[16, 32, 64, 128].map(overall => ({ perConnection: 16, overall }))]
 
 const cases = []
 for (const direction of ['up', 'down']) cases.push({ workload: 'bulk', params: { bytes: size.bulk, direction } })
@@ -34,12 +38,20 @@ const plan = cases.filter(c => only === undefined || c.workload === only).flatMa
 for (const mode of ['single', 'workers']) {
   if (only === undefined || only === 'echo-server') plan.push({ impl: 'node-msquic', workload: 'echo-server', params: { mode, streams: size.echoServer } })
 }
+// node-msquic only: protocol negotiation under overload (ProtocolRouter + dialProtocol).
+if (only === undefined || only === 'negotiation') {
+  for (const [connections, streams] of size.negotiation) {
+    for (const [name, limits] of Object.entries(LIMITS)) plan.push({ impl: 'node-msquic', workload: 'negotiation', params: { connections, streams, handlerMs: 50, limits: name, ...limits } })
+  }
+  if (!smoke) for (const limits of SWEEP) plan.push({ impl: 'node-msquic', workload: 'negotiation', params: { connections: 10, streams: 1000, handlerMs: 0, limits: 'sweep', ...limits } })
+}
 
 console.log('bench: building the native harness')
 const harness = execFileSync(process.execPath, [join(root, 'scripts', 'build-harness.mjs')], { encoding: 'utf8' }).trim().split('\n').pop()
 
 function command ({ impl, workload, params }) {
   if (workload === 'echo-server') return [process.execPath, [join(root, 'bench', 'multicore.mjs'), params.mode, String(params.streams)]]
+  if (workload === 'negotiation') return [process.execPath, [join(root, 'bench', 'negotiation.mjs'), JSON.stringify(params)]]
   if (impl === 'native') {
     const args = ['bench', workload]
     for (const [key, value] of Object.entries(params)) {
@@ -71,7 +83,10 @@ function measure (entry) {
   })
 }
 
-const describe = ({ workload, params }) => workload === 'echo-server'
+const limitText = value => value === null ? '∞' : String(value)
+const describe = ({ workload, params }) => workload === 'negotiation'
+  ? `negotiation ${params.streams}/${params.connections}c ${limitText(params.perConnection)}/${limitText(params.overall)}`
+  : workload === 'echo-server'
   ? `echo server, ${params.mode === 'workers' ? '2 workers' : '1 thread'}`
   : workload === 'bulk'
   ? `bulk ${params.direction} ${params.bytes / 2 ** 20} MiB`
@@ -90,11 +105,13 @@ const headline = (r) => {
       (m.hung ? `, HUNG after ${m.completed}` : '') + (m.errors > 0 ? `, ${m.errors} errors` : '')
     case 'handshakes': return `${Math.round(m.connectionsPerSecond)} connections/s` + (m.hung ? ', HUNG' : '')
     case 'idle': return `${(m.bytesPerConnection / 1024).toFixed(1)} KiB per connection`
+    case 'negotiation': return `${Math.round(m.streamsPerSecond)} streams/s, negotiated p50 ${m.p50Ms.toFixed(1)} ms, p99 ${m.p99Ms.toFixed(1)} ms, server peak ${m.serverPeak}` +
+      (m.errors > 0 ? `, ${m.errors} failed (${m.busy} busy, ${m.timeouts} timeouts)` : '')
   }
 }
 
 // The key figure of each workload, for choosing the median run.
-const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', 'echo-server': 'streamsPerSecond', handshakes: 'connectionsPerSecond', idle: 'bytesPerConnection' }
+const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', 'echo-server': 'streamsPerSecond', handshakes: 'connectionsPerSecond', idle: 'bytesPerConnection', negotiation: 'streamsPerSecond' }
 
 const results = []
 for (const [i, entry] of plan.entries()) {
@@ -114,7 +131,7 @@ for (const [i, entry] of plan.entries()) {
 
 // Smoke: our implementations must be correct at every size; the peers' hangs are reported only.
 const problems = results.filter(r => r.impl !== 'chainsafe' && (r.error !== undefined || r.metrics?.hung === true || (r.metrics?.errors ?? 0) > 0 ||
-  ((r.workload === 'echo' || r.workload === 'echo-server') && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections)))
+  ((r.workload === 'echo' || r.workload === 'echo-server' || r.workload === 'negotiation') && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections)))
 if (smoke) {
   writeFileSync(join(root, 'build', 'bench-smoke.json'), JSON.stringify(results, null, 2))
   console.log(problems.length === 0 ? 'bench smoke: every benchmark ran correctly' : `bench smoke: ${problems.length} problems`)
@@ -173,6 +190,24 @@ for (const mode of ['single', 'workers']) {
   lines.push(`| ${mode === 'workers' ? 'main thread accepts, 2 worker threads serve' : 'one thread'} | ${cell(r, 'streamsPerSecond')} | ${cell(r, 'p50Us')} | ${cell(r, 'p99Us')} | ${r?.metrics?.errors ?? ''} |`)
 }
 lines.push('', 'On 2 cores the client process competes with the server threads for the same CPUs.')
+lines.push('', '## Protocol negotiation under overload (node-msquic: ProtocolRouter + dialProtocol)', '',
+  'Every stream is dialled at once; the clients do not limit themselves, so the server\'s limits are what is measured. The handler answers after 50 ms; timeout 10 s. "limits on" is the router\'s defaults (8 negotiations per connection, 64 overall); each connection\'s first credit is its share of the limits (100 streams with limits off), the router grants the rest.', '',
+  '| streams / connections | server limits | completed | busy | timeouts | negotiated p50 ms | p99 ms | max ms | server peak negotiations | streams/s |', '|---|---|---|---|---|---|---|---|---|---|')
+for (const [connections, streams] of size.negotiation) {
+  for (const name of Object.keys(LIMITS)) {
+    const r = find('node-msquic', 'negotiation', { connections, limits: name })
+    const m = r?.metrics
+    lines.push(`| ${streams.toLocaleString('en-US')} / ${connections} | ${name === 'off' ? 'off' : 'on (8 / 64)'} | ${r?.error ?? m?.completed ?? ''} | ${m?.busy ?? ''} | ${m?.timeouts ?? ''} | ${m?.p50Ms.toFixed(1) ?? ''} | ${m?.p99Ms.toFixed(1) ?? ''} | ${m?.maxMs.toFixed(1) ?? ''} | ${m?.serverPeak ?? ''} | ${m === undefined ? '' : Math.round(m.streamsPerSecond).toLocaleString('en-US')} |`)
+  }
+}
+if (!smoke) {
+  lines.push('', 'Sizing the defaults: 1,000 streams over 10 connections, handler answers at once, one limit varied at a time.', '',
+    '| per connection | overall | streams/s | negotiated p50 ms | p99 ms | server peak |', '|---|---|---|---|---|---|')
+  for (const { perConnection, overall } of SWEEP) {
+    const m = find('node-msquic', 'negotiation', { limits: 'sweep', perConnection, overall })?.metrics
+    lines.push(`| ${limitText(perConnection)} | ${limitText(overall)} | ${m === undefined ? 'error' : Math.round(m.streamsPerSecond).toLocaleString('en-US')} | ${m?.p50Ms.toFixed(1) ?? ''} | ${m?.p99Ms.toFixed(1) ?? ''} | ${m?.serverPeak ?? ''} |`)
+  }
+}
 lines.push('', '## Event delivery (bulk download)', '', '| | native | node-msquic | chainsafe | node:tls |', '|---|---|---|---|---|')
 {
   const [n, m, c, t] = IMPLS.map(impl => find(impl, 'bulk', { direction: 'down' }))

@@ -5,21 +5,25 @@
  * limit never takes back credit already granted. So the router pins the limit at 0 (MsQuic then
  * grants nothing by itself) and grants explicitly: raising the limit by n grants exactly n, and
  * setting it back to 0 right after takes nothing away. Counting every grant and every stream that
- * arrives, the router knows what the peer may still open and tops it up to its free slots. JS
- * thread only.
+ * arrives, the router knows what the peer may still open. JS thread only.
  */
 import type { QuicConnection } from '../quic/connection.js'
 import { kGrantStreams } from '../quic/symbols.js'
 
 export class ConnectionCredit {
   readonly #connection: QuicConnection
-  // Streams the peer may still open: its first credit (the transport parameters), plus grants,
-  // minus the streams that arrived.
-  #outstanding: number
+  /** Streams the peer may still open on its first credit (the transport parameters). */
+  initial: number
+  /** Streams the peer may still open on credit the router granted. */
+  granted = 0
+  /** The peer said it is blocked (STREAMS_BLOCKED), or used its last credit, and has not been granted anything since. */
+  hungry = false
+  /** When a stream last arrived or credit was granted (performance.now()). */
+  active = 0
 
   constructor (connection: QuicConnection) {
     this.#connection = connection
-    this.#outstanding = connection.streamLimits?.bidirectional ?? 0
+    this.initial = connection.streamLimits?.bidirectional ?? 0
     this.#grant(0)
     // One-way streams cannot be negotiated: none are granted beyond the first credit.
     try {
@@ -27,15 +31,32 @@ export class ConnectionCredit {
     } catch {}
   }
 
-  /** A stream arrived: one credit was used. */
-  used (): void {
-    this.#outstanding = Math.max(0, this.#outstanding - 1)
+  /** Everything the peer may still open. */
+  get outstanding (): number {
+    return this.initial + this.granted
   }
 
-  /** Makes sure the peer may open `free` more streams now (never takes credit back). */
-  ensure (free: number): void {
-    const more = free - this.#outstanding
-    if (more > 0 && this.#grant(more)) this.#outstanding += more
+  /** A stream arrived; returns true when it used credit the router granted (not the first credit). */
+  used (): boolean {
+    this.active = performance.now()
+    if (this.initial > 0) {
+      this.initial--
+      return false
+    }
+    if (this.granted > 0) {
+      this.granted--
+      return true
+    }
+    return false  // credit MsQuic granted before the router took over
+  }
+
+  /** Grants `count` more streams; false if the connection is closing. */
+  grant (count: number): boolean {
+    if (!this.#grant(count)) return false
+    this.granted += count
+    this.hungry = false
+    this.active = performance.now()
+    return true
   }
 
   #grant (count: number): boolean {

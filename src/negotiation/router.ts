@@ -4,9 +4,13 @@
  * A stream is negotiated (multistream-select) only while a slot is free; otherwise it waits,
  * unread, in a short queue, and past that queue it is reset at once with RESOURCE_LIMIT_EXCEEDED
  * ("busy"), never left to time out. Above all the router keeps streams from arriving faster than
- * it negotiates: it grants each connection exactly as much stream credit as it has free slots
- * (see ConnectionCredit), so a busy server makes its clients wait inside QUIC flow control.
- * JS thread only.
+ * it negotiates: beyond a connection's first credit, it grants stream credit (see
+ * ConnectionCredit) only to connections whose peer is blocked (it sent STREAMS_BLOCKED, or used
+ * its last credit), and only as much as there are free slots, for that connection and overall,
+ * counting credit granted and not yet used. So a busy server makes its clients wait inside QUIC
+ * flow control. Credit can never be taken back: what a peer leaves unused stops counting against
+ * the overall limit after IDLE_CREDIT_MS, so idle connections cannot starve busy ones (a burst on
+ * old credit waits in the queue). JS thread only.
  */
 import { EventEmitter } from 'node:events'
 import { NegotiationError, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType, invalidArgValue } from '../errors.js'
@@ -26,6 +30,8 @@ import { NEGOTIATION_TIMEOUT, resetStream } from './session.js'
  */
 export const DEFAULT_NEGOTIATIONS_PER_CONNECTION = 8
 export const DEFAULT_NEGOTIATIONS = 64
+// Unused credit of a connection with no stream for this long no longer counts as in use.
+const IDLE_CREDIT_MS = 1000
 
 /** Runs once a stream has agreed on `protocol`; the stream is the handler's from then on. */
 export type ProtocolHandler = (stream: QuicStream, info: { protocol: string, connection: QuicConnection }) => void | Promise<void>
@@ -99,6 +105,10 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   readonly #routes = new Map<string, Route>()
   readonly #peers = new Set<Peer>()
   readonly #waiting: Waiting[] = []
+  // Connections whose peer is blocked on credit, in the order they asked.
+  readonly #hungry = new Set<Peer>()
+  // Connections holding credit the router granted and the peer has not used yet.
+  readonly #holding = new Set<Peer>()
   #negotiating = 0
   #closed = false
 
@@ -173,7 +183,16 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     if (typeof connection?.acceptStream !== 'function') throw invalidArgType('connection', 'a QuicConnection', connection)
     if (this.#closed) throw new QuicError(QuicErrorCode.CLOSED, 'The router is closed')
     const peer: Peer = { connection, negotiating: 0, queued: 0 }
-    if (this.#perConnection !== Infinity) peer.credit = new ConnectionCredit(connection)
+    if (this.#perConnection !== Infinity) {
+      const credit = new ConnectionCredit(connection)
+      peer.credit = credit
+      connection.on('peerNeedsStreams', ({ bidirectional }) => {
+        if (!bidirectional || this.#closed) return
+        credit.hungry = true
+        this.#hungry.add(peer)
+        this.#distribute()
+      })
+    }
     this.#peers.add(peer)
     void this.#acceptLoop(peer)
   }
@@ -185,18 +204,29 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   }
 
   async #acceptLoop (peer: Peer): Promise<void> {
-    this.#refill(peer)
     try {
       while (!this.#closed) this.#arrived(peer, await peer.connection.acceptStream())
     } catch {
       // The connection closed: nothing more will arrive.
     } finally {
       this.#peers.delete(peer)
+      this.#hungry.delete(peer)
+      this.#holding.delete(peer)
+      this.#distribute()
     }
   }
 
   #arrived (peer: Peer, stream: QuicStream): void {
-    peer.credit?.used()
+    const credit = peer.credit
+    if (credit !== undefined) {
+      credit.used()
+      if (credit.granted === 0) this.#holding.delete(peer)
+      // The peer opened its last credited stream: it will most likely want more.
+      if (credit.outstanding === 0 && !credit.hungry) {
+        credit.hungry = true
+        this.#hungry.add(peer)
+      }
+    }
     if (this.#closed) {
       this.#refuse(stream)
       return
@@ -205,7 +235,6 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
       // multistream-select needs an answer: a one-way stream can never be negotiated.
       resetStream(stream, new NegotiationError(QuicErrorCode.NEGOTIATION_PROTOCOL, 'A unidirectional stream cannot be negotiated'))
       this.metrics.count('failed')
-      this.#refill(peer)
       return
     }
     if (this.#hasSlot(peer)) {
@@ -219,7 +248,6 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
       this.#adaptive?.saturated()
     } else {
       this.#refuse(stream)
-      this.#refill(peer)
     }
   }
 
@@ -253,8 +281,7 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     this.metrics.observe('negotiating', took)
     if (this.#adaptive?.observe(took) === true) this.metrics.setLimit(this.#limit())
     this.#startWaiting()
-    this.#refill(peer)
-    if (this.#waiting.length === 0) for (const other of this.#peers) if (other !== peer) this.#refill(other)
+    this.#distribute()
   }
 
   #startWaiting (): void {
@@ -276,14 +303,34 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     this.metrics.setQueued(this.#waiting.length)
   }
 
-  // Credit for as many new streams as the connection has free slots, and the router overall.
-  #refill (peer: Peer): void {
-    if (peer.credit === undefined || this.#closed) return
+  // Grants blocked peers as many streams as they have free slots, within what is free overall
+  // (slots minus negotiations, waiting streams and granted credit not yet used), oldest ask first.
+  #distribute (): void {
+    if (this.#closed || this.#hungry.size === 0) return
     const overall = this.#limit()
-    const free = Math.min(
-      Math.min(this.#perConnection, overall) - peer.negotiating - peer.queued,
-      overall - this.#negotiating - this.#waiting.length)
-    peer.credit.ensure(free)
+    let free = overall - this.#negotiating - this.#waiting.length - this.#unusedCredit()
+    for (const peer of this.#hungry) {
+      if (free <= 0) return
+      const credit = peer.credit as ConnectionCredit
+      const own = Math.min(this.#perConnection, overall) - peer.negotiating - peer.queued - credit.outstanding
+      if (own <= 0) continue  // it gets its turn when one of its own negotiations ends
+      const count = Math.min(own, free)
+      this.#hungry.delete(peer)
+      if (credit.grant(count)) {
+        this.#holding.add(peer)
+        free -= count
+      }
+    }
+  }
+
+  #unusedCredit (): number {
+    const recent = performance.now() - IDLE_CREDIT_MS
+    let unused = 0
+    for (const peer of this.#holding) {
+      const credit = peer.credit as ConnectionCredit
+      if (credit.active >= recent) unused += credit.granted
+    }
+    return unused
   }
 
   #dispatch (peer: Peer, stream: QuicStream, protocol: string): void {
