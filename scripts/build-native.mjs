@@ -1,31 +1,50 @@
 #!/usr/bin/env node
-// Builds the addon: fetches MsQuic's sources if needed (scripts/fetch-msquic.mjs), then runs
-// cmake-js, which builds MsQuic once into a cache outside the clone (cmake/msquic.cmake) and links
-// it into build/Release/node_msquic.node. With --if-missing it does nothing when the addon exists.
-// With --sanitize=address,undefined it builds a sanitizer build (MsQuic included) into
-// build-sanitize/Release/ instead. Other arguments go to cmake-js.
+// Builds the addon from source with CMake: fetches MsQuic's sources if needed (scripts/fetch-msquic.mjs),
+// then configures and builds CMakeLists.txt, which builds MsQuic once into a cache outside the clone
+// (cmake/msquic.cmake) and links it into build/Release/node_msquic.node. Needs cmake, a C/C++
+// compiler, make (or ninja) and perl; the Node-API headers come from npm packages, so no node-gyp or
+// cmake-js. With --sanitize=address,undefined it builds a sanitizer build (MsQuic included) into
+// build-sanitize/Release/ instead; with --clean it rebuilds the addon from scratch. Other arguments
+// (-DNAME=VALUE) go to CMake's configure step.
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
-const ifMissing = args.includes('--if-missing')
+const clean = args.includes('--clean')
 const sanitize = args.find(a => a.startsWith('--sanitize='))?.slice('--sanitize='.length)
-const out = sanitize === undefined ? 'build' : 'build-sanitize'
-const extra = args.filter(a => a !== '--if-missing' && !a.startsWith('--sanitize='))
-if (sanitize !== undefined) extra.push(`--CDNODE_MSQUIC_SANITIZE=${sanitize}`, '--CDCMAKE_BUILD_TYPE=RelWithDebInfo')
-const addon = join(root, out, 'Release', 'node_msquic.node')
+const out = join(root, sanitize === undefined ? 'build' : 'build-sanitize')
+const extra = args.filter(a => a !== '--clean' && !a.startsWith('--sanitize='))
+const addon = join(out, 'Release', 'node_msquic.node')
 
-if (ifMissing && existsSync(addon)) {
-  console.log('node-msquic: addon already built')
-  process.exit(0)
-}
 const started = Date.now()
 execFileSync(process.execPath, [join(root, 'scripts', 'fetch-msquic.mjs')], { stdio: 'inherit' })
+
 const require = createRequire(import.meta.url)
-const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js')
-execFileSync(process.execPath, [cmakeJs, 'compile', '--out', out, ...extra], { cwd: root, stdio: 'inherit' })
+const packageDir = name => dirname(require.resolve(`${name}/package.json`))
+const has = command => { try { execFileSync(command, ['--version'], { stdio: 'ignore' }); return true } catch { return false } }
+// The generator is chosen once per build folder; CMake refuses a different one later.
+const generator = !existsSync(join(out, 'CMakeCache.txt')) && has('ninja') ? ['-G', 'Ninja'] : []
+const configure = [
+  '-S', root, '-B', out, ...generator,
+  `-DCMAKE_BUILD_TYPE=${sanitize === undefined ? 'Release' : 'RelWithDebInfo'}`,
+  `-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=${join(out, 'Release')}`,
+  `-DNODE_API_HEADERS_DIR=${require('node-api-headers').include_dir}`,
+  `-DNODE_ADDON_API_DIR=${packageDir('node-addon-api')}`,
+  ...(sanitize === undefined ? [] : [`-DNODE_MSQUIC_SANITIZE=${sanitize}`]),
+  ...extra
+]
+try {
+  execFileSync('cmake', configure, { cwd: root, stdio: 'inherit' })
+  execFileSync('cmake', ['--build', out, '--target', 'node_msquic', '--parallel', String(availableParallelism()),
+    ...(clean ? ['--clean-first'] : [])], { cwd: root, stdio: 'inherit' })
+} catch (error) {
+  console.error(`node-msquic: the source build failed (${error.message.split('\n')[0]}).\n` +
+    'It needs cmake >= 3.20, a C/C++ compiler, make (or ninja) and perl.')
+  process.exit(1)
+}
 console.log(`node-msquic: addon built in ${((Date.now() - started) / 1000).toFixed(1)} s: ${addon}`)

@@ -1,11 +1,16 @@
 #!/usr/bin/env node
-// Fetches MsQuic's official Rust package (the `msquic` crate) at the pinned version with cargo and
-// unpacks it into deps/msquic/source. The crate carries MsQuic's C sources and quictls' sources.
-// Does nothing when the pinned version is already there.
+// Puts MsQuic's sources at the pinned version into deps/msquic/source, from the first of:
+// - deps/msquic/source itself, when it already holds that version;
+// - deps/msquic/msquic-<version>.tar.gz, the trimmed sources the npm tarball carries (no cargo);
+// - MsQuic's official Rust package (the `msquic` crate), fetched with cargo. The crate carries
+//   MsQuic's C sources and quictls' sources.
+// Then it drops what the build never reads (see trim()). With --archive it also packs the trimmed
+// sources into deps/msquic/msquic-<version>.tar.gz for the npm tarball (prepack): one file rather than
+// thousands, so an install that uses a prebuilt addon unpacks little and takes seconds.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -13,24 +18,54 @@ const deps = join(root, 'deps', 'msquic')
 const version = readFileSync(join(deps, 'VERSION'), 'utf8').trim()
 const source = join(deps, 'source')
 const stamp = join(source, '.node-msquic-version')
+const archive = join(deps, `msquic-${version}.tar.gz`)
 
-if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === version) {
-  console.log(`msquic ${version}: sources present in deps/msquic/source`)
-  process.exit(0)
+// Paths in the crate that the Linux/macOS CMake build never reads: docs, the Rust binding and its
+// build script, Windows-only sources (the DLL and driver, ETW manifests), quictls' change logs.
+const unused = [
+  'docs', 'scripts', 'src/rs', 'src/manifest', 'src/bin/winuser', 'src/bin/winkernel', 'src/bin/winuser_fuzz',
+  'Cargo.toml', 'Cargo.toml.orig', 'Cargo.lock', 'rust-toolchain.toml',
+  'submodules/quictls/CHANGES.md', 'submodules/quictls/NEWS.md'
+]
+
+/** Removes what the build does not need. Idempotent: safe on an already trimmed tree. */
+function trim () {
+  for (const path of unused) rmSync(join(source, path), { recursive: true, force: true })
+  // quictls' Configure checks that every manual page its doc/build.info names exists; the manuals are
+  // only built by `make install_docs`, which MsQuic never runs. An empty doc/build.info drops them all.
+  const doc = join(source, 'submodules', 'quictls', 'doc')
+  for (const entry of readdirSync(doc)) {
+    if (entry !== 'build.info') rmSync(join(doc, entry), { recursive: true, force: true })
+  }
+  if (readFileSync(join(doc, 'build.info'), 'utf8') !== '') writeFileSync(join(doc, 'build.info'), '')
+}
+
+/** Unpacks a gzip'd tar holding one top folder (the crate's or our archive's) into deps/msquic/source. */
+function unpack (file, work) {
+  const into = join(work, 'unpack')
+  mkdirSync(into)
+  execFileSync('tar', ['xzf', file, '-C', into, '--no-same-owner'])
+  const top = readdirSync(into)
+  if (top.length !== 1) throw new Error(`${file} holds ${top.length} top folders, not one`)
+  rmSync(source, { recursive: true, force: true })
+  renameSync(join(into, top[0]), source)
 }
 
 const cargo = process.env.CARGO ?? 'cargo'
-try {
-  execFileSync(cargo, ['--version'], { stdio: 'ignore' })
-} catch {
-  console.error('fetch-msquic: cargo was not found. MsQuic sources come from its Rust package (the `msquic` crate);\n' +
-    'install Rust (cargo), or unpack msquic-' + version + '.crate into deps/msquic/source yourself.')
-  process.exit(1)
+
+function requireCargo () {
+  try {
+    execFileSync(cargo, ['--version'], { stdio: 'ignore' })
+  } catch {
+    console.error('fetch-msquic: cargo was not found. MsQuic sources come from its Rust package (the `msquic` crate);\n' +
+      'install Rust (cargo), or unpack msquic-' + version + '.crate into deps/msquic/source yourself.')
+    process.exit(1)
+  }
 }
 
-console.log(`msquic ${version}: fetching the msquic crate with cargo`)
-const work = mkdtempSync(join(tmpdir(), 'node-msquic-fetch-'))
-try {
+/** Fetches the crate with cargo; returns the path of the verified .crate archive (a gzip'd tar). */
+function fetchCrate (work) {
+  console.log(`msquic ${version}: fetching the msquic crate with cargo`)
   mkdirSync(join(work, 'src'))
   writeFileSync(join(work, 'src', 'main.rs'), 'fn main() {}\n')
   writeFileSync(join(work, 'Cargo.toml'), [
@@ -39,20 +74,34 @@ try {
   ].join('\n'))
   execFileSync(cargo, ['fetch', '--quiet'], { cwd: work, stdio: 'inherit' })
 
-  // cargo keeps the verified .crate archive (a gzip'd tar) in its registry cache.
+  // cargo keeps the verified .crate archive in its registry cache.
   const cargoHome = process.env.CARGO_HOME ?? join(homedir(), '.cargo')
   const cacheRoot = join(cargoHome, 'registry', 'cache')
   const name = `msquic-${version}.crate`
   const crate = readdirSync(cacheRoot).map(d => join(cacheRoot, d, name)).find(existsSync)
   if (!crate) throw new Error(`cargo fetched, but ${name} is not in ${cacheRoot}`)
+  return crate
+}
 
-  const unpack = join(work, 'unpack')
-  mkdirSync(unpack)
-  execFileSync('tar', ['xzf', crate, '-C', unpack])
-  rmSync(source, { recursive: true, force: true })
-  renameSync(join(unpack, `msquic-${version}`), source)
-  writeFileSync(stamp, version + '\n')
-  console.log(`msquic ${version}: unpacked into deps/msquic/source`)
-} finally {
-  rmSync(work, { recursive: true, force: true })
+if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === version) {
+  trim()
+  console.log(`msquic ${version}: sources present in deps/msquic/source`)
+} else {
+  const fromArchive = existsSync(archive)
+  if (!fromArchive) requireCargo()
+  const work = mkdtempSync(join(tmpdir(), 'node-msquic-fetch-'))
+  try {
+    unpack(fromArchive ? archive : fetchCrate(work), work)
+    trim()
+    writeFileSync(stamp, version + '\n')
+    console.log(`msquic ${version}: unpacked ${fromArchive ? basename(archive) : 'the crate'} into deps/msquic/source`)
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
+if (process.argv.includes('--archive')) {
+  for (const old of readdirSync(deps).filter(name => name.endsWith('.tar.gz'))) rmSync(join(deps, old))
+  execFileSync('tar', ['czf', archive, '-C', deps, 'source'])
+  console.log(`msquic ${version}: packed the trimmed sources into deps/msquic/${basename(archive)}`)
 }

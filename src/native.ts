@@ -4,7 +4,6 @@
  */
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
-import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { errorFromStatus } from './errors.js'
@@ -108,17 +107,23 @@ export const ShutdownFlag = { HandshakeCompleted: 1, PeerAcknowledged: 2, Closed
 /** MsQuic's QUIC_STREAM_SHUTDOWN_FLAGs. */
 export const StreamShutdown = { Graceful: 1, AbortSend: 2, AbortReceive: 4, Abort: 6, Immediate: 8 } as const
 
+/**
+ * The addon file: a local build (build/Release) first, else the prebuild for this platform,
+ * architecture and libc (prebuilds/), as node-gyp-build resolves them.
+ */
 function locate (): string {
   // A different build of the addon, e.g. the sanitizer build (scripts/test-sanitized.mjs).
   if (process.env.NODE_MSQUIC_ADDON !== undefined) return process.env.NODE_MSQUIC_ADDON
-  const here = dirname(fileURLToPath(import.meta.url))
-  for (const candidate of [join(here, '..', 'build', 'Release', 'node_msquic.node'), join(here, '..', '..', 'build', 'Release', 'node_msquic.node')]) {
-    if (existsSync(candidate)) return candidate
+  try {
+    return nodeGypBuild.resolve(join(dirname(fileURLToPath(import.meta.url)), '..'))
+  } catch (error) {
+    throw new Error('node-msquic: no native addon for this system; build it from source with `npm rebuild ' +
+      'node-msquic --foreground-scripts` (in a clone: `npm run build:native`)', { cause: error })
   }
-  throw new Error('node-msquic: the native addon is not built; run `npm run build:native`')
 }
 
 const require = createRequire(import.meta.url)
+const nodeGypBuild: { resolve: (dir: string) => string } = require('node-gyp-build')
 export const native: NativeBinding = require(locate())
 
 const delivery = { wakeups: 0, events: 0 }
