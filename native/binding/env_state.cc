@@ -292,23 +292,29 @@ Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(ParkTransfer(std::move(slot))));
 }
 
+// The slot parked under info[0]'s id, for a handle of `kind`; null, with a JS error thrown, if none.
+std::unique_ptr<TransferSlot> EnvState::Claim(const Napi::CallbackInfo& info, Handle::Kind kind, const char* what) {
+  Napi::Env env = info.Env();
+  if (!RequireRuntime(env)) return nullptr;
+  uint64_t id = 0;
+  std::unique_ptr<TransferSlot> slot = ToU64(info[0], &id) ? ClaimTransfer(id, kind) : nullptr;
+  if (!slot) {
+    Napi::Error::New(env, std::string("no ") + what + " is waiting under this handle (it was adopted already, or never transferred)")
+        .ThrowAsJavaScriptException();
+  }
+  return slot;
+}
+
 Napi::Value EnvState::JsAdoptConnection(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnvState* state = Get(env);
-  auto runtime = state->RequireRuntime(env);
-  if (!runtime) return env.Undefined();
-  uint64_t id = 0;
-  std::unique_ptr<TransferSlot> slot = ToU64(info[0], &id) ? ClaimTransfer(id, Handle::Kind::kConnection) : nullptr;
-  if (!slot) {
-    Napi::Error::New(env, "no connection is waiting under this handle (it was adopted already, or never transferred)")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  auto slot = state->Claim(info, Handle::Kind::kConnection, "connection");
+  if (!slot) return env.Undefined();
   auto connection = std::static_pointer_cast<Connection>(slot->handle);
-  runtime->TakeOver(*slot->from, connection);
+  state->runtime_->TakeOver(*slot->from, connection);
   Napi::Object wrapper = state->MakeWrapper(env, connection);
   // Earlier events, then the held ones, then new ones: all here, in order.
-  slot->route->Adopt(runtime, std::move(slot->earlier));
+  slot->route->Adopt(state->runtime_, std::move(slot->earlier));
   return wrapper;
 }
 
@@ -345,19 +351,12 @@ Napi::Value EnvState::JsTransferStream(const Napi::CallbackInfo& info) {
 Napi::Value EnvState::JsAdoptStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnvState* state = Get(env);
-  auto runtime = state->RequireRuntime(env);
-  if (!runtime) return env.Undefined();
-  uint64_t id = 0;
-  std::unique_ptr<TransferSlot> slot = ToU64(info[0], &id) ? ClaimTransfer(id, Handle::Kind::kStream) : nullptr;
-  if (!slot) {
-    Napi::Error::New(env, "no stream is waiting under this handle (it was adopted already, or never transferred)")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  auto slot = state->Claim(info, Handle::Kind::kStream, "stream");
+  if (!slot) return env.Undefined();
   auto stream = std::static_pointer_cast<Stream>(slot->handle);
-  runtime->Track(stream);
+  state->runtime_->Track(stream);
   Napi::Object wrapper = state->MakeWrapper(env, stream);
-  slot->route->Adopt(runtime, std::move(slot->earlier));
+  slot->route->Adopt(state->runtime_, std::move(slot->earlier));
   return wrapper;
 }
 

@@ -12,6 +12,7 @@
 #include "event.h"
 #include "handle.h"
 #include "runtime.h"
+#include "transfer.h"
 
 namespace nmq {
 
@@ -65,6 +66,7 @@ class EnvState {
   // and from what an earlier move carried over), oldest first, into `out`; the rest stay due here.
   template <typename Pick>
   void TakeQueued(Pick moves, std::vector<Event>* out);
+  std::unique_ptr<TransferSlot> Claim(const Napi::CallbackInfo& info, Handle::Kind kind, const char* what);
   // False (with a JS error thrown) while a batch is being handed to JS.
   bool CheckNotDispatching(Napi::Env env, const char* what);
 
