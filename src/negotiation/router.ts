@@ -259,6 +259,7 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   #negotiate (peer: Peer, stream: QuicStream, arrived: number): void {
     peer.negotiating++
     this.#negotiating++
+    if (this.#negotiating >= this.#limit()) this.#adaptive?.saturated()
     this.metrics.started()
     const started = performance.now()
     this.metrics.observe('queued', started - arrived)
@@ -267,6 +268,9 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
       this.#settled(peer, started, 'completed')
       this.#dispatch(peer, stream, protocol)
     }, (error: unknown) => {
+      // acceptProtocol resets the stream on a failed negotiation, but not on a refused argument
+      // (no protocol registered yet): the stream must end either way.
+      if (!stream.destroyed) resetStream(stream, error)
       const timedOut = error instanceof QuicError && error.code === QuicErrorCode.NEGOTIATION_TIMEOUT
       this.#settled(peer, started, timedOut ? 'timeout' : 'failed')
     })

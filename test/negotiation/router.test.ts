@@ -160,9 +160,13 @@ describe('dialProtocol', () => {
   })
 
   it('should fail with ERR_NEGOTIATION_FAILED when the router speaks none of the protocols, and stop on abort', async () => {
-    const { listener } = await echoServer({}, 8)
+    const { listener, router } = await echoServer({}, 8)
     const connection = await client(listener)
     await expect(dialProtocol(connection, ['/other/1.0.0'])).rejects.toMatchObject({ code: QuicErrorCode.NEGOTIATION_FAILED })
+    router.unhandle(PROTOCOL)
+    // Nothing registered at all: the stream is still answered, with a reset.
+    await expect(dialProtocol(connection, [PROTOCOL])).rejects.toMatchObject({ code: QuicErrorCode.NEGOTIATION_FAILED })
+    router.handle(PROTOCOL, async stream => { stream.end(await readAll(stream)) })
     await expect(dialProtocol(connection, [PROTOCOL], { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: QuicErrorCode.ABORTED, phase: 'slot' })
     await expect(dialProtocol(connection, [])).rejects.toThrow()
     await expect(dialProtocol(connection, [PROTOCOL], { timeout: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' })
