@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Native addon + MsQuic threads: each test file in its own process.
     pool: 'forks',
+    // Memory tests collect garbage before they measure, so that only what is really held counts.
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
     maxWorkers: 2,
     minWorkers: 1,
     testTimeout: 60_000,

@@ -107,7 +107,7 @@ describe('ProtocolRouter under load', () => {
     const { cert, key } = await testCertificate()
     const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key })
     const router = new ProtocolRouter({ maxNegotiationsPerConnection: 2, maxQueuedPerConnection: 2 })
-    router.handle(PROTOCOL, stream => { stream.resume().end() })
+    router.handle(PROTOCOL, async stream => { await readAll(stream); stream.end() })
     const warnings: string[] = []
     const onWarning = (warning: Error): void => { warnings.push(warning.message) }
     process.on('warning', onWarning)
@@ -223,7 +223,7 @@ describe('ProtocolRouter details', () => {
     const { cert, key } = await testCertificate()
     const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key, maxBidirectionalStreams: 16 })
     const router = new ProtocolRouter({ maxNegotiationsPerConnection: 16, maxNegotiations: 16, adaptive: { targetLatency: 75, min: 2, window: 8 } })
-    router.handle(PROTOCOL, stream => { stream.resume().end() })
+    router.handle(PROTOCOL, async stream => { await readAll(stream); stream.end() })
     void router.serve(listener)
     const connection = await client(listener)
     expect(router.limit).toBe(16)
