@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { duplexPair } from 'node:stream'
 import { QuicErrorCode, NegotiationResetCode, acceptProtocol, selectProtocol, type QuicConnection } from '../../src/index.js'
 import { MULTISTREAM_PROTOCOL_ID, encodeMessage, encodeMessages } from '../../src/negotiation/index.js'
-import { readAll } from '../helpers.js'
+import { readAll, until } from '../helpers.js'
 import { closeEvent, listeners, peerReset, quicPair, readExactly, scriptedPeer } from './helpers.js'
 
 let client: QuicConnection
@@ -74,6 +74,10 @@ describe('lazy selection over QUIC', () => {
     await selectProtocol(stream, '/echo/1.0.0', { lazy: true })
     stream.write('hello')
     const inbound = await server.acceptStream()
+    // Only data already there when the proposal is read can be seen as early: wait for all of it.
+    const sent = encodeMessages([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0']).length + 'hello'.length
+    inbound.read(0)
+    await until(() => inbound.readableLength >= sent, 'the proposal and the data')
     await expect(acceptProtocol(inbound, ['/echo/1.0.0'])).rejects.toMatchObject({ code: QuicErrorCode.NEGOTIATION_PROTOCOL })
     expect(inbound.destroyed).toBe(true)
   })
