@@ -335,6 +335,7 @@ Napi::Value EnvState::JsTransferStream(const Napi::CallbackInfo& info) {
     auto route = std::make_shared<Route>(state->runtime_);
     route->Hold();
     stream->route()->Divert(stream, route);
+    stream->MovedTo(route);
     stream->own_route = std::move(route);
   }
   TransferSlot slot;

@@ -20,6 +20,11 @@ void Handle::Adopt(HQUIC handle) {
   self_ = shared_from_this();
 }
 
+void Handle::MovedTo(std::shared_ptr<Route> route) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  moved_ = std::move(route);
+}
+
 bool Handle::Acquire() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (closed_ || handle_ == nullptr) return false;
@@ -41,7 +46,7 @@ void Handle::ReleaseHold() {
 
 void Handle::CloseIfDoneLocked(std::unique_lock<std::mutex>& lock) {
   if (final_event_ && !closed_ && uses_ == 0 && !hold_) {
-    runtime()->ForgetDeferred(this);
+    OwnerLocked()->ForgetDeferred(this);
     CloseLocked(lock);
   }
 }
@@ -74,7 +79,7 @@ void Handle::OnFinalEvent(bool already_closing, bool drop_hold) {
   }
   if (drop_hold) hold_ = false;
   // During teardown nobody is left to end a use, so close regardless.
-  auto owner = runtime();
+  auto owner = OwnerLocked();
   if ((uses_ == 0 && !hold_) || owner->closing()) {
     CloseLocked(lock);
   } else if (!owner->Defer(shared_from_this())) {

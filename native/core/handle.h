@@ -30,9 +30,13 @@ class Handle : public std::enable_shared_from_this<Handle> {
   Handle& operator=(const Handle&) = delete;
 
   Kind kind() const { return kind_; }
-  // The environment that owns the handle now (it changes when a connection moves).
+  // The environment that owns the handle now (it changes when a connection moves). Not for a
+  // stream that moved on its own: see MovedTo.
   std::shared_ptr<Runtime> runtime() const { return route_->owner(); }
   const std::shared_ptr<Route>& route() const { return route_; }
+  // JS thread, when a stream moves on its own: from now on its owner (whose teardown and deferred
+  // closes decide when it closes) is `route`'s, not its connection's.
+  void MovedTo(std::shared_ptr<Route> route);
 
   // JS thread: take a use of the open handle; false once its final event has closed it.
   bool Acquire();
@@ -69,10 +73,12 @@ class Handle : public std::enable_shared_from_this<Handle> {
 
  private:
   void CloseIfDoneLocked(std::unique_lock<std::mutex>& lock);
+  std::shared_ptr<Runtime> OwnerLocked() const { return (moved_ ? moved_ : route_)->owner(); }
   void CloseLocked(std::unique_lock<std::mutex>& lock);
 
   const Kind kind_;
   std::shared_ptr<Route> route_;
+  std::shared_ptr<Route> moved_;  // under mutex_
   mutable std::mutex mutex_;
   int uses_ = 0;
   bool final_event_ = false;

@@ -3,9 +3,10 @@
  *
  * MsQuic's own rule grants the peer a new stream whenever one closes below the limit, and a lower
  * limit never takes back credit already granted. So the router pins the limit at 0 (MsQuic then
- * grants nothing by itself) and grants explicitly: raising the limit by n grants exactly n, and
- * setting it back to 0 right after takes nothing away. Counting every grant and every stream that
- * arrives, the router knows what the peer may still open. JS thread only.
+ * grants nothing by itself) and grants explicitly: raising the limit by n grants n, and setting it
+ * back to 0 right after takes nothing away. (A stream closing between the two calls can add one
+ * more; the router then sees a stream arrive on credit it did not count, and counts nothing for
+ * it.) Counting grants and arrivals, the router knows what the peer may still open. JS thread only.
  */
 import type { QuicConnection } from '../quic/connection.js'
 import { kGrantStreams } from '../quic/symbols.js'
@@ -50,8 +51,9 @@ export class ConnectionCredit {
     return false  // credit MsQuic granted before the router took over
   }
 
-  /** Grants `count` more streams; false if the connection is closing. */
+  /** Grants `count` (at most 65,535) more streams; false if the connection is closing. */
   grant (count: number): boolean {
+    count = Math.min(count, 65535)
     if (!this.#grant(count)) return false
     this.granted += count
     this.hungry = false

@@ -98,12 +98,9 @@ export async function dialProtocol (connection: QuicConnection, protocols: strin
     return { stream, protocol }
   } catch (cause) {
     const error = failure(cause, phase, timedOut, timeout)
-    if (phase === 'peer') {
-      metrics?.observe('peer', performance.now() - mark)
-      metrics?.finished(outcome(error))
-    } else {
-      metrics?.count(outcome(error))
-    }
+    metrics?.observe(phase, performance.now() - mark)
+    if (phase === 'peer') metrics?.finished(outcome(error))
+    else metrics?.count(outcome(error))
     if (stream !== undefined && !stream.destroyed) stream.destroy()
     throw error
   } finally {

@@ -111,6 +111,8 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   readonly #holding = new Set<Peer>()
   #negotiating = 0
   #closed = false
+  // Runs #distribute again once unused credit may have gone idle (nothing else would wake it).
+  #recheck: NodeJS.Timeout | undefined
 
   constructor (options: ProtocolRouterOptions = {}) {
     super()
@@ -174,6 +176,10 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
         if (error instanceof QuicError && error.code === QuicErrorCode.CLOSED) return
         throw error
       }
+      if (this.#closed) {
+        void connection.close()
+        return
+      }
       this.accept(connection)
     }
   }
@@ -197,15 +203,24 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     void this.#acceptLoop(peer)
   }
 
-  /** Stops taking new connections and streams; negotiations in progress finish. Idempotent. */
+  /**
+   * Stops taking new connections and streams: streams waiting for a slot, and any that arrive from
+   * now on, are refused as busy; negotiations in progress finish. Idempotent.
+   */
   close (): void {
     this.#closed = true
-    for (const { stream } of this.#waiting.splice(0)) this.#refuse(stream)
+    clearTimeout(this.#recheck)
+    for (const { stream, peer } of this.#waiting.splice(0)) {
+      peer.queued--
+      this.#refuse(stream)
+    }
+    this.metrics.setQueued(0)
   }
 
   async #acceptLoop (peer: Peer): Promise<void> {
     try {
-      while (!this.#closed) this.#arrived(peer, await peer.connection.acceptStream())
+      // After close() too: every stream is answered (refused) until the connection ends.
+      while (true) this.#arrived(peer, await peer.connection.acceptStream())
     } catch {
       // The connection closed: nothing more will arrive.
     } finally {
@@ -218,7 +233,8 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
 
   #arrived (peer: Peer, stream: QuicStream): void {
     const credit = peer.credit
-    if (credit !== undefined) {
+    // One-way streams come out of the peer's one-way credit, which the router does not manage.
+    if (credit !== undefined && !stream.unidirectional) {
       credit.used()
       if (credit.granted === 0) this.#holding.delete(peer)
       // The peer opened its last credited stream: it will most likely want more.
@@ -314,7 +330,7 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     const overall = this.#limit()
     let free = overall - this.#negotiating - this.#waiting.length - this.#unusedCredit()
     for (const peer of this.#hungry) {
-      if (free <= 0) return
+      if (free <= 0) break
       const credit = peer.credit as ConnectionCredit
       const own = Math.min(this.#perConnection, overall) - peer.negotiating - peer.queued - credit.outstanding
       if (own <= 0) continue  // it gets its turn when one of its own negotiations ends
@@ -324,6 +340,12 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
         this.#holding.add(peer)
         free -= count
       }
+    }
+    if (this.#hungry.size > 0 && this.#holding.size > 0 && this.#recheck === undefined) {
+      this.#recheck = setTimeout(() => {
+        this.#recheck = undefined
+        this.#distribute()
+      }, IDLE_CREDIT_MS).unref()
     }
   }
 

@@ -354,9 +354,9 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   }
 
   /**
-   * @internal Grants the peer `count` more bidirectional streams, exactly: MsQuic adds what a raise
-   * of the limit adds, and a limit of 0 afterwards stops it from granting more on its own when
-   * streams close. The caller (ProtocolRouter) counts every grant itself.
+   * @internal Grants the peer `count` more bidirectional streams: MsQuic adds what a raise of the
+   * limit adds, and a limit of 0 afterwards stops it from granting more on its own when streams
+   * close. The caller (ProtocolRouter, see ConnectionCredit) counts every grant itself.
    */
   [kGrantStreams] (count: number): void {
     this.#assertOpen()

@@ -50,6 +50,8 @@ export interface MovedStreamState {
   endPushed: boolean
   readable: boolean
   writable: boolean
+  /** A failure that came before the app could hear it (a reset right after the accept). */
+  failure?: { code: QuicErrorCode, message: string, errorCode?: number | bigint }
 }
 
 // An adopted stream's connection lives on another thread: only the stream's own events come here.
@@ -144,6 +146,7 @@ export class QuicStream extends Duplex {
    *
    * Stop reading first (no 'data' or 'readable' listeners) and let writes finish (no write waiting
    * for 'drain', no end() still finishing). Call it from async code, not from inside an event listener.
+   * The connection no longer counts the stream: its graceful close() does not wait for it.
    */
   transfer (): QuicStreamHandle {
     this.#assertNotTransferred()
@@ -157,16 +160,22 @@ export class QuicStream extends Duplex {
     if (this.writableLength > 0 || (this.writableEnded && !this.writableFinished)) {
       throw refuse('needs the writes made so far to finish first (wait for \'drain\' or \'finish\')')
     }
+    const failure = this.#pendingFailure
     const state: MovedStreamState = {
       local: this.local,
       read: [],
-      pending: this.#pending.splice(0),
+      pending: [],
       remoteEnded: this.#remoteEnded,
       endPushed: this.#endPushed,
       readable: this.readable,
-      writable: this.writable && !this.#sendAborted
+      writable: this.writable && !this.#sendAborted,
+      failure: failure === undefined ? undefined : failure instanceof QuicError
+        ? { code: failure.code, message: failure.message, errorCode: failure.errorCode }
+        : { code: QuicErrorCode.INTERNAL, message: failure.message }
     }
     const id = runtime().transferStream(this.#native)
+    state.pending = this.#pending.splice(0)
+    this.#pendingFailure = undefined
     this.#transferred = true
     this.#native.owner = undefined
     this.#parent[kStreamMoved](this)
@@ -343,6 +352,10 @@ export class QuicStream extends Duplex {
 
   // Adopted: the old thread's unread bytes come first, then the native events.
   #resume (moved: MovedStreamState): void {
+    if (moved.failure !== undefined) {
+      const { code, message, errorCode } = moved.failure
+      this.#fail(new QuicError(code, message, { errorCode }))
+    }
     if (!moved.readable) return
     // Structured cloning turned the Buffers into plain Uint8Arrays.
     const buffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)

@@ -258,6 +258,19 @@ describe('ProtocolRouter details', () => {
     await listener.close()
   })
 
+  it('should refuse every stream as busy after close(), and stop serving', async () => {
+    const { listener, router } = await echoServer({}, 8)
+    const connection = await client(listener)
+    expect((await echo(connection)).ok).toBe(true)
+    router.close()
+    router.close()
+    const refused = await Promise.all(Array.from({ length: 3 }, async () => await echo(connection)))
+    expect(refused.map(o => o.code)).toEqual(Array(3).fill(QuicErrorCode.NEGOTIATION_BUSY))
+    expect(() => router.accept(connection)).toThrow(expect.objectContaining({ code: QuicErrorCode.CLOSED }))
+    await connection.close()
+    await listener.close()
+  })
+
   it('should refuse bad options with clear errors', () => {
     expect(() => new ProtocolRouter({ maxNegotiations: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }))
     expect(() => new ProtocolRouter({ maxNegotiationsPerConnection: 1.5 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }))

@@ -93,6 +93,21 @@ describe('moving a single stream between threads', () => {
     await listener.close()
   })
 
+  it('should carry a reset that came before the app could hear it', async () => {
+    const { listener, client, server } = await pair()
+    const outbound = await client.openStream()
+    outbound.write('then gone')
+    await until(() => server.pendingStreams > 0, 'the stream to arrive')
+    outbound.reset(7)
+    await new Promise(resolve => setTimeout(resolve, 50))
+    // Taken and moved in one go: the reset is already here, not yet reported.
+    const adopted = QuicStream.adopt((await server.acceptStream()).transfer())
+    const failure = await new Promise<Error & { code?: string, errorCode?: number | bigint }>(resolve => adopted.once('error', resolve))
+    expect(failure).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 7 })
+    await client.close()
+    await listener.close()
+  })
+
   it('should refuse to move a stream that is being read or written', async () => {
     const { listener, client, server } = await pair()
     const outbound = await client.openStream()
