@@ -96,6 +96,7 @@ describe('moving a single stream between threads', () => {
   it('should carry a reset that came before the app could hear it', async () => {
     const { listener, client, server } = await pair()
     const outbound = await client.openStream()
+    outbound.on('error', () => {})  // the adopted side's destroy() aborts it back
     outbound.write('then gone')
     await until(() => server.pendingStreams > 0, 'the stream to arrive')
     outbound.reset(7)
