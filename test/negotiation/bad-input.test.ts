@@ -2,23 +2,13 @@
  * Bad peers on real QUIC streams: each ends the negotiation with a clear error, the stream reset
  * with 0x1001 (the peer sees it) and destroyed, and none of our listeners left on it.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { describe, it, expect } from 'vitest'
 import { getEventListeners } from 'node:events'
-import { QuicErrorCode, NegotiationResetCode, acceptProtocol, selectProtocol, type QuicConnection, type QuicStream, type AcceptProtocolOptions, type SelectProtocolOptions } from '../../src/index.js'
+import { QuicErrorCode, NegotiationResetCode, acceptProtocol, selectProtocol, type QuicStream, type AcceptProtocolOptions, type SelectProtocolOptions } from '../../src/index.js'
 import { MAX_PROPOSALS, MULTISTREAM_PROTOCOL_ID, encodeMessage, encodeMessages } from '../../src/negotiation/index.js'
-import { NO_LISTENERS, closeEvent, listeners, peerReset, quicPair, scriptedPeer } from './helpers.js'
+import { NO_LISTENERS, closeEvent, listeners, peerReset, useQuicPair, scriptedPeer } from './helpers.js'
 
-let client: QuicConnection
-let server: QuicConnection
-let close: () => Promise<void>
-
-beforeAll(async () => {
-  ({ client, server, close } = await quicPair())
-})
-
-afterAll(async () => {
-  await close()
-})
+const peers = useQuicPair()
 
 const header = encodeMessage(MULTISTREAM_PROTOCOL_ID)
 const bytes = (...parts: Array<Uint8Array | number[] | string>): Buffer =>
@@ -46,10 +36,10 @@ async function expectReset (stream: QuicStream, closed: Promise<void>, peer: Pro
 
 /** A raw dialer (`dial` writes its bytes) against our acceptProtocol; returns the rejection. */
 async function accepting (dial: (raw: QuicStream) => void, options: AcceptProtocolOptions = {}): Promise<unknown> {
-  const raw = await client.openStream()
+  const raw = await peers.client.openStream()
   const reset = peerReset(raw)
   dial(raw)
-  const stream = await server.acceptStream()
+  const stream = await peers.server.acceptStream()
   const closed = closeEvent(stream)
   const error = await acceptProtocol(stream, ['/echo/1.0.0'], options).then(() => undefined, (e: unknown) => e)
   await expectReset(stream, closed, reset)
@@ -58,10 +48,10 @@ async function accepting (dial: (raw: QuicStream) => void, options: AcceptProtoc
 
 /** Our selectProtocol against a raw listener (`listen` answers); returns the rejection. */
 async function selecting (listen: (raw: QuicStream) => void, options: SelectProtocolOptions = {}, protocols = ['/echo/1.0.0']): Promise<unknown> {
-  const stream = await client.openStream()
+  const stream = await peers.client.openStream()
   const closed = closeEvent(stream)
   const result = selectProtocol(stream, protocols, options).then(() => undefined, (e: unknown) => e)
-  const raw = await server.acceptStream()
+  const raw = await peers.server.acceptStream()
   const reset = peerReset(raw)
   listen(raw)
   const error = await result
@@ -115,10 +105,10 @@ describe('bad input to acceptProtocol', () => {
   })
 
   it('should report a dialer that resets the stream', async () => {
-    const raw = await client.openStream()
+    const raw = await peers.client.openStream()
     raw.on('error', () => {})
     raw.write(header)
-    const stream = await server.acceptStream()
+    const stream = await peers.server.acceptStream()
     const closed = closeEvent(stream)
     const accepting = acceptProtocol(stream, ['/echo/1.0.0'])
     raw.reset(7)
@@ -163,7 +153,7 @@ describe('bad input to selectProtocol', () => {
 
 describe('misuse', () => {
   it('should reject bad arguments and leave the stream untouched', async () => {
-    const stream = await client.openStream()
+    const stream = await peers.client.openStream()
     await expect(selectProtocol(stream, [])).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' })
     await expect(selectProtocol(stream, '/a', { timeout: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' })
     await expect(acceptProtocol(stream, '/a', { maxProposals: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' })

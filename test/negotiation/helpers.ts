@@ -5,6 +5,7 @@
 import type { Duplex } from 'node:stream'
 import { logger } from '@libp2p/logger'
 import { AbstractStream } from '@libp2p/utils'
+import { afterAll, beforeAll } from 'vitest'
 import type { QuicConnection, QuicListener, QuicStream } from '../../src/index.js'
 import { MessageDecoder } from '../../src/negotiation/index.js'
 import { pair } from '../helpers.js'
@@ -13,6 +14,14 @@ import { pair } from '../helpers.js'
 export async function quicPair (): Promise<{ client: QuicConnection, server: QuicConnection, close: () => Promise<void> }> {
   const { listener, client, server } = await pair()
   return { client, server, close: () => closeAll(client, listener) }
+}
+
+/** One QUIC connection pair for a test file: opened before its tests, closed after them. */
+export function useQuicPair (): { readonly client: QuicConnection, readonly server: QuicConnection } {
+  const peers = {} as { client: QuicConnection, server: QuicConnection, close: () => Promise<void> }
+  beforeAll(async () => { Object.assign(peers, await quicPair()) })
+  afterAll(async () => { await peers.close() })
+  return peers
 }
 
 async function closeAll (client: QuicConnection, listener: QuicListener): Promise<void> {

@@ -2,24 +2,14 @@
  * Lazy selection (rust-libp2p's V1Lazy): the dialer sends data right after its single proposal;
  * the listener's answer is checked when it arrives, before the application reads anything.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { describe, it, expect } from 'vitest'
 import { duplexPair } from 'node:stream'
-import { QuicErrorCode, NegotiationResetCode, acceptProtocol, selectProtocol, type QuicConnection } from '../../src/index.js'
+import { QuicErrorCode, NegotiationResetCode, acceptProtocol, selectProtocol } from '../../src/index.js'
 import { MULTISTREAM_PROTOCOL_ID, encodeMessage, encodeMessages } from '../../src/negotiation/index.js'
 import { readAll, until } from '../helpers.js'
-import { closeEvent, listeners, peerReset, quicPair, readExactly, scriptedPeer } from './helpers.js'
+import { closeEvent, listeners, peerReset, useQuicPair, readExactly, scriptedPeer } from './helpers.js'
 
-let client: QuicConnection
-let server: QuicConnection
-let close: () => Promise<void>
-
-beforeAll(async () => {
-  ({ client, server, close } = await quicPair())
-})
-
-afterAll(async () => {
-  await close()
-})
+const peers = useQuicPair()
 
 /** Everything a stream emits as 'data' (attached at once, so it would see negotiation bytes too). */
 function collect (stream: NodeJS.ReadableStream): Buffer[] {
@@ -30,7 +20,7 @@ function collect (stream: NodeJS.ReadableStream): Buffer[] {
 
 describe('lazy selection over QUIC', () => {
   it('should send data with the proposal and hand both sides the protocol\'s bytes intact', async () => {
-    const stream = await client.openStream()
+    const stream = await peers.client.openStream()
     const before = listeners(stream)
     expect(await selectProtocol(stream, '/echo/1.0.0', { lazy: true })).toBe('/echo/1.0.0')
     // Resolved before any answer: nothing of ours waits on the stream, and the data goes out now.
@@ -38,7 +28,7 @@ describe('lazy selection over QUIC', () => {
     stream.write('hello')
     const reply = readAll(stream)
 
-    const inbound = await server.acceptStream()
+    const inbound = await peers.server.acceptStream()
     expect(await acceptProtocol(inbound, ['/other/1.0.0', '/echo/1.0.0'], { lazy: true })).toBe('/echo/1.0.0')
     expect((await readExactly(inbound, 5)).toString()).toBe('hello')
     inbound.end('world')
@@ -49,14 +39,14 @@ describe('lazy selection over QUIC', () => {
   })
 
   it('should fail the stream when the listener answers na', async () => {
-    const stream = await client.openStream()
+    const stream = await peers.client.openStream()
     const errored = new Promise<Error>(resolve => stream.once('error', resolve))
     const closed = closeEvent(stream)
     const seen = collect(stream)
     expect(await selectProtocol(stream, '/echo/1.0.0', { lazy: true })).toBe('/echo/1.0.0')
     stream.write('hello')
 
-    const raw = await server.acceptStream()
+    const raw = await peers.server.acceptStream()
     const reset = peerReset(raw)
     const received = scriptedPeer(raw, message => message === MULTISTREAM_PROTOCOL_ID ? encodeMessages([MULTISTREAM_PROTOCOL_ID, 'na']) : undefined)
 
@@ -69,11 +59,11 @@ describe('lazy selection over QUIC', () => {
   })
 
   it('should be refused by a listener that is not lazy', async () => {
-    const stream = await client.openStream()
+    const stream = await peers.client.openStream()
     stream.on('error', () => {})
     await selectProtocol(stream, '/echo/1.0.0', { lazy: true })
     stream.write('hello')
-    const inbound = await server.acceptStream()
+    const inbound = await peers.server.acceptStream()
     // Only data already there when the proposal is read can be seen as early: wait for all of it.
     const sent = encodeMessages([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0']).length + 'hello'.length
     inbound.read(0)
