@@ -27,7 +27,7 @@ Napi::Value U64(Napi::Env env, uint64_t value) {
 
 // A stream that moved on its own: its events no longer follow its connection's route.
 bool IsMovedStream(const Handle& handle) {
-  return handle.kind() == Handle::Kind::kStream && static_cast<const Stream&>(handle).own_route != nullptr;
+  return handle.kind() == Handle::Kind::kStream && handle.moved_route() != nullptr;
 }
 
 bool IsFinal(EventType type) {
@@ -329,18 +329,18 @@ Napi::Value EnvState::JsTransferStream(const Napi::CallbackInfo& info) {
   if (!state->CheckNotDispatching(env, "a stream")) return env.Undefined();
   // The first move splits the stream off its connection's route onto one of its own, held from the
   // start; later moves hold that route, as a connection's move holds the connection's.
-  if (stream->own_route) {
-    stream->own_route->Hold();
+  std::shared_ptr<Route> route = stream->moved_route();
+  if (route) {
+    route->Hold();
   } else {
-    auto route = std::make_shared<Route>(state->runtime_);
+    route = std::make_shared<Route>(state->runtime_);
     route->Hold();
     stream->route()->Divert(stream, route);
     stream->MovedTo(route);
-    stream->own_route = std::move(route);
   }
   TransferSlot slot;
   slot.handle = stream;
-  slot.route = stream->own_route;
+  slot.route = std::move(route);
   slot.from = state->runtime_;
   // Events pushed before the split or the hold wait in this environment's queue: they go first.
   state->TakeQueued([&](const Event& event) { return event.target == stream; }, &slot.earlier);

@@ -25,6 +25,11 @@ void Handle::MovedTo(std::shared_ptr<Route> route) {
   moved_ = std::move(route);
 }
 
+std::shared_ptr<Route> Handle::moved_route() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return moved_;
+}
+
 bool Handle::Acquire() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (closed_ || handle_ == nullptr) return false;

@@ -37,6 +37,8 @@ class Handle : public std::enable_shared_from_this<Handle> {
   // JS thread, when a stream moves on its own: from now on its owner (whose teardown and deferred
   // closes decide when it closes) is `route`'s, not its connection's.
   void MovedTo(std::shared_ptr<Route> route);
+  // The route a stream that moved on its own has now (see Route), or null.
+  std::shared_ptr<Route> moved_route() const;
 
   // JS thread: take a use of the open handle; false once its final event has closed it.
   bool Acquire();

@@ -50,9 +50,6 @@ class Stream : public Handle {
   explicit Stream(std::shared_ptr<Route> route) : Handle(Kind::kStream, std::move(route)) {}
   ~Stream() override;
 
-  // JS threads: once the stream moved on its own, the route its events are diverted to (see Route).
-  std::shared_ptr<Route> own_route;
-
  private:
   static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_STREAM_EVENT* event);
   QUIC_STATUS OnEvent(QUIC_STREAM_EVENT* event);
