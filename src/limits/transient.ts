@@ -226,6 +226,7 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
   #handshaking = 0
   #peak = 0
   #timer: unknown
+  #timerAt = 0
   #closed = false
 
   constructor (options: TransientConnectionManagerOptions) {
@@ -245,7 +246,7 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
       handshakeChanged: (reservation, inProgress) => {
         this.#handshaking += inProgress ? 1 : -1
         // A finished handshake may leave the reservation overdue: the timer must cover it.
-        if (!inProgress && reservation.state === 'reserved') this.#arm()
+        if (!inProgress && reservation.state === 'reserved') this.#armAt(reservation.deadline)
       }
     }
   }
@@ -367,18 +368,25 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
     this.emit(outcome.state, reservation, outcome)
   }
 
-  /** Sets the one timer for the earliest deadline that can expire, if none is set. */
+  /** Sets the one timer for the earliest deadline that can expire, unless one is set already. */
   #arm (): void {
-    if (this.#timer !== undefined || this.#closed) return
+    if (this.#timer !== undefined) return
     for (const reservation of this.#entries.values()) {
       if (reservation.handshaking) continue
-      const delay = Math.max(0, reservation.deadline - this.#clock.now())
-      this.#timer = this.#clock.setTimeout(() => {
-        this.#timer = undefined
-        this.sweep()
-      }, delay)
+      this.#armAt(reservation.deadline)
       return
     }
+  }
+
+  /** Makes the one timer fire by `deadline`: kept if it already does, moved earlier if not. */
+  #armAt (deadline: number): void {
+    if (this.#closed || (this.#timer !== undefined && this.#timerAt <= deadline)) return
+    this.#disarm()
+    this.#timerAt = deadline
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined
+      this.sweep()
+    }, Math.max(0, deadline - this.#clock.now()))
   }
 
   #disarm (): void {

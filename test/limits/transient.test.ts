@@ -118,6 +118,19 @@ describe('TransientConnectionManager', () => {
     expect(transient.stats().handshaking).toBe(0)
   })
 
+  it('should move the sweep earlier when a handshake ends on a reservation due before the next timer', () => {
+    const { clock, transient } = manager()
+    const early = transient.tryReserve('early', { handshaking: true })
+    clock.advance(500)
+    const late = transient.tryReserve('late')
+    // The one timer is set for 'late' (1500); 'early' is due at 1000 once its handshake is done.
+    early?.setHandshaking(false)
+    clock.advance(600)
+    expect(early?.state).toBe('expired')
+    expect(late?.state).toBe('reserved')
+    expect(clock.pending).toBe(1)
+  })
+
   it('regression: a promotion after expiry is a reported outcome, not a silent skip', () => {
     const { clock, transient } = manager()
     const late: string[] = []
