@@ -6,7 +6,7 @@
 import { setMaxListeners } from 'node:events'
 import { integer, nonEmptyString, optionsObject, signalOption } from './args.js'
 import { LimitsError, LimitsErrorCode, abortedError, closedError, invalidArgType, invalidArgValue } from './errors.js'
-import { OperationLimiter } from './operation-limiter.js'
+import { OperationLimiter, type Permit } from './operation-limiter.js'
 
 /** One provider: how to reach it and how many connections it allows. */
 export interface ProviderOptions<C> {
@@ -193,14 +193,20 @@ export class ProviderPool<C> {
    * is reused if `alive` says so. Rejects with ERR_LIMITS_ABORTED, ERR_LIMITS_CLOSED,
    * ERR_LIMITS_NO_PROVIDER, or ERR_LIMITS_PROVIDERS_FAILED when every provider failed to connect.
    */
-  async run<R> (cls: string, fn: (connection: C, context: RunContext) => R | Promise<R>, options?: { signal?: AbortSignal }): Promise<R> {
+  run<R> (cls: string, fn: (connection: C, context: RunContext) => R | Promise<R>, options?: { signal?: AbortSignal }): Promise<R> {
     if (typeof fn !== 'function') throw invalidArgType('fn', 'a function', fn)
     const own = signalOption(optionsObject('options', options).signal)
-    if (this.#closed) throw closedError('The pool')
+    if (this.#closed) return Promise.reject(closedError('The pool'))
     const signal = own === undefined ? this.#closing.signal : AbortSignal.any([own, this.#closing.signal])
+    // Synchronous: an unknown class throws here, before anything waits.
+    const permit = this.#limiter.acquire(cls, { signal })
+    return this.#run(permit, fn, signal)
+  }
+
+  async #run<R> (pending: Promise<Permit>, fn: (connection: C, context: RunContext) => R | Promise<R>, signal: AbortSignal): Promise<R> {
     let permit
     try {
-      permit = await this.#limiter.acquire(cls, { signal })
+      permit = await pending
     } catch (error) {
       throw this.#closed ? closedError('The pool') : error
     }

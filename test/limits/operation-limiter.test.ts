@@ -172,7 +172,7 @@ describe('OperationLimiter', () => {
   })
 
   it('should refuse bad arguments with Node error codes', () => {
-    const code = (c: string): unknown => expect.objectContaining({ code: c })
+    const code = (c: string): Error => expect.objectContaining({ code: c })
     expect(() => new OperationLimiter(null as never)).toThrow(code('ERR_INVALID_ARG_TYPE'))
     expect(() => new OperationLimiter({ capacity: 0, classes: { a: { guaranteed: 0 } } })).toThrow(code('ERR_OUT_OF_RANGE'))
     expect(() => new OperationLimiter({ capacity: 1, classes: {} })).toThrow(code('ERR_INVALID_ARG_VALUE'))
