@@ -55,7 +55,6 @@ describe('TransientConnectionManager', () => {
     clock.advance(25)
     const promoted = reservation.promote('peer-a')
     expect(promoted).toEqual({ state: 'promoted', peer: 'peer-a', heldMs: 25 })
-    expect(Object.isFrozen(promoted)).toBe(true)
     expect(reservation.promote('peer-b')).toBe(promoted)
     expect(reservation.release('late')).toBe(promoted)
     expect(reservation.state).toBe('promoted')
