@@ -63,6 +63,20 @@ function gate (): { hold: (cls: string, provider: string) => Promise<void>, open
 
 const settle = async (ms = 0): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
+/** The seed's set-up: providers of 95 and 50 connections behind the seed's limiter, and a gate. */
+function seedPool (): { limiter: OperationLimiter, a: ReturnType<typeof fake>, b: ReturnType<typeof fake>, pool: ProviderPool<FakeConnection>, g: ReturnType<typeof gate> } {
+  const limiter = seedLimiter()
+  const a = fake('a', 95)
+  const b = fake('b', 50)
+  return { limiter, a, b, pool: new ProviderPool({ limiter, providers: [a, b] }), g: gate() }
+}
+
+/** Opens the gate until every run has passed it. */
+async function drain (g: ReturnType<typeof gate>, limiter: OperationLimiter, runs: Array<Promise<void>>): Promise<void> {
+  while (g.running.get('total') !== 0 || limiter.waiting > 0) { g.open(); await settle(1) }
+  await Promise.all(runs)
+}
+
 describe('ProviderPool', () => {
   it('should acquire the class permit before choosing a provider or connecting', async () => {
     const limiter = new OperationLimiter({ capacity: 1, classes: { a: { guaranteed: 1 } } })
@@ -87,19 +101,13 @@ describe('ProviderPool', () => {
   })
 
   it('regression: per-provider limits doubling must not happen', async () => {
-    const limiter = seedLimiter()
-    const a = fake('a', 95)
-    const b = fake('b', 50)
-    const pool = new ProviderPool({ limiter, providers: [a, b] })
-    const g = gate()
+    const { limiter, a, b, pool, g } = seedPool()
     const runs = Array.from({ length: 300 }, async () => await pool.run('healthCheck', async (_c, { provider }) => await g.hold('healthCheck', provider)))
     await settle(10)
     // nzbdav's per-provider limiters allowed 60 per provider, 120 in all.
     expect(g.peak.get('healthCheck')).toBe(60)
     expect(limiter.stats().classes.healthCheck).toMatchObject({ inUse: 60, waiting: 240 })
-    for (let i = 0; i < 5; i++) { g.open(); await settle(5) }
-    while (g.running.get('total') !== 0 || limiter.waiting > 0) { g.open(); await settle(1) }
-    await Promise.all(runs)
+    await drain(g, limiter, runs)
     expect(g.peak.get('healthCheck')).toBe(60)
     expect(a.peakOpen).toBeLessThanOrEqual(95)
     expect(b.peakOpen).toBeLessThanOrEqual(50)
@@ -107,11 +115,7 @@ describe('ProviderPool', () => {
   })
 
   it('regression: queue-class starvation must not happen under a HealthCheck and Streaming storm', async () => {
-    const limiter = seedLimiter()
-    const a = fake('a', 95)
-    const b = fake('b', 50)
-    const pool = new ProviderPool({ limiter, providers: [a, b] })
-    const g = gate()
+    const { limiter, a, b, pool, g } = seedPool()
     const runs: Array<Promise<void>> = []
     const storm = (cls: string, n: number): void => {
       for (let i = 0; i < n; i++) runs.push(pool.run(cls, async (_c, { provider }) => await g.hold(cls, provider)))
@@ -133,8 +137,7 @@ describe('ProviderPool', () => {
       expect(g.running.get('healthCheck')).toBeLessThanOrEqual(60)
       expect(g.running.get('total')).toBe(145)
     }
-    while (runs.length > 0 && (g.running.get('total') !== 0 || limiter.waiting > 0)) { g.open(); await settle(1) }
-    await Promise.all(runs)
+    await drain(g, limiter, runs)
     expect(a.peakOpen + b.peakOpen).toBeLessThanOrEqual(145)
     await pool.close()
   })
