@@ -119,6 +119,7 @@ export class Permit {
     this.#onRelease = onRelease
   }
 
+  /** Whether release() was called. */
   get released (): boolean {
     return this.#state === undefined
   }
@@ -165,6 +166,7 @@ export class OperationLimiter {
     if (guaranteed > this.#capacity) throw invalidArgValue('classes', `guarantee ${guaranteed} permits in all, more than the capacity (${this.#capacity})`, options.classes, true)
   }
 
+  /** Permits in use at once, at most (see resize()). */
   get capacity (): number {
     return this.#capacity
   }
@@ -179,6 +181,7 @@ export class OperationLimiter {
     return this.#waiting
   }
 
+  /** Whether close() was called. */
   get closed (): boolean {
     return this.#closed
   }

@@ -144,10 +144,12 @@ export class ProviderPool<C> {
     for (const provider of providers) this.addProvider(provider)
   }
 
+  /** The limiter run() takes permits from. */
   get limiter (): OperationLimiter {
     return this.#limiter
   }
 
+  /** Whether close() was called. */
   get closed (): boolean {
     return this.#closed
   }

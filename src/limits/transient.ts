@@ -106,7 +106,9 @@ const kExpire = Symbol('expire')
  * release unconditionally.
  */
 export class Reservation<P = unknown> {
+  /** The key given to tryReserve(). */
   readonly key: ReservationKey
+  /** `meta.address`, counted against `perAddressLimit`. */
   readonly address?: string
   /**
    * Increases with every reservation of the manager: a handle, an event or a sweep naming an older
@@ -133,6 +135,7 @@ export class Reservation<P = unknown> {
     this.deadline = now + ttl
   }
 
+  /** `reserved`, then `promoted`, `released` or `expired` for good. */
   get state (): ReservationState {
     return this.#outcome?.state ?? 'reserved'
   }
@@ -255,14 +258,17 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
     return this.#entries.size
   }
 
+  /** Reservations held at once, at most. */
   get budget (): number {
     return this.#budget
   }
 
+  /** Milliseconds a reservation may stay `reserved` without a handshake in progress. */
   get ttl (): number {
     return this.#ttl
   }
 
+  /** Whether close() was called. */
   get closed (): boolean {
     return this.#closed
   }
@@ -287,10 +293,16 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
     this.#entries.set(key, reservation)
     if (address !== undefined) this.#perAddress.set(address as string, (this.#perAddress.get(address as string) ?? 0) + 1)
     if (handshaking === true) this.#handshaking++
+    else this.#armAt(reservation.deadline)
     this.#totals.reserved++
     if (this.#entries.size > this.#peak) this.#peak = this.#entries.size
-    this.#arm()
-    this.emit('reserved', reservation)
+    try {
+      this.emit('reserved', reservation)
+    } catch (error) {
+      // The caller never gets the handle: give the slot back rather than hold it until the TTL.
+      reservation.release('error')
+      throw error
+    }
     return reservation
   }
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { describe, it, expect } from 'vitest'
 import { TransientConnectionManager, systemClock, type RejectReason } from '../../src/limits/index.js'
 import { FakeClock } from './fake-clock.js'
@@ -85,14 +86,26 @@ describe('TransientConnectionManager', () => {
     expect(clock.pending).toBe(0)
   })
 
-  it('should unref its system-clock timer', () => {
+  it('should never keep a process alive with its sweep timer', () => {
     const handle = systemClock.setTimeout(() => {}, 60_000) as NodeJS.Timeout
     expect(handle.hasRef()).toBe(false)
     systemClock.clearTimeout(handle)
-    // And with the system clock, a pending sweep does not hold the process (covered by hasRef above).
-    const transient = new TransientConnectionManager({ budget: 1, ttl: 60_000 })
-    transient.tryReserve('a')
-    transient.close()
+    // A pending sweep (due in a minute) with the system clock: the child exits at once all the same.
+    const script = `
+      const { TransientConnectionManager } = await import('node-msquic/limits')
+      const transient = new TransientConnectionManager({ budget: 1, ttl: 60_000 })
+      transient.tryReserve('a')
+      console.log(transient.count)`
+    const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 })
+    expect(output.trim()).toBe('1')
+  })
+
+  it('should give the slot back when a reserved listener throws', () => {
+    const { transient } = manager({ budget: 1 })
+    transient.once('reserved', () => { throw new Error('listener') })
+    expect(() => transient.tryReserve('a')).toThrow('listener')
+    expect(transient.count).toBe(0)
+    expect(transient.tryReserve('a')).not.toBeNull()
   })
 
   it('regression: expiry during a handshake never cuts it', () => {
