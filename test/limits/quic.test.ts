@@ -1,6 +1,6 @@
 // The limits layer over real QUIC connections (this package's own listen() and connect()).
 import { describe, it, expect } from 'vitest'
-import { connect, listen, type QuicConnection, type QuicListener } from '../../src/index.js'
+import { connect, listen, type QuicConnection, type QuicError, type QuicListener } from '../../src/index.js'
 import { OperationLimiter, ProviderPool, TransientConnectionManager } from '../../src/limits/index.js'
 import { readAll, testCertificate } from '../helpers.js'
 
@@ -49,17 +49,19 @@ describe('limits over QUIC', () => {
     const outcome = async (i: number): Promise<{ peer: string, result: 'served' | 'refused' | 'other', detail?: unknown }> => {
       const peer = `peer-${i}`
       const started = performance.now()
-      const client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'admission', ca: cert, idleTimeout: 60_000 })
-      clients.push(client)
+      let client: QuicConnection | undefined
       try {
+        // Generous timeouts: a refusal must come from the node, never from a timer here.
+        client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'admission', ca: cert, idleTimeout: 60_000, handshakeTimeout: 30_000 })
+        clients.push(client)
         const stream = await client.openStream()
         stream.end(peer)
         const answer = (await readAll(stream)).toString()
         return { peer, result: answer === `welcome ${peer}` ? 'served' : 'other', detail: answer }
-      } catch {
-        const info = await client.closed
-        refusedAfter.push(performance.now() - started)
+      } catch (error) {
         // Refused by the node itself (its close code), not by a timeout.
+        const info = client === undefined ? { by: 'peer', code: (error as QuicError).errorCode } : await client.closed
+        refusedAfter.push(performance.now() - started)
         return { peer, result: info.by === 'peer' && info.code === REFUSED ? 'refused' : 'other', detail: info }
       }
     }
@@ -135,7 +137,7 @@ describe('limits over QUIC', () => {
         id: id as string,
         maxConnections: maxConnections as number,
         connect: async () => {
-          const connection = await connect({ host: '127.0.0.1', port: listeners[i].address().port, alpn: 'pool', ca: cert })
+          const connection = await connect({ host: '127.0.0.1', port: listeners[i].address().port, alpn: 'pool', ca: cert, handshakeTimeout: 30_000 })
           void connection.closed.then(() => closedConnections.add(connection))
           return connection
         },
