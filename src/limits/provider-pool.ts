@@ -93,6 +93,16 @@ class Provider<C> {
     this.alive = alive as Provider<C>['alive']
   }
 
+  /** The `alive` hook's answer; a hook that throws says no (the connection is closed, not leaked). */
+  isAlive (connection: C): boolean {
+    if (this.alive === undefined) return true
+    try {
+      return this.alive(connection)
+    } catch {
+      return false
+    }
+  }
+
   /** Runs it can take now: idle connections plus room to open more. */
   get available (): number {
     return this.removed ? 0 : this.max - this.busy - this.opening - this.claimed
@@ -313,7 +323,7 @@ export class ProviderPool<C> {
   /** An idle connection of `provider` that is still alive; dead ones are closed on the way. */
   #reuse (provider: Provider<C>): Lease<C> | undefined {
     for (let connection = provider.idle.pop(); connection !== undefined; connection = provider.idle.pop()) {
-      if (provider.alive === undefined || provider.alive(connection)) {
+      if (provider.isAlive(connection)) {
         provider.busy++
         return { provider, connection }
       }
@@ -324,7 +334,7 @@ export class ProviderPool<C> {
 
   #giveBack ({ provider, connection }: Lease<C>): void {
     provider.busy--
-    if (!provider.removed && !this.#closed && (provider.alive === undefined || provider.alive(connection))) {
+    if (!provider.removed && !this.#closed && provider.isAlive(connection)) {
       provider.idle.push(connection)
     } else {
       this.#discard(provider, connection)

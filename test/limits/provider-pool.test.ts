@@ -246,8 +246,14 @@ describe('ProviderPool', () => {
     const next = await pool.run('x', async c => c)
     expect(next).not.toBe(connection)
     expect(a.opened).toBe(2)
+    // A hook that throws counts as dead: the connection is closed, nothing leaks.
+    a.alive = () => { throw new Error('hook') }
+    const pool2 = new ProviderPool({ limiter, providers: [a] })
+    await pool2.run('x', async () => {})
+    expect(pool2.stats().providers[0]).toMatchObject({ open: 0, busy: 0, idle: 0 })
     expect(limiter.inUse).toBe(0)
     await pool.close()
+    await pool2.close()
   })
 
   it('should abort a run waiting for its permit without a trace, and refuse runs once closed', async () => {
