@@ -279,7 +279,7 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
    * (`rejected`), and costs nothing to undo.
    */
   tryReserve (key: ReservationKey, meta?: ReservationMeta): Reservation<P> | null {
-    if (typeof key !== 'string' && typeof key !== 'number') throw invalidArgType('key', 'a string or a number', key)
+    checkKey(key)
     const { address, handshaking } = optionsObject('meta', meta)
     if (address !== undefined) nonEmptyString('meta.address', address)
     if (handshaking !== undefined && typeof handshaking !== 'boolean') throw invalidArgType('meta.handshaking', 'a boolean', handshaking)
@@ -308,11 +308,13 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
 
   /** Whether `key` holds a reservation now. */
   isTransient (key: ReservationKey): boolean {
+    checkKey(key)
     return this.#entries.has(key)
   }
 
   /** The reservation `key` holds now, if any. */
   get (key: ReservationKey): Reservation<P> | undefined {
+    checkKey(key)
     return this.#entries.get(key)
   }
 
@@ -406,4 +408,8 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
     this.#clock.clearTimeout(this.#timer)
     this.#timer = undefined
   }
+}
+
+function checkKey (key: unknown): void {
+  if (typeof key !== 'string' && typeof key !== 'number') throw invalidArgType('key', 'a string or a number', key)
 }
