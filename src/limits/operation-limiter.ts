@@ -138,7 +138,8 @@ export class Permit {
  * Grants permits by class. A class is admitted while it is under its ceiling and the free capacity
  * exceeds what other classes' unused, unlendable guarantees claim; so the total never exceeds the
  * capacity and no class is ever pushed below its unlendable guarantee. Waiters queue per class; a
- * release serves classes below their guarantee first, then borrowers by weighted round-robin.
+ * release serves classes below their guarantee first (the releasing class itself, then the one
+ * furthest below), then borrowers by weighted round-robin.
  */
 export class OperationLimiter {
   #capacity: number
@@ -301,7 +302,7 @@ export class OperationLimiter {
     state.inUse--
     this.#total--
     if (state.inUse < state.keep) this.#reserved++
-    if (this.#waiting > 0) this.#dispatch()
+    if (this.#waiting > 0) this.#dispatch(state)
   }
 
   /** A waiter left `state`'s queue (served or aborted). */
@@ -311,10 +312,16 @@ export class OperationLimiter {
     if (state.waiters.size === 0) state.credit = 0
   }
 
-  /** Serves waiters while any class can be admitted. */
-  #dispatch (): void {
+  /**
+   * Serves waiters while any class can be admitted. `released` is the class whose release freed
+   * the first permit: if it is waiting below its guarantee, that permit stays with it (it was using
+   * its own guarantee, not borrowing; lenders are paid back from borrowers' releases).
+   */
+  #dispatch (released?: ClassState): void {
     while (this.#waiting > 0) {
-      const state = this.#next()
+      const own = released !== undefined && released.waiters.size > 0 && released.inUse < released.guaranteed && this.#admits(released)
+      const state = own ? released : this.#next()
+      released = undefined
       if (state === undefined) return
       const waiter = state.waiters.values().next().value as Waiter
       state.waiters.delete(waiter)

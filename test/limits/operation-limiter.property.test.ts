@@ -74,6 +74,7 @@ describe('OperationLimiter properties', () => {
         const heldBefore = held.length
         const grantedBefore = new Set(waiters.filter(w => w.state === 'granted'))
         let guaranteeFirst: string[] | undefined
+        let ownFirst: string | undefined
         switch (s.op) {
           case 'acquire': {
             const controller = s.abortable ? new AbortController() : undefined
@@ -114,6 +115,9 @@ describe('OperationLimiter properties', () => {
               capacity - held.length >= reserveBefore
             if (below.length > 0 && lendableRoom) guaranteeFirst = below
             held.splice(held.indexOf(permit), 1)
+            // The releasing class, waiting below its guarantee, keeps its own permit.
+            const cls = permit.className
+            if (waiting(cls) > 0 && inUse(cls) < classes[cls].guaranteed && admissible(cls)) ownFirst = cls
             expect(permit.release()).toBe(true)
             expect(permit.release()).toBe(false)
             break
@@ -128,6 +132,7 @@ describe('OperationLimiter properties', () => {
         expect(violations).toEqual([])
         const granted = waiters.filter(w => w.state === 'granted' && !grantedBefore.has(w))
         if (guaranteeFirst !== undefined) expect(granted.some(w => guaranteeFirst?.includes(w.cls))).toBe(true)
+        if (ownFirst !== undefined) expect(granted.some(w => w.cls === ownFirst)).toBe(true)
         // Grants only ever happen within capacity; no class passes its ceiling.
         if (held.length > heldBefore) expect(held.length).toBeLessThanOrEqual(capacity)
         const stats = limiter.stats()

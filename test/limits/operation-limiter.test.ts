@@ -64,6 +64,24 @@ describe('OperationLimiter', () => {
     await Promise.allSettled([...queued, ...moreStreaming])
   })
 
+  it('should give a release back to its own class when that class waits below its guarantee', async () => {
+    const limiter = seed()
+    const healthCheck = take(limiter, 'healthCheck', 60)
+    const streaming = take(limiter, 'streaming', 85)
+    const waiting = [
+      ...Array.from({ length: 5 }, async () => await limiter.acquire('healthCheck')),
+      ...Array.from({ length: 5 }, async () => await limiter.acquire('queue'))
+    ]
+    // HealthCheck borrowed nothing: its release stays with it, though Queue is further below.
+    healthCheck.pop()?.release()
+    expect(limiter.stats().classes).toMatchObject({ healthCheck: { inUse: 60 }, queue: { inUse: 0 } })
+    // Streaming borrowed Queue's guarantee: its release pays Queue back.
+    streaming.pop()?.release()
+    expect(limiter.stats().classes).toMatchObject({ streaming: { inUse: 84 }, queue: { inUse: 1 } })
+    limiter.close()
+    await Promise.allSettled(waiting)
+  })
+
   it('should keep an unlendable guarantee free for its class', () => {
     const limiter = new OperationLimiter({ capacity: 10, classes: { live: { guaranteed: 4, lendable: false }, batch: { guaranteed: 0 } } })
     expect(take(limiter, 'batch', 10).length).toBe(6)
