@@ -23,7 +23,15 @@ QUIC_STATUS Listener::Start(const QUIC_ADDR& address) {
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
   auto alpn = AlpnBuffers(configuration_->alpn());
-  return MsQuic->ListenerStart(handle_, alpn.data(), static_cast<uint32_t>(alpn.size()), &address);
+  QUIC_STATUS status = MsQuic->ListenerStart(handle_, alpn.data(), static_cast<uint32_t>(alpn.size()), &address);
+  // MsQuic 2.5 never initialises its binding's drop counter (QuicBindingInitialize allocates the
+  // binding without zeroing Stats): whatever it holds now is the zero point.
+  QUIC_LISTENER_STATISTICS stats = {};
+  uint32_t length = sizeof(stats);
+  if (QUIC_SUCCEEDED(status) && QUIC_SUCCEEDED(MsQuic->GetParam(handle_, QUIC_PARAM_LISTENER_STATS, &length, &stats))) {
+    dropped_baseline_ = stats.BindingRecvDroppedPackets;
+  }
+  return status;
 }
 
 bool Listener::LocalAddress(QUIC_ADDR* address) {
@@ -39,7 +47,9 @@ bool Listener::Statistics(QUIC_LISTENER_STATISTICS* out) {
   HandleUse use(*this);
   if (!use) return false;
   uint32_t length = sizeof(*out);
-  return QUIC_SUCCEEDED(MsQuic->GetParam(handle_, QUIC_PARAM_LISTENER_STATS, &length, out));
+  if (QUIC_FAILED(MsQuic->GetParam(handle_, QUIC_PARAM_LISTENER_STATS, &length, out))) return false;
+  out->BindingRecvDroppedPackets -= dropped_baseline_;  // packets dropped since this listener started
+  return true;
 }
 
 void Listener::Stop() {

@@ -58,6 +58,7 @@ class Listener : public Handle {
   std::atomic<uint64_t> refused_{0};
   std::atomic<uint32_t> request_limit_{0};
   std::atomic<uint16_t> request_concurrency_{0};
+  uint64_t dropped_baseline_ = 0;  // see Start: the binding's drop counter when this listener began
 };
 
 }  // namespace nmq
