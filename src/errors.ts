@@ -184,6 +184,19 @@ export function invalidState (message: string): Error {
   return Object.assign(new Error(message), { code: 'ERR_INVALID_STATE' })
 }
 
+/** `options` as an object (undefined: `{}`), or a TypeError with `ERR_INVALID_ARG_TYPE`. */
+export function checkOptions<T extends object> (options: T | undefined, name = 'options'): T {
+  if (options === undefined) return {} as T
+  if (typeof options !== 'object' || options === null) throw invalidArgType(name, 'an object', options)
+  return options
+}
+
+/** `signal` if it is an AbortSignal or undefined, else a TypeError with `ERR_INVALID_ARG_TYPE`. */
+export function checkSignal (signal: unknown): AbortSignal | undefined {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+  return signal
+}
+
 /** The error thrown when a closed object is used. */
 export function closedError (what: string): QuicError {
   return new QuicError(QuicErrorCode.CLOSED, `${what} is closed`)

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { errorFromStatus, invalidState } from './errors.js'
+import { errorFromStatus, invalidArgType, invalidArgValue, invalidState } from './errors.js'
 import type { QuicConnectionStats } from './quic/connection.js'
 
 /** Fields shared by the native events; see native/core/event.h. */
@@ -211,7 +211,8 @@ let workers = 0
  * only before the first listener or connection of the process.
  */
 export function setWorkerCount (count: number): void {
-  if (!Number.isInteger(count) || count < 1 || count > 1024) throw new RangeError('The worker count must be an integer from 1 to 1024')
+  if (typeof count !== 'number') throw invalidArgType('count', 'a number', count)
+  if (!Number.isInteger(count) || count < 1 || count > 1024) throw invalidArgValue('count', 'must be an integer from 1 to 1024', count, true)
   if (started) {
     throw invalidState('setWorkerCount() must be called before the first listen() or connect()')
   }

@@ -4,7 +4,7 @@
  * flow control, never failing for lack of it), and for the peer's answer. One deadline covers all
  * three, and a timeout says which one it expired in. JS thread only.
  */
-import { NegotiationError, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType, invalidArgValue } from '../errors.js'
+import { NegotiationError, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType, invalidArgValue, checkSignal } from '../errors.js'
 import type { QuicConnection } from '../quic/connection.js'
 import type { QuicStream } from '../quic/stream.js'
 import { checkProtocols } from './message.js'
@@ -59,6 +59,7 @@ const pools = new WeakMap<QuicConnection, SlotPool>()
 export async function dialProtocol (connection: QuicConnection, protocols: string | readonly string[], options: DialProtocolOptions = {}): Promise<DialedProtocol> {
   if (typeof connection?.openStream !== 'function') throw invalidArgType('connection', 'a QuicConnection', connection)
   if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+  checkSignal(options.signal)
   const list = checkProtocols(protocols)
   const timeout = options.timeout ?? NEGOTIATION_TIMEOUT
   if (typeof timeout !== 'number' || !(timeout > 0)) throw invalidArgValue('timeout', 'must be a positive number of milliseconds', timeout, true)

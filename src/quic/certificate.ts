@@ -1,6 +1,6 @@
 /** createSelfSignedCertificate(): development and test credentials. */
 import { isIP } from 'node:net'
-import { invalidArgType, invalidArgValue } from '../errors.js'
+import { checkOptions, invalidArgType, invalidArgValue } from '../errors.js'
 import { native } from '../native.js'
 
 export interface SelfSignedOptions {
@@ -15,6 +15,7 @@ export interface SelfSignedOptions {
  * its own CA: pass it as `ca` to connect() to trust it.
  */
 export async function createSelfSignedCertificate (options: SelfSignedOptions = {}): Promise<{ cert: string, key: string }> {
+  checkOptions(options)
   const hosts = options.hosts ?? ['localhost', '127.0.0.1', '::1']
   if (!Array.isArray(hosts) || hosts.length === 0) throw invalidArgType('hosts', 'a non-empty array of strings', hosts)
   for (const host of hosts) {

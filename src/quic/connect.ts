@@ -1,7 +1,7 @@
 /** connect(): a client connection, verified against `ca` (or the system's roots) by default. */
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { abortedError, invalidArgType, invalidArgValue } from '../errors.js'
+import { abortedError, invalidArgType, invalidArgValue, checkSignal } from '../errors.js'
 import { runtime } from '../native.js'
 import { alpnList, clientConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions } from './config.js'
 import { QuicConnection } from './connection.js'
@@ -33,7 +33,7 @@ export async function connect (options: ConnectOptions): Promise<QuicConnection>
   }
   if (options.verifyPeer !== undefined && typeof options.verifyPeer !== 'function') throw invalidArgType('verifyPeer', 'a function', options.verifyPeer)
   const { settings, budget, datagramQueue } = nativeSettings(options)
-  const signal = options.signal
+  const signal = checkSignal(options.signal)
   if (signal?.aborted === true) throw abortedError(signal, 'connect')
 
   const literal = isIP(options.host) !== 0

@@ -4,13 +4,13 @@
  * it is called. JS thread only.
  */
 import { EventEmitter } from 'node:events'
-import { QuicError, QuicErrorCode, type ErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { QuicError, QuicErrorCode, type ErrorCode, abortedError, checkOptions, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
 import { Ev, PeerStreamFlag, isDispatching, kOnNativeEvent, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
 import { RequestServer, sendRequest, type RequestHandler, type RequestInfo, type RequestOptions, type ServeRequestsOptions } from './request.js'
-import { StreamCore, type CoreSnapshot } from './stream-core.js'
+import { StreamCore, isCoreSnapshot, type CoreSnapshot } from './stream-core.js'
 import { QuicStream } from './stream.js'
 import { kCloseError, kClosedByApp, kConnected, kGrantStreams, kHandOver, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
 
@@ -203,7 +203,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    */
   static adopt (handle: QuicConnectionHandle): QuicConnection {
     if (typeof handle !== 'object' || handle === null || handle.kind !== 'node-msquic/connection' ||
-        !Number.isSafeInteger(handle.id) || !Array.isArray(handle.streams)) {
+        !Number.isSafeInteger(handle.id) || !Array.isArray(handle.streams) || !handle.streams.every(isCoreSnapshot)) {
       throw invalidArgType('handle', 'a handle from connection.transfer()', handle)
     }
     const [native, ...streams] = runtime().adoptConnection(handle.id)
@@ -471,6 +471,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * lowering withholds new credit until the peer's open streams fall below the new limit.
    */
   setStreamLimits (limits: { bidirectional?: number, unidirectional?: number }): void {
+    if (typeof limits !== 'object' || limits === null) throw invalidArgType('limits', 'an object', limits)
     const check = (name: string, value: number | undefined): number => {
       if (value === undefined) return -1
       if (!Number.isInteger(value) || value < 0 || value > 65535) throw invalidArgValue(name, 'must be an integer from 0 to 65535', value, true)
@@ -511,6 +512,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * once closed. Calling it again, or on a closed connection, waits for the same close.
    */
   async close (options: CloseOptions = {}): Promise<QuicCloseInfo> {
+    checkOptions(options)
     const code = options.code ?? 0
     checkErrorCode(code)
     if (this.#state === 'transferred') this.#assertOpen()

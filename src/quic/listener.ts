@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { closedError, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { checkOptions, checkSignal, closedError, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
 import { Ev, kOnNativeEvent, runtime, type NativeAddress, type NativeConnection, type NativeListener } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { DEFAULTS, alpnList, createConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions, type VerifyPeer } from './config.js'
@@ -88,8 +88,9 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
    * The oldest connection not yet accepted; waits for one. Rejects with ERR_QUIC_CLOSED once the
    * listener is closed, and with ERR_QUIC_ABORTED if `signal` aborts first (nothing is lost then).
    */
-  accept (options: { signal?: AbortSignal } = {}): Promise<QuicConnection> {
-    return this.#queue.take(options.signal)
+  async accept (options: { signal?: AbortSignal } = {}): Promise<QuicConnection> {
+    const signal = checkSignal(checkOptions(options).signal)
+    return await this.#queue.take(signal)
   }
 
   /** Yields connections as accept() would, until the listener closes. */

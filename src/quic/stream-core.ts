@@ -470,6 +470,20 @@ export class StreamCore {
   }
 }
 
+const READ_STATES = new Set(['open', 'ended', 'reset', 'stopped'])
+const WRITE_STATES = new Set(['open', 'ending', 'finished', 'reset', 'stopped'])
+
+/** @internal Whether `value` is a snapshot detach() made (checked before anything native is claimed). */
+export function isCoreSnapshot (value: unknown): value is CoreSnapshot {
+  if (typeof value !== 'object' || value === null) return false
+  const snapshot = value as Partial<CoreSnapshot>
+  const error = (e: unknown): boolean => e === undefined || (typeof e === 'object' && e !== null && typeof (e as ErrorSnapshot).code === 'string' && typeof (e as ErrorSnapshot).message === 'string')
+  return typeof snapshot.local === 'boolean' && typeof snapshot.peerFin === 'boolean' &&
+    READ_STATES.has(snapshot.read as string) && WRITE_STATES.has(snapshot.write as string) &&
+    Array.isArray(snapshot.pending) && snapshot.pending.every(chunk => chunk instanceof Uint8Array) &&
+    error(snapshot.readError) && error(snapshot.writeError)
+}
+
 function freeze (error: QuicError | undefined): ErrorSnapshot | undefined {
   if (error === undefined) return undefined
   return { code: error.code, message: error.message, errorCode: error.errorCode, direction: error.direction }

@@ -14,7 +14,7 @@ import { Duplex, type DuplexOptions } from 'node:stream'
 import { QuicError, QuicErrorCode, closedError, invalidArgType, invalidState } from '../errors.js'
 import { SendResult, isDispatching, runtime } from '../native.js'
 import { checkErrorCode } from './error-code.js'
-import { StreamCore, elsewhere, type CoreSnapshot, type PrefixReader } from './stream-core.js'
+import { StreamCore, elsewhere, isCoreSnapshot, type CoreSnapshot, type PrefixReader } from './stream-core.js'
 import { kCore, kHandOver, kSettle } from './symbols.js'
 
 // MsQuic's initial ideal send buffer size; the native send window follows its updates.
@@ -402,6 +402,7 @@ function settleOnce (this: QuicStream): void {
 
 function isMovedState (state: unknown): state is MovedStreamState {
   if (typeof state !== 'object' || state === null) return false
-  const { core, read } = state as Partial<MovedStreamState>
-  return typeof core === 'object' && core !== null && Array.isArray(core.pending) && Array.isArray(read)
+  const { core, read, readable, writable } = state as Partial<MovedStreamState>
+  return isCoreSnapshot(core) && Array.isArray(read) && read.every(chunk => chunk instanceof Uint8Array) &&
+    typeof readable === 'boolean' && typeof writable === 'boolean'
 }

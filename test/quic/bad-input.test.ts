@@ -60,4 +60,43 @@ describe('bad input', () => {
     expect(() => client.setStreamLimits({ bidirectional: 1 })).toThrow(expect.objectContaining({ code: QuicErrorCode.CLOSED }))
     await listener.close()
   })
+
+  it('should refuse misuse with a coded error before anything native starts', async () => {
+    const { listener, client, server } = await pair()
+    const notSignal = { aborted: false } as unknown as AbortSignal
+    const invalidType = expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' })
+    const { cert } = await testCertificate()
+    const before = client.stats().openStreams
+    await expect(connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert, signal: notSignal })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    await expect(client.openStream({ signal: notSignal })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    // Nothing started: no stream counts, no connection reached the listener.
+    expect(client.stats().openStreams).toBe(before)
+    expect(listener.pendingConnections).toBe(0)
+    await expect(client.acceptStream({ signal: notSignal })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    await expect(listener.accept({ signal: notSignal })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    await expect(listener.accept(0 as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    await expect(client.acceptStream(0 as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    await expect(client.close(null as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    await expect(client.close(0 as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    expect(() => client.setStreamLimits(0 as never)).toThrow(invalidType)
+    await expect(createSelfSignedCertificate(null as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    const { setWorkerCount, dialProtocol, QuicConnection, QuicStream } = await import('../../src/index.js')
+    expect(() => setWorkerCount('2' as never)).toThrow(invalidType)
+    expect(() => setWorkerCount(0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }))
+    await expect(dialProtocol(client, '/x/1.0.0', { signal: notSignal })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    // Handles: unknown ids and corrupted state are refused before the native slot is claimed.
+    expect(() => QuicConnection.adopt({ kind: 'node-msquic/connection', id: 123456, streams: [] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
+    const stream = await client.openStream()
+    const handle = stream.transfer()
+    expect(() => QuicStream.adopt({ ...handle, state: { ...handle.state, core: { ...handle.state.core, read: 'bogus' } } } as never)).toThrow(invalidType)
+    const adopted = QuicStream.adopt(handle)  // the real handle is still adoptable
+    adopted.end('after all')
+    const inbound = await server.acceptStream()
+    let text = ''
+    for await (const chunk of inbound.iterator({ destroyOnReturn: false })) text += String(chunk)
+    expect(text).toBe('after all')
+    inbound.end()
+    await client.close()
+    await listener.close()
+  })
 })
