@@ -173,7 +173,9 @@ void Runtime::Shutdown() {
       if (auto connection = entry.second.lock()) connections.push_back(std::move(connection));
     }
   }
-  for (auto& connection : connections) connection->Shutdown(0, true);
+  // Each peer hears a CONNECTION_CLOSE (code 0) rather than waiting for its idle timeout: a
+  // worker's teardown ends its connections, not the peers' view of them.
+  for (auto& connection : connections) connection->Shutdown(0, false);
   connections.clear();
   {
     std::unique_lock<std::mutex> lock(mutex_);

@@ -191,7 +191,7 @@ describe('distributing connections over worker threads', () => {
     })
   }
 
-  it('should close adopted connections cleanly when their worker is terminated', async () => {
+  it('should close every connection a terminated worker owned towards its peer (200 connections)', async () => {
     const { distributeConnections, connect, listen } = await import('../../src/index.js')
     const { testCertificate } = await import('../helpers.js')
     const { cert, key } = await testCertificate()
@@ -199,15 +199,22 @@ describe('distributing connections over worker threads', () => {
     const worker = new Worker(echoWorker)
     const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key })
     void distributeConnections(listener, [worker])
-    const client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert, idleTimeout: 1000 })
-    const adopted = once(worker, 'message')
-    const stream = await client.openStream()
-    stream.end('x')
-    await adopted
-    await readAll(stream)
+    let adopted = 0
+    worker.on('message', () => { adopted++ })
+    // A long idle timeout: a peer left to notice on its own would wait a minute.
+    const clients = await Promise.all(Array.from({ length: 200 }, async () => await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert, idleTimeout: 60_000 })))
+    await Promise.all(clients.map(async client => {
+      const stream = await client.openStream()
+      stream.end('x')
+      await readAll(stream)
+    }))
+    expect(adopted).toBe(200)
+    const started = Date.now()
     await worker.terminate()
-    // The worker's teardown closed the connection silently; the client notices within its idle timeout.
-    expect((await client.closed).by).toBe('transport')
+    const closes = await Promise.all(clients.map(async client => await client.closed))
+    // Every peer heard the worker's CONNECTION_CLOSE: none timed out.
+    expect(closes.filter(info => info.by === 'peer' && info.code === 0n)).toHaveLength(200)
+    console.log(`worker terminated with 200 connections: every peer heard a close, the last ${Date.now() - started} ms later`)
     await listener.close()
   })
 })
