@@ -106,6 +106,32 @@ export class MsQuicStream extends AbstractStream {
     if (type === 'message') queueMicrotask(() => { this.dispatchReadBuffer() })
   }
 
+  /**
+   * Resolves at the next 'drain' while `send()` says the window is full. (The base class in
+   * @libp2p/utils 7.4 keeps its first drain promise once resolved, so every later onDrain() there
+   * returns at once and a writer that honours it buffers without bound.)
+   */
+  override async onDrain (options?: AbortOptions): Promise<void> {
+    if (this.writableNeedsDrain !== true) return
+    const signal = options?.signal
+    signal?.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error): void => {
+        this.removeEventListener('drain', onDrain)
+        this.removeEventListener('close', onClose)
+        signal?.removeEventListener('abort', onAbort)
+        if (error === undefined) resolve()
+        else reject(error)
+      }
+      const onDrain = (): void => { settle() }
+      const onClose = (evt: Event): void => { settle((evt as Event & { error?: Error }).error ?? new Error('The stream closed')) }
+      const onAbort = (): void => { settle(signal?.reason as Error) }
+      this.addEventListener('drain', onDrain)
+      this.addEventListener('close', onClose)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
   sendData (data: Parameters<AbstractStream['sendData']>[0]): { sentBytes: number, canSendMore: boolean } {
     const sentBytes = data.byteLength
     const result = this.#core.send(data.subarray(), false)

@@ -48,7 +48,9 @@ export interface MsQuicTransportComponents {
 
 /** The QUIC connection under a libp2p connection made by this transport, if it is one. */
 export function quicConnectionOf (connection: Connection | MsQuicMultiaddrConnection): QuicConnection | undefined {
-  return connections.get(connection as object)
+  // js-libp2p's Connection keeps its MultiaddrConnection's remoteAddr object (inbound connections
+  // are made inside the upgrader, out of reach otherwise).
+  return connections.get(connection as object) ?? connections.get(connection.remoteAddr)
 }
 const connections = new WeakMap<object, QuicConnection>()
 
@@ -146,6 +148,7 @@ export class MsQuicTransport implements Transport {
       log: this.#components.logger.forComponent('libp2p:msquic:connection:outbound')
     })
     connections.set(maConn, connection)
+    connections.set(maConn.remoteAddr, connection)
     try {
       const upgraded = await options.upgrader.upgradeOutbound(maConn, {
         skipEncryption: true,
@@ -245,6 +248,7 @@ export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> impl
       log: this.#logger.forComponent('libp2p:msquic:connection:inbound')
     })
     connections.set(maConn, connection)
+    connections.set(maConn.remoteAddr, connection)
     this.#connections.add(maConn)
     maConn.addEventListener('close', () => { this.#connections.delete(maConn) }, { once: true })
     try {
