@@ -5,6 +5,8 @@ export const Libp2pQuicErrorCode = {
   CERTIFICATE: 'ERR_LIBP2P_CERTIFICATE',
   /** The dialed `/p2p/<id>` is not the peer that answered. */
   PEER_MISMATCH: 'ERR_LIBP2P_PEER_MISMATCH',
+  /** The peer refused to negotiate a protocol now (a RESOURCE_LIMIT_EXCEEDED reset): retry later. */
+  BUSY: 'ERR_LIBP2P_BUSY',
   /** The multiaddr is not `/ip4|ip6/<addr>/udp/<port>/quic-v1[/p2p/<id>]`. */
   INVALID_MULTIADDR: 'ERR_LIBP2P_INVALID_MULTIADDR'
 } as const

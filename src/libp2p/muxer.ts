@@ -8,6 +8,7 @@ import { AbstractMultiaddrConnection } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { QuicConnection } from '../quic/connection.js'
 import { ConnectionCloseCode } from './errors.js'
+import type { PeerNegotiations } from './negotiation.js'
 import { MsQuicStream, resetCodeOf } from './stream.js'
 
 /** The muxer's name in `connection.multiplexer`. */
@@ -72,6 +73,8 @@ export interface MsQuicMuxerInit {
   name: string
   /** Read buffer limit of the streams (what js-libp2p's StreamOptions would set). */
   maxReadBufferLength?: number
+  /** Bounded negotiation: inbound streams reach js-libp2p negotiated, outbound ones with one protocol are negotiated here. */
+  negotiation?: { peer: PeerNegotiations, protocols?: () => string[] }
 }
 
 export class MsQuicMuxerFactory implements StreamMuxerFactory<MsQuicMuxer> {
@@ -131,8 +134,18 @@ export class MsQuicMuxer extends TypedEventEmitter<StreamMuxerEvents<MsQuicStrea
         return
       }
       this.#track(stream)
-      this.safeDispatchEvent('stream', { detail: stream })
+      const negotiation = this.#init.negotiation
+      if (negotiation?.protocols !== undefined) void this.#negotiated(stream, negotiation.peer, negotiation.protocols)
+      else this.safeDispatchEvent('stream', { detail: stream })
     }
+  }
+
+  // Handed to js-libp2p only once negotiated (it then skips multistream-select).
+  async #negotiated (stream: MsQuicStream, peer: PeerNegotiations, protocols: () => string[]): Promise<void> {
+    const protocol = await peer.inboundStream(stream, protocols)
+    if (protocol === null || this.status !== 'open' || stream.status !== 'open') return
+    stream.protocol = protocol
+    this.safeDispatchEvent('stream', { detail: stream })
   }
 
   #wrap (core: ConstructorParameters<typeof MsQuicStream>[0]['core'], direction: 'inbound' | 'outbound', protocol?: string): MsQuicStream {
@@ -159,6 +172,10 @@ export class MsQuicMuxer extends TypedEventEmitter<StreamMuxerEvents<MsQuicStrea
     const stream = await this.#init.connection.openStreamWith(core => this.#wrap(core, 'outbound'), { signal: options.signal })
     stream.refreshId()
     this.#track(stream)
+    const negotiation = this.#init.negotiation
+    if (negotiation !== undefined && options.protocol !== undefined && options.protocol !== '') {
+      stream.protocol = await negotiation.peer.outboundStream(stream, options.protocol, options.signal)
+    }
     return stream
   }
 

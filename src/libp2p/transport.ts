@@ -3,7 +3,7 @@
  * libp2p TLS certificate inside the handshake, and hands js-libp2p connections whose streams are
  * native QUIC streams (no encryption or muxer upgrade on top).
  */
-import { serviceCapabilities, transportSymbol, TypedEventEmitter, type ComponentLogger, type Connection, type CreateListenerOptions, type DialTransportOptions, type Listener, type ListenerEvents, type Logger, type PeerId, type PrivateKey, type Transport, type Upgrader } from '@libp2p/interface'
+import { serviceCapabilities, transportSymbol, TypedEventEmitter, type ComponentLogger, type Connection, type CreateListenerOptions, type DialTransportOptions, type Listener, type ListenerEvents, type Logger, type Metrics, type PeerId, type PrivateKey, type Transport, type Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { QuicError, QuicErrorCode } from '../errors.js'
 import type { QuicSettings } from '../quic/config.js'
@@ -14,6 +14,7 @@ import { createLibp2pCertificate, verifyLibp2pCertificate, type Libp2pCertificat
 import { Libp2pQuicError, Libp2pQuicErrorCode } from './errors.js'
 import { expandWildcard, parseQuicAddress, quicMultiaddr, quicV1Filter, type QuicAddress } from './multiaddr.js'
 import { MsQuicMultiaddrConnection, MsQuicMuxerFactory } from './muxer.js'
+import { NegotiationGate, type NegotiationOptions } from './negotiation.js'
 
 /** ALPN of libp2p over QUIC (libp2p/specs quic/README.md). */
 export const LIBP2P_ALPN = 'libp2p'
@@ -39,11 +40,19 @@ export interface MsQuicTransportOptions {
   backlog?: number
   /** Read buffer limit of a stream whose consumer is paused (the rest waits in QUIC flow control). Default 4 MiB. */
   maxReadBufferLength?: number
+  /**
+   * Bounded protocol negotiation (see NegotiationOptions), on by default; false leaves every
+   * stream to js-libp2p's own multistream-select.
+   */
+  negotiation?: NegotiationOptions | false
 }
 
 export interface MsQuicTransportComponents {
   privateKey: PrivateKey
   logger: ComponentLogger
+  /** The protocols inbound streams are negotiated against (without it js-libp2p negotiates them). */
+  registrar?: { getProtocols: () => string[] }
+  metrics?: Metrics
 }
 
 /** The QUIC connection under a libp2p connection made by this transport, if it is one. */
@@ -64,11 +73,14 @@ export class MsQuicTransport implements Transport {
   readonly #options: MsQuicTransportOptions
   readonly #log: Logger
   #credentials: Promise<Libp2pCertificate> | undefined
+  /** The negotiation limits and counters (undefined with `negotiation: false`). */
+  readonly negotiation: NegotiationGate | undefined
 
   constructor (components: MsQuicTransportComponents, options: MsQuicTransportOptions = {}) {
     this.#components = components
     this.#options = options
     this.#log = components.logger.forComponent('libp2p:msquic')
+    this.negotiation = options.negotiation === false ? undefined : new NegotiationGate(options.negotiation, components.metrics, options.maxStreams ?? 256)
   }
 
   /** @internal The certificate every connection of this transport presents (the spec allows reuse). */
@@ -96,7 +108,16 @@ export class MsQuicTransport implements Transport {
 
   /** @internal */
   muxerFactory (connection: QuicConnection, direction: 'inbound' | 'outbound'): MsQuicMuxerFactory {
-    return new MsQuicMuxerFactory({ connection, logger: this.#components.logger, name: `libp2p:msquic:${direction}`, maxReadBufferLength: this.#options.maxReadBufferLength })
+    const registrar = this.#components.registrar
+    return new MsQuicMuxerFactory({
+      connection,
+      logger: this.#components.logger,
+      name: `libp2p:msquic:${direction}`,
+      maxReadBufferLength: this.#options.maxReadBufferLength,
+      negotiation: this.negotiation === undefined
+        ? undefined
+        : { peer: this.negotiation.peer(), protocols: registrar === undefined ? undefined : () => registrar.getProtocols() }
+    })
   }
 
   async dial (ma: Multiaddr, options: DialTransportOptions): Promise<Connection> {
