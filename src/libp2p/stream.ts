@@ -79,7 +79,16 @@ export class MsQuicStream extends AbstractStream {
       },
       onAcknowledged: () => {},
       onClosed: () => {
-        if (this.status === 'open' || this.status === 'closing') this.onTransportClosed()
+        if (this.status !== 'open' && this.status !== 'closing') return
+        // The native stream is gone (the peer finished, and stopped our sending), but what it sent
+        // may still wait in the core for a consumer that has not read yet: it moves to the read
+        // buffer, where it stays readable (with the end of the stream after it).
+        while (core.read === 'open' && core.pendingBytes > 0) {
+          const before = core.pendingBytes
+          core.resume()
+          if (core.pendingBytes === before) break
+        }
+        this.onTransportClosed()
       }
     }
     core.attach(sink)
