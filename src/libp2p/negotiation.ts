@@ -126,6 +126,8 @@ export class NegotiationGate {
   #active = 0
   /** Outcomes so far (also reported through libp2p metrics). */
   readonly counts: Record<NegotiationOutcome, number> = { completed: 0, failed: 0, timeout: 0, busy: 0 }
+  /** Inbound negotiations whose dialer was lazy: data came right behind its accepted proposal. */
+  lazy = 0
   readonly #counter?: CounterGroup
 
   constructor (options: NegotiationOptions = {}, metrics?: Metrics, streamCredit = 256) {
@@ -178,7 +180,7 @@ export class NegotiationGate {
       this.#active++
     }
     try {
-      const protocol = await acceptOnCore(stream, protocols(), AbortSignal.timeout(this.timeout))
+      const protocol = await acceptOnCore(stream, protocols(), AbortSignal.timeout(this.timeout), () => { this.lazy++ })
       this.count('completed')
       return protocol
     } catch (error) {
@@ -272,7 +274,7 @@ async function onPrefix<T> (stream: MsQuicStream, signal: AbortSignal, step: (de
 }
 
 /** The listener's side: answers proposals until one is ours; data after it stays for the app. */
-async function acceptOnCore (stream: MsQuicStream, protocols: string[], signal: AbortSignal): Promise<string> {
+async function acceptOnCore (stream: MsQuicStream, protocols: string[], signal: AbortSignal, onLazy: () => void): Promise<string> {
   const core = stream.core
   let header = false
   let headerSent = false
@@ -301,6 +303,7 @@ async function acceptOnCore (stream: MsQuicStream, protocols: string[], signal: 
       core.send(headerSent ? answer : Buffer.concat([encodeMessage(MULTISTREAM_PROTOCOL_ID), answer]), false)
       headerSent = true
       if (accepted) {
+        if (decoder.bufferedLength > 0) onLazy()
         settle(message)
         return true
       }

@@ -47,6 +47,7 @@ describe('bounded negotiation in the libp2p transport', () => {
     const reply = Buffer.concat(chunks)
     const expected = Buffer.concat([frame('/multistream/1.0.0'), frame(ECHO), Buffer.from('lazy data')])
     expect(reply.equals(expected)).toBe(true)
+    expect(b.transport().negotiation?.lazy).toBe(1)
   })
 
   it('refuses streams past the negotiation slots and queue at once with a busy reset', async () => {
