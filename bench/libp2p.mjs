@@ -5,14 +5,17 @@
 //   node-msquic    this package without libp2p (the raw ceiling the libp2p layer is held to)
 // Workloads: bulk on one stream (64 KiB sends), echo of 64 B on new streams at concurrency
 // 1/10/100, and connection setup (dial, close) at concurrency 1 and 32. Prints a table and
-// writes it into BENCHMARKS.md between the libp2p markers. `--smoke`: tiny sizes.
-// Run after `npm run build:ts` with Node >= 22: node bench/libp2p.mjs
+// writes it into BENCHMARKS.md between the libp2p markers. `--smoke`: tiny sizes, and a failure
+// (error, hang or failed operation) of node-msquic with or without libp2p fails the run (CI);
+// chainsafe's hangs are reported, not failed. Run after `npm run build:ts`: node bench/libp2p.mjs
 import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { runOnModernNode } from '../scripts/modern-node.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+if (Number(process.versions.node.split('.')[0]) < 22) process.exit(runOnModernNode([fileURLToPath(import.meta.url), ...process.argv.slice(2)], { cwd: root }))
 const smoke = process.argv.includes('--smoke')
 const IMPLS = ['libp2p-msquic', 'chainsafe', 'node-msquic']
 const size = smoke
@@ -83,6 +86,9 @@ const section = [
   '<!-- libp2p:end -->'
 ].join('\n')
 console.log('\n' + section)
+const failures = results.filter(r => r.impl !== 'chainsafe' && (r.error !== undefined || r.metrics?.hung === true || (r.metrics?.errors ?? 0) > 0))
+for (const r of failures) console.error(`FAILED: ${r.impl} ${r.workload} ${JSON.stringify(r.params)}: ${cell(r)}`)
+if (failures.length > 0) process.exitCode = 1
 if (!smoke) {
   const file = join(root, 'BENCHMARKS.md')
   const text = readFileSync(file, 'utf8')
