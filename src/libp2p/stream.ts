@@ -116,6 +116,26 @@ export class MsQuicStream extends AbstractStream {
   }
 
   /**
+   * Iterates what arrives. A reader that starts after the peer's end (its FIN, or the stream
+   * closed) gets what is buffered and then the end: the base class would wait for end events that
+   * already happened (@libp2p/utils 7.4), and hang.
+   */
+  override async * [Symbol.asyncIterator] (): AsyncGenerator<Parameters<AbstractStream['unshift']>[0], void, unknown> {
+    const ended = this.remoteWriteStatus === 'closed' || this.status === 'closed' || this.status === 'reset' || this.status === 'aborted'
+    if (!ended || (this.readStatus !== 'readable' && this.readStatus !== 'paused')) {
+      yield * super[Symbol.asyncIterator]()
+      return
+    }
+    if (this.readBuffer.byteLength > 0) {
+      const buffered = this.readBuffer.sublist()
+      this.readBuffer.consume(buffered.byteLength)
+      yield buffered
+    }
+    this.readStatus = 'closed'
+    this.maybeDispatchEnd()
+  }
+
+  /**
    * Resolves at the next 'drain' while `send()` says the window is full. (The base class in
    * @libp2p/utils 7.4 keeps its first drain promise once resolved, so every later onDrain() there
    * returns at once and a writer that honours it buffers without bound.)

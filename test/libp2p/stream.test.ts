@@ -135,4 +135,19 @@ describe('libp2p streams over StreamCore', () => {
     expect(info?.by).toBe('peer')
     expect(info?.code).toBe(0x1006n)
   })
+
+  it('keeps what the peer sent readable when the native stream closes before anyone read it', async () => {
+    const { a, b, next } = await setup('/answer/1.0.0')
+    const stream = await a.dialProtocol(b.peerId, '/answer/1.0.0') as MsQuicStream
+    stream.send(Buffer.from('question'))
+    const remote = await next()
+    // The peer answers, ends its side and stops ours (as go-libp2p's Close() does), before we read.
+    remote.send(Buffer.from('the answer'))
+    await remote.close()
+    await remote.closeRead()
+    await expect.poll(() => stream.core.closed).toBe(true)
+    const chunks: Uint8Array[] = []
+    for await (const chunk of stream) chunks.push(chunk.subarray())
+    expect(Buffer.concat(chunks).toString()).toBe('the answer')
+  })
 })
