@@ -28,6 +28,19 @@ describe('datagrams', () => {
     await listener.close()
   })
 
+  it('should let a side send to a peer that takes datagrams, whether or not it takes them itself', async () => {
+    // `datagrams: true` advertises that a side receives them; sending needs only the peer's consent.
+    const { listener, client, server } = await pair({ datagrams: true }, {})
+    await ready(client)
+    const received = once(server, 'datagram')
+    expect(client.sendDatagram(Buffer.from('one way'))).toBe(true)
+    expect((await received)[0].toString()).toBe('one way')
+    expect(server.maxDatagramSize).toBe(0)
+    expect(() => server.sendDatagram(Buffer.from('back'))).toThrow(expect.objectContaining({ code: QuicErrorCode.DATAGRAMS_DISABLED }))
+    await client.close()
+    await listener.close()
+  })
+
   it('should report a full send queue instead of growing it', async () => {
     const { listener, client } = await pair({ datagrams: true }, { datagrams: true, datagramSendQueue: 8 })
     await ready(client)
