@@ -292,9 +292,7 @@ Napi::Value EnvState::JsKeepStream(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (IsMovedStream(*stream)) return env.Undefined();  // already on a route of its own
-  auto route = std::make_shared<Route>(state->runtime_);
-  stream->route()->Divert(stream, route);
-  stream->MovedTo(route);
+  SplitOffRoute(stream, state->runtime_, false);
   state->runtime_->Track(stream);
   return env.Undefined();
 }
@@ -341,18 +339,9 @@ Napi::Value EnvState::JsTransferStream(const Napi::CallbackInfo& info) {
   if (!state->CheckNotDispatching(env, "a stream")) return env.Undefined();
   // The first move splits the stream off its connection's route onto one of its own, held from the
   // start; later moves hold that route, as a connection's move holds the connection's.
-  std::shared_ptr<Route> route = stream->moved_route();
-  if (route) {
-    route->Hold();
-  } else {
-    route = std::make_shared<Route>(state->runtime_);
-    route->Hold();
-    stream->route()->Divert(stream, route);
-    stream->MovedTo(route);
-  }
   TransferSlot slot;
   slot.handle = stream;
-  slot.route = std::move(route);
+  slot.route = SplitOffRoute(stream, state->runtime_, true);
   slot.from = state->runtime_;
   // Events pushed before the split or the hold wait in this environment's queue: they go first.
   state->TakeQueued([&](const Event& event) { return event.target == stream; }, &slot.earlier);

@@ -18,34 +18,9 @@ struct SendBlock {
 };
 }  // namespace
 
-std::shared_ptr<Stream> Stream::OpenLocal(std::shared_ptr<Connection> connection, HQUIC connection_handle,
-                                          bool unidirectional, uint32_t budget, QUIC_STATUS* status) {
-  auto stream = std::make_shared<Stream>(connection->route());
-  stream->unidirectional_ = unidirectional;
-  stream->budget_ = budget;
-  HQUIC handle = nullptr;
-  *status = MsQuic->StreamOpen(connection_handle,
-                               unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL
-                                              : QUIC_STREAM_OPEN_FLAG_NONE,
-                               Callback, stream.get(), &handle);
-  if (QUIC_FAILED(*status)) return nullptr;
-  stream->Adopt(handle);
-  // SHUTDOWN_ON_FAIL: every started stream ends in SHUTDOWN_COMPLETE, where it closes.
-  // INDICATE_PEER_ACCEPT: a stream blocked on the peer's credit is told when it gets it.
-  *status = MsQuic->StreamStart(handle, QUIC_STREAM_START_FLAG_IMMEDIATE |
-                                            QUIC_STREAM_START_FLAG_SHUTDOWN_ON_FAIL |
-                                            QUIC_STREAM_START_FLAG_INDICATE_PEER_ACCEPT);
-  if (QUIC_FAILED(*status)) {
-    stream->ForceClose();  // never started, so no event will ever close it
-    return nullptr;
-  }
-  return stream;
-}
-
-std::shared_ptr<Stream> Stream::OpenWithData(std::shared_ptr<Connection> connection, HQUIC connection_handle,
-                                             bool unidirectional, uint32_t budget, const uint8_t* data,
-                                             size_t length, bool fin, uint32_t collect_limit,
-                                             QUIC_STATUS* status) {
+std::shared_ptr<Stream> Stream::Open(const std::shared_ptr<Connection>& connection, HQUIC connection_handle,
+                                     bool unidirectional, uint32_t budget, uint32_t collect_limit,
+                                     QUIC_STATUS* status) {
   auto stream = std::make_shared<Stream>(connection->route());
   stream->unidirectional_ = unidirectional;
   stream->budget_ = budget;
@@ -57,6 +32,31 @@ std::shared_ptr<Stream> Stream::OpenWithData(std::shared_ptr<Connection> connect
                                Callback, stream.get(), &handle);
   if (QUIC_FAILED(*status)) return nullptr;
   stream->Adopt(handle);
+  return stream;
+}
+
+std::shared_ptr<Stream> Stream::OpenLocal(std::shared_ptr<Connection> connection, HQUIC connection_handle,
+                                          bool unidirectional, uint32_t budget, QUIC_STATUS* status) {
+  auto stream = Open(connection, connection_handle, unidirectional, budget, 0, status);
+  if (!stream) return nullptr;
+  // SHUTDOWN_ON_FAIL: every started stream ends in SHUTDOWN_COMPLETE, where it closes.
+  // INDICATE_PEER_ACCEPT: a stream blocked on the peer's credit is told when it gets it.
+  *status = MsQuic->StreamStart(stream->handle_, QUIC_STREAM_START_FLAG_IMMEDIATE |
+                                                     QUIC_STREAM_START_FLAG_SHUTDOWN_ON_FAIL |
+                                                     QUIC_STREAM_START_FLAG_INDICATE_PEER_ACCEPT);
+  if (QUIC_FAILED(*status)) {
+    stream->ForceClose();  // never started, so no event will ever close it
+    return nullptr;
+  }
+  return stream;
+}
+
+std::shared_ptr<Stream> Stream::OpenWithData(std::shared_ptr<Connection> connection, HQUIC connection_handle,
+                                             bool unidirectional, uint32_t budget, const uint8_t* data,
+                                             size_t length, bool fin, uint32_t collect_limit,
+                                             QUIC_STATUS* status) {
+  auto stream = Open(connection, connection_handle, unidirectional, budget, collect_limit, status);
+  if (!stream) return nullptr;
   // SEND_FLAG_START starts it IMMEDIATE | SHUTDOWN_ON_FAIL (as OpenLocal does), waiting for the
   // peer's credit inside MsQuic if need be: one call, one worker operation.
   *status = stream->Send(data, length, fin, nullptr, QUIC_SEND_FLAG_START);

@@ -74,6 +74,10 @@ class Stream : public Handle {
   ~Stream() override;
 
  private:
+  // JS thread: a local stream, opened (not started) on `connection_handle`.
+  static std::shared_ptr<Stream> Open(const std::shared_ptr<Connection>& connection, HQUIC connection_handle,
+                                      bool unidirectional, uint32_t budget, uint32_t collect_limit,
+                                      QUIC_STATUS* status);
   static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_STREAM_EVENT* event);
   QUIC_STATUS OnEvent(QUIC_STREAM_EVENT* event);
   QUIC_STATUS OnReceive(QUIC_STREAM_EVENT* event);
