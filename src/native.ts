@@ -35,7 +35,7 @@ export interface NativeConnection extends NativeHandle {
   setPeerStreamCounts(bidirectional: number, unidirectional: number): void
   completeCertificateValidation(accept: boolean): boolean
   taken(): void
-  info(): { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
+  info(): { alpn: string, serverName?: string, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
   stats(): Record<string, number>
   /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
   sendDatagram(data: Uint8Array): boolean

@@ -116,6 +116,7 @@ Napi::Value ConnectionWrap::JS_Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("alpn", connection_->alpn());
+  if (!connection_->server_name().empty()) result.Set("serverName", connection_->server_name());
   result.Set("localAddress", AddressObject(env, connection_->local_address()));
   result.Set("remoteAddress", AddressObject(env, connection_->remote_address()));
   result.Set("server", connection_->is_server());

@@ -64,6 +64,10 @@ class Connection : public Handle {
 
   // Readable on the JS thread once the connected event was delivered.
   const std::string& alpn() const { return alpn_; }
+  // Server side: the name the client asked for (SNI), empty if none. Set in NEW_CONNECTION, before
+  // the connection's first event is queued; read on the JS thread after that.
+  const std::string& server_name() const { return server_name_; }
+  void set_server_name(std::string name) { server_name_ = std::move(name); }
   const QUIC_ADDR& local_address() const { return local_address_; }
   const QUIC_ADDR& remote_address() const { return remote_address_; }
   bool is_server() const { return is_server_; }
@@ -91,6 +95,7 @@ class Connection : public Handle {
   std::atomic<bool> shutdown_begun_{false};
   bool connected_ = false;              // worker only
   std::string alpn_;
+  std::string server_name_;
   QUIC_ADDR local_address_ = {};
   QUIC_ADDR remote_address_ = {};
   std::atomic<uint32_t> datagrams_unsent_{0};   // handed to MsQuic, not sent yet

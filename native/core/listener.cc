@@ -78,6 +78,10 @@ QUIC_STATUS Listener::OnNewConnection(QUIC_LISTENER_EVENT* event) {
   auto connection = Connection::AdoptServer(
       std::static_pointer_cast<Listener>(shared_from_this()), handle, options_.connection,
       configuration_->verify());
+  const QUIC_NEW_CONNECTION_INFO* info = event->NEW_CONNECTION.Info;
+  if (info->ServerName != nullptr && info->ServerNameLength > 0) {
+    connection->set_server_name(std::string(info->ServerName, info->ServerNameLength));
+  }
   QUIC_STATUS status = MsQuic->ConnectionSetConfiguration(handle, configuration_->handle());
   if (QUIC_FAILED(status)) {
     // MsQuic frees a refused connection itself (never close it too). Unhook the handler first: it

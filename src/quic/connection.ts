@@ -128,7 +128,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #connected?: { resolve: () => void, reject: (error: Error) => void }
   #state: 'connecting' | 'open' | 'closing' | 'closed' | 'transferred'
   #closeInfo?: QuicCloseInfo
-  #info?: { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
+  #info?: { alpn: string, serverName?: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
   #blockedStreams = 0
   #openStreams = 0
   // A graceful close in progress: its code, and what to call once the last stream has ended.
@@ -214,6 +214,11 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** The negotiated ALPN protocol. */
   get alpnProtocol (): string | undefined {
     return this.#info?.alpn
+  }
+
+  /** Server side: the name the client asked for (TLS SNI); undefined if it sent none, and on clients. */
+  get serverName (): string | undefined {
+    return this.#info?.serverName
   }
 
   /** This side's address, as node:net reports addresses. */
