@@ -202,7 +202,7 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
       it('node→peer', 'sni: the server sees the name', async () => {
         const server = await peerServer('standard')
         const from = server.records.length
-        await withNodeClient({ port: server.port }, async () => {})
+        await withNodeClient({ port: server.port }, c => nodeScenario(c, 'echo', { ...options, streams: 1 }))
         const record = await server.waitFor(r => r.event === 'connection', 10_000, from)
         expect(record.sni).toBe('localhost')
       })

@@ -221,8 +221,12 @@ async fn server(o: Options) -> Result<()> {
                 Err(_) => return,
             };
             // Awaiting the handshake still takes 0-RTT data (with --0rtt); it is read once it completes.
-            if let Ok(conn) = connecting.await {
-                serve_connection(o, conn).await;
+            match connecting.await {
+                Ok(conn) => serve_connection(o, conn).await,
+                // Closed as soon as it was up (e.g. a client that only handshakes): still reported.
+                Err(ConnectionError::ApplicationClosed(close)) => emit(json!({"event": "connection", "closedBy": "peer",
+                    "closeCode": close.error_code.into_inner(), "streamResets": [], "early": true})),
+                Err(other) => emit(json!({"event": "connection", "closedBy": "transport", "error": other.to_string()})),
             }
         });
     }
