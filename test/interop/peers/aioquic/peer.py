@@ -49,6 +49,7 @@ class StreamState:
         self.header = None
         self.buffer = bytearray()
         self.waiting_reset = False
+        self.ended = False
 
 
 class ServerProtocol(QuicConnectionProtocol):
@@ -58,9 +59,10 @@ class ServerProtocol(QuicConnectionProtocol):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        limit = self.options.max_streams
-        self._quic._local_max_streams_bidi.value = limit
-        self._quic._local_max_streams_uni.value = limit
+        # aioquic has no setting for the peer's stream credit, and never raises it by itself: start
+        # it at --max-streams and grant one more stream each time a peer stream ends (credit()).
+        for limit in (self._quic._local_max_streams_bidi, self._quic._local_max_streams_uni):
+            limit.value = limit.sent = self.options.max_streams
         self.streams = {}
         self.resets = []
         self.close_code = None
@@ -102,8 +104,18 @@ class ServerProtocol(QuicConnectionProtocol):
             out.update(closedBy="transport", error=f"{event.error_code}: {event.reason_phrase}")
         emit(out)
 
+    def credit(self, sid):
+        state = self.streams.setdefault(sid, StreamState())
+        if not state.ended:
+            state.ended = True
+            limit = self._quic._local_max_streams_uni if sid & 2 else self._quic._local_max_streams_bidi
+            limit.value += 1
+
     def handle(self, event):
         quic = self._quic
+        if isinstance(event, (events.StreamReset, events.StreamDataReceived)) and (
+                isinstance(event, events.StreamReset) or event.end_stream):
+            self.credit(event.stream_id)
         if isinstance(event, events.DatagramFrameReceived):
             quic.send_datagram_frame(event.data)
         elif isinstance(event, events.StreamReset):
@@ -207,6 +219,9 @@ class ClientProtocol(QuicConnectionProtocol):
             reply = self.replies.get(event.stream_id)
             if reply is not None and not reply[1].done():
                 reply[1].set_exception(StreamResetError(event.error_code))
+            waiter = self.line_waiters.get(event.stream_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(StreamResetError(event.error_code))
         elif isinstance(event, events.DatagramFrameReceived):
             self.datagrams.put_nowait(event.data)
         elif isinstance(event, events.ConnectionTerminated):
