@@ -35,7 +35,7 @@ export interface NativeConnection extends NativeHandle {
   setPeerStreamCounts(bidirectional: number, unidirectional: number): void
   completeCertificateValidation(accept: boolean): boolean
   taken(): void
-  info(): { alpn: string, serverName?: string, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
+  info(): { alpn: string, serverName?: string, sessionResumed: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
   stats(): Record<string, number>
   /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
   sendDatagram(data: Uint8Array): boolean
@@ -74,7 +74,7 @@ export interface NativeBinding {
   adoptStream(id: number): NativeStream
   Configuration: new (init: ConfigurationInit) => NativeConfiguration
   Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number, datagramQueue: number) => NativeListener
-  Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number) => NativeConnection
+  Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number, sessionTicket?: Buffer) => NativeConnection
 }
 
 /** Event type numbers, as in native/core/event.h. */
@@ -98,7 +98,8 @@ export const Ev = {
   StreamSendReady: 17,
   StreamShutdownComplete: 18,
   ConnectionDatagramState: 19,
-  ConnectionDatagram: 20
+  ConnectionDatagram: 20,
+  ConnectionResumptionTicket: 21
 } as const
 
 /** Bits of `value` in the shutdown-complete events. */

@@ -31,6 +31,7 @@ enum class EventType : uint8_t {
   kStreamShutdownComplete,       // value = ShutdownFlags; final event of a stream
   kConnectionDatagramState,      // value = largest datagram that can be sent now (0: not allowed)
   kConnectionDatagram,           // data = one received datagram (owned)
+  kConnectionResumptionTicket,   // client: data = a session ticket the server sent (owned)
 };
 
 // Bits of `value` in the two shutdown-complete events.

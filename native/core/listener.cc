@@ -82,6 +82,7 @@ QUIC_STATUS Listener::OnNewConnection(QUIC_LISTENER_EVENT* event) {
   if (info->ServerName != nullptr && info->ServerNameLength > 0) {
     connection->set_server_name(std::string(info->ServerName, info->ServerNameLength));
   }
+  connection->set_send_resumption_ticket(configuration_->resumption());
   QUIC_STATUS status = MsQuic->ConnectionSetConfiguration(handle, configuration_->handle());
   if (QUIC_FAILED(status)) {
     // MsQuic frees a refused connection itself (never close it too). Unhook the handler first: it

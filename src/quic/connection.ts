@@ -89,6 +89,8 @@ export interface QuicConnectionEvents {
   peerNeedsStreams: [info: { bidirectional: boolean }]
   /** The connection closed; the same value `closed` resolves with. */
   close: [info: QuicCloseInfo]
+  /** Client side: the server sent a session ticket (see `sessionTicket`). */
+  sessionTicket: [ticket: Buffer]
 }
 
 /**
@@ -128,7 +130,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #connected?: { resolve: () => void, reject: (error: Error) => void }
   #state: 'connecting' | 'open' | 'closing' | 'closed' | 'transferred'
   #closeInfo?: QuicCloseInfo
-  #info?: { alpn: string, serverName?: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
+  #info?: { alpn: string, serverName?: string, sessionResumed?: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress }
   #blockedStreams = 0
   #openStreams = 0
   // A graceful close in progress: its code, and what to call once the last stream has ended.
@@ -137,6 +139,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   // Streams the app holds (opened, or accepted): transfer() needs them all finished.
   readonly #held = new Set<QuicStream>()
   #maxDatagramSize = 0
+  #sessionTicket: Buffer | undefined
   #streamLimits: StreamLimits | undefined
 
   /** @internal Connections come from connect() and QuicListener.accept(). */
@@ -219,6 +222,20 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** Server side: the name the client asked for (TLS SNI); undefined if it sent none, and on clients. */
   get serverName (): string | undefined {
     return this.#info?.serverName
+  }
+
+  /** Whether the handshake resumed an earlier session (see `sessionTicket`). */
+  get sessionResumed (): boolean {
+    return this.#info?.sessionResumed === true
+  }
+
+  /**
+   * Client side: the latest session ticket the server sent (after the handshake; also the
+   * `sessionTicket` event). Pass it as `sessionTicket` to a later `connect()` to the same server to
+   * resume the session. It is a secret: whoever holds it can resume as this client.
+   */
+  get sessionTicket (): Buffer | undefined {
+    return this.#sessionTicket
   }
 
   /** This side's address, as node:net reports addresses. */
@@ -464,6 +481,10 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       case Ev.ConnectionDatagramState:
         this.#maxDatagramSize = Number(value)
         this.emit('datagramState', { maxSize: this.#maxDatagramSize })
+        break
+      case Ev.ConnectionResumptionTicket:
+        this.#sessionTicket = extra as Buffer
+        this.emit('sessionTicket', this.#sessionTicket)
         break
       case Ev.ConnectionConnected:
         this.#info = this.#native.info()
