@@ -53,10 +53,10 @@ QUIC_STATUS Connection::Start(const Configuration& configuration, const QUIC_ADD
       MsQuic->SetParam(handle_, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(address), &address);
   if (QUIC_FAILED(status)) return status;
   if (!ticket.empty()) {
-    // A ticket MsQuic cannot use (corrupt, another version) fails here; the caller reports it.
-    status = MsQuic->SetParam(handle_, QUIC_PARAM_CONN_RESUMPTION_TICKET,
-                              static_cast<uint32_t>(ticket.size()), ticket.data());
-    if (QUIC_FAILED(status)) return status;
+    // A ticket MsQuic cannot use (corrupt, from another MsQuic version) is ignored: a full
+    // handshake follows, as when the server declines a ticket.
+    MsQuic->SetParam(handle_, QUIC_PARAM_CONN_RESUMPTION_TICKET, static_cast<uint32_t>(ticket.size()),
+                     ticket.data());
   }
   return MsQuic->ConnectionStart(handle_, configuration.handle(), QuicAddrGetFamily(&remote),
                                  server_name.empty() ? nullptr : server_name.c_str(),
