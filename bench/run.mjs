@@ -34,6 +34,10 @@ for (const [concurrency, streams] of size.echo) cases.push({ workload: 'echo', p
 for (const [concurrency, connections] of size.handshakes) cases.push({ workload: 'handshakes', params: { connections, concurrency, timeoutMs: size.timeoutMs } })
 cases.push({ workload: 'idle', params: { connections: size.idle } })
 const plan = cases.filter(c => only === undefined || c.workload === only).flatMap(c => IMPLS.map(impl => ({ impl, ...c })))
+// node-msquic only: handshakes that resume a session (a ticket from an earlier connection).
+for (const [concurrency, connections] of size.handshakes) {
+  if (only === undefined || only === 'handshakes' || only === 'resumed') plan.push({ impl: 'node-msquic', workload: 'resumed', params: { connections, concurrency, timeoutMs: size.timeoutMs } })
+}
 // node-msquic only: an echo server on one thread against one spread over two worker threads.
 for (const mode of ['single', 'workers']) {
   if (only === undefined || only === 'echo-server') plan.push({ impl: 'node-msquic', workload: 'echo-server', params: { mode, streams: size.echoServer } })
@@ -92,6 +96,7 @@ const describe = ({ workload, params }) => workload === 'negotiation'
   ? `bulk ${params.direction} ${params.bytes / 2 ** 20} MiB`
   : workload === 'echo' ? `echo c=${params.concurrency} x${params.streams}`
     : workload === 'handshakes' ? `handshakes c=${params.concurrency} x${params.connections}`
+    : workload === 'resumed' ? `resumed handshakes c=${params.concurrency} x${params.connections}`
       : `idle x${params.connections}`
 
 const headline = (r) => {
@@ -104,6 +109,7 @@ const headline = (r) => {
     case 'echo': return `${Math.round(m.streamsPerSecond)} streams/s, p50 ${Math.round(m.p50Us)} µs, p99 ${Math.round(m.p99Us)} µs` +
       (m.hung ? `, HUNG after ${m.completed}` : '') + (m.errors > 0 ? `, ${m.errors} errors` : '')
     case 'handshakes': return `${Math.round(m.connectionsPerSecond)} connections/s` + (m.hung ? ', HUNG' : '')
+    case 'resumed': return `${Math.round(m.connectionsPerSecond)} resumed connections/s (${m.resumed} resumed), full ${Math.round(m.fullConnectionsPerSecond)}/s`
     case 'idle': return `${(m.bytesPerConnection / 1024).toFixed(1)} KiB per connection`
     case 'negotiation': return `${Math.round(m.streamsPerSecond)} streams/s, negotiated p50 ${m.p50Ms.toFixed(1)} ms, p99 ${m.p99Ms.toFixed(1)} ms, server peak ${m.serverPeak}` +
       (m.errors > 0 ? `, ${m.errors} failed (${m.busy} busy, ${m.timeouts} timeouts)` : '')
@@ -111,7 +117,7 @@ const headline = (r) => {
 }
 
 // The key figure of each workload, for choosing the median run.
-const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', 'echo-server': 'streamsPerSecond', handshakes: 'connectionsPerSecond', idle: 'bytesPerConnection', negotiation: 'streamsPerSecond' }
+const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', 'echo-server': 'streamsPerSecond', handshakes: 'connectionsPerSecond', resumed: 'connectionsPerSecond', idle: 'bytesPerConnection', negotiation: 'streamsPerSecond' }
 
 const results = []
 for (const [i, entry] of plan.entries()) {
@@ -131,7 +137,8 @@ for (const [i, entry] of plan.entries()) {
 
 // Smoke: our implementations must be correct at every size; the peers' hangs are reported only.
 const problems = results.filter(r => r.impl !== 'chainsafe' && (r.error !== undefined || r.metrics?.hung === true || (r.metrics?.errors ?? 0) > 0 ||
-  ((r.workload === 'echo' || r.workload === 'echo-server' || r.workload === 'negotiation') && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections)))
+  ((r.workload === 'echo' || r.workload === 'echo-server' || r.workload === 'negotiation') && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections) ||
+  (r.workload === 'resumed' && (r.metrics?.completed !== r.params.connections || r.metrics?.resumed !== r.params.connections))))
 if (smoke) {
   writeFileSync(join(root, 'build', 'bench-smoke.json'), JSON.stringify(results, null, 2))
   console.log(problems.length === 0 ? 'bench smoke: every benchmark ran correctly' : `bench smoke: ${problems.length} problems`)
@@ -177,6 +184,12 @@ for (const [concurrency] of size.handshakes) {
   const [n, m, c, t] = IMPLS.map(impl => find(impl, 'handshakes', { concurrency }))
   lines.push(`| ${concurrency} (connections/s) | ${cell(n, 'connectionsPerSecond')} | ${cell(m, 'connectionsPerSecond')} | ${cell(c, 'connectionsPerSecond')} | ${cell(t, 'connectionsPerSecond')} | ${ratio(metric(m, 'connectionsPerSecond'), metric(n, 'connectionsPerSecond'))} |`)
 }
+lines.push('', 'Resumed: node-msquic clients passing a session ticket (`connect({ sessionTicket })`) to a server with `sessionTickets: true`; "full" is the same server and clients without the ticket, measured in the same process just before.', '',
+  '| concurrency | full (connections/s) | resumed (connections/s) | resumed / full | handshakes that resumed |', '|---|---|---|---|---|')
+for (const [concurrency, connections] of size.handshakes) {
+  const r = find('node-msquic', 'resumed', { concurrency })
+  lines.push(`| ${concurrency} | ${cell(r, 'fullConnectionsPerSecond')} | ${cell(r, 'connectionsPerSecond')} | ${ratio(metric(r, 'connectionsPerSecond'), metric(r, 'fullConnectionsPerSecond'))} | ${r?.metrics?.resumed ?? ''} of ${connections.toLocaleString('en-US')} |`)
+}
 lines.push('', `## Idle connections: ${size.idle.toLocaleString('en-US')} open, both ends in one process`, '', '| | native | node-msquic | chainsafe | node:tls |', '|---|---|---|---|---|')
 {
   const [n, m, c, t] = IMPLS.map(impl => find(impl, 'idle', {}))
@@ -221,7 +234,8 @@ const targets = [
   ['bulk ≥ 70% of native (both directions)', ['up', 'down'].every(d => share('node-msquic', 'bulk', { direction: d }, 'mibPerSecond') >= 0.7 * share('native', 'bulk', { direction: d }, 'mibPerSecond'))],
   ['bulk ≥ 4× chainsafe (both directions)', ['up', 'down'].every(d => share('node-msquic', 'bulk', { direction: d }, 'mibPerSecond') >= 4 * (share('chainsafe', 'bulk', { direction: d }, 'mibPerSecond') ?? Infinity))],
   ['echo c=100 ≥ 50% of native, no hang or error', (() => { const r = find('node-msquic', 'echo', { concurrency: 100 }); return r?.metrics !== undefined && !r.metrics.hung && r.metrics.errors === 0 && r.metrics.completed === r.params.streams && r.metrics.streamsPerSecond >= 0.5 * share('native', 'echo', { concurrency: 100 }, 'streamsPerSecond') })()],
-  ['handshakes ≥ 60% of native (each concurrency)', size.handshakes.every(([c]) => share('node-msquic', 'handshakes', { concurrency: c }, 'connectionsPerSecond') >= 0.6 * share('native', 'handshakes', { concurrency: c }, 'connectionsPerSecond'))]
+  ['handshakes ≥ 60% of native (each concurrency)', size.handshakes.every(([c]) => share('node-msquic', 'handshakes', { concurrency: c }, 'connectionsPerSecond') >= 0.6 * share('native', 'handshakes', { concurrency: c }, 'connectionsPerSecond'))],
+  ['resumed handshakes ≥ 1.5× full ones (each concurrency)', size.handshakes.every(([c]) => share('node-msquic', 'resumed', { concurrency: c }, 'connectionsPerSecond') >= 1.5 * share('node-msquic', 'resumed', { concurrency: c }, 'fullConnectionsPerSecond'))]
 ]
 lines.push('', '## Targets', '', ...targets.map(([what, met]) => `- ${met ? 'met' : '**not met**'}: ${what}`), '')
 if (only === undefined) writeFileSync(join(root, 'BENCHMARKS.md'), lines.join('\n'))
