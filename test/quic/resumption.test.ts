@@ -62,6 +62,23 @@ describe('session resumption', () => {
     expect(await ticketOf(second)).toBeInstanceOf(Buffer)
   })
 
+  test('a resumed handshake sends no certificate: verifyPeer runs for the first connection only', async () => {
+    const { listener } = await server({ sessionTickets: true })
+    let calls = 0
+    const verifyPeer = (): boolean => { calls++; return true }
+    const dial = async (sessionTicket?: Uint8Array): Promise<QuicConnection> => {
+      const connection = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'r', verifyPeer, sessionTicket })
+      open.push(connection)
+      return connection
+    }
+    const first = await dial()
+    const ticket = await ticketOf(first)
+    await first.close()
+    const second = await dial(ticket)
+    expect(second.sessionResumed).toBe(true)
+    expect(calls).toBe(1)
+  })
+
   test("with '0rtt' the server also resumes (and would take 0-RTT data)", async () => {
     const { listener } = await server({ sessionTickets: '0rtt' })
     const first = await client(listener.address().port)
