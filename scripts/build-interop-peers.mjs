@@ -41,7 +41,10 @@ const toolchains = new Map()
 function toolchain (peer) {
   if (!toolchains.has(peer)) {
     const [command, args] = peer === 'quicgo' ? ['go', ['version']] : peer === 'quinn' ? ['rustc', ['--version']] : ['python3', ['--version']]
-    const result = spawnSync(command, args, { encoding: 'utf8' })
+    // Without the sanitizer runtimes `npm run test:sanitized` preloads: the answer must not change.
+    const env = { ...process.env }
+    for (const name of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'NODE_OPTIONS']) delete env[name]
+    const result = spawnSync(command, args, { encoding: 'utf8', env })
     toolchains.set(peer, result.status === 0 ? `${result.stdout}${result.stderr}`.trim() : '')
   }
   return toolchains.get(peer)

@@ -21,6 +21,16 @@ export function peerBinary (peer: PeerName): string | undefined {
   return path !== undefined && existsSync(path) ? path : undefined
 }
 
+/**
+ * The environment for peers and openssl: without the sanitizer runtimes `npm run test:sanitized`
+ * preloads into Node (the peers are not under test, and ASan in a Go or Python process only adds noise).
+ */
+export function childEnv (): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  for (const name of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS', 'NODE_OPTIONS']) delete env[name]
+  return env
+}
+
 // ---- certificates ----
 
 export interface Credentials { cert: string, key: string, certFile: string, keyFile: string }
@@ -37,7 +47,7 @@ export interface CertificateSet {
 }
 
 function openssl (dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() })
 }
 
 /** A CA, an ECDSA and an RSA leaf it signed, and an unrelated CA; files in a fresh directory. */
@@ -105,7 +115,7 @@ export class PeerServer {
   #waiters: Array<() => void> = []
 
   constructor (binary: string, args: string[]) {
-    this.#child = spawn(binary, ['server', ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+    this.#child = spawn(binary, ['server', ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv() })
     this.#child.stderr!.on('data', chunk => { this.stderr = (this.stderr + String(chunk)).slice(-4000) })
     createInterface({ input: this.#child.stdout! }).on('line', line => {
       try {
@@ -153,7 +163,7 @@ export class PeerServer {
 
 /** Runs a peer client to its end; returns its result record (and its exit code and stderr). */
 export async function runPeerClient (binary: string, args: string[], timeout = 50_000): Promise<PeerRecord & { exitCode: number | null, stderr: string }> {
-  const child = spawn(binary, ['client', '--timeout', `${Math.floor(timeout / 1000) - 5}s`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(binary, ['client', '--timeout', `${Math.floor(timeout / 1000) - 5}s`, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', chunk => { stdout += String(chunk) })
