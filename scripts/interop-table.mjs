@@ -43,6 +43,7 @@ const finished = runs.map(run => run.finished).sort().at(-1)
 const notes = [
   '',
   `✅ passed, ❌ failed, ⚠️ a known node-msquic defect (the test expects the failure), – not run. "node-msquic client" is node-msquic connecting to the peer's server, "node-msquic server" the peer's client connecting to node-msquic, "peer alone" the peer against itself (the control). Last run: ${finished?.slice(0, 16).replace('T', ' ')} UTC.`,
+  '"resumption": node-msquic\'s client resumes with a session ticket (it sends no 0-RTT data yet); the peers\' clients resume and send their request as 0-RTT data.',
   ...[...known].map(([what, why]) => `- ⚠️ ${what}: ${why}`)
 ]
 const table = [...lines, ...notes].join('\n')

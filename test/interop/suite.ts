@@ -223,7 +223,7 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
         const server = await peerServer('ipv6')
         await withNodeClient({ port: server.port, host: '::1' }, c => nodeScenario(c, 'echo', { ...options, streams: 2 }))
       })
-      it('node→peer', 'resumption: session ticket', async () => {
+      it('node→peer', 'resumption', async () => {
         const server = await peerServer('standard')
         const from = server.records.length
         const ticket = await withNodeClient({ port: server.port }, async c => {
@@ -294,7 +294,7 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
         expect(server.listener.address()).toMatchObject({ address: '::', family: 'IPv6' })
         for (const host of ['127.0.0.1', '::1']) expectPeerOk(await peerClient({ scenario: 'echo', port: server.port, host, streams: 2 }))
       })
-      it('peer→node', 'resumption: session ticket, 0-RTT request', async () => {
+      it('peer→node', 'resumption', async () => {
         const server = await nodeServer('resumption')
         const before = server.connections.length
         const result = await peerClient({ scenario: 'resume', port: server.port })
@@ -329,20 +329,37 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
       it('peer→peer', 'tls: self-signed leaf from createSelfSignedCertificate', async () => {
         expectPeerOk(await peerClient({ scenario: 'handshake', port: (await peerServer('self-signed')).port, caFile: selfSigned.certFile }))
       })
+      it('peer→peer', 'alpn: second protocol', async () => {
+        const result = await peerClient({ scenario: 'handshake', port: (await peerServer('standard')).port, alpn: 'other' })
+        expectPeerOk(result)
+        expect(result.alpn).toBe('other')
+      })
+      it('peer→peer', 'sni: the server sees the name', async () => {
+        const server = await peerServer('standard')
+        const from = server.records.length
+        expectPeerOk(await peerClient({ scenario: 'echo', port: server.port, streams: 1 }))
+        expect((await server.waitFor(r => r.event === 'connection', 10_000, from)).sni).toBe('localhost')
+      })
       it('peer→peer', 'alpn: mismatch refused', async () => {
         expectPeerRefused(await peerClient({ scenario: 'handshake', port: (await peerServer('standard')).port, alpn: 'nope' }))
       })
       it('peer→peer', 'early streams: beyond credit, before accept', async () => {
         expectPeerOk(await peerClient({ scenario: 'echo', port: (await peerServer('limited')).port, streams: 40, size: 1000 }))
       })
-      it('peer→peer', 'resumption: session ticket, 0-RTT request', async () => {
+      it('peer→peer', 'resumption', async () => {
         const result = await peerClient({ scenario: 'resume', port: (await peerServer('standard')).port })
         expectPeerOk(result)
         expect(result.resumed === true || result.used0rtt === true).toBe(true)
       })
+      it('peer→peer', 'early streams: within credit, before accept', async () => {
+        expectPeerOk(await peerClient({ scenario: 'echo', port: (await peerServer('limited')).port, streams: 3, size: 1000 }))
+      })
       it('peer→peer', 'address: dual-stack listener (127.0.0.1 and ::1)', async () => {
         const server = await peerServer('dual-stack')
         for (const host of ['127.0.0.1', '::1']) expectPeerOk(await peerClient({ scenario: 'echo', port: server.port, host, streams: 2 }))
+      })
+      it('peer→peer', 'address: IPv6 listener on ::1', async () => {
+        expectPeerOk(await peerClient({ scenario: 'echo', port: (await peerServer('ipv6')).port, host: '::1', streams: 2 }))
       })
     })
   })
