@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createSelfSignedCertificate, type QuicConnection } from '../../src/index.js'
 import {
   NodeServer, PeerServer, Results, STACKS, makeCertificates, nodeConnect, nodeScenario, peerBinary, pemFile, runPeerClient,
-  type CertificateSet, type Direction, type NodeServerOptions, type PeerName, type PeerRecord, type ScenarioOptions
+  type CertificateSet, type Direction, type NodeConnectionRecord, type NodeServerOptions, type PeerName, type PeerRecord, type ScenarioOptions
 } from './harness.js'
 
 export interface SuiteSizes {
@@ -239,127 +239,119 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
       })
     })
 
-    describe('peer client, node-msquic server', () => {
+    /**
+     * The peer's client against a server: node-msquic's (peer→node) or the peer's own (peer→peer,
+     * the control). `server` starts (or reuses) one; the hooks add what only that server can show.
+     */
+    interface ServerSide {
+      port: (config: ServerConfig) => Promise<number>
+      /** How many connections the server has seen so far (a mark for the checks below). */
+      mark: (config: ServerConfig) => Promise<number>
+      /** The server name the connection after `mark` asked for. */
+      serverName: (config: ServerConfig, mark: number) => Promise<unknown>
+      /** Extra checks after a scenario of the list. */
+      afterScenario?: (scenario: string, mark: number) => Promise<void>
+      /** Extra checks of the listener's reported address. */
+      address?: (config: ServerConfig) => Promise<void>
+      /** Whether the second of the two connections after `mark` resumed (undefined: cannot tell). */
+      resumed?: (mark: number) => Promise<boolean>
+      config: (wanted: ServerConfig) => ServerConfig
+    }
+
+    function peerClientTests (direction: Direction, side: ServerSide): void {
+      const port = (config: ServerConfig): Promise<number> => side.port(side.config(config))
+      const markOf = (config: ServerConfig): Promise<number> => side.mark(side.config(config))
       for (const scenario of SCENARIOS) {
-        it('peer→node', scenario, async () => {
-          const server = await nodeServer('standard')
-          const before = server.connections.length
-          const result = await peerClient({ scenario, port: server.port })
+        it(direction, scenario, async () => {
+          const mark = await markOf('standard')
+          const result = await peerClient({ scenario, port: await port('standard') })
           expectPeerOk(result)
           expect(result.alpn).toBe('interop')
-          if (scenario === 'close-from-client') {
-            await until(() => server.connections.length > before, 'the connection')
-            const record = server.connections[before]!
-            await until(() => record.closed !== undefined, 'the connection to close')
-            expect(record.closed).toEqual({ by: 'peer', code: CODE })
-          }
-          if (scenario === 'reset-from-client') expect(server.connections.at(-1)?.streamResets).toEqual([CODE])
+          await side.afterScenario?.(scenario, mark)
         })
       }
-      it('peer→node', 'tls: RSA certificate', async () => {
-        expectPeerOk(await peerClient({ scenario: 'handshake', port: (await nodeServer('rsa')).port }))
+      it(direction, 'tls: RSA certificate', async () => {
+        expectPeerOk(await peerClient({ scenario: 'handshake', port: await port('rsa') }))
       })
-      it('peer→node', 'tls: wrong CA refused', async () => {
-        expectPeerRefused(await peerClient({ scenario: 'handshake', port: (await nodeServer('standard')).port, caFile: certs.otherCaFile }))
+      it(direction, 'tls: wrong CA refused', async () => {
+        expectPeerRefused(await peerClient({ scenario: 'handshake', port: await port('standard'), caFile: certs.otherCaFile }))
       })
-      it('peer→node', 'tls: wrong name refused', async () => {
-        expectPeerRefused(await peerClient({ scenario: 'handshake', port: (await nodeServer('standard')).port, sni: 'wrong.example' }))
+      it(direction, 'tls: wrong name refused', async () => {
+        expectPeerRefused(await peerClient({ scenario: 'handshake', port: await port('standard'), sni: 'wrong.example' }))
       })
-      it('peer→node', 'tls: self-signed leaf from createSelfSignedCertificate', async () => {
-        expectPeerOk(await peerClient({ scenario: 'handshake', port: (await nodeServer('self-signed')).port, caFile: selfSigned.certFile }))
+      it(direction, 'tls: self-signed leaf from createSelfSignedCertificate', async () => {
+        expectPeerOk(await peerClient({ scenario: 'handshake', port: await port('self-signed'), caFile: selfSigned.certFile }))
       })
-      it('peer→node', 'alpn: second protocol', async () => {
-        const result = await peerClient({ scenario: 'handshake', port: (await nodeServer('standard')).port, alpn: 'other' })
+      it(direction, 'alpn: second protocol', async () => {
+        const result = await peerClient({ scenario: 'handshake', port: await port('standard'), alpn: 'other' })
         expectPeerOk(result)
         expect(result.alpn).toBe('other')
       })
-      it('peer→node', 'alpn: mismatch refused', async () => {
-        expectPeerRefused(await peerClient({ scenario: 'handshake', port: (await nodeServer('standard')).port, alpn: 'nope' }))
+      it(direction, 'alpn: mismatch refused', async () => {
+        expectPeerRefused(await peerClient({ scenario: 'handshake', port: await port('standard'), alpn: 'nope' }))
       })
-      it('peer→node', 'sni: the server sees the name', async () => {
-        const server = await nodeServer('standard')
-        const before = server.connections.length
-        expectPeerOk(await peerClient({ scenario: 'handshake', port: server.port }))
-        await until(() => server.connections.length > before, 'the connection')
-        expect(server.connections[before]!.serverName).toBe('localhost')
+      it(direction, 'sni: the server sees the name', async () => {
+        const mark = await markOf('standard')
+        expectPeerOk(await peerClient({ scenario: 'echo', port: await port('standard'), streams: 1 }))
+        expect(await side.serverName('standard', mark)).toBe('localhost')
       })
-      it('peer→node', 'early streams: beyond credit, before accept', async () => {
-        expectPeerOk(await peerClient({ scenario: 'echo', port: (await nodeServer('limited')).port, streams: 40, size: 1000 }))
+      it(direction, 'early streams: beyond credit, before accept', async () => {
+        expectPeerOk(await peerClient({ scenario: 'echo', port: await port('limited'), streams: 40, size: 1000 }))
       })
-      it('peer→node', 'early streams: within credit, before accept', async () => {
-        expectPeerOk(await peerClient({ scenario: 'echo', port: (await nodeServer('limited')).port, streams: 3, size: 1000 }))
+      it(direction, 'early streams: within credit, before accept', async () => {
+        expectPeerOk(await peerClient({ scenario: 'echo', port: await port('limited'), streams: 3, size: 1000 }))
       })
-      it('peer→node', 'address: dual-stack listener (127.0.0.1 and ::1)', async () => {
-        const server = await nodeServer('dual-stack')
-        expect(server.listener.address()).toMatchObject({ address: '::', family: 'IPv6' })
-        for (const host of ['127.0.0.1', '::1']) expectPeerOk(await peerClient({ scenario: 'echo', port: server.port, host, streams: 2 }))
+      it(direction, 'address: dual-stack listener (127.0.0.1 and ::1)', async () => {
+        await side.address?.('dual-stack')
+        for (const host of ['127.0.0.1', '::1']) expectPeerOk(await peerClient({ scenario: 'echo', port: await port('dual-stack'), host, streams: 2 }))
       })
-      it('peer→node', 'resumption', async () => {
-        const server = await nodeServer('resumption')
-        const before = server.connections.length
-        const result = await peerClient({ scenario: 'resume', port: server.port })
+      it(direction, 'address: IPv6 listener on ::1', async () => {
+        await side.address?.('ipv6')
+        expectPeerOk(await peerClient({ scenario: 'echo', port: await port('ipv6'), host: '::1', streams: 2 }))
+      })
+      it(direction, 'resumption', async () => {
+        const mark = await markOf('resumption')
+        const result = await peerClient({ scenario: 'resume', port: await port('resumption') })
         expectPeerOk(result)
         // quinn reports resumption only through 0-RTT's acceptance.
         expect(result.resumed === true || result.used0rtt === true).toBe(true)
-        await until(() => server.connections.length >= before + 2, 'both connections')
-        expect(server.connections[before + 1]!.connection.sessionResumed).toBe(true)
+        if (side.resumed !== undefined) expect(await side.resumed(mark)).toBe(true)
       })
-      it('peer→node', 'address: IPv6 listener on ::1', async () => {
-        const server = await nodeServer('ipv6')
-        expect(server.listener.address()).toMatchObject({ address: '::1', family: 'IPv6' })
-        expectPeerOk(await peerClient({ scenario: 'echo', port: server.port, host: '::1', streams: 2 }))
+    }
+
+    describe('peer client, node-msquic server', () => {
+      const connectionAfter = async (config: ServerConfig, mark: number, nth = 0): Promise<NodeConnectionRecord> => {
+        const server = await nodeServer(config)
+        await until(() => server.connections.length > mark + nth, 'the connection')
+        return server.connections[mark + nth]!
+      }
+      peerClientTests('peer→node', {
+        config: wanted => wanted,
+        port: async config => (await nodeServer(config)).port,
+        mark: async config => (await nodeServer(config)).connections.length,
+        serverName: async (config, mark) => (await connectionAfter(config, mark)).serverName,
+        afterScenario: async (scenario, mark) => {
+          if (scenario === 'close-from-client') {
+            const record = await connectionAfter('standard', mark)
+            await until(() => record.closed !== undefined, 'the connection to close')
+            expect(record.closed).toEqual({ by: 'peer', code: CODE })
+          }
+          if (scenario === 'reset-from-client') expect((await connectionAfter('standard', mark)).streamResets).toEqual([CODE])
+        },
+        address: async config => {
+          expect((await nodeServer(config)).listener.address()).toMatchObject(config === 'ipv6' ? { address: '::1', family: 'IPv6' } : { address: '::', family: 'IPv6' })
+        },
+        resumed: async mark => (await connectionAfter('resumption', mark, 1)).connection.sessionResumed
       })
     })
 
     describe('peer against itself', () => {
-      for (const scenario of SCENARIOS) {
-        it('peer→peer', scenario, async () => {
-          expectPeerOk(await peerClient({ scenario, port: (await peerServer('standard')).port }))
-        })
-      }
-      it('peer→peer', 'tls: RSA certificate', async () => {
-        expectPeerOk(await peerClient({ scenario: 'handshake', port: (await peerServer('rsa')).port }))
-      })
-      it('peer→peer', 'tls: wrong CA refused', async () => {
-        expectPeerRefused(await peerClient({ scenario: 'handshake', port: (await peerServer('standard')).port, caFile: certs.otherCaFile }))
-      })
-      it('peer→peer', 'tls: wrong name refused', async () => {
-        expectPeerRefused(await peerClient({ scenario: 'handshake', port: (await peerServer('standard')).port, sni: 'wrong.example' }))
-      })
-      it('peer→peer', 'tls: self-signed leaf from createSelfSignedCertificate', async () => {
-        expectPeerOk(await peerClient({ scenario: 'handshake', port: (await peerServer('self-signed')).port, caFile: selfSigned.certFile }))
-      })
-      it('peer→peer', 'alpn: second protocol', async () => {
-        const result = await peerClient({ scenario: 'handshake', port: (await peerServer('standard')).port, alpn: 'other' })
-        expectPeerOk(result)
-        expect(result.alpn).toBe('other')
-      })
-      it('peer→peer', 'sni: the server sees the name', async () => {
-        const server = await peerServer('standard')
-        const from = server.records.length
-        expectPeerOk(await peerClient({ scenario: 'echo', port: server.port, streams: 1 }))
-        expect((await server.waitFor(r => r.event === 'connection', 10_000, from)).sni).toBe('localhost')
-      })
-      it('peer→peer', 'alpn: mismatch refused', async () => {
-        expectPeerRefused(await peerClient({ scenario: 'handshake', port: (await peerServer('standard')).port, alpn: 'nope' }))
-      })
-      it('peer→peer', 'early streams: beyond credit, before accept', async () => {
-        expectPeerOk(await peerClient({ scenario: 'echo', port: (await peerServer('limited')).port, streams: 40, size: 1000 }))
-      })
-      it('peer→peer', 'resumption', async () => {
-        const result = await peerClient({ scenario: 'resume', port: (await peerServer('standard')).port })
-        expectPeerOk(result)
-        expect(result.resumed === true || result.used0rtt === true).toBe(true)
-      })
-      it('peer→peer', 'early streams: within credit, before accept', async () => {
-        expectPeerOk(await peerClient({ scenario: 'echo', port: (await peerServer('limited')).port, streams: 3, size: 1000 }))
-      })
-      it('peer→peer', 'address: dual-stack listener (127.0.0.1 and ::1)', async () => {
-        const server = await peerServer('dual-stack')
-        for (const host of ['127.0.0.1', '::1']) expectPeerOk(await peerClient({ scenario: 'echo', port: server.port, host, streams: 2 }))
-      })
-      it('peer→peer', 'address: IPv6 listener on ::1', async () => {
-        expectPeerOk(await peerClient({ scenario: 'echo', port: (await peerServer('ipv6')).port, host: '::1', streams: 2 }))
+      // The peer's servers all take tickets (--0rtt): the standard one serves resumption too.
+      peerClientTests('peer→peer', {
+        config: wanted => wanted === 'resumption' ? 'standard' : wanted,
+        port: async config => (await peerServer(config)).port,
+        mark: async config => (await peerServer(config)).records.length,
+        serverName: async (config, mark) => (await (await peerServer(config)).waitFor(r => r.event === 'connection', 10_000, mark)).sni
       })
     })
   })
