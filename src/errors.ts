@@ -19,8 +19,13 @@ export const QuicErrorCode = {
   TIMEOUT: 'ERR_QUIC_TIMEOUT',
   /** The peer closed the connection with an application error code. */
   PEER_CLOSED: 'ERR_QUIC_PEER_CLOSED',
-  /** The peer reset the stream (RESET_STREAM) or asked us to stop sending (STOP_SENDING). */
+  /**
+   * The peer reset the stream (RESET_STREAM: `direction` 'read') or asked us to stop sending
+   * (STOP_SENDING: `direction` 'write'); `errorCode` is the peer's application code.
+   */
   STREAM_RESET: 'ERR_QUIC_STREAM_RESET',
+  /** A request or reply grew past its limit (`maxRequestBytes`, `maxResponseBytes`). */
+  MESSAGE_TOO_LARGE: 'ERR_QUIC_MESSAGE_TOO_LARGE',
   /** An operation was aborted through its AbortSignal. */
   ABORTED: 'ERR_QUIC_ABORTED',
   /** The connection moved to another thread (transfer()); use the adopted object there. */
@@ -61,6 +66,8 @@ export interface QuicErrorOptions {
   statusName?: string
   /** The application error code the peer sent, or that we sent. */
   errorCode?: number | bigint
+  /** For a stream failure: which direction of the stream failed ('read' or 'write'). */
+  direction?: 'read' | 'write'
   cause?: unknown
 }
 
@@ -71,6 +78,7 @@ export class QuicError extends Error {
   readonly status?: number
   readonly statusName?: string
   readonly errorCode?: number | bigint
+  readonly direction?: 'read' | 'write'
 
   constructor (code: QuicErrorCode, message: string, options: QuicErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -78,6 +86,7 @@ export class QuicError extends Error {
     this.status = options.status
     this.statusName = options.statusName
     this.errorCode = options.errorCode
+    if (options.direction !== undefined) this.direction = options.direction
   }
 }
 
@@ -160,6 +169,11 @@ export function invalidArgValue (name: string, reason: string, actual: unknown, 
   const error = range ? new RangeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
     : new TypeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
   return Object.assign(error, { code: range ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_VALUE' })
+}
+
+/** An Error with Node's `ERR_INVALID_STATE` code: the call does not fit the object's state now. */
+export function invalidState (message: string): Error {
+  return Object.assign(new Error(message), { code: 'ERR_INVALID_STATE' })
 }
 
 /** The error thrown when a closed object is used. */

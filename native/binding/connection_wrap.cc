@@ -18,7 +18,8 @@ Napi::Function ConnectionWrap::Init(Napi::Env env) {
                       InstanceMethod<&ConnectionWrap::JS_Taken>("taken"),
                       InstanceMethod<&ConnectionWrap::JS_Info>("info"),
                       InstanceMethod<&ConnectionWrap::JS_Stats>("stats"),
-                      InstanceMethod<&ConnectionWrap::JS_SendDatagram>("sendDatagram")});
+                      InstanceMethod<&ConnectionWrap::JS_SendDatagram>("sendDatagram"),
+                      InstanceMethod<&ConnectionWrap::JS_ServeRequests>("serveRequests")});
 }
 
 // new Connection(external) for server connections (from the drain), or
@@ -77,12 +78,23 @@ Napi::Value ConnectionWrap::JS_Shutdown(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// openStream(unidirectional) -> Stream
+// openStream(unidirectional, data?, fin?, collectLimit?) -> Stream. With `data` (a Uint8Array,
+// possibly empty) the stream starts with it in the same call; `collectLimit` > 0 collects the
+// reply natively (the request path).
 Napi::Value ConnectionWrap::JS_OpenStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnvState* state = EnvState::Get(env);
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
-  auto stream = connection_->OpenStream(info[0].ToBoolean().Value(), &status);
+  const bool unidirectional = info[0].ToBoolean().Value();
+  std::shared_ptr<Stream> stream;
+  if (info[1].IsTypedArray()) {
+    auto data = info[1].As<Napi::Uint8Array>();
+    uint32_t collect = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+    stream = connection_->OpenStreamWithData(unidirectional, data.Data(), data.ByteLength(),
+                                             info[2].ToBoolean().Value(), collect, &status);
+  } else {
+    stream = connection_->OpenStream(unidirectional, &status);
+  }
   if (!stream) {
     state->ThrowStatus(env, status, "could not open a stream");
     return env.Undefined();
@@ -154,6 +166,13 @@ Napi::Value ConnectionWrap::JS_Stats(const Napi::CallbackInfo& info) {
                                   ? stats.TimingHandshakeFlightEnd - stats.TimingStart : 0));
   result.Set("datagramsDropped", n(connection_->datagrams_dropped()));
   return result;
+}
+
+// serveRequests(limit): the peer's bidirectional streams from now on are requests collected
+// natively up to `limit` bytes (0: off).
+Napi::Value ConnectionWrap::JS_ServeRequests(const Napi::CallbackInfo& info) {
+  connection_->ServeRequests(info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
 }
 
 // sendDatagram(bytes) -> false when the send queue is full (nothing was sent).

@@ -26,8 +26,9 @@ StreamWrap::StreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Stream
   stream_ = std::static_pointer_cast<Stream>(*handle);
 }
 
-// send(bytes: Uint8Array | undefined, fin: boolean) -> full: true when the send window is full
-// (a 'send ready' event follows once there is room). Copies the bytes.
+// send(bytes: Uint8Array | undefined, fin: boolean) -> 0: sent; 1: sent, and the send window is
+// full (a 'send ready' event follows once there is room); 2: refused, the send direction has
+// ended (the events saying why are on their way). Copies the bytes.
 Napi::Value StreamWrap::JS_Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint8_t* data = nullptr;
@@ -42,11 +43,12 @@ Napi::Value StreamWrap::JS_Send(const Napi::CallbackInfo& info) {
   }
   bool full = false;
   QUIC_STATUS status = stream_->Send(data, length, info[1].ToBoolean().Value(), &full);
+  if (status == QUIC_STATUS_INVALID_STATE || status == QUIC_STATUS_ABORTED) return Napi::Number::New(env, 2);
   if (QUIC_FAILED(status)) {
     EnvState::Get(env)->ThrowStatus(env, status, "could not send");
     return env.Undefined();
   }
-  return Napi::Boolean::New(env, full);
+  return Napi::Number::New(env, full ? 1 : 0);
 }
 
 // shutdown(flags, code): flags are MsQuic's QUIC_STREAM_SHUTDOWN_FLAGs.

@@ -104,6 +104,17 @@ std::shared_ptr<Stream> Connection::OpenStream(bool unidirectional, QUIC_STATUS*
                            unidirectional, options_.stream_receive_budget, status);
 }
 
+std::shared_ptr<Stream> Connection::OpenStreamWithData(bool unidirectional, const uint8_t* data, size_t length,
+                                                       bool fin, uint32_t collect_limit, QUIC_STATUS* status) {
+  HandleUse use(*this);
+  if (!use || shutdown_begun_.load()) {  // msquic#4311, as in OpenStream
+    *status = QUIC_STATUS_INVALID_STATE;
+    return nullptr;
+  }
+  return Stream::OpenWithData(std::static_pointer_cast<Connection>(shared_from_this()), handle_, unidirectional,
+                              options_.stream_receive_budget, data, length, fin, collect_limit, status);
+}
+
 QUIC_STATUS Connection::Statistics(QUIC_STATISTICS_V2* out) {
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
@@ -258,6 +269,14 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
 void Connection::OnPeerStream(QUIC_CONNECTION_EVENT* event) {
   bool unidirectional =
       (event->PEER_STREAM_STARTED.Flags & QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL) != 0;
+  const uint32_t request_limit = request_limit_.load(std::memory_order_acquire);
+  if (request_limit > 0 && !unidirectional) {
+    // Serve-requests mode: collected natively and reported once, at its FIN (see Stream).
+    Stream::AdoptPeerRequest(std::static_pointer_cast<Connection>(shared_from_this()),
+                             event->PEER_STREAM_STARTED.Stream, request_limit);
+    event->PEER_STREAM_STARTED.Flags |= QUIC_STREAM_OPEN_FLAG_DELAY_ID_FC_UPDATES;
+    return;
+  }
   auto stream = Stream::AdoptPeer(std::static_pointer_cast<Connection>(shared_from_this()),
                                   event->PEER_STREAM_STARTED.Stream, unidirectional,
                                   options_.stream_receive_budget);
@@ -268,7 +287,7 @@ void Connection::OnPeerStream(QUIC_CONNECTION_EVENT* event) {
   record.target = shared_from_this();
   record.child = stream;
   record.type = EventType::kConnectionPeerStream;
-  record.value = unidirectional ? 1 : 0;
+  record.value = unidirectional ? kPeerStreamUnidirectional : 0;
   Push(std::move(record));
 }
 

@@ -78,6 +78,8 @@ QUIC_STATUS Listener::OnNewConnection(QUIC_LISTENER_EVENT* event) {
   auto connection = Connection::AdoptServer(
       std::static_pointer_cast<Listener>(shared_from_this()), handle, options_.connection,
       configuration_->verify());
+  // Before the handshake can complete, so no peer stream arrives ahead of the mode.
+  connection->ServeRequests(request_limit_.load(std::memory_order_acquire));
   QUIC_STATUS status = MsQuic->ConnectionSetConfiguration(handle, configuration_->handle());
   if (QUIC_FAILED(status)) {
     // MsQuic frees a refused connection itself (never close it too). Unhook the handler first: it

@@ -35,6 +35,8 @@ class Listener : public Handle {
   void Dropped() { pending_.fetch_sub(1, std::memory_order_relaxed); }
   uint32_t pending() const { return pending_.load(std::memory_order_relaxed); }
   uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+  // JS thread: new connections serve requests (see Connection::ServeRequests); 0 turns it off.
+  void ServeRequests(uint32_t limit) { request_limit_.store(limit, std::memory_order_release); }
   // MsQuic's own listener figures (read inline; never blocks).
   bool Statistics(QUIC_LISTENER_STATISTICS* out);
 
@@ -50,6 +52,7 @@ class Listener : public Handle {
   ListenerOptions options_;
   std::atomic<uint32_t> pending_{0};
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint32_t> request_limit_{0};
 };
 
 }  // namespace nmq

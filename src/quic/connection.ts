@@ -4,13 +4,23 @@
  * it is called. JS thread only.
  */
 import { EventEmitter } from 'node:events'
-import { QuicError, QuicErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue } from '../errors.js'
-import { Ev, isDispatching, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
+import { QuicError, QuicErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { Ev, PeerStreamFlag, isDispatching, kOnNativeEvent, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
+import { RequestServer, sendRequest, type RequestHandler, type RequestInfo, type RequestOptions, type ServeRequestsOptions } from './request.js'
+import { StreamCore, type CoreSnapshot } from './stream-core.js'
 import { QuicStream } from './stream.js'
-import { kAbort, kCloseError, kClosedByApp, kConnected, kJournal, kNative, kOpened, kRefuse, kGrantStreams, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
+import { kCloseError, kClosedByApp, kConnected, kGrantStreams, kHandOver, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
+
+/**
+ * Makes the adapter an app gets for a stream (the node:stream Duplex by default). The libp2p
+ * transport and other adapters pass their own to `openStreamWith()` / `acceptStreamWith()`.
+ */
+export type StreamAdapterFactory<T> = (core: StreamCore) => T
+
+const duplexAdapter: StreamAdapterFactory<QuicStream> = core => new QuicStream(core)
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -29,6 +39,14 @@ export interface OpenStreamOptions {
   unidirectional?: boolean
   /** Gives up waiting for the peer's stream credit. */
   signal?: AbortSignal
+  /**
+   * Starts the stream with these bytes, in the same native call that opens it (one MsQuic
+   * operation, no wait): openStream() then resolves at once, and the bytes wait inside MsQuic for
+   * the peer's stream credit if need be.
+   */
+  body?: Uint8Array
+  /** With `body`: end the writable side after it (FIN in the same call). Default false. */
+  end?: boolean
 }
 
 export interface CloseOptions {
@@ -89,6 +107,8 @@ export interface QuicConnectionEvents {
   peerNeedsStreams: [info: { bidirectional: boolean }]
   /** The connection closed; the same value `closed` resolves with. */
   close: [info: QuicCloseInfo]
+  /** A request handler (serveRequests) threw or rejected; the stream was reset. */
+  requestError: [error: unknown, info: RequestInfo]
 }
 
 /**
@@ -98,6 +118,8 @@ export interface QuicConnectionEvents {
 export interface QuicConnectionHandle {
   kind: 'node-msquic/connection'
   id: number
+  /** @internal The peer streams not yet accepted, which travel with the connection. */
+  streams: CoreSnapshot[]
 }
 
 interface ConnectionInit {
@@ -122,7 +144,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   readonly #server: boolean
   readonly #verifyPeer?: VerifyPeer
   readonly #onConnected?: (connection: QuicConnection) => void
-  readonly #inbound = new AcceptQueue<QuicStream>('acceptStream', stream => { stream[kTaken](); this.#hold(stream) })
+  readonly #inbound = new AcceptQueue<StreamCore>('acceptStream', core => { core.taken(); this.#held.add(core) })
   readonly #closed: Promise<QuicCloseInfo>
   #resolveClosed!: (info: QuicCloseInfo) => void
   #connected?: { resolve: () => void, reject: (error: Error) => void }
@@ -134,10 +156,11 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   // A graceful close in progress: its code, and what to call once the last stream has ended.
   #draining: number | bigint | undefined
   #drained: (() => void) | undefined
-  // Streams the app holds (opened, or accepted): transfer() needs them all finished.
-  readonly #held = new Set<QuicStream>()
+  // Streams the app holds (opened, or accepted) until they close: they stay here if the connection moves.
+  readonly #held = new Set<StreamCore>()
   #maxDatagramSize = 0
   #streamLimits: StreamLimits | undefined
+  #requests: RequestServer | undefined
 
   /** @internal Connections come from connect() and QuicListener.accept(). */
   constructor (handle: NativeConnection, init: ConnectionInit) {
@@ -164,38 +187,40 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * received but not accepted.
    */
   static adopt (handle: QuicConnectionHandle): QuicConnection {
-    if (typeof handle !== 'object' || handle === null || handle.kind !== 'node-msquic/connection' || !Number.isSafeInteger(handle.id)) {
+    if (typeof handle !== 'object' || handle === null || handle.kind !== 'node-msquic/connection' ||
+        !Number.isSafeInteger(handle.id) || !Array.isArray(handle.streams)) {
       throw invalidArgType('handle', 'a handle from connection.transfer()', handle)
     }
-    const native = runtime().adoptConnection(handle.id)
-    return new QuicConnection(native, { adopted: true, server: native.info().server })
+    const [native, ...streams] = runtime().adoptConnection(handle.id)
+    const connection = new QuicConnection(native, { adopted: true, server: native.info().server })
+    // Before any of their events (those come from the native queue, later): queued as they were.
+    streams.forEach((stream, i) => connection.#arrived(new StreamCore(stream, connection, false, { snapshot: handle.streams[i] })))
+    return connection
   }
 
   /**
    * Gives this connection up so another thread can `adopt()` it: returns a handle to post there.
    * Everything that arrives meanwhile is held natively and delivered, in order, to the new owner;
    * nothing more reaches this object, which refuses further use with ERR_QUIC_TRANSFERRED. Streams
-   * received but not yet accepted move along. Streams this side already holds must be finished
-   * (closed) first. Call it from async code, not from inside an event listener.
+   * received but not yet accepted move along. Streams this side already accepted or opened stay
+   * here and usable (their events keep coming here); if the connection closes over there, they end
+   * with ERR_QUIC_CLOSED. Call it from async code, not from inside an event listener.
    */
   transfer (): QuicConnectionHandle {
     this.#assertOpen()
     if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
     if (this.#state === 'connecting') throw new QuicError(QuicErrorCode.CLOSED, 'The connection is not connected yet')
-    if (isDispatching()) {
-      throw Object.assign(new Error('transfer() cannot run inside an event listener; call it from async code (e.g. after an await)'), { code: 'ERR_INVALID_STATE' })
+    if (this.#requests !== undefined) throw invalidState('transfer() cannot move a connection that serves requests')
+    if (isDispatching()) throw invalidState('transfer() cannot run inside an event listener; call it from async code (e.g. after an await)')
+    const runtimeBinding = runtime()
+    for (const core of this.#held) {
+      runtimeBinding.keepStream(core.native)
+      core.orphan()
     }
-    const unfinished = [...this.#held].filter(stream => !stream.destroyed).length
-    if (unfinished > 0) {
-      throw Object.assign(new Error(`transfer() needs the streams this side accepted or opened to be finished (ended and read, or destroyed) first: ${unfinished} are not`), { code: 'ERR_INVALID_STATE' })
-    }
-    const earlier: unknown[] = []
+    this.#held.clear()
     const queued = this.#inbound.drain()
-    for (const stream of queued) {
-      earlier.push(this.#native, Ev.ConnectionPeerStream, 0, stream.unidirectional ? 1 : 0, 0, stream[kNative])
-      earlier.push(...stream[kJournal]())
-    }
-    const id = runtime().transferConnection(this.#native, earlier)
+    const id = runtimeBinding.transferConnection(this.#native, queued.map(core => core.native))
+    const streams = queued.map(core => core.detach())
     this.#state = 'transferred'
     this.#openStreams = 0
     this.#native.owner = undefined
@@ -203,7 +228,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.#inbound.close(moved)
     this.#connected?.reject(moved)
     this.#resolveClosed({ by: 'local', code: 0, reason: 'transferred to another thread' })
-    return { kind: 'node-msquic/connection', id }
+    return { kind: 'node-msquic/connection', id, streams }
   }
 
   /** 'client' or 'server'. */
@@ -273,35 +298,93 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * more (see `blockedStreams` and the `streamsBlocked` event) rather than failing.
    */
   async openStream (options: OpenStreamOptions = {}): Promise<QuicStream> {
+    return await this.openStreamWith(duplexAdapter, options)
+  }
+
+  /** Opens a stream as `openStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
+  async openStreamWith<T> (factory: StreamAdapterFactory<T>, options: OpenStreamOptions = {}): Promise<T> {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    const { signal, body } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    if (body !== undefined && !(body instanceof Uint8Array)) throw invalidArgType('body', 'a Uint8Array', body)
     this.#assertOpen()
     if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
-    const signal = options.signal
     if (signal?.aborted === true) throw abortedError(signal, 'openStream')
+    const unidirectional = options.unidirectional === true
     let handle: NativeStream
     try {
-      handle = this.#native.openStream(options.unidirectional === true)
+      handle = body === undefined
+        ? this.#native.openStream(unidirectional)
+        : this.#native.openStream(unidirectional, body, options.end === true)
     } catch (error) {
       throw this[kCloseError]() ?? error
     }
-    const stream = new QuicStream(handle, this, true)
+    const core = new StreamCore(handle, this, true, { waitForCredit: body === undefined })
     this.#openStreams++
-    this.#hold(stream)
+    this.#held.add(core)
+    const adapter = factory(core)
+    if (body === undefined) await this.#opened(core, signal)
+    handOver(adapter)
+    return adapter
+  }
+
+  // Waits for the peer's stream credit. The caller never gets an aborted stream, so it ends
+  // without an 'error' nobody would hear.
+  async #opened (core: StreamCore, signal: AbortSignal | undefined): Promise<void> {
     if (signal === undefined) {
-      await stream[kOpened]
-      return stream
+      await core.opened
+      return
     }
-    // The caller never gets an aborted stream, so it ends without an 'error' nobody would hear.
-    const onAbort = (): void => { stream.destroy() }
+    const onAbort = (): void => { core.abort(0) }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
-      await stream[kOpened]
+      await core.opened
     } catch (error) {
       throw signal.aborted ? abortedError(signal, 'openStream') : error
     } finally {
       signal.removeEventListener('abort', onAbort)
     }
-    return stream
+  }
+
+  /**
+   * Sends `body` on a new stream with its FIN, in one native call, and resolves with the peer's
+   * whole reply (collected natively up to `maxResponseBytes`, then handed over at once). The
+   * request path for small RPCs; the server side is `serveRequests()`. Rejects with a QuicError:
+   * ERR_QUIC_STREAM_RESET (with the peer's `errorCode`), ERR_QUIC_MESSAGE_TOO_LARGE (the stream is
+   * then aborted with `RequestResetCode.MESSAGE_TOO_LARGE`), ERR_QUIC_ABORTED or ERR_QUIC_TIMEOUT
+   * (`signal`, `timeout`: the stream is aborted with `RequestResetCode.CANCELLED`), or the
+   * connection's error.
+   */
+  async request (body: Uint8Array | string, options: RequestOptions = {}): Promise<Buffer> {
+    this.#assertOpen()
+    if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
+    return await sendRequest(body, options, (data, limit) => {
+      let handle: NativeStream
+      try {
+        handle = this.#native.openStream(false, data, true, limit)
+      } catch (error) {
+        throw this[kCloseError]() ?? error
+      }
+      this.#openStreams++
+      return new StreamCore(handle, this, true)
+    })
+  }
+
+  /**
+   * Serves the request path on this connection: every bidirectional stream the peer opens from now
+   * on is collected natively to its FIN (up to `maxRequestBytes`) and handed to `handler(body,
+   * info)` once; what the handler returns (or resolves with) is sent back with the FIN in one
+   * native call, and a thrown error resets the stream (with the error's `errorCode` if it has
+   * one). At most `concurrency` requests run at once: the rest wait inside QUIC's stream credit.
+   * Streams already received (and unidirectional ones) still come through acceptStream().
+   */
+  serveRequests (handler: RequestHandler, options: ServeRequestsOptions = {}): void {
+    this.#assertOpen()
+    if (this.#requests !== undefined) throw invalidState('serveRequests() was called already on this connection')
+    const server = new RequestServer(this, handler, options)
+    this.#requests = server
+    this.#native.serveRequests(server.maxRequestBytes)
+    this.setStreamLimits({ bidirectional: server.concurrency })
   }
 
   /**
@@ -309,8 +392,17 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * or while the app was busy, are all here. Rejects with ERR_QUIC_CLOSED once the connection has
    * closed and no stream is left.
    */
-  acceptStream (options: { signal?: AbortSignal } = {}): Promise<QuicStream> {
-    return this.#inbound.take(options.signal)
+  async acceptStream (options: { signal?: AbortSignal } = {}): Promise<QuicStream> {
+    return await this.acceptStreamWith(duplexAdapter, options)
+  }
+
+  /** Accepts a stream as `acceptStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
+  async acceptStreamWith<T> (factory: StreamAdapterFactory<T>, options: { signal?: AbortSignal } = {}): Promise<T> {
+    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', options.signal)
+    const adapter = factory(await this.#inbound.take(options.signal))
+    handOver(adapter)
+    return adapter
   }
 
   /** Yields peer streams as acceptStream() would, until the connection closes. */
@@ -377,7 +469,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       const timeout = options.timeout ?? 30_000
       if (!Number.isInteger(timeout) || timeout < 0) throw invalidArgValue('timeout', 'must be a non-negative integer', timeout, true)
       this.#draining = code
-      for (const stream of this.#inbound.drain()) stream[kRefuse](code)
+      for (const core of this.#inbound.drain()) core.refuse(code)
       this.#inbound.close(closedError('The connection'))
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -394,11 +486,16 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     return await this.#closed
   }
 
-  /** @internal Gives up on a connection attempt: closes silently, without waiting for the peer. */
-  [kAbort] (): void {
-    if (this.#state === 'closed') return
+  /**
+   * Closes the connection at once and silently: no CONNECTION_CLOSE is sent (the peer notices at
+   * its idle timeout), every stream ends quietly. `closed` resolves with `by: 'local'` and `error`.
+   * Idempotent; use close() to tell the peer.
+   */
+  destroy (error?: Error): void {
+    if (error !== undefined && !(error instanceof Error)) throw invalidArgType('error', 'an Error', error)
+    if (this.#state === 'closed' || this.#state === 'closing' || this.#state === 'transferred') return
     this.#state = 'closing'
-    this.#closeInfo ??= { by: 'local', code: 0, reason: 'aborted' }
+    this.#closeInfo ??= { by: 'local', code: 0, reason: 'destroyed', error: error === undefined ? undefined : asQuicError(error) }
     this.#native.shutdown(0, true)
   }
 
@@ -420,15 +517,15 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   }
 
   /** @internal A stream of this connection reached its final event. */
-  [kStreamClosed] (): void {
+  [kStreamClosed] (core: StreamCore): void {
+    this.#held.delete(core)
     this.#openStreams--
     if (this.#openStreams === 0) this.#drained?.()
   }
 
   /** @internal A stream of this connection moved to another thread: it no longer counts here. */
-  [kStreamMoved] (stream: QuicStream): void {
-    this.#held.delete(stream)
-    this[kStreamClosed]()
+  [kStreamMoved] (core: StreamCore): void {
+    this[kStreamClosed](core)
   }
 
   /** @internal Whether this side's app closed the connection. */
@@ -437,20 +534,23 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   }
 
   /** @internal */
-  [kStreamBlocked] (_stream: QuicStream, blocked: boolean): void {
+  [kStreamBlocked] (_core: StreamCore, blocked: boolean): void {
     this.#blockedStreams += blocked ? 1 : -1
     this.emit('streamsBlocked', this.#blockedStreams)
   }
 
   /** @internal Runs on the JS thread for each native event of this connection, in order. */
-  onNativeEvent (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
+  [kOnNativeEvent] (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
     switch (type) {
       case Ev.ConnectionPeerStream: {
-        this.#openStreams++
-        const stream = new QuicStream(extra as NativeStream, this, false)
-        // While closing gracefully, streams the peer still opens are refused.
-        if (this.#draining !== undefined) stream[kRefuse](this.#draining)
-        else this.#inbound.push(stream)
+        const core = new StreamCore(extra as NativeStream, this, false)
+        if ((Number(value) & PeerStreamFlag.Request) !== 0) {
+          this.#openStreams++
+          if (this.#requests !== undefined) this.#requests.arrived(core)
+          else core.refuse(0)
+        } else {
+          this.#arrived(core)
+        }
         break
       }
       case Ev.ConnectionDatagram:
@@ -520,13 +620,24 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.emit('close', info)
   }
 
-  #hold (stream: QuicStream): void {
-    this.#held.add(stream)
-    stream.once('close', () => this.#held.delete(stream))
+  #arrived (core: StreamCore): void {
+    this.#openStreams++
+    // While closing gracefully, streams the peer still opens are refused.
+    if (this.#draining !== undefined) core.refuse(this.#draining)
+    else this.#inbound.push(core)
   }
 
   #assertOpen (): void {
     if (this.#state === 'transferred') throw new QuicError(QuicErrorCode.TRANSFERRED, 'The connection moved to another thread; use the object adopt() made there')
     if (this.#state === 'closing' || this.#state === 'closed') throw this[kCloseError]() ?? closedError('The connection')
   }
+}
+
+// The app has the adapter from now on; a Duplex then reports failures (after the awaiting code ran).
+function handOver (adapter: unknown): void {
+  if (adapter instanceof QuicStream) adapter[kHandOver]()
+}
+
+function asQuicError (error: Error): QuicError {
+  return error instanceof QuicError ? error : new QuicError(QuicErrorCode.ABORTED, error.message, { cause: error })
 }

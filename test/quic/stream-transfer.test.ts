@@ -59,7 +59,7 @@ describe('moving a single stream between threads', () => {
     expect(() => inbound.transfer()).toThrow(expect.objectContaining({ code: QuicErrorCode.TRANSFERRED }))
     const adopted = QuicStream.adopt(handle)
     expect(() => QuicStream.adopt(handle)).toThrow(/no stream is waiting/)
-    expect(() => QuicConnection.adopt({ kind: 'node-msquic/connection', id: handle.id })).toThrow(/no connection is waiting/)
+    expect(() => QuicConnection.adopt({ kind: 'node-msquic/connection', id: handle.id, streams: [] })).toThrow(/no connection is waiting/)
     expect((await readAll(adopted)).toString()).toBe(`hello ${middle.toString()}world`)
     adopted.end('answered')
     expect((await readAll(outbound)).toString()).toBe('answered')
