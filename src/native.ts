@@ -33,8 +33,8 @@ export interface NativeListener extends NativeHandle {
   address(): { address: string, family: 'IPv4' | 'IPv6', port: number } | null
   stop(): void
   stats(): { pending: number, refused: number, accepted?: number, rejected?: number, droppedPackets?: number }
-  /** New connections serve requests (collected natively up to `limit` bytes); 0: off. */
-  serveRequests(limit: number): void
+  /** New connections serve requests (collected natively up to `limit` bytes, `concurrency` at once); 0: off. */
+  serveRequests(limit: number, concurrency: number): void
 }
 
 export interface NativeAddress { address: string, family: 'IPv4' | 'IPv6', port: number }
@@ -111,7 +111,7 @@ export interface NativeBinding {
 /** The constants the addon exports (native/core/event.h and MsQuic's flags). */
 export interface NativeConstants {
   events: Record<EventName, number>
-  shutdownFlags: { HandshakeCompleted: number, PeerAcknowledged: number, ClosedRemotely: number, ConnectionShutdown: number }
+  shutdownFlags: { HandshakeCompleted: number, PeerAcknowledged: number, ClosedRemotely: number, ConnectionShutdown: number, SendAcknowledged: number }
   peerStream: { Unidirectional: number, Request: number }
   streamShutdown: { Graceful: number, AbortSend: number, AbortReceive: number, Abort: number, Immediate: number }
   messageTooLargeCode: number

@@ -51,6 +51,7 @@ Napi::Object Constants(Napi::Env env) {
   shutdown.Set("PeerAcknowledged", Napi::Number::New(env, kPeerAcknowledged));
   shutdown.Set("ClosedRemotely", Napi::Number::New(env, kConnectionClosedRemotely));
   shutdown.Set("ConnectionShutdown", Napi::Number::New(env, kConnectionShutdown));
+  shutdown.Set("SendAcknowledged", Napi::Number::New(env, kSendAcknowledged));
   Napi::Object peerStream = Napi::Object::New(env);
   peerStream.Set("Unidirectional", Napi::Number::New(env, kPeerStreamUnidirectional));
   peerStream.Set("Request", Napi::Number::New(env, kPeerStreamRequest));

@@ -76,9 +76,10 @@ Napi::Value ListenerWrap::JS_Stats(const Napi::CallbackInfo& info) {
   return stats;
 }
 
-// serveRequests(limit): connections that arrive from now on serve requests (see Connection).
+// serveRequests(limit, concurrency): connections that arrive from now on serve requests (see Connection).
 Napi::Value ListenerWrap::JS_ServeRequests(const Napi::CallbackInfo& info) {
-  listener_->ServeRequests(info[0].As<Napi::Number>().Uint32Value());
+  listener_->ServeRequests(info[0].As<Napi::Number>().Uint32Value(),
+                           static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()));
   return info.Env().Undefined();
 }
 

@@ -49,6 +49,7 @@ enum ShutdownFlags : uint64_t {
   kPeerAcknowledged = 2,
   kConnectionClosedRemotely = 4,
   kConnectionShutdown = 8,
+  kSendAcknowledged = 16,  // streams: the peer acknowledged every byte sent and the FIN
 };
 
 // Bits of `value` in kConnectionPeerStream.

@@ -233,7 +233,9 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
         std::lock_guard<std::mutex> lock(send_mutex_);
         send_closed_ = true;
       }
-      // Graceful: the peer acknowledged every byte and the FIN (the app's "acknowledged").
+      // Graceful: the peer acknowledged every byte and the FIN (the app's "acknowledged"). Collect
+      // mode says so only in its final event (kSendAcknowledged), sparing an event per request.
+      send_acknowledged_ = event->SEND_SHUTDOWN_COMPLETE.Graceful;
       if (collect_limit_ == 0) Push(EventType::kStreamSendShutdownComplete, 0, event->SEND_SHUTDOWN_COMPLETE.Graceful ? 1 : 0);
       break;
     }
@@ -251,6 +253,7 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
       uint64_t flags = 0;
       if (event->SHUTDOWN_COMPLETE.ConnectionShutdown) flags |= kConnectionShutdown;
       if (event->SHUTDOWN_COMPLETE.ConnectionClosedRemotely) flags |= kConnectionClosedRemotely;
+      if (send_acknowledged_) flags |= kSendAcknowledged;
       {
         std::lock_guard<std::mutex> lock(send_mutex_);
         send_closed_ = true;

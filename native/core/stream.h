@@ -102,6 +102,7 @@ class Stream : public Handle {
   bool collect_done_ = false;         // delivered, or failed past the limit
   std::shared_ptr<Handle> request_of_;  // serve-requests mode: the connection to report it to
   bool request_delivered_ = false;      // serve-requests mode: handed to the app (it answers it)
+  bool send_acknowledged_ = false;      // worker only: SEND_SHUTDOWN_COMPLETE was graceful
 };
 
 // The application error code a collecting stream is aborted with when its message outgrows the

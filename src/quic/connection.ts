@@ -131,6 +131,8 @@ interface ConnectionInit {
   verifyPeer?: VerifyPeer
   /** Server side: called once the handshake completes (the listener queues it for accept()). */
   onConnected?: (connection: QuicConnection) => void
+  /** Server side: the listener serves requests (its connections collect them natively from the start). */
+  requests?: { handler: RequestHandler, options: ServeRequestsOptions }
 }
 
 /** How many streams of each kind the peer may have open at once (see `setStreamLimits`). */
@@ -171,6 +173,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.#onConnected = init.onConnected
     this.#state = 'connecting'
     this.#streamLimits = init.streamLimits === undefined ? undefined : { ...init.streamLimits }
+    if (init.requests !== undefined) this.#requests = new RequestServer(this, init.requests.handler, init.requests.options)
     this.#closed = new Promise(resolve => { this.#resolveClosed = resolve })
     handle.owner = this
     if (init.adopted === true) {
@@ -319,7 +322,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     } catch (error) {
       throw this[kCloseError]() ?? error
     }
-    const core = new StreamCore(handle, this, true, { waitForCredit: body === undefined })
+    const core = new StreamCore(handle, this, true, { waitForCredit: body === undefined, finSent: body !== undefined && options.end === true })
     this.#openStreams++
     this.#held.add(core)
     const adapter = factory(core)
@@ -366,7 +369,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
         throw this[kCloseError]() ?? error
       }
       this.#openStreams++
-      return new StreamCore(handle, this, true)
+      return new StreamCore(handle, this, true, { finSent: true })
     })
   }
 
@@ -375,16 +378,19 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * on is collected natively to its FIN (up to `maxRequestBytes`) and handed to `handler(body,
    * info)` once; what the handler returns (or resolves with) is sent back with the FIN in one
    * native call, and a thrown error resets the stream (with the error's `errorCode` if it has
-   * one). At most `concurrency` requests run at once: the rest wait inside QUIC's stream credit.
-   * Streams already received (and unidirectional ones) still come through acceptStream().
+   * one). At most `concurrency` requests run at once: the stream credit is lowered to it, so the
+   * rest wait inside QUIC's stream credit, except those the peer may still open on credit granted
+   * before this call (up to the listener's `maxBidirectionalStreams`), which wait their turn here.
+   * (`listener.serveRequests()` sets the credit before the handshake.) Streams already received
+   * (and unidirectional ones) still come through acceptStream().
    */
   serveRequests (handler: RequestHandler, options: ServeRequestsOptions = {}): void {
     this.#assertOpen()
-    if (this.#requests !== undefined) throw invalidState('serveRequests() was called already on this connection')
+    if (this.#requests !== undefined) throw invalidState('serveRequests() was called already on this connection (or on its listener)')
     const server = new RequestServer(this, handler, options)
     this.#requests = server
     this.#native.serveRequests(server.maxRequestBytes)
-    this.setStreamLimits({ bidirectional: server.concurrency })
+    if (this.#state === 'open') this.setStreamLimits({ bidirectional: server.concurrency })
   }
 
   /**

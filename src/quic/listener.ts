@@ -42,7 +42,7 @@ export interface ListenerStats {
 
 export class QuicListener extends EventEmitter<{ close: [] }> {
   readonly #native: NativeListener
-  #serving = false
+  #serving: { handler: RequestHandler, options: ServeRequestsOptions } | undefined
   readonly #queue = new AcceptQueue<QuicConnection>('accept', connection => connection[kTaken]())
   readonly #closed: Promise<void>
   readonly #verifyPeer?: VerifyPeer
@@ -125,24 +125,21 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
   }
 
   /**
-   * Serves the request path on every connection this listener accepts from now on (see
+   * Serves the request path on every connection that arrives from now on (see
    * `QuicConnection.serveRequests()`): the listener accepts them itself, so do not also call
-   * accept(). Their peer streams are collected natively from the first one on.
+   * accept(). Their peer streams are collected natively from the first one on, and each grants
+   * the peer exactly `concurrency` streams from its handshake on, so requests beyond it wait
+   * inside QUIC's stream credit.
    */
   serveRequests (handler: RequestHandler, options: ServeRequestsOptions = {}): void {
     if (this.#closing) throw closedError('The listener')
-    if (this.#serving) throw invalidState('serveRequests() was called already on this listener')
+    if (this.#serving !== undefined) throw invalidState('serveRequests() was called already on this listener')
     // Checks every argument before anything starts (the same checks each connection repeats).
-    const { maxRequestBytes } = checkServeRequests(handler, options)
-    this.#serving = true
-    this.#native.serveRequests(maxRequestBytes)
-    void (async () => {
-      for await (const connection of this) {
-        try {
-          connection.serveRequests(handler, options)
-        } catch {}  // closed before it could serve: nothing to do
-      }
-    })()
+    const { maxRequestBytes, concurrency } = checkServeRequests(handler, options)
+    this.#serving = { handler, options }
+    this.#native.serveRequests(maxRequestBytes, concurrency)
+    // Accepted only to leave the backlog: each serves from its first stream on (see the constructor).
+    void (async () => { for await (const _connection of this); })()
   }
 
   /** @internal Runs on the JS thread for each native event of this listener, in order. */
@@ -152,7 +149,8 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
         server: true,
         streamLimits: this.streamLimits,
         verifyPeer: this.#verifyPeer,
-        onConnected: connection => this.#onConnected(connection)
+        onConnected: connection => this.#onConnected(connection),
+        requests: this.#serving
       })
       if (this.#closing) {
         void connection.close()

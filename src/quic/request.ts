@@ -133,6 +133,7 @@ class RequestCall implements StreamSink {
   }
 
   onClosed (): void {
+    if (this.#settled) return  // the usual case: the reply came first (no error is made)
     this.#fail(this.#core.readError ?? new QuicError(QuicErrorCode.STREAM_RESET, 'The stream ended before the reply', { direction: 'read' }))
   }
 
@@ -160,12 +161,18 @@ export function checkServeRequests (handler: unknown, options: unknown): { maxRe
   return { maxRequestBytes: checkMessageCap('maxRequestBytes', maxRequestBytes), concurrency }
 }
 
-/** @internal The server side of one connection: one responder per request stream. */
+/**
+ * @internal The server side of one connection: one responder per request stream, at most
+ * `concurrency` running. Requests beyond it normally wait inside QUIC's stream credit; only those
+ * sent on credit granted before serveRequests() wait here, in order (bounded by that credit).
+ */
 export class RequestServer {
   readonly maxRequestBytes: number
   readonly concurrency: number
   readonly #connection: QuicConnection
   readonly #handler: RequestHandler
+  #running = 0
+  readonly #waiting: Array<[Responder, Buffer]> = []
 
   constructor (connection: QuicConnection, handler: RequestHandler, options: ServeRequestsOptions) {
     const { maxRequestBytes, concurrency } = checkServeRequests(handler, options)
@@ -177,7 +184,24 @@ export class RequestServer {
 
   /** A request stream arrived, its body complete (the message event follows at once). */
   arrived (core: StreamCore): void {
-    core.attach(new Responder(core, this.#connection, this.#handler))
+    core.attach(new Responder(core, this))
+  }
+
+  /** @internal A request's body is here: run its handler now, or once one finishes. */
+  ready (responder: Responder, body: Buffer): void {
+    if (this.#running >= this.concurrency) {
+      this.#waiting.push([responder, body])
+      return
+    }
+    this.#running++
+    responder.run(this.#connection, this.#handler, body)
+  }
+
+  /** @internal A handler finished (answered, failed, or its stream went away). */
+  done (): void {
+    this.#running--
+    const next = this.#waiting.shift()
+    if (next !== undefined) this.ready(...next)
   }
 }
 
@@ -185,21 +209,28 @@ export class RequestServer {
 // `concurrency` handlers run at once per connection.
 class Responder implements StreamSink {
   readonly #core: StreamCore
-  readonly #connection: QuicConnection
-  readonly #handler: RequestHandler
+  readonly #server: RequestServer
+  #connection: QuicConnection | undefined
   #answered = false
 
-  constructor (core: StreamCore, connection: QuicConnection, handler: RequestHandler) {
+  constructor (core: StreamCore, server: RequestServer) {
     this.#core = core
-    this.#connection = connection
-    this.#handler = handler
+    this.#server = server
   }
 
   onMessage (message: Buffer | undefined): void {
-    if (message === undefined) return  // never for a request: natively aborted past its cap
+    if (message !== undefined) this.#server.ready(this, message)  // never undefined for a request
+  }
+
+  run (connection: QuicConnection, handler: RequestHandler, body: Buffer): void {
+    this.#connection = connection
+    if (this.#core.closed) {  // waited, and the peer went away meanwhile
+      this.#answer()
+      return
+    }
     let result: ReturnType<RequestHandler>
     try {
-      result = this.#handler(message, { connection: this.#connection, streamId: this.#core.id })
+      result = handler(body, { connection, streamId: this.#core.id })
     } catch (error) {
       this.#fail(error)
       return
@@ -224,14 +255,17 @@ class Responder implements StreamSink {
     const code = (error as { errorCode?: unknown } | null)?.errorCode
     const valid = (typeof code === 'number' && Number.isSafeInteger(code) && code >= 0) || (typeof code === 'bigint' && code >= 0n && code < 2n ** 62n)
     if (this.#answer()) this.#core.abort(valid ? code : RequestResetCode.HANDLER_FAILED)
-    this.#connection.emit('requestError', error, { connection: this.#connection, streamId: this.#core.id })
+    const connection = this.#connection as QuicConnection
+    connection.emit('requestError', error, { connection, streamId: this.#core.id })
   }
 
-  // The stream is answered once; from then on it closes natively when done (its credit returns).
+  // The stream is answered once; from then on it closes natively when done (its credit returns),
+  // and the next waiting request may run.
   #answer (): boolean {
     if (this.#answered) return false
     this.#answered = true
     this.#core.taken()
+    this.#server.done()
     return !this.#core.closed
   }
 

@@ -62,6 +62,16 @@ export interface StreamParent {
  */
 export type PrefixReader = (chunk: Buffer | null) => Buffer | undefined
 
+/** How a core starts. @internal */
+export interface CoreOptions {
+  /** A local stream opened without data: `opened` settles once the peer grants credit. */
+  waitForCredit?: boolean
+  /** A local stream whose FIN went out with its first bytes, in the call that opened it. */
+  finSent?: boolean
+  /** Adopted from another thread. */
+  snapshot?: CoreSnapshot
+}
+
 /** A core's state in transit to another thread (structured-cloneable). @internal */
 export interface CoreSnapshot {
   local: boolean
@@ -121,14 +131,14 @@ export class StreamCore {
   #opened?: { promise: Promise<void>, resolve: () => void, reject: (e: Error) => void }
 
   /** @internal Cores are made by QuicConnection and by adopt(). */
-  constructor (handle: NativeStream, parent: StreamParent, local: boolean, options: { waitForCredit?: boolean, snapshot?: CoreSnapshot } = {}) {
+  constructor (handle: NativeStream, parent: StreamParent, local: boolean, options: CoreOptions = {}) {
     this.native = handle
     this.#parent = parent
     this.local = local
     this.unidirectional = handle.unidirectional()
     // A one-way stream is born done on the side that carries nothing.
     this.#read = local && this.unidirectional ? 'ended' : 'open'
-    this.#write = !local && this.unidirectional ? 'finished' : 'open'
+    this.#write = !local && this.unidirectional ? 'finished' : options.finSent === true ? 'ending' : 'open'
     handle.owner = this
     if (options.snapshot !== undefined) this.#restore(options.snapshot)
     if (options.waitForCredit === true) {
@@ -302,6 +312,8 @@ export class StreamCore {
         }
         break
       case Ev.StreamMessage:
+        // A whole message ends at the peer's FIN.
+        if (status === 0) this.#peerFin = true
         this.#sink.onMessage?.(status === 0 ? extra as Buffer : undefined, status !== 0)
         break
       case Ev.StreamShutdownComplete:
@@ -388,6 +400,11 @@ export class StreamCore {
 
   #onShutdownComplete (flags: number): void {
     this.#closed = true
+    // Collect mode reports the acknowledgement here only.
+    if ((flags & ShutdownFlag.SendAcknowledged) !== 0 && this.#write === 'ending') {
+      this.#write = 'finished'
+      this.#sink.onAcknowledged()
+    }
     this.#parent[kStreamClosed](this)
     this.#setBlocked(false)
     const byConnection = (flags & ShutdownFlag.ConnectionShutdown) !== 0
