@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { errorFromStatus, invalidState } from './errors.js'
+import type { QuicConnectionStats } from './quic/connection.js'
 
 /** Fields shared by the native events; see native/core/event.h. */
 export type EventHandler = (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown) => void
@@ -52,7 +53,7 @@ export interface NativeConnection extends NativeHandle {
   completeCertificateValidation(accept: boolean): boolean
   taken(): void
   info(): { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
-  stats(): Record<string, number>
+  stats(): Omit<QuicConnectionStats, 'openStreams'>
   /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
   sendDatagram(data: Uint8Array): boolean
 }
@@ -75,6 +76,8 @@ export interface NativeStream extends NativeHandle {
   taken(): void
   id(): number | null
   unidirectional(): boolean
+  /** Asks for StreamSendShutdownComplete as it happens; true if the acknowledgement came already. */
+  reportAcknowledged(): boolean
 }
 
 export interface ConfigurationInit {

@@ -12,7 +12,8 @@ Napi::Function StreamWrap::Init(Napi::Env env) {
                       InstanceMethod<&StreamWrap::JS_Consumed>("consumed"),
                       InstanceMethod<&StreamWrap::JS_Taken>("taken"),
                       InstanceMethod<&StreamWrap::JS_Id>("id"),
-                      InstanceMethod<&StreamWrap::JS_Unidirectional>("unidirectional")});
+                      InstanceMethod<&StreamWrap::JS_Unidirectional>("unidirectional"),
+                      InstanceMethod<&StreamWrap::JS_ReportAcknowledged>("reportAcknowledged")});
 }
 
 StreamWrap::StreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StreamWrap>(info) {
@@ -82,6 +83,12 @@ Napi::Value StreamWrap::JS_Id(const Napi::CallbackInfo& info) {
 
 Napi::Value StreamWrap::JS_Unidirectional(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), stream_->unidirectional());
+}
+
+// reportAcknowledged() -> true if the peer already acknowledged everything sent; else the
+// acknowledgement is reported as its own event when it comes.
+Napi::Value StreamWrap::JS_ReportAcknowledged(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), stream_->ReportAcknowledged());
 }
 
 }  // namespace nmq

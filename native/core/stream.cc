@@ -233,10 +233,13 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
         std::lock_guard<std::mutex> lock(send_mutex_);
         send_closed_ = true;
       }
-      // Graceful: the peer acknowledged every byte and the FIN (the app's "acknowledged"). Collect
-      // mode says so only in its final event (kSendAcknowledged), sparing an event per request.
-      send_acknowledged_ = event->SEND_SHUTDOWN_COMPLETE.Graceful;
-      if (collect_limit_ == 0) Push(EventType::kStreamSendShutdownComplete, 0, event->SEND_SHUTDOWN_COMPLETE.Graceful ? 1 : 0);
+      // Graceful: the peer acknowledged every byte and the FIN (the app's "acknowledged"). Unless
+      // the app asked to hear of it at once, only the final event says so (kSendAcknowledged).
+      // Stored before the flag is read: ReportAcknowledged then sees one or the other.
+      send_acknowledged_.store(event->SEND_SHUTDOWN_COMPLETE.Graceful, std::memory_order_seq_cst);
+      if (event->SEND_SHUTDOWN_COMPLETE.Graceful && report_acknowledged_.load(std::memory_order_seq_cst)) {
+        Push(EventType::kStreamSendShutdownComplete, 0, 1);
+      }
       break;
     }
     case QUIC_STREAM_EVENT_IDEAL_SEND_BUFFER_SIZE: {
@@ -253,7 +256,7 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
       uint64_t flags = 0;
       if (event->SHUTDOWN_COMPLETE.ConnectionShutdown) flags |= kConnectionShutdown;
       if (event->SHUTDOWN_COMPLETE.ConnectionClosedRemotely) flags |= kConnectionClosedRemotely;
-      if (send_acknowledged_) flags |= kSendAcknowledged;
+      if (send_acknowledged_.load(std::memory_order_relaxed)) flags |= kSendAcknowledged;
       {
         std::lock_guard<std::mutex> lock(send_mutex_);
         send_closed_ = true;

@@ -12,6 +12,7 @@
 #pragma once
 #include <msquic.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,13 @@ class Stream : public Handle {
   void Consumed(uint64_t bytes);
   // JS thread: the app took this peer stream; from now on it closes as soon as it shuts down.
   void Taken() { ReleaseHold(); }
+  // JS thread: report the peer's acknowledgement of everything sent (kStreamSendShutdownComplete)
+  // as it happens; otherwise only the final event carries it (kSendAcknowledged), sparing an event
+  // per stream nobody asks about. True if it has already happened.
+  bool ReportAcknowledged() {
+    report_acknowledged_.store(true, std::memory_order_seq_cst);
+    return send_acknowledged_.load(std::memory_order_seq_cst);
+  }
 
   uint64_t id() const { return id_; }  // valid once started (peer streams: at once)
   bool unidirectional() const { return unidirectional_; }
@@ -102,7 +110,8 @@ class Stream : public Handle {
   bool collect_done_ = false;         // delivered, or failed past the limit
   std::shared_ptr<Handle> request_of_;  // serve-requests mode: the connection to report it to
   bool request_delivered_ = false;      // serve-requests mode: handed to the app (it answers it)
-  bool send_acknowledged_ = false;      // worker only: SEND_SHUTDOWN_COMPLETE was graceful
+  std::atomic<bool> send_acknowledged_{false};   // SEND_SHUTDOWN_COMPLETE was graceful
+  std::atomic<bool> report_acknowledged_{false};  // the app asked to hear of it at once
 };
 
 // The application error code a collecting stream is aborted with when its message outgrows the

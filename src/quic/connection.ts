@@ -278,7 +278,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** MsQuic's figures for this connection (blocks for a moment: they are read on its thread). */
   stats (): QuicConnectionStats {
     this.#assertOpen()
-    return { ...this.#native.stats(), openStreams: this.#openStreams } as unknown as QuicConnectionStats
+    return { ...this.#native.stats(), openStreams: this.#openStreams }
   }
 
   /** Local streams opened but waiting for the peer to grant stream credit. */

@@ -178,6 +178,18 @@ export class StreamCore {
   /** Resolves once the peer granted credit (local streams opened without data). */
   get opened (): Promise<void> { return this.#opened?.promise ?? Promise.resolve() }
 
+  /**
+   * Asks to hear of the peer's acknowledgement (`onAcknowledged`) as soon as it comes; otherwise it
+   * is reported with the stream's final event, which spares a native event per stream.
+   */
+  watchAcknowledged (): void {
+    if (this.#closed || (this.#write !== 'ending' && this.#write !== 'open')) return
+    if (this.native.reportAcknowledged() && this.#write === 'ending') {
+      this.#write = 'finished'
+      this.#sink.onAcknowledged()
+    }
+  }
+
   /** The adapter wants data: deliver what is pending, then go on as it arrives. */
   resume (): void {
     this.#flowing = true

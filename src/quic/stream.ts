@@ -14,7 +14,7 @@ import { Duplex, type DuplexOptions } from 'node:stream'
 import { QuicError, QuicErrorCode, closedError, invalidArgType, invalidState } from '../errors.js'
 import { SendResult, isDispatching, runtime } from '../native.js'
 import { checkErrorCode } from './error-code.js'
-import { StreamCore, elsewhere, type CoreSnapshot, type PrefixReader, type StreamSink } from './stream-core.js'
+import { StreamCore, elsewhere, type CoreSnapshot, type PrefixReader } from './stream-core.js'
 import { kCore, kHandOver, kSettle } from './symbols.js'
 
 // MsQuic's initial ideal send buffer size; the native send window follows its updates.
@@ -46,7 +46,7 @@ export interface MovedStreamState {
   writable: boolean
 }
 
-export class QuicStream extends Duplex implements StreamSink {
+export class QuicStream extends Duplex {
   readonly #core: StreamCore
   #writeCallback: ((error?: Error | null) => void) | undefined
   // A stream belongs to the app once handed over (accepted, or opened) and the code awaiting the
@@ -63,9 +63,11 @@ export class QuicStream extends Duplex implements StreamSink {
 
   /** @internal Streams are made by QuicConnection (openStream, acceptStream) and adopt(). */
   constructor (core: StreamCore, moved?: MovedStreamState) {
+    // A one-way stream is born ended on the side that carries nothing. A direction that failed
+    // before this adapter existed is reported (at the hand-over) like any other failure.
     const sides = moved !== undefined
       ? { readable: moved.readable, writable: moved.writable }
-      : { readable: core.read === 'open', writable: core.write === 'open' }
+      : { readable: !(core.local && core.unidirectional), writable: !(!core.local && core.unidirectional) && core.write !== 'ending' }
     // autoDestroy off: the stream is destroyed when both directions are done (#settle), not at the
     // first 'error', so that one direction's failure leaves the other working.
     super({ allowHalfOpen: true, autoDestroy: false, highWaterMark: INITIAL_SEND_WINDOW, ...sides } as DuplexOptions)
@@ -171,7 +173,8 @@ export class QuicStream extends Duplex implements StreamSink {
    * Resolves once the peer has acknowledged every byte written and the end of the stream
    * (MsQuic's graceful SEND_SHUTDOWN_COMPLETE); `'finish'` only means they were queued. Rejects
    * if the write side is reset, stopped by the peer, or the stream closes before that. The
-   * `'acknowledged'` event says the same.
+   * `'acknowledged'` event says the same: at once once this getter was read, else when the stream
+   * closes (hearing of it at once costs a native event, which streams nobody asks about skip).
    */
   get acknowledged (): Promise<void> {
     if (this.#acknowledged === undefined) {
@@ -179,6 +182,7 @@ export class QuicStream extends Duplex implements StreamSink {
       let reject!: (error: Error) => void
       const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
       this.#acknowledged = { promise, resolve, reject }
+      this.#core.watchAcknowledged()
       const write = this.#core.write
       if (write === 'finished') resolve()
       else if (write !== 'open' && write !== 'ending') reject(this.#core.writeError ?? closedError('The stream\'s sending side'))
