@@ -59,6 +59,8 @@ export class QuicStream extends Duplex {
   #writeFailed = false
   #errorEmitted = false
   #transferred = false
+  // end(chunk) on an idle stream: the chunk's write carries the FIN (one native send, not two).
+  #finWithWrite = false
   #acknowledged?: { promise: Promise<void>, resolve: () => void, reject: (error: Error) => void }
 
   /** @internal Streams are made by QuicConnection (openStream, acceptStream) and adopt(). */
@@ -279,18 +281,38 @@ export class QuicStream extends Duplex {
     else if (this.#owned) this[kSettle]()  // else once handed over, after the failures
   }
 
+  /**
+   * As Writable's end(). On an idle stream (nothing buffered or in flight), `end(chunk)` sends the
+   * chunk and the FIN in one native call.
+   */
+  override end (...args: unknown[]): this {
+    const chunk = args[0]
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function' && this.writableLength === 0 &&
+        !this.writableCorked && !this.writableEnded && this.#writeCallback === undefined && this.#core.write === 'open') {
+      this.#finWithWrite = true
+    }
+    return super.end(...(args as Parameters<Duplex['end']>))
+  }
+
   override _read (): void {
     if (!this.#transferred) this.#core.resume()
   }
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    const result = this.#core.send(chunk, false)
+    const fin = this.#finWithWrite
+    this.#finWithWrite = false
+    const result = this.#core.send(chunk, fin)
     // Within MsQuic's ideal send buffer the write is done; beyond it, wait for room.
     if (result === SendResult.Sent) callback()
     else this.#waitForWrite(callback, result)
   }
 
   override _final (callback: (error?: Error | null) => void): void {
+    this.#finWithWrite = false
+    if (this.#core.write === 'ending' || this.#core.write === 'finished') {
+      callback()  // the FIN went with the last write
+      return
+    }
     const result = this.#core.send(undefined, true)
     if (result === SendResult.Ended) this.#waitForWrite(callback, result)
     else callback()
