@@ -69,8 +69,8 @@ export const SendResult = {
 export type SendResult = typeof SendResult[keyof typeof SendResult]
 
 export interface NativeStream extends NativeHandle {
-  /** Copies and sends. */
-  send(data: Uint8Array | undefined, fin: boolean): SendResult
+  /** Copies and sends; `taken` also ends the hold on a peer stream (see taken()), in the same call. */
+  send(data: Uint8Array | undefined, fin: boolean, taken?: boolean): SendResult
   shutdown(flags: number, code: number | bigint): boolean
   consumed(bytes: number): void
   taken(): void
@@ -95,6 +95,8 @@ export interface NativeBinding {
   init(dispatch: (batch: unknown[]) => void, makeError: (name: string, status: number, message: string) => Error, workers: number): void
   createSelfSignedCertificate(hosts: string[], days: number): { cert: string, key: string }
   statusName(status: number): string
+  /** Calls from JS into native streams and connections so far (this thread). */
+  nativeCalls(): number
   /** Parks a connection, with the peer streams its app has not accepted, for another thread. */
   transferConnection(connection: NativeConnection, streams: NativeStream[]): number
   /** The adopted connection, then the streams that travelled with it. */
@@ -160,10 +162,11 @@ const delivery = { wakeups: 0, events: 0 }
 
 /**
  * How native events have reached JS in this thread so far: `wakeups` (batches handed over by the
- * native queue) and `events`. `events / wakeups` is the batching achieved under load.
+ * native queue) and `events`; `events / wakeups` is the batching achieved under load.
+ * `nativeCalls` counts the calls from JS into native streams and connections.
  */
-export function getDeliveryStats (): { wakeups: number, events: number } {
-  return { ...delivery }
+export function getDeliveryStats (): { wakeups: number, events: number, nativeCalls: number } {
+  return { ...delivery, nativeCalls: native.nativeCalls() }
 }
 
 /**

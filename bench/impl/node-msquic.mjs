@@ -84,7 +84,7 @@ export async function echo ({ streams, concurrency, size, timeoutMs }) {
   const after = getDeliveryStats()
   void client.close()
   void listener.close()
-  return { ...summarise(result), eventsPerWakeup: (after.events - before.events) / Math.max(1, after.wakeups - before.wakeups), eventsPerStream: (after.events - before.events) / result.completed }
+  return { ...summarise(result), ...perStream(before, after, result) }
 }
 
 // The request path: connection.request() against listener.serveRequests(), 64 B each way.
@@ -102,7 +102,7 @@ export async function request ({ streams, concurrency, size, timeoutMs }) {
   const after = getDeliveryStats()
   void client.close()
   void listener.close()
-  return { ...summarise(result), eventsPerStream: (after.events - before.events) / result.completed }
+  return { ...summarise(result), ...perStream(before, after, result) }
 }
 
 // The Duplex echo written the common way, with the listener's default settings: pipeline() on
@@ -128,7 +128,7 @@ export async function echoDefault ({ streams, concurrency, size, timeoutMs }) {
   const after = getDeliveryStats()
   void client.close()
   void listener.close()
-  return { ...summarise(result), eventsPerStream: (after.events - before.events) / result.completed }
+  return { ...summarise(result), ...perStream(before, after, result) }
 }
 
 export async function handshakes ({ connections, concurrency, timeoutMs }) {
@@ -147,6 +147,16 @@ export async function idle ({ connections }) {
   await Promise.all(opened.map(c => c.close()))
   await listener.close()
   return { bytesPerConnection, connected: opened.length - 1 }
+}
+
+// Native events and calls into native streams and connections per stream (both sides), and the
+// batching of event delivery.
+function perStream (before, after, result) {
+  return {
+    eventsPerWakeup: (after.events - before.events) / Math.max(1, after.wakeups - before.wakeups),
+    eventsPerStream: (after.events - before.events) / result.completed,
+    nativeCallsPerStream: (after.nativeCalls - before.nativeCalls) / result.completed
+  }
 }
 
 export function summarise (result) {

@@ -92,6 +92,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createSelfSignedCertificate", Napi::Function::New<CreateSelfSigned>(env, "createSelfSignedCertificate"));
   exports.Set("statusName", Napi::Function::New<JsStatusName>(env, "statusName"));
   exports.Set("constants", Constants(env));
+  exports.Set("nativeCalls", Napi::Function::New<EnvState::JsNativeCalls>(env, "nativeCalls"));
   return exports;
 }
 

@@ -68,6 +68,7 @@ ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
 
 // shutdown(code, silent)
 Napi::Value ConnectionWrap::JS_Shutdown(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   uint64_t code = 0;
   if (!ToU64(info[0], &code) || code >= (uint64_t{1} << 62)) {
     Napi::RangeError::New(info.Env(), "the error code must be an integer from 0 to 2^62-1")
@@ -82,6 +83,7 @@ Napi::Value ConnectionWrap::JS_Shutdown(const Napi::CallbackInfo& info) {
 // possibly empty) the stream starts with it in the same call; `collectLimit` > 0 collects the
 // reply natively (the request path).
 Napi::Value ConnectionWrap::JS_OpenStream(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   EnvState* state = EnvState::Get(env);
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
@@ -104,6 +106,7 @@ Napi::Value ConnectionWrap::JS_OpenStream(const Napi::CallbackInfo& info) {
 
 // setPeerStreamCounts(bidirectional, unidirectional); -1 leaves a count as it is.
 Napi::Value ConnectionWrap::JS_SetPeerStreamCounts(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   QUIC_STATUS status = connection_->SetPeerStreamCounts(info[0].As<Napi::Number>().Int32Value(),
                                                         info[1].As<Napi::Number>().Int32Value());
@@ -113,18 +116,21 @@ Napi::Value ConnectionWrap::JS_SetPeerStreamCounts(const Napi::CallbackInfo& inf
 
 // completeCertificateValidation(accept) -> false when the connection is already going away
 Napi::Value ConnectionWrap::JS_CompleteCertificateValidation(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   QUIC_STATUS status = connection_->CompleteCertificateValidation(info[0].ToBoolean().Value());
   return Napi::Boolean::New(info.Env(), QUIC_SUCCEEDED(status));
 }
 
 // taken(): the app took this server connection from its listener's backlog.
 Napi::Value ConnectionWrap::JS_Taken(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   if (connection_->is_server()) connection_->listener()->Taken();
   return info.Env().Undefined();
 }
 
 // info() -> { alpn, localAddress, remoteAddress, server, maxDatagramSize }; valid once connected.
 Napi::Value ConnectionWrap::JS_Info(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("alpn", connection_->alpn());
@@ -137,6 +143,7 @@ Napi::Value ConnectionWrap::JS_Info(const Napi::CallbackInfo& info) {
 
 // stats() -> MsQuic's figures for this connection. Blocks briefly (runs on the connection's worker).
 Napi::Value ConnectionWrap::JS_Stats(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   QUIC_STATISTICS_V2 stats = {};
   QUIC_STATUS status = connection_->Statistics(&stats);
@@ -171,12 +178,14 @@ Napi::Value ConnectionWrap::JS_Stats(const Napi::CallbackInfo& info) {
 // serveRequests(limit): the peer's bidirectional streams from now on are requests collected
 // natively up to `limit` bytes (0: off).
 Napi::Value ConnectionWrap::JS_ServeRequests(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   connection_->ServeRequests(info[0].As<Napi::Number>().Uint32Value());
   return info.Env().Undefined();
 }
 
 // sendDatagram(bytes) -> false when the send queue is full (nothing was sent).
 Napi::Value ConnectionWrap::JS_SendDatagram(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray()) {
     Napi::TypeError::New(env, "sendDatagram() takes a Uint8Array").ThrowAsJavaScriptException();

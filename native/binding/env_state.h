@@ -60,6 +60,11 @@ class EnvState {
   static Napi::Value JsTransferStream(const Napi::CallbackInfo& info);
   // adoptStream(id) -> Stream: takes over a parked stream.
   static Napi::Value JsAdoptStream(const Napi::CallbackInfo& info);
+  // Calls from JS into Stream and Connection methods (getDeliveryStats().nativeCalls, for profiles).
+  void CountCall() { ++native_calls_; }
+  static Napi::Value JsNativeCalls(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(Get(info.Env())->native_calls_));
+  }
   // Whether a batch is being handed to JS right now.
   bool dispatching() const { return dispatching_; }
 
@@ -90,6 +95,7 @@ class EnvState {
   // Events drained early (while moving a connection) that belong to handles staying here.
   std::vector<Event> carry_;
   bool dispatching_ = false;
+  uint64_t native_calls_ = 0;
 };
 
 }  // namespace nmq

@@ -288,6 +288,7 @@ void Connection::OnPeerStream(QUIC_CONNECTION_EVENT* event) {
   record.child = stream;
   record.type = EventType::kConnectionPeerStream;
   record.value = unidirectional ? kPeerStreamUnidirectional : 0;
+  record.code = stream->id();
   Push(std::move(record));
 }
 

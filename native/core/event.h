@@ -19,7 +19,7 @@ class Handle;
   X(ConnectionShutdownByTransport, 4)  /* status; code = wire error; text = certificate refusal */ \
   X(ConnectionShutdownByPeer, 5)       /* code = application error code */                         \
   X(ConnectionShutdownComplete, 6)     /* value = ShutdownFlags; final event of a connection */    \
-  X(ConnectionPeerStream, 7)           /* child = the new stream; value = PeerStreamFlags */       \
+  X(ConnectionPeerStream, 7)           /* child = the new stream; value = PeerStreamFlags; code = its id */ \
   X(ConnectionStreamsAvailable, 8)     /* value = bidirectional credit left, code = unidirectional */ \
   X(ConnectionPeerNeedsStreams, 9)     /* value = 1 when bidirectional */                          \
   X(ConnectionPeerCertificate, 10)     /* data = DER leaf (absent if none); status = TLS verdict */ \

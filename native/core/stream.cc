@@ -360,6 +360,7 @@ void Stream::DeliverMessage() {
     arrival.child = shared_from_this();
     arrival.type = EventType::kConnectionPeerStream;
     arrival.value = kPeerStreamRequest;
+    arrival.code = id_;
     Push(std::move(arrival));
   }
   Event message;

@@ -322,7 +322,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     } catch (error) {
       throw this[kCloseError]() ?? error
     }
-    const core = new StreamCore(handle, this, true, { waitForCredit: body === undefined, finSent: body !== undefined && options.end === true })
+    const core = new StreamCore(handle, this, true, { waitForCredit: body === undefined, finSent: body !== undefined && options.end === true, unidirectional })
     this.#openStreams++
     this.#held.add(core)
     const adapter = factory(core)
@@ -369,7 +369,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
         throw this[kCloseError]() ?? error
       }
       this.#openStreams++
-      return new StreamCore(handle, this, true, { finSent: true })
+      return new StreamCore(handle, this, true, { finSent: true, unidirectional: false })
     })
   }
 
@@ -549,8 +549,9 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   [kOnNativeEvent] (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
     switch (type) {
       case Ev.ConnectionPeerStream: {
-        const core = new StreamCore(extra as NativeStream, this, false)
-        if ((Number(value) & PeerStreamFlag.Request) !== 0) {
+        const flags = Number(value)
+        const core = new StreamCore(extra as NativeStream, this, false, { unidirectional: (flags & PeerStreamFlag.Unidirectional) !== 0, id: Number(code) })
+        if ((flags & PeerStreamFlag.Request) !== 0) {
           this.#openStreams++
           if (this.#requests !== undefined) this.#requests.arrived(core)
           else core.refuse(0)

@@ -225,7 +225,7 @@ class Responder implements StreamSink {
   run (connection: QuicConnection, handler: RequestHandler, body: Buffer): void {
     this.#connection = connection
     if (this.#core.closed) {  // waited, and the peer went away meanwhile
-      this.#answer()
+      this.#answer(true)
       return
     }
     let result: ReturnType<RequestHandler>
@@ -247,24 +247,29 @@ class Responder implements StreamSink {
       this.#fail(error)
       return
     }
-    // Refused only when the peer gave up meanwhile (its reset or the close is on its way).
-    if (this.#answer() && this.#core.send(bytes, true) === SendResult.Ended) this.#core.abort(0)
+    if (!this.#answer(false)) return
+    // The reply, its FIN and the end of the hold in one native call. Refused only when the peer
+    // gave up meanwhile (its reset or the close is on its way).
+    if (this.#core.send(bytes, true, true) === SendResult.Ended) {
+      this.#core.taken()
+      this.#core.abort(0)
+    }
   }
 
   #fail (error: unknown): void {
     const code = (error as { errorCode?: unknown } | null)?.errorCode
     const valid = (typeof code === 'number' && Number.isSafeInteger(code) && code >= 0) || (typeof code === 'bigint' && code >= 0n && code < 2n ** 62n)
-    if (this.#answer()) this.#core.abort(valid ? code : RequestResetCode.HANDLER_FAILED)
+    if (this.#answer(true)) this.#core.abort(valid ? code : RequestResetCode.HANDLER_FAILED)
     const connection = this.#connection as QuicConnection
     connection.emit('requestError', error, { connection, streamId: this.#core.id })
   }
 
   // The stream is answered once; from then on it closes natively when done (its credit returns),
-  // and the next waiting request may run.
-  #answer (): boolean {
+  // and the next waiting request may run. `release`: end the hold now (else the caller's send does).
+  #answer (release: boolean): boolean {
     if (this.#answered) return false
     this.#answered = true
-    this.#core.taken()
+    if (release || this.#core.closed) this.#core.taken()
     this.#server.done()
     return !this.#core.closed
   }

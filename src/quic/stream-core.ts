@@ -70,6 +70,10 @@ export interface CoreOptions {
   finSent?: boolean
   /** Adopted from another thread. */
   snapshot?: CoreSnapshot
+  /** Whether the stream is one-way, when the caller knows (else the native stream is asked). */
+  unidirectional?: boolean
+  /** The stream id, when the caller knows it (a peer stream's arrival says it). */
+  id?: number
 }
 
 /** A core's state in transit to another thread (structured-cloneable). @internal */
@@ -127,6 +131,7 @@ export class StreamCore {
   #prefix: PrefixReader | undefined
   #closed = false
   #blocked = false
+  #id: number | undefined
   // Local streams started without data: settles once the peer has granted credit (or failed).
   #opened?: { promise: Promise<void>, resolve: () => void, reject: (e: Error) => void }
 
@@ -135,7 +140,8 @@ export class StreamCore {
     this.native = handle
     this.#parent = parent
     this.local = local
-    this.unidirectional = handle.unidirectional()
+    this.unidirectional = options.unidirectional ?? handle.unidirectional()
+    this.#id = options.id
     // A one-way stream is born done on the side that carries nothing.
     this.#read = local && this.unidirectional ? 'ended' : 'open'
     this.#write = !local && this.unidirectional ? 'finished' : options.finSent === true ? 'ending' : 'open'
@@ -173,7 +179,9 @@ export class StreamCore {
   }
 
   /** The QUIC stream id; null until a local stream has started. */
-  get id (): number | null { return this.native.id() }
+  get id (): number | null {
+    return this.#id ?? (this.#id = this.native.id() ?? undefined) ?? null
+  }
 
   /** Resolves once the peer granted credit (local streams opened without data). */
   get opened (): Promise<void> { return this.#opened?.promise ?? Promise.resolve() }
@@ -215,11 +223,11 @@ export class StreamCore {
   /**
    * Sends `chunk` (and the FIN after it if `fin`). Returns what happened: `Full` means wait for
    * `onWritable`; `Ended` means the write side is done (its reason, if it failed, is on its way
-   * or in `writeError`).
+   * or in `writeError`). `taken` ends the hold on a peer stream in the same native call.
    */
-  send (chunk: Uint8Array | undefined, fin: boolean): SendResult {
+  send (chunk: Uint8Array | undefined, fin: boolean, taken = false): SendResult {
     if (this.#write !== 'open') return SendResult.Ended
-    const result = this.native.send(chunk, fin)
+    const result = this.native.send(chunk, fin, taken)
     if (fin && result !== SendResult.Ended) this.#write = 'ending'
     return result
   }
