@@ -68,8 +68,8 @@ describe('bad input to acceptProtocol', () => {
     })
   }
 
-  it('should fail on data sent after a proposal, before the answer (not lazy)', async () => {
-    const early = await accepting(raw => raw.write(bytes(encodeMessages([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0']), 'data')))
+  it('should fail on data sent after a proposal, before the answer (lazy: false)', async () => {
+    const early = await accepting(raw => raw.write(bytes(encodeMessages([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0']), 'data')), { lazy: false })
     expect(early).toMatchObject({ ...code(QuicErrorCode.NEGOTIATION_PROTOCOL), message: expect.stringContaining('before our answer') })
     const pipelined = await accepting(raw => raw.write(encodeMessages([MULTISTREAM_PROTOCOL_ID, '/other/1.0.0', '/echo/1.0.0'])))
     expect(pipelined).toMatchObject(code(QuicErrorCode.NEGOTIATION_PROTOCOL))
