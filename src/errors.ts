@@ -3,6 +3,13 @@
  * misuse (a bad argument, a closed object) throws a TypeError or RangeError synchronously.
  */
 
+/**
+ * An application error code (RESET_STREAM, STOP_SENDING, CONNECTION_CLOSE): a QUIC varint from 0
+ * to 2^62-1. Every code this package reports is a `bigint` (codes past 2^53 exist, so a number
+ * cannot hold them all); every method that takes one accepts a `number` or a `bigint`.
+ */
+export type ErrorCode = bigint
+
 /** Stable error codes carried by {@link QuicError}. */
 export const QuicErrorCode = {
   /** The peer refused the connection (no listener, or its accept backlog was full). */
@@ -64,7 +71,7 @@ export interface QuicErrorOptions {
   status?: number
   /** MsQuic's status by name, e.g. `QUIC_STATUS_CONNECTION_REFUSED`. */
   statusName?: string
-  /** The application error code the peer sent, or that we sent. */
+  /** The application error code the peer sent, or that we sent (stored as a bigint). */
   errorCode?: number | bigint
   /** For a stream failure: which direction of the stream failed ('read' or 'write'). */
   direction?: 'read' | 'write'
@@ -77,7 +84,8 @@ export class QuicError extends Error {
   readonly code: QuicErrorCode
   readonly status?: number
   readonly statusName?: string
-  readonly errorCode?: number | bigint
+  /** The application error code the peer sent, or that we sent (see {@link ErrorCode}). */
+  readonly errorCode?: ErrorCode
   readonly direction?: 'read' | 'write'
 
   constructor (code: QuicErrorCode, message: string, options: QuicErrorOptions = {}) {
@@ -85,7 +93,7 @@ export class QuicError extends Error {
     this.code = code
     this.status = options.status
     this.statusName = options.statusName
-    this.errorCode = options.errorCode
+    this.errorCode = options.errorCode === undefined ? undefined : BigInt(options.errorCode)
     if (options.direction !== undefined) this.direction = options.direction
   }
 }
@@ -96,9 +104,9 @@ export class QuicError extends Error {
  */
 export const NegotiationResetCode = {
   /** Negotiation failed: no common protocol, a malformed message, a timeout or an abort. */
-  PROTOCOL_NEGOTIATION_FAILED: 0x1001,
+  PROTOCOL_NEGOTIATION_FAILED: 0x1001n,
   /** Refused for a resource limit (`ERR_NEGOTIATION_BUSY`); the peer may retry with a backoff. */
-  RESOURCE_LIMIT_EXCEEDED: 0x1002
+  RESOURCE_LIMIT_EXCEEDED: 0x1002n
 } as const
 
 export type NegotiationResetCode = typeof NegotiationResetCode[keyof typeof NegotiationResetCode]

@@ -4,7 +4,7 @@
  * it is called. JS thread only.
  */
 import { EventEmitter } from 'node:events'
-import { QuicError, QuicErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { QuicError, QuicErrorCode, type ErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
 import { Ev, PeerStreamFlag, isDispatching, kOnNativeEvent, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
@@ -26,8 +26,8 @@ const duplexAdapter: StreamAdapterFactory<QuicStream> = core => new QuicStream(c
 export interface QuicCloseInfo {
   /** Who closed it: this side, the peer (CONNECTION_CLOSE with an application code), or the transport. */
   by: 'local' | 'peer' | 'transport'
-  /** The application error code (local or peer), or the transport's wire error code. */
-  code: number | bigint
+  /** The application error code (local or peer), or the transport's wire error code (see ErrorCode). */
+  code: ErrorCode
   /** The reason given to close(), for local closes. */
   reason?: string
   /** Set when the close was not a clean application close with code 0. */
@@ -230,7 +230,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     const moved = new QuicError(QuicErrorCode.TRANSFERRED, 'The connection moved to another thread')
     this.#inbound.close(moved)
     this.#connected?.reject(moved)
-    this.#resolveClosed({ by: 'local', code: 0, reason: 'transferred to another thread' })
+    this.#resolveClosed({ by: 'local', code: 0n, reason: 'transferred to another thread' })
     return { kind: 'node-msquic/connection', id, streams }
   }
 
@@ -486,7 +486,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     }
     if (this.#state === 'connecting' || this.#state === 'open') {
       this.#state = 'closing'
-      this.#closeInfo ??= { by: 'local', code, reason: options.reason }
+      this.#closeInfo ??= { by: 'local', code: BigInt(code), reason: options.reason }
       this.#native.shutdown(code, false)
     }
     return await this.#closed
@@ -501,7 +501,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     if (error !== undefined && !(error instanceof Error)) throw invalidArgType('error', 'an Error', error)
     if (this.#state === 'closed' || this.#state === 'closing' || this.#state === 'transferred') return
     this.#state = 'closing'
-    this.#closeInfo ??= { by: 'local', code: 0, reason: 'destroyed', error: error === undefined ? undefined : asQuicError(error) }
+    this.#closeInfo ??= { by: 'local', code: 0n, reason: 'destroyed', error: error === undefined ? undefined : asQuicError(error) }
     this.#native.shutdown(0, true)
   }
 
@@ -576,7 +576,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       case Ev.ConnectionShutdownByTransport:
         this.#closeInfo ??= {
           by: 'transport',
-          code,
+          code: BigInt(code),
           error: typeof extra === 'string'
             ? new QuicError(QuicErrorCode.CERTIFICATE, extra, { status, statusName: native.statusName(status) })
             : errorFromStatus(native.statusName(status), status, 'The connection was closed by the transport')
@@ -585,8 +585,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       case Ev.ConnectionShutdownByPeer:
         this.#closeInfo ??= {
           by: 'peer',
-          code,
-          error: code === 0 ? undefined : new QuicError(QuicErrorCode.PEER_CLOSED, `The peer closed the connection (code ${code})`, { errorCode: code })
+          code: BigInt(code),
+          error: BigInt(code) === 0n ? undefined : new QuicError(QuicErrorCode.PEER_CLOSED, `The peer closed the connection (code ${code})`, { errorCode: code })
         }
         break
       case Ev.ConnectionShutdownComplete:
@@ -618,7 +618,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   #onClosed (): void {
     this.#state = 'closed'
-    const info = this.#closeInfo ?? { by: 'local', code: 0 }
+    const info: QuicCloseInfo = this.#closeInfo ?? { by: 'local', code: 0n }
     this.#closeInfo = info
     const error = this[kCloseError]() as QuicError
     this.#connected?.reject(info.error ?? error)

@@ -20,11 +20,11 @@ export const DEFAULT_REQUEST_CONCURRENCY = 100
 /** Application error codes the request path resets streams with. */
 export const RequestResetCode = {
   /** A request or reply outgrew its cap (both directions are aborted). */
-  MESSAGE_TOO_LARGE: native.constants.messageTooLargeCode,
+  MESSAGE_TOO_LARGE: BigInt(native.constants.messageTooLargeCode),
   /** The server's handler threw (or rejected) an error without an `errorCode` of its own. */
-  HANDLER_FAILED: 0x1004,
+  HANDLER_FAILED: 0x1004n,
   /** The client gave up (its signal or timeout) before the reply came. */
-  CANCELLED: 0x1005
+  CANCELLED: 0x1005n
 } as const
 
 /** Options of `connection.request()`. */

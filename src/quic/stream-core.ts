@@ -90,7 +90,7 @@ export interface CoreSnapshot {
 }
 
 /** @internal */
-export interface ErrorSnapshot { code: QuicErrorCode, message: string, errorCode?: number | bigint, direction?: 'read' | 'write' }
+export interface ErrorSnapshot { code: QuicErrorCode, message: string, errorCode?: bigint, direction?: 'read' | 'write' }
 
 // An adopted stream's connection lives on another thread: only the stream's own events come here.
 export const elsewhere: StreamParent = {

@@ -5,7 +5,7 @@ import { OperationLimiter, ProviderPool, TransientConnectionManager } from '../.
 import { readAll, testCertificate, until } from '../helpers.js'
 
 /** The application error code a refused connection is closed with. */
-const REFUSED = 0x10
+const REFUSED = 0x10n
 /** How long the server's upgrade (identifying the peer) holds a transient slot, ms. */
 const UPGRADE_MS = 50
 

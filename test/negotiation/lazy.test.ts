@@ -54,7 +54,7 @@ describe('lazy selection over QUIC', () => {
     await closed
     expect(stream.destroyed).toBe(true)
     expect(seen).toEqual([]) // the application read nothing of the negotiation
-    expect(Number((await reset).errorCode)).toBe(NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED)
+    expect((await reset).errorCode).toBe(NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED)
     expect(received.slice(0, 2)).toEqual([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0'])
   })
 

@@ -49,7 +49,7 @@ describe('request path', () => {
     })
     const reported: unknown[] = []
     server.on('requestError', error => reported.push(error))
-    await expect(client.request('coded')).rejects.toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 404 })
+    await expect(client.request('coded')).rejects.toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 404n })
     await expect(client.request('plain')).rejects.toMatchObject({ errorCode: RequestResetCode.HANDLER_FAILED })
     expect((await client.request('ok')).toString()).toBe('fine')
     expect(reported.map(error => (error as Error).message)).toEqual(['no such thing', 'broken'])
@@ -125,7 +125,7 @@ describe('request path', () => {
     const pending = Array.from({ length: 10 }, async () => await client.request('hang'))
     await until(() => server.stats().openStreams === 10, 'the requests to arrive')
     await server.close({ code: 7 })
-    for (const request of pending) await expect(request).rejects.toMatchObject({ code: QuicErrorCode.PEER_CLOSED, errorCode: 7 })
+    for (const request of pending) await expect(request).rejects.toMatchObject({ code: QuicErrorCode.PEER_CLOSED, errorCode: 7n })
     await listener.close()
     await client.closed
   })

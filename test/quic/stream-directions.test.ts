@@ -16,7 +16,7 @@ describe('stream directions', () => {
     const failed = once(inbound, 'error')
     outbound.reset(5)
     const [error] = await failed
-    expect(error).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 5, direction: 'read' })
+    expect(error).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 5n, direction: 'read' })
     expect([inbound.readState, inbound.writeState]).toEqual(['reset', 'open'])
     // The reply after the reset reaches the client in full.
     const reply = Buffer.alloc(256 * 1024, 7)
@@ -52,7 +52,7 @@ describe('stream directions', () => {
     inbound.stopSending(9)
     inbound.end('early answer')
     const [error] = await writeFailed
-    expect(error).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 9, direction: 'write' })
+    expect(error).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 9n, direction: 'write' })
     await ended
     writing = false
     await writer
@@ -76,7 +76,7 @@ describe('stream directions', () => {
     await once(stream, 'end')
     expect(stream.readState).toBe('stopped')
     const failed = await once(outbound, 'error')
-    expect(failed[0]).toMatchObject({ errorCode: 4, direction: 'write' })
+    expect(failed[0]).toMatchObject({ errorCode: 4n, direction: 'write' })
     // The server's own direction is untouched.
     stream.end('still here')
     expect((await readAll(outbound)).toString()).toBe('still here')
@@ -110,7 +110,7 @@ describe('stream directions', () => {
     const acknowledged = outbound.acknowledged
     const inbound = await server.acceptStream()
     inbound.stopSending(11)
-    await expect(acknowledged).rejects.toMatchObject({ errorCode: 11, direction: 'write' })
+    await expect(acknowledged).rejects.toMatchObject({ errorCode: 11n, direction: 'write' })
     inbound.end()
     await client.close()
     await listener.close()
@@ -125,7 +125,7 @@ describe('stream directions', () => {
     const closed = new Promise(resolve => outbound.once('close', resolve))
     inbound.destroy()  // aborts both directions with code 0
     const [error] = await failed as [Error]
-    expect(error).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 0 })
+    expect(error).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 0n })
     outbound.end('late')  // discarded: the failure was reported once
     await closed
     expect([outbound.readState, outbound.writeState]).toEqual(['reset', 'stopped'])

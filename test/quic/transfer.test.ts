@@ -32,7 +32,7 @@ describe('moving a connection between threads', () => {
     expect(adopted.alpnProtocol).toBe('test')
     expect(adopted.side).toBe('server')
     await client.close({ code: 4 })
-    expect(await adopted.closed).toMatchObject({ by: 'peer', code: 4 })
+    expect(await adopted.closed).toMatchObject({ by: 'peer', code: 4n })
     await listener.close()
   })
 
@@ -73,7 +73,7 @@ describe('moving a connection between threads', () => {
     moved.end('answered')
     expect((await readAll(queued)).toString()).toBe('answered')
     await client.close({ code: 2 })
-    expect(await adopted.closed).toMatchObject({ by: 'peer', code: 2 })
+    expect(await adopted.closed).toMatchObject({ by: 'peer', code: 2n })
     await listener.close()
   })
 
