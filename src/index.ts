@@ -12,7 +12,7 @@
  */
 export { listen, QuicListener, type ListenOptions, type ListenerStats } from './quic/listener.js'
 export { connect, type ConnectOptions } from './quic/connect.js'
-export { QuicConnection, type StreamAdapterFactory, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
+export { QuicConnection, type AcceptStreamOptions, type StreamAdapterFactory, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
 export { QuicStream, type QuicStreamHandle } from './quic/stream.js'
 export { StreamCore, type StreamSink, type ReadState, type WriteState, type PrefixReader } from './quic/stream-core.js'
 export {

@@ -49,6 +49,16 @@ export interface OpenStreamOptions {
   end?: boolean
 }
 
+export interface AcceptStreamOptions {
+  /** Gives up waiting. */
+  signal?: AbortSignal
+  /**
+   * Only one-way (`true`) or only two-way (`false`) peer streams, oldest first; the others stay
+   * queued for their own takers. Default: the oldest of either.
+   */
+  unidirectional?: boolean
+}
+
 export interface CloseOptions {
   /** Application error code sent to the peer (0 to 2^62-1). Default 0. */
   code?: number | bigint
@@ -398,15 +408,18 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * or while the app was busy, are all here. Rejects with ERR_QUIC_CLOSED once the connection has
    * closed and no stream is left.
    */
-  async acceptStream (options: { signal?: AbortSignal } = {}): Promise<QuicStream> {
+  async acceptStream (options: AcceptStreamOptions = {}): Promise<QuicStream> {
     return await this.acceptStreamWith(duplexAdapter, options)
   }
 
   /** Accepts a stream as `acceptStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
-  async acceptStreamWith<T> (factory: StreamAdapterFactory<T>, options: { signal?: AbortSignal } = {}): Promise<T> {
+  async acceptStreamWith<T> (factory: StreamAdapterFactory<T>, options: AcceptStreamOptions = {}): Promise<T> {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', options.signal)
-    const adapter = factory(await this.#inbound.take(options.signal))
+    const { signal, unidirectional } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    if (unidirectional !== undefined && typeof unidirectional !== 'boolean') throw invalidArgType('unidirectional', 'a boolean', unidirectional)
+    const match = unidirectional === undefined ? undefined : unidirectional ? isUnidirectional : isBidirectional
+    const adapter = factory(await this.#inbound.take(signal, match))
     handOver(adapter)
     return adapter
   }
@@ -648,3 +661,6 @@ function handOver (adapter: unknown): void {
 function asQuicError (error: Error): QuicError {
   return error instanceof QuicError ? error : new QuicError(QuicErrorCode.ABORTED, error.message, { cause: error })
 }
+
+const isUnidirectional = (core: StreamCore): boolean => core.unidirectional
+const isBidirectional = (core: StreamCore): boolean => !core.unidirectional
