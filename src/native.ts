@@ -127,7 +127,8 @@ type EventName = 'ListenerStopped' | 'ListenerConnection' | 'ConnectionConnected
   'ConnectionShutdownByPeer' | 'ConnectionShutdownComplete' | 'ConnectionPeerStream' | 'ConnectionStreamsAvailable' |
   'ConnectionPeerNeedsStreams' | 'ConnectionPeerCertificate' | 'StreamStartComplete' | 'StreamPeerAccepted' | 'StreamData' |
   'StreamPeerSendShutdown' | 'StreamPeerSendAborted' | 'StreamPeerReceiveAborted' | 'StreamSendReady' |
-  'StreamShutdownComplete' | 'ConnectionDatagramState' | 'ConnectionDatagram' | 'StreamSendShutdownComplete' | 'StreamMessage'
+  'StreamShutdownComplete' | 'ConnectionDatagramState' | 'ConnectionDatagram' | 'StreamSendShutdownComplete' | 'StreamMessage' |
+  'ConnectionDatagramDrain'
 
 /**
  * The addon file: a local build (build/Release) first, else the prebuild for this platform,

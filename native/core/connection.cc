@@ -134,8 +134,12 @@ QUIC_STATUS Connection::SendDatagram(const uint8_t* data, size_t length, bool* q
   *queued = false;
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
-  if (datagrams_unsent_.load(std::memory_order_relaxed) >= options_.datagram_send_queue) {
-    return QUIC_STATUS_SUCCESS;  // full: reported, not grown
+  if (datagrams_unsent_.load(std::memory_order_seq_cst) >= options_.datagram_send_queue) {
+    // Full: reported, not grown, and kConnectionDatagramDrain follows once there is room. The
+    // flag is set before the queue is read again, and the worker reads the flag after it shrank
+    // the queue, so one of the two sees the other: no wake-up is lost.
+    datagram_room_wanted_.store(true, std::memory_order_seq_cst);
+    if (datagrams_unsent_.load(std::memory_order_seq_cst) >= options_.datagram_send_queue) return QUIC_STATUS_SUCCESS;
   }
   auto* block = static_cast<DatagramBlock*>(std::malloc(sizeof(DatagramBlock) + length));
   if (block == nullptr) return QUIC_STATUS_OUT_OF_MEMORY;
@@ -143,7 +147,7 @@ QUIC_STATUS Connection::SendDatagram(const uint8_t* data, size_t length, bool* q
   block->buffer.Buffer = reinterpret_cast<uint8_t*>(block + 1);
   block->sent = false;
   std::memcpy(block->buffer.Buffer, data, length);
-  datagrams_unsent_.fetch_add(1, std::memory_order_relaxed);
+  datagrams_unsent_.fetch_add(1, std::memory_order_seq_cst);
   QUIC_STATUS status = MsQuic->DatagramSend(handle_, &block->buffer, 1, QUIC_SEND_FLAG_NONE, block);
   if (QUIC_FAILED(status)) {
     datagrams_unsent_.fetch_sub(1, std::memory_order_relaxed);
@@ -162,7 +166,11 @@ void Connection::OnDatagramSendState(QUIC_CONNECTION_EVENT* event) {
   if (block == nullptr) return;
   if (!block->sent && (state == QUIC_DATAGRAM_SEND_SENT || final)) {
     block->sent = true;
-    datagrams_unsent_.fetch_sub(1, std::memory_order_relaxed);
+    const uint32_t unsent = datagrams_unsent_.fetch_sub(1, std::memory_order_seq_cst) - 1;
+    if (unsent < options_.datagram_send_queue && datagram_room_wanted_.load(std::memory_order_seq_cst) &&
+        datagram_room_wanted_.exchange(false, std::memory_order_seq_cst)) {
+      Push(EventType::kConnectionDatagramDrain);
+    }
   }
   if (final) std::free(block);
 }

@@ -104,6 +104,7 @@ class Connection : public Handle {
   std::atomic<uint64_t> datagrams_dropped_{0};
   std::atomic<uint32_t> datagram_max_size_{0};
   std::atomic<uint32_t> request_limit_{0};      // serve-requests mode (0: off)
+  std::atomic<bool> datagram_room_wanted_{false};  // a send found the queue full: say when it is not
 };
 
 }  // namespace nmq

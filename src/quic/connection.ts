@@ -107,6 +107,8 @@ export interface QuicConnectionStats {
 export interface QuicConnectionEvents {
   /** An unreliable datagram arrived (with `datagrams: true` on both sides). */
   datagram: [data: Buffer]
+  /** A `sendDatagram()` that returned false (the send queue was full) can be tried again. */
+  datagramDrain: []
   /** The largest datagram that can be sent changed; 0 means none can be (see `maxDatagramSize`). */
   datagramState: [info: { maxSize: number }]
   /** Local streams waiting for the peer's stream credit changed (see `blockedStreams`). */
@@ -283,6 +285,34 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       throw new QuicError(QuicErrorCode.DATAGRAM_TOO_LARGE, `The datagram is ${data.byteLength} bytes; at most ${this.#maxDatagramSize} fit`)
     }
     return this.#native.sendDatagram(data)
+  }
+
+  /**
+   * Sends one datagram as sendDatagram() does, waiting for room in the send queue while it is full
+   * (the `'datagramDrain'` event) instead of returning false. Rejects with ERR_QUIC_ABORTED through
+   * `signal`, and with the connection's error if it closes meanwhile.
+   */
+  async sendDatagramWait (data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
+    const { signal } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    if (signal?.aborted === true) throw abortedError(signal, 'sendDatagramWait')
+    while (!this.sendDatagram(data)) {
+      await new Promise<void>((resolve, reject) => {
+        const settle = (error?: Error): void => {
+          this.off('datagramDrain', onDrain)
+          this.off('close', onClose)
+          signal?.removeEventListener('abort', onAbort)
+          if (error === undefined) resolve()
+          else reject(error)
+        }
+        const onDrain = (): void => { settle() }
+        const onClose = (): void => { settle(this[kCloseError]() ?? closedError('The connection')) }
+        const onAbort = (): void => { settle(abortedError(signal as AbortSignal, 'sendDatagramWait')) }
+        this.on('datagramDrain', onDrain)
+        this.on('close', onClose)
+        signal?.addEventListener('abort', onAbort, { once: true })
+      })
+    }
   }
 
   /** MsQuic's figures for this connection (blocks for a moment: they are read on its thread). */
@@ -575,6 +605,9 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       }
       case Ev.ConnectionDatagram:
         this.emit('datagram', extra as Buffer)
+        break
+      case Ev.ConnectionDatagramDrain:
+        this.emit('datagramDrain')
         break
       case Ev.ConnectionDatagramState:
         this.#maxDatagramSize = Number(value)
