@@ -31,9 +31,16 @@ const SWEEP = [...[2, 4, 8, 16, 32, null].map(perConnection => ({ perConnection,
 const cases = []
 for (const direction of ['up', 'down']) cases.push({ workload: 'bulk', params: { bytes: size.bulk, direction } })
 for (const [concurrency, streams] of size.echo) cases.push({ workload: 'echo', params: { streams, concurrency, size: 64, timeoutMs: size.timeoutMs } })
+// node-msquic's other echo paths, against the same native ceiling: the request path, and the
+// Duplex written the common way (pipeline() and for await) with the listener's default settings.
+const ECHO_PATHS = ['request', 'echoDefault']
 for (const [concurrency, connections] of size.handshakes) cases.push({ workload: 'handshakes', params: { connections, concurrency, timeoutMs: size.timeoutMs } })
 cases.push({ workload: 'idle', params: { connections: size.idle } })
 const plan = cases.filter(c => only === undefined || c.workload === only).flatMap(c => IMPLS.map(impl => ({ impl, ...c })))
+for (const workload of ECHO_PATHS) {
+  if (only !== undefined && only !== 'echo') continue
+  for (const [concurrency, streams] of size.echo) plan.push({ impl: 'node-msquic', workload, params: { streams, concurrency, size: 64, timeoutMs: size.timeoutMs } })
+}
 // node-msquic only: handshakes that resume a session (a ticket from an earlier connection).
 for (const [concurrency, connections] of size.handshakes) {
   if (only === undefined || only === 'handshakes' || only === 'resumed') plan.push({ impl: 'node-msquic', workload: 'resumed', params: { connections, concurrency, timeoutMs: size.timeoutMs } })
@@ -94,7 +101,7 @@ const describe = ({ workload, params }) => workload === 'negotiation'
   ? `echo server, ${params.mode === 'workers' ? '2 workers' : '1 thread'}`
   : workload === 'bulk'
   ? `bulk ${params.direction} ${params.bytes / 2 ** 20} MiB`
-  : workload === 'echo' ? `echo c=${params.concurrency} x${params.streams}`
+  : workload === 'echo' || ECHO_PATHS.includes(workload) ? `${workload} c=${params.concurrency} x${params.streams}`
     : workload === 'handshakes' ? `handshakes c=${params.concurrency} x${params.connections}`
     : workload === 'resumed' ? `resumed handshakes c=${params.concurrency} x${params.connections}`
       : `idle x${params.connections}`
@@ -106,6 +113,8 @@ const headline = (r) => {
   switch (r.workload) {
     case 'bulk': return `${m.mibPerSecond.toFixed(0)} MiB/s`
     case 'echo-server':
+    case 'request':
+    case 'echoDefault':
     case 'echo': return `${Math.round(m.streamsPerSecond)} streams/s, p50 ${Math.round(m.p50Us)} µs, p99 ${Math.round(m.p99Us)} µs` +
       (m.hung ? `, HUNG after ${m.completed}` : '') + (m.errors > 0 ? `, ${m.errors} errors` : '')
     case 'handshakes': return `${Math.round(m.connectionsPerSecond)} connections/s` + (m.hung ? ', HUNG' : '')
@@ -117,7 +126,7 @@ const headline = (r) => {
 }
 
 // The key figure of each workload, for choosing the median run.
-const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', 'echo-server': 'streamsPerSecond', handshakes: 'connectionsPerSecond', resumed: 'connectionsPerSecond', idle: 'bytesPerConnection', negotiation: 'streamsPerSecond' }
+const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', request: 'streamsPerSecond', echoDefault: 'streamsPerSecond', 'echo-server': 'streamsPerSecond', handshakes: 'connectionsPerSecond', resumed: 'connectionsPerSecond', idle: 'bytesPerConnection', negotiation: 'streamsPerSecond' }
 
 const results = []
 for (const [i, entry] of plan.entries()) {
@@ -137,7 +146,7 @@ for (const [i, entry] of plan.entries()) {
 
 // Smoke: our implementations must be correct at every size; the peers' hangs are reported only.
 const problems = results.filter(r => r.impl !== 'chainsafe' && (r.error !== undefined || r.metrics?.hung === true || (r.metrics?.errors ?? 0) > 0 ||
-  ((r.workload === 'echo' || r.workload === 'echo-server' || r.workload === 'negotiation') && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections) ||
+  ((['echo', 'echo-server', 'negotiation', ...ECHO_PATHS].includes(r.workload)) && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections) ||
   (r.workload === 'resumed' && (r.metrics?.completed !== r.params.connections || r.metrics?.resumed !== r.params.connections))))
 if (smoke) {
   writeFileSync(join(root, 'build', 'bench-smoke.json'), JSON.stringify(results, null, 2))
@@ -157,6 +166,11 @@ const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0
 const times = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0) ? `${(a / b).toFixed(1)}×` : ''
 const version = (name) => { try { return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version } catch { return '?' } }
 
+// The run before this one, to print beside the new figures (no workload may get slower).
+const lastRun = join(root, 'bench', 'last-run.json')
+let previous = []
+try { previous = JSON.parse(readFileSync(lastRun, 'utf8')) } catch {}
+
 const lines = []
 lines.push('# Benchmarks', '', '_Written by `npm run bench` (bench/run.mjs); every number below comes from that run._', '')
 lines.push(`- Date: ${new Date().toISOString().slice(0, 10)}`)
@@ -171,12 +185,20 @@ for (const direction of ['up', 'down']) {
   const [n, m, c, t] = IMPLS.map(impl => find(impl, 'bulk', { direction }))
   lines.push(`| ${direction} (MiB/s) | ${cell(n, 'mibPerSecond')} | ${cell(m, 'mibPerSecond')} | ${cell(c, 'mibPerSecond')} | ${cell(t, 'mibPerSecond')} | ${ratio(metric(m, 'mibPerSecond'), metric(n, 'mibPerSecond'))} | ${times(metric(m, 'mibPerSecond'), metric(c, 'mibPerSecond'))} |`)
 }
-lines.push('', '## Echo: 64-byte request and response, a new bidirectional stream each, one connection', '', '| concurrency | streams | impl | streams/s | p50 µs | p99 µs | errors | of native |', '|---|---|---|---|---|---|---|---|')
+lines.push('', '## Echo: 64-byte request and response, a new bidirectional stream each, one connection', '',
+  'node-msquic three ways: `request` is the request path (connection.request() against listener.serveRequests()); `Duplex` is the',
+  'stream read to its end and written back (listener with 1,000 streams of credit); `Duplex, defaults` is the common way',
+  '(pipeline(stream, stream) on the server, for await on the client) with the listener\'s default settings. "previous" is the',
+  'same row in the run before this one (bench/last-run.json).', '',
+  '| concurrency | streams | impl | streams/s | p50 µs | p99 µs | errors | events per stream | of native | previous streams/s |', '|---|---|---|---|---|---|---|---|---|---|')
+const ECHO_ROWS = [['native', 'echo', 'native'], ['node-msquic', 'request', 'node-msquic request'], ['node-msquic', 'echo', 'node-msquic Duplex'],
+  ['node-msquic', 'echoDefault', 'node-msquic Duplex, defaults'], ['chainsafe', 'echo', 'chainsafe'], ['node-tls', 'echo', 'node-tls']]
 for (const [concurrency, streams] of size.echo) {
   const native = find('native', 'echo', { concurrency })
-  for (const impl of IMPLS) {
-    const r = find(impl, 'echo', { concurrency })
-    lines.push(`| ${concurrency} | ${streams.toLocaleString('en-US')} | ${impl} | ${cell(r, 'streamsPerSecond')} | ${cell(r, 'p50Us')} | ${cell(r, 'p99Us')} | ${r?.metrics?.errors ?? ''} | ${impl === 'native' ? '' : ratio(rate(r, 'streamsPerSecond'), rate(native, 'streamsPerSecond'))} |`)
+  for (const [impl, workload, label] of ECHO_ROWS) {
+    const r = find(impl, workload, { concurrency })
+    const before = previous.find(p => p.impl === impl && p.workload === workload && p.params?.concurrency === concurrency)
+    lines.push(`| ${concurrency} | ${streams.toLocaleString('en-US')} | ${label} | ${cell(r, 'streamsPerSecond')} | ${cell(r, 'p50Us')} | ${cell(r, 'p99Us')} | ${r?.metrics?.errors ?? ''} | ${cell(r, 'eventsPerStream', 1)} | ${impl === 'native' ? '' : ratio(rate(r, 'streamsPerSecond'), rate(native, 'streamsPerSecond'))} | ${cell(before, 'streamsPerSecond')} |`)
   }
 }
 lines.push('', '## Handshakes: a new connection per operation', '', '| concurrency | native | node-msquic | chainsafe | node:tls | node-msquic / native |', '|---|---|---|---|---|---|')
@@ -231,12 +253,18 @@ lines.push('', '## Event delivery (bulk download)', '', '| | native | node-msqui
 // Targets (issue: performance).
 const share = (impl, workload, match, key) => metric(find(impl, workload, match), key)
 const targets = [
-  ['bulk ≥ 70% of native (both directions)', ['up', 'down'].every(d => share('node-msquic', 'bulk', { direction: d }, 'mibPerSecond') >= 0.7 * share('native', 'bulk', { direction: d }, 'mibPerSecond'))],
+  ['bulk ≥ 90% of native (both directions)', ['up', 'down'].every(d => share('node-msquic', 'bulk', { direction: d }, 'mibPerSecond') >= 0.9 * share('native', 'bulk', { direction: d }, 'mibPerSecond'))],
   ['bulk ≥ 4× chainsafe (both directions)', ['up', 'down'].every(d => share('node-msquic', 'bulk', { direction: d }, 'mibPerSecond') >= 4 * (share('chainsafe', 'bulk', { direction: d }, 'mibPerSecond') ?? Infinity))],
   ['echo c=100 ≥ 50% of native, no hang or error', (() => { const r = find('node-msquic', 'echo', { concurrency: 100 }); return r?.metrics !== undefined && !r.metrics.hung && r.metrics.errors === 0 && r.metrics.completed === r.params.streams && r.metrics.streamsPerSecond >= 0.5 * share('native', 'echo', { concurrency: 100 }, 'streamsPerSecond') })()],
+  ['request path ≥ 60% of native at c=100', share('node-msquic', 'request', { concurrency: 100 }, 'streamsPerSecond') >= 0.6 * share('native', 'echo', { concurrency: 100 }, 'streamsPerSecond')],
+  ['request path ≥ 70% of native at c=1 and c=10', [1, 10].every(c => share('node-msquic', 'request', { concurrency: c }, 'streamsPerSecond') >= 0.7 * share('native', 'echo', { concurrency: c }, 'streamsPerSecond'))],
+  ['Duplex the common way, default settings, ≥ 35% of native at c=100', share('node-msquic', 'echoDefault', { concurrency: 100 }, 'streamsPerSecond') >= 0.35 * share('native', 'echo', { concurrency: 100 }, 'streamsPerSecond')],
   ['handshakes ≥ 60% of native (each concurrency)', size.handshakes.every(([c]) => share('node-msquic', 'handshakes', { concurrency: c }, 'connectionsPerSecond') >= 0.6 * share('native', 'handshakes', { concurrency: c }, 'connectionsPerSecond'))],
   ['resumed handshakes ≥ 1.5× full ones (each concurrency)', size.handshakes.every(([c]) => share('node-msquic', 'resumed', { concurrency: c }, 'connectionsPerSecond') >= 1.5 * share('node-msquic', 'resumed', { concurrency: c }, 'fullConnectionsPerSecond'))]
 ]
 lines.push('', '## Targets', '', ...targets.map(([what, met]) => `- ${met ? 'met' : '**not met**'}: ${what}`), '')
-if (only === undefined) writeFileSync(join(root, 'BENCHMARKS.md'), lines.join('\n'))
+if (only === undefined) {
+  writeFileSync(join(root, 'BENCHMARKS.md'), lines.join('\n'))
+  writeFileSync(lastRun, JSON.stringify(results.map(({ impl, workload, params, metrics, error }) => ({ impl, workload, params, metrics, error })), null, 1) + '\n')
+}
 console.log('\n' + lines.join('\n'))

@@ -3,6 +3,13 @@
  * misuse (a bad argument, a closed object) throws a TypeError or RangeError synchronously.
  */
 
+/**
+ * An application error code (RESET_STREAM, STOP_SENDING, CONNECTION_CLOSE): a QUIC varint from 0
+ * to 2^62-1. Every code this package reports is a `bigint` (codes past 2^53 exist, so a number
+ * cannot hold them all); every method that takes one accepts a `number` or a `bigint`.
+ */
+export type ErrorCode = bigint
+
 /** Stable error codes carried by {@link QuicError}. */
 export const QuicErrorCode = {
   /** The peer refused the connection (no listener, or its accept backlog was full). */
@@ -19,8 +26,13 @@ export const QuicErrorCode = {
   TIMEOUT: 'ERR_QUIC_TIMEOUT',
   /** The peer closed the connection with an application error code. */
   PEER_CLOSED: 'ERR_QUIC_PEER_CLOSED',
-  /** The peer reset the stream (RESET_STREAM) or asked us to stop sending (STOP_SENDING). */
+  /**
+   * The peer reset the stream (RESET_STREAM: `direction` 'read') or asked us to stop sending
+   * (STOP_SENDING: `direction` 'write'); `errorCode` is the peer's application code.
+   */
   STREAM_RESET: 'ERR_QUIC_STREAM_RESET',
+  /** A request or reply grew past its limit (`maxRequestBytes`, `maxResponseBytes`). */
+  MESSAGE_TOO_LARGE: 'ERR_QUIC_MESSAGE_TOO_LARGE',
   /** An operation was aborted through its AbortSignal. */
   ABORTED: 'ERR_QUIC_ABORTED',
   /** The connection moved to another thread (transfer()); use the adopted object there. */
@@ -59,8 +71,10 @@ export interface QuicErrorOptions {
   status?: number
   /** MsQuic's status by name, e.g. `QUIC_STATUS_CONNECTION_REFUSED`. */
   statusName?: string
-  /** The application error code the peer sent, or that we sent. */
+  /** The application error code the peer sent, or that we sent (stored as a bigint). */
   errorCode?: number | bigint
+  /** For a stream failure: which direction of the stream failed ('read' or 'write'). */
+  direction?: 'read' | 'write'
   cause?: unknown
 }
 
@@ -70,14 +84,17 @@ export class QuicError extends Error {
   readonly code: QuicErrorCode
   readonly status?: number
   readonly statusName?: string
-  readonly errorCode?: number | bigint
+  /** The application error code the peer sent, or that we sent (see {@link ErrorCode}). */
+  readonly errorCode?: ErrorCode
+  readonly direction?: 'read' | 'write'
 
   constructor (code: QuicErrorCode, message: string, options: QuicErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.status = options.status
     this.statusName = options.statusName
-    this.errorCode = options.errorCode
+    this.errorCode = options.errorCode === undefined ? undefined : BigInt(options.errorCode)
+    if (options.direction !== undefined) this.direction = options.direction
   }
 }
 
@@ -87,9 +104,9 @@ export class QuicError extends Error {
  */
 export const NegotiationResetCode = {
   /** Negotiation failed: no common protocol, a malformed message, a timeout or an abort. */
-  PROTOCOL_NEGOTIATION_FAILED: 0x1001,
+  PROTOCOL_NEGOTIATION_FAILED: 0x1001n,
   /** Refused for a resource limit (`ERR_NEGOTIATION_BUSY`); the peer may retry with a backoff. */
-  RESOURCE_LIMIT_EXCEEDED: 0x1002
+  RESOURCE_LIMIT_EXCEEDED: 0x1002n
 } as const
 
 export type NegotiationResetCode = typeof NegotiationResetCode[keyof typeof NegotiationResetCode]
@@ -160,6 +177,11 @@ export function invalidArgValue (name: string, reason: string, actual: unknown, 
   const error = range ? new RangeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
     : new TypeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
   return Object.assign(error, { code: range ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_VALUE' })
+}
+
+/** An Error with Node's `ERR_INVALID_STATE` code: the call does not fit the object's state now. */
+export function invalidState (message: string): Error {
+  return Object.assign(new Error(message), { code: 'ERR_INVALID_STATE' })
 }
 
 /** The error thrown when a closed object is used. */

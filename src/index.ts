@@ -12,8 +12,13 @@
  */
 export { listen, QuicListener, type ListenOptions, type ListenerStats } from './quic/listener.js'
 export { connect, type ConnectOptions } from './quic/connect.js'
-export { QuicConnection, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
+export { QuicConnection, type AcceptStreamOptions, type StreamAdapterFactory, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
 export { QuicStream, type QuicStreamHandle } from './quic/stream.js'
+export { StreamCore, type StreamSink, type ReadState, type WriteState, type PrefixReader } from './quic/stream-core.js'
+export {
+  RequestResetCode, DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, DEFAULT_REQUEST_CONCURRENCY,
+  type RequestOptions, type ServeRequestsOptions, type RequestHandler, type RequestInfo
+} from './quic/request.js'
 export { distributeConnections, receiveConnections, type DistributeOptions } from './quic/workers.js'
 export { createSelfSignedCertificate, type SelfSignedOptions } from './quic/certificate.js'
 export type { QuicSettings, TlsOptions, PeerCertificate, VerifyPeer } from './quic/config.js'

@@ -6,14 +6,23 @@ import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { errorFromStatus } from './errors.js'
+import { errorFromStatus, invalidState } from './errors.js'
+import type { QuicConnectionStats } from './quic/connection.js'
 
 /** Fields shared by the native events; see native/core/event.h. */
 export type EventHandler = (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown) => void
 
+/** The method by which the owner of a native handle hears its events (never public API). */
+export const kOnNativeEvent = Symbol('onNativeEvent')
+
+/** What owns a native handle: the one object its events go to. */
+export interface NativeOwner {
+  [kOnNativeEvent]: EventHandler
+}
+
 /** Every native wrapper carries the TS object that handles its events. */
 export interface NativeHandle {
-  owner?: { onNativeEvent: EventHandler }
+  owner?: NativeOwner
 }
 
 /** An MsQuic configuration (ALPN, settings, credentials); opaque to TS. */
@@ -25,30 +34,50 @@ export interface NativeListener extends NativeHandle {
   address(): { address: string, family: 'IPv4' | 'IPv6', port: number } | null
   stop(): void
   stats(): { pending: number, refused: number, accepted?: number, rejected?: number, droppedPackets?: number }
+  /** New connections serve requests (collected natively up to `limit` bytes, `concurrency` at once); 0: off. */
+  serveRequests(limit: number, concurrency: number): void
 }
 
 export interface NativeAddress { address: string, family: 'IPv4' | 'IPv6', port: number }
 
 export interface NativeConnection extends NativeHandle {
   shutdown(code: number | bigint, silent: boolean): void
-  openStream(unidirectional: boolean): NativeStream
+  /**
+   * Opens and starts a stream. With `data` it starts with those bytes (and FIN if `fin`) in the
+   * same MsQuic call; `collectLimit` > 0 then collects the reply natively (a StreamMessage event).
+   */
+  openStream(unidirectional: boolean, data?: Uint8Array, fin?: boolean, collectLimit?: number): NativeStream
+  /** The peer's bidirectional streams from now on are requests collected up to `limit` bytes; 0: off. */
+  serveRequests(limit: number): void
   setPeerStreamCounts(bidirectional: number, unidirectional: number): void
   completeCertificateValidation(accept: boolean): boolean
   taken(): void
   info(): { alpn: string, serverName?: string, sessionResumed: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
-  stats(): Record<string, number>
+  stats(): Omit<QuicConnectionStats, 'openStreams'>
   /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
   sendDatagram(data: Uint8Array): boolean
 }
 
+/** What NativeStream.send() did. */
+export const SendResult = {
+  Sent: 0,
+  /** Sent, and the send window is now full: StreamSendReady follows when there is room. */
+  Full: 1,
+  /** Refused: the send direction has ended; the events that say why are on their way. */
+  Ended: 2
+} as const
+export type SendResult = typeof SendResult[keyof typeof SendResult]
+
 export interface NativeStream extends NativeHandle {
-  /** Copies and sends; true when the send window is now full (StreamSendReady follows). */
-  send(data: Uint8Array | undefined, fin: boolean): boolean
+  /** Copies and sends; `taken` also ends the hold on a peer stream (see taken()), in the same call. */
+  send(data: Uint8Array | undefined, fin: boolean, taken?: boolean): SendResult
   shutdown(flags: number, code: number | bigint): boolean
   consumed(bytes: number): void
   taken(): void
   id(): number | null
   unidirectional(): boolean
+  /** Asks for StreamSendShutdownComplete as it happens; true if the acknowledgement came already. */
+  reportAcknowledged(): boolean
 }
 
 export interface ConfigurationInit {
@@ -66,47 +95,40 @@ export interface NativeBinding {
   init(dispatch: (batch: unknown[]) => void, makeError: (name: string, status: number, message: string) => Error, workers: number): void
   createSelfSignedCertificate(hosts: string[], days: number): { cert: string, key: string }
   statusName(status: number): string
-  /** Parks a connection for another thread; `earlier` is a flat batch of events not yet handled here. */
-  transferConnection(connection: NativeConnection, earlier: unknown[]): number
-  adoptConnection(id: number): NativeConnection
+  /** Calls from JS into native streams and connections so far (this thread). */
+  nativeCalls(): number
+  /** Parks a connection, with the peer streams its app has not accepted, for another thread. */
+  transferConnection(connection: NativeConnection, streams: NativeStream[]): number
+  /** The adopted connection, then the streams that travelled with it. */
+  adoptConnection(id: number): [NativeConnection, ...NativeStream[]]
+  /** Splits a stream off its connection's route so that it stays on this thread when the connection moves. */
+  keepStream(stream: NativeStream): void
   /** Parks one stream for another thread; its connection stays here. */
   transferStream(stream: NativeStream): number
   adoptStream(id: number): NativeStream
+  /** The numbers both layers agree on (native/core/event.h), read once at load. */
+  constants: NativeConstants
   Configuration: new (init: ConfigurationInit) => NativeConfiguration
   Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number, datagramQueue: number) => NativeListener
   Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number, sessionTicket?: Buffer) => NativeConnection
 }
 
-/** Event type numbers, as in native/core/event.h. */
-export const Ev = {
-  ListenerStopped: 1,
-  ListenerConnection: 2,
-  ConnectionConnected: 3,
-  ConnectionShutdownByTransport: 4,
-  ConnectionShutdownByPeer: 5,
-  ConnectionShutdownComplete: 6,
-  ConnectionPeerStream: 7,
-  ConnectionStreamsAvailable: 8,
-  ConnectionPeerNeedsStreams: 9,
-  ConnectionPeerCertificate: 10,
-  StreamStartComplete: 11,
-  StreamPeerAccepted: 12,
-  StreamData: 13,
-  StreamPeerSendShutdown: 14,
-  StreamPeerSendAborted: 15,
-  StreamPeerReceiveAborted: 16,
-  StreamSendReady: 17,
-  StreamShutdownComplete: 18,
-  ConnectionDatagramState: 19,
-  ConnectionDatagram: 20,
-  ConnectionResumptionTicket: 21
-} as const
+/** The constants the addon exports (native/core/event.h and MsQuic's flags). */
+export interface NativeConstants {
+  events: Record<EventName, number>
+  shutdownFlags: { HandshakeCompleted: number, PeerAcknowledged: number, ClosedRemotely: number, ConnectionShutdown: number, SendAcknowledged: number }
+  peerStream: { Unidirectional: number, Request: number }
+  streamShutdown: { Graceful: number, AbortSend: number, AbortReceive: number, Abort: number, Immediate: number }
+  messageTooLargeCode: number
+  batchStride: number
+}
 
-/** Bits of `value` in the shutdown-complete events. */
-export const ShutdownFlag = { HandshakeCompleted: 1, PeerAcknowledged: 2, ClosedRemotely: 4, ConnectionShutdown: 8 } as const
-
-/** MsQuic's QUIC_STREAM_SHUTDOWN_FLAGs. */
-export const StreamShutdown = { Graceful: 1, AbortSend: 2, AbortReceive: 4, Abort: 6, Immediate: 8 } as const
+type EventName = 'ListenerStopped' | 'ListenerConnection' | 'ConnectionConnected' | 'ConnectionShutdownByTransport' |
+  'ConnectionShutdownByPeer' | 'ConnectionShutdownComplete' | 'ConnectionPeerStream' | 'ConnectionStreamsAvailable' |
+  'ConnectionPeerNeedsStreams' | 'ConnectionPeerCertificate' | 'StreamStartComplete' | 'StreamPeerAccepted' | 'StreamData' |
+  'StreamPeerSendShutdown' | 'StreamPeerSendAborted' | 'StreamPeerReceiveAborted' | 'StreamSendReady' |
+  'StreamShutdownComplete' | 'ConnectionDatagramState' | 'ConnectionDatagram' | 'StreamSendShutdownComplete' | 'StreamMessage' |
+  'ConnectionDatagramDrain' | 'ConnectionResumptionTicket'
 
 /**
  * The addon file: a local build (build/Release) first, else the prebuild for this platform,
@@ -127,14 +149,25 @@ const require = createRequire(import.meta.url)
 const nodeGypBuild: { resolve: (dir: string) => string } = require('node-gyp-build')
 export const native: NativeBinding = require(locate())
 
+/** Event type numbers, from the addon (native/core/event.h). */
+export const Ev = native.constants.events
+/** Bits of `value` in the shutdown-complete events. */
+export const ShutdownFlag = native.constants.shutdownFlags
+/** Bits of `value` in the ConnectionPeerStream event. */
+export const PeerStreamFlag = native.constants.peerStream
+/** MsQuic's QUIC_STREAM_SHUTDOWN_FLAGs. */
+export const StreamShutdown = native.constants.streamShutdown
+const STRIDE = native.constants.batchStride
+
 const delivery = { wakeups: 0, events: 0 }
 
 /**
  * How native events have reached JS in this thread so far: `wakeups` (batches handed over by the
- * native queue) and `events`. `events / wakeups` is the batching achieved under load.
+ * native queue) and `events`; `events / wakeups` is the batching achieved under load.
+ * `nativeCalls` counts the calls from JS into native streams and connections.
  */
-export function getDeliveryStats (): { wakeups: number, events: number } {
-  return { ...delivery }
+export function getDeliveryStats (): { wakeups: number, events: number, nativeCalls: number } {
+  return { ...delivery, nativeCalls: native.nativeCalls() }
 }
 
 /**
@@ -159,11 +192,11 @@ function dispatch (batch: unknown[]): void {
 
 function dispatchBatch (batch: unknown[]): void {
   delivery.wakeups++
-  delivery.events += batch.length / 6
-  for (let i = 0; i < batch.length; i += 6) {
+  delivery.events += batch.length / STRIDE
+  for (let i = 0; i < batch.length; i += STRIDE) {
     const target = batch[i] as NativeHandle
     try {
-      target.owner?.onNativeEvent(batch[i + 1] as number, batch[i + 2] as number, batch[i + 3] as number | bigint, batch[i + 4] as number | bigint, batch[i + 5])
+      target.owner?.[kOnNativeEvent](batch[i + 1] as number, batch[i + 2] as number, batch[i + 3] as number | bigint, batch[i + 4] as number | bigint, batch[i + 5])
     } catch (error) {
       process.nextTick(() => { throw error })
     }
@@ -180,7 +213,7 @@ let workers = 0
 export function setWorkerCount (count: number): void {
   if (!Number.isInteger(count) || count < 1 || count > 1024) throw new RangeError('The worker count must be an integer from 1 to 1024')
   if (started) {
-    throw Object.assign(new Error('setWorkerCount() must be called before the first listen() or connect()'), { code: 'ERR_INVALID_STATE' })
+    throw invalidState('setWorkerCount() must be called before the first listen() or connect()')
   }
   workers = count
 }

@@ -13,7 +13,7 @@ describe('node-msquic command', () => {
     expect(result.stderr).toBe('')
     expect(result.status).toBe(0)
     expect(result.stdout).toMatch(/certificate verified/)
-    expect(result.stdout).toMatch(/2000 echo streams/)
+    expect(result.stdout).toMatch(/10,000 echo requests/)
     expect(result.stdout).toMatch(/64\.0 MiB on one stream/)
     expect(result.stdout).toMatch(/demo done/)
   })

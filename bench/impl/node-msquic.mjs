@@ -1,4 +1,5 @@
 // node-msquic: this package, as a Node service would use it.
+import { pipeline } from 'node:stream/promises'
 import { connect, createSelfSignedCertificate, getDeliveryStats, listen } from '../../dist/index.js'
 import { CHUNK, MiB, mainThreadCpuMs, measureIdle, percentile, runOps } from '../lib.mjs'
 
@@ -83,7 +84,51 @@ export async function echo ({ streams, concurrency, size, timeoutMs }) {
   const after = getDeliveryStats()
   void client.close()
   void listener.close()
-  return { ...summarise(result), eventsPerWakeup: (after.events - before.events) / Math.max(1, after.wakeups - before.wakeups), eventsPerStream: (after.events - before.events) / result.completed }
+  return { ...summarise(result), ...perStream(before, after, result) }
+}
+
+// The request path: connection.request() against listener.serveRequests(), 64 B each way.
+export async function request ({ streams, concurrency, size, timeoutMs }) {
+  const { cert, key } = await createSelfSignedCertificate({ hosts: ['127.0.0.1'] })
+  const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'bench', cert, key })
+  listener.serveRequests(body => body, { concurrency: Math.max(100, concurrency) })
+  const client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'bench', ca: cert })
+  const body = Buffer.alloc(size, 7)
+  const before = getDeliveryStats()
+  const result = await runOps({ total: streams, concurrency, timeoutMs }, async () => {
+    const reply = await client.request(body)
+    if (reply.length !== size) throw new Error(`short reply: ${reply.length}`)
+  })
+  const after = getDeliveryStats()
+  void client.close()
+  void listener.close()
+  return { ...summarise(result), ...perStream(before, after, result) }
+}
+
+// The Duplex echo written the common way, with the listener's default settings: pipeline() on
+// the server, for await on the client.
+export async function echoDefault ({ streams, concurrency, size, timeoutMs }) {
+  const { cert, key } = await createSelfSignedCertificate({ hosts: ['127.0.0.1'] })
+  const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'bench', cert, key })
+  void (async () => {
+    for await (const connection of listener) {
+      void (async () => { for await (const stream of connection) pipeline(stream, stream).catch(() => {}) })().catch(() => {})
+    }
+  })()
+  const client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'bench', ca: cert })
+  const request = Buffer.alloc(size, 7)
+  const before = getDeliveryStats()
+  const result = await runOps({ total: streams, concurrency, timeoutMs }, async () => {
+    const stream = await client.openStream()
+    stream.end(request)
+    let length = 0
+    for await (const chunk of stream) length += chunk.length
+    if (length !== size) throw new Error(`short echo: ${length}`)
+  })
+  const after = getDeliveryStats()
+  void client.close()
+  void listener.close()
+  return { ...summarise(result), ...perStream(before, after, result) }
 }
 
 export async function handshakes ({ connections, concurrency, timeoutMs }) {
@@ -130,6 +175,16 @@ export async function idle ({ connections }) {
   await Promise.all(opened.map(c => c.close()))
   await listener.close()
   return { bytesPerConnection, connected: opened.length - 1 }
+}
+
+// Native events and calls into native streams and connections per stream (both sides), and the
+// batching of event delivery.
+function perStream (before, after, result) {
+  return {
+    eventsPerWakeup: (after.events - before.events) / Math.max(1, after.wakeups - before.wakeups),
+    eventsPerStream: (after.events - before.events) / result.completed,
+    nativeCallsPerStream: (after.nativeCalls - before.nativeCalls) / result.completed
+  }
 }
 
 export function summarise (result) {

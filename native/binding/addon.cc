@@ -7,6 +7,7 @@
 #include "listener_wrap.h"
 #include "status.h"
 #include "stream_wrap.h"
+#include "stream.h"
 #include "tls.h"
 
 namespace nmq {
@@ -39,6 +40,37 @@ Napi::Value JsStatusName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), StatusName(info[0].As<Napi::Number>().Int32Value()));
 }
 
+// The numbers both layers must agree on, read by the TS layer at load (never mirrored by hand).
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object events = Napi::Object::New(env);
+#define NMQ_EVENT_EXPORT(name, number) events.Set(#name, Napi::Number::New(env, number));
+  NMQ_EVENT_TYPES(NMQ_EVENT_EXPORT)
+#undef NMQ_EVENT_EXPORT
+  Napi::Object shutdown = Napi::Object::New(env);
+  shutdown.Set("HandshakeCompleted", Napi::Number::New(env, kHandshakeCompleted));
+  shutdown.Set("PeerAcknowledged", Napi::Number::New(env, kPeerAcknowledged));
+  shutdown.Set("ClosedRemotely", Napi::Number::New(env, kConnectionClosedRemotely));
+  shutdown.Set("ConnectionShutdown", Napi::Number::New(env, kConnectionShutdown));
+  shutdown.Set("SendAcknowledged", Napi::Number::New(env, kSendAcknowledged));
+  Napi::Object peerStream = Napi::Object::New(env);
+  peerStream.Set("Unidirectional", Napi::Number::New(env, kPeerStreamUnidirectional));
+  peerStream.Set("Request", Napi::Number::New(env, kPeerStreamRequest));
+  Napi::Object streamShutdown = Napi::Object::New(env);
+  streamShutdown.Set("Graceful", Napi::Number::New(env, QUIC_STREAM_SHUTDOWN_FLAG_GRACEFUL));
+  streamShutdown.Set("AbortSend", Napi::Number::New(env, QUIC_STREAM_SHUTDOWN_FLAG_ABORT_SEND));
+  streamShutdown.Set("AbortReceive", Napi::Number::New(env, QUIC_STREAM_SHUTDOWN_FLAG_ABORT_RECEIVE));
+  streamShutdown.Set("Abort", Napi::Number::New(env, QUIC_STREAM_SHUTDOWN_FLAG_ABORT));
+  streamShutdown.Set("Immediate", Napi::Number::New(env, QUIC_STREAM_SHUTDOWN_FLAG_IMMEDIATE));
+  Napi::Object constants = Napi::Object::New(env);
+  constants.Set("events", events);
+  constants.Set("shutdownFlags", shutdown);
+  constants.Set("peerStream", peerStream);
+  constants.Set("streamShutdown", streamShutdown);
+  constants.Set("messageTooLargeCode", Napi::Number::New(env, static_cast<double>(kMessageTooLargeCode)));
+  constants.Set("batchStride", Napi::Number::New(env, kBatchStride));
+  return constants;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* state = new EnvState();
   env.SetInstanceData(state);
@@ -54,10 +86,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New<EnvState::JsInit>(env, "init"));
   exports.Set("transferConnection", Napi::Function::New<EnvState::JsTransferConnection>(env, "transferConnection"));
   exports.Set("adoptConnection", Napi::Function::New<EnvState::JsAdoptConnection>(env, "adoptConnection"));
+  exports.Set("keepStream", Napi::Function::New<EnvState::JsKeepStream>(env, "keepStream"));
   exports.Set("transferStream", Napi::Function::New<EnvState::JsTransferStream>(env, "transferStream"));
   exports.Set("adoptStream", Napi::Function::New<EnvState::JsAdoptStream>(env, "adoptStream"));
   exports.Set("createSelfSignedCertificate", Napi::Function::New<CreateSelfSigned>(env, "createSelfSignedCertificate"));
   exports.Set("statusName", Napi::Function::New<JsStatusName>(env, "statusName"));
+  exports.Set("constants", Constants(env));
+  exports.Set("nativeCalls", Napi::Function::New<EnvState::JsNativeCalls>(env, "nativeCalls"));
   return exports;
 }
 

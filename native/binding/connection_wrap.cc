@@ -18,7 +18,8 @@ Napi::Function ConnectionWrap::Init(Napi::Env env) {
                       InstanceMethod<&ConnectionWrap::JS_Taken>("taken"),
                       InstanceMethod<&ConnectionWrap::JS_Info>("info"),
                       InstanceMethod<&ConnectionWrap::JS_Stats>("stats"),
-                      InstanceMethod<&ConnectionWrap::JS_SendDatagram>("sendDatagram")});
+                      InstanceMethod<&ConnectionWrap::JS_SendDatagram>("sendDatagram"),
+                      InstanceMethod<&ConnectionWrap::JS_ServeRequests>("serveRequests")});
 }
 
 // new Connection(external) for server connections (from the drain), or
@@ -72,6 +73,7 @@ ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
 
 // shutdown(code, silent)
 Napi::Value ConnectionWrap::JS_Shutdown(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   uint64_t code = 0;
   if (!ToU64(info[0], &code) || code >= (uint64_t{1} << 62)) {
     Napi::RangeError::New(info.Env(), "the error code must be an integer from 0 to 2^62-1")
@@ -82,12 +84,24 @@ Napi::Value ConnectionWrap::JS_Shutdown(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// openStream(unidirectional) -> Stream
+// openStream(unidirectional, data?, fin?, collectLimit?) -> Stream. With `data` (a Uint8Array,
+// possibly empty) the stream starts with it in the same call; `collectLimit` > 0 collects the
+// reply natively (the request path).
 Napi::Value ConnectionWrap::JS_OpenStream(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   EnvState* state = EnvState::Get(env);
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
-  auto stream = connection_->OpenStream(info[0].ToBoolean().Value(), &status);
+  const bool unidirectional = info[0].ToBoolean().Value();
+  std::shared_ptr<Stream> stream;
+  if (info[1].IsTypedArray()) {
+    auto data = info[1].As<Napi::Uint8Array>();
+    uint32_t collect = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+    stream = connection_->OpenStreamWithData(unidirectional, data.Data(), data.ByteLength(),
+                                             info[2].ToBoolean().Value(), collect, &status);
+  } else {
+    stream = connection_->OpenStream(unidirectional, &status);
+  }
   if (!stream) {
     state->ThrowStatus(env, status, "could not open a stream");
     return env.Undefined();
@@ -97,6 +111,7 @@ Napi::Value ConnectionWrap::JS_OpenStream(const Napi::CallbackInfo& info) {
 
 // setPeerStreamCounts(bidirectional, unidirectional); -1 leaves a count as it is.
 Napi::Value ConnectionWrap::JS_SetPeerStreamCounts(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   QUIC_STATUS status = connection_->SetPeerStreamCounts(info[0].As<Napi::Number>().Int32Value(),
                                                         info[1].As<Napi::Number>().Int32Value());
@@ -106,18 +121,21 @@ Napi::Value ConnectionWrap::JS_SetPeerStreamCounts(const Napi::CallbackInfo& inf
 
 // completeCertificateValidation(accept) -> false when the connection is already going away
 Napi::Value ConnectionWrap::JS_CompleteCertificateValidation(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   QUIC_STATUS status = connection_->CompleteCertificateValidation(info[0].ToBoolean().Value());
   return Napi::Boolean::New(info.Env(), QUIC_SUCCEEDED(status));
 }
 
 // taken(): the app took this server connection from its listener's backlog.
 Napi::Value ConnectionWrap::JS_Taken(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   if (connection_->is_server()) connection_->listener()->Taken();
   return info.Env().Undefined();
 }
 
 // info() -> { alpn, localAddress, remoteAddress, server, maxDatagramSize }; valid once connected.
 Napi::Value ConnectionWrap::JS_Info(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("alpn", connection_->alpn());
@@ -132,6 +150,7 @@ Napi::Value ConnectionWrap::JS_Info(const Napi::CallbackInfo& info) {
 
 // stats() -> MsQuic's figures for this connection. Blocks briefly (runs on the connection's worker).
 Napi::Value ConnectionWrap::JS_Stats(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   QUIC_STATISTICS_V2 stats = {};
   QUIC_STATUS status = connection_->Statistics(&stats);
@@ -163,8 +182,17 @@ Napi::Value ConnectionWrap::JS_Stats(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// serveRequests(limit): the peer's bidirectional streams from now on are requests collected
+// natively up to `limit` bytes (0: off).
+Napi::Value ConnectionWrap::JS_ServeRequests(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
+  connection_->ServeRequests(info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
+}
+
 // sendDatagram(bytes) -> false when the send queue is full (nothing was sent).
 Napi::Value ConnectionWrap::JS_SendDatagram(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray()) {
     Napi::TypeError::New(env, "sendDatagram() takes a Uint8Array").ThrowAsJavaScriptException();

@@ -26,6 +26,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   Napi::Value JS_Info(const Napi::CallbackInfo& info);
   Napi::Value JS_Stats(const Napi::CallbackInfo& info);
   Napi::Value JS_SendDatagram(const Napi::CallbackInfo& info);
+  Napi::Value JS_ServeRequests(const Napi::CallbackInfo& info);
   std::shared_ptr<Connection> connection_;
 };
 

@@ -14,9 +14,15 @@
 
 namespace nmq {
 
+// A misuse error with a stable `code` (Node's ERR_INVALID_ARG_* / ERR_INVALID_STATE).
+void ThrowMisuse(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error error = std::string(code) == "ERR_INVALID_ARG_TYPE" ? Napi::TypeError::New(env, message)
+                                                                  : Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  error.ThrowAsJavaScriptException();
+}
+
 namespace {
-// Flat layout of one event in the batch handed to the TS dispatcher.
-constexpr uint32_t kStride = 6;  // target, type, status, value, code, extra
 // Received chunks at least this large are handed to JS without a copy.
 constexpr size_t kExternalBufferMinimum = 16 * 1024;
 
@@ -131,7 +137,7 @@ void EnvState::Drain(Napi::Env env) {
   runtime_->queue().Drain(&fresh);
   for (Event& event : fresh) batch_.push_back(std::move(event));
   if (batch_.empty()) return;
-  Napi::Array array = Napi::Array::New(env, batch_.size() * kStride);
+  Napi::Array array = Napi::Array::New(env, batch_.size() * kBatchStride);
   uint32_t n = 0;
   std::vector<Handle*> finished;
   for (Event& event : batch_) {
@@ -211,14 +217,6 @@ Napi::Object EnvState::MakeWrapper(Napi::Env env, std::shared_ptr<Handle> handle
   return wrapper;
 }
 
-namespace {
-// The native handle behind a Connection or Stream wrapper, or null.
-std::shared_ptr<Handle> HandleOfWrapper(Napi::Env env, Napi::Value value) {
-  if (HasTag(env, value, kConnectionTag)) return ConnectionWrap::HandleOf(value);
-  if (HasTag(env, value, kStreamTag)) return StreamWrap::HandleOf(value);
-  return nullptr;
-}
-}  // namespace
 
 template <typename Pick>
 void EnvState::TakeQueued(Pick moves, std::vector<Event>* out) {
@@ -238,49 +236,40 @@ void EnvState::TakeQueued(Pick moves, std::vector<Event>* out) {
 
 bool EnvState::CheckNotDispatching(Napi::Env env, const char* what) {
   if (!dispatching_) return true;
-  Napi::Error::New(env, std::string(what) + " cannot move while its events are being delivered").ThrowAsJavaScriptException();
+  ThrowMisuse(env, "ERR_INVALID_STATE", std::string(what) + " cannot move while its events are being delivered");
   return false;
 }
 
+// transferConnection(connection, streams[]): `streams` are the peer streams this thread's app has
+// not accepted; they travel (their undelivered bytes travel in JS). Streams the app holds were split
+// off first (keepStream) and stay.
 Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnvState* state = Get(env);
   auto connection = HasTag(env, info[0], kConnectionTag) ? ConnectionWrap::HandleOf(info[0]) : nullptr;
   if (!connection || !info[1].IsArray()) {
-    Napi::TypeError::New(env, "transferConnection(connection, earlier)").ThrowAsJavaScriptException();
+    ThrowMisuse(env, "ERR_INVALID_ARG_TYPE", "transferConnection(connection, streams)");
     return env.Undefined();
   }
   if (!state->CheckNotDispatching(env, "a connection")) return env.Undefined();
   const auto& route = connection->route();
+  TransferSlot slot;
+  Napi::Array streams = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < streams.Length(); ++i) {
+    Napi::Value value = streams.Get(i);
+    auto stream = HasTag(env, value, kStreamTag) ? StreamWrap::HandleOf(value) : nullptr;
+    if (!stream || stream->route() != route || IsMovedStream(*stream)) {
+      ThrowMisuse(env, "ERR_INVALID_ARG_VALUE", "transferConnection: a stream that is not the connection's");
+      return env.Undefined();
+    }
+    slot.streams.push_back(stream);
+  }
   // From here on the route's new events wait; what is already queued here is taken out, in order.
   route->Hold();
-  TransferSlot slot;
   slot.handle = connection;
   slot.route = route;
   slot.from = state->runtime_;
-  Napi::Array earlier = info[1].As<Napi::Array>();
-  for (uint32_t i = 0; i + 5 < earlier.Length(); i += 6) {
-    Event event;
-    event.target = HandleOfWrapper(env, earlier.Get(i));
-    if (!event.target) continue;
-    event.type = static_cast<EventType>(earlier.Get(i + 1).As<Napi::Number>().Uint32Value());
-    event.status = earlier.Get(i + 2).As<Napi::Number>().Int32Value();
-    ToU64(earlier.Get(i + 3), &event.value);
-    ToU64(earlier.Get(i + 4), &event.code);
-    Napi::Value extra = earlier.Get(i + 5);
-    if (extra.IsTypedArray()) {
-      auto bytes = extra.As<Napi::Uint8Array>();
-      event.data.reset(static_cast<uint8_t*>(std::malloc(bytes.ByteLength() > 0 ? bytes.ByteLength() : 1)));
-      std::memcpy(event.data.get(), bytes.Data(), bytes.ByteLength());
-      event.data_length = bytes.ByteLength();
-    } else if (extra.IsString()) {
-      event.text = extra.As<Napi::String>().Utf8Value();
-    } else if (extra.IsObject()) {
-      event.child = HandleOfWrapper(env, extra);
-    }
-    slot.earlier.push_back(std::move(event));
-  }
-  // A stream that moved on its own has a route of its own and stays where it is.
+  // A stream that was split off (moved, or kept here) has a route of its own and stays where it is.
   state->TakeQueued([&](const Event& event) { return event.target->route() == route && !IsMovedStream(*event.target); },
                     &slot.earlier);
   // The wrappers here let go; the new owner makes its own.
@@ -292,6 +281,24 @@ Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(ParkTransfer(std::move(slot))));
 }
 
+// keepStream(stream): before its connection moves away, a stream the app holds is split off onto a
+// route of its own, owned here, so it stays usable on this thread (as a stream moved here would be).
+Napi::Value EnvState::JsKeepStream(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* state = Get(env);
+  auto stream = HasTag(env, info[0], kStreamTag) ? StreamWrap::HandleOf(info[0]) : nullptr;
+  if (!stream) {
+    ThrowMisuse(env, "ERR_INVALID_ARG_TYPE", "keepStream(stream)");
+    return env.Undefined();
+  }
+  if (IsMovedStream(*stream)) return env.Undefined();  // already on a route of its own
+  auto route = std::make_shared<Route>(state->runtime_);
+  stream->route()->Divert(stream, route);
+  stream->MovedTo(route);
+  state->runtime_->Track(stream);
+  return env.Undefined();
+}
+
 // The slot parked under info[0]'s id, for a handle of `kind`; null, with a JS error thrown, if none.
 std::unique_ptr<TransferSlot> EnvState::Claim(const Napi::CallbackInfo& info, Handle::Kind kind, const char* what) {
   Napi::Env env = info.Env();
@@ -299,8 +306,8 @@ std::unique_ptr<TransferSlot> EnvState::Claim(const Napi::CallbackInfo& info, Ha
   uint64_t id = 0;
   std::unique_ptr<TransferSlot> slot = ToU64(info[0], &id) ? ClaimTransfer(id, kind) : nullptr;
   if (!slot) {
-    Napi::Error::New(env, std::string("no ") + what + " is waiting under this handle (it was adopted already, or never transferred)")
-        .ThrowAsJavaScriptException();
+    ThrowMisuse(env, "ERR_INVALID_ARG_VALUE",
+                std::string("no ") + what + " is waiting under this handle (it was adopted already, or never transferred)");
   }
   return slot;
 }
@@ -312,10 +319,15 @@ Napi::Value EnvState::JsAdoptConnection(const Napi::CallbackInfo& info) {
   if (!slot) return env.Undefined();
   auto connection = std::static_pointer_cast<Connection>(slot->handle);
   state->runtime_->TakeOver(*slot->from, connection);
-  Napi::Object wrapper = state->MakeWrapper(env, connection);
+  // [connection, ...the unaccepted streams that travelled], wrapped before any of their events.
+  Napi::Array result = Napi::Array::New(env, 1 + slot->streams.size());
+  result.Set(uint32_t{0}, state->MakeWrapper(env, connection));
+  for (size_t i = 0; i < slot->streams.size(); ++i) {
+    result.Set(static_cast<uint32_t>(i + 1), state->MakeWrapper(env, slot->streams[i]));
+  }
   // Earlier events, then the held ones, then new ones: all here, in order.
   slot->route->Adopt(state->runtime_, std::move(slot->earlier));
-  return wrapper;
+  return result;
 }
 
 Napi::Value EnvState::JsTransferStream(const Napi::CallbackInfo& info) {
@@ -323,7 +335,7 @@ Napi::Value EnvState::JsTransferStream(const Napi::CallbackInfo& info) {
   EnvState* state = Get(env);
   auto stream = HasTag(env, info[0], kStreamTag) ? StreamWrap::HandleOf(info[0]) : nullptr;
   if (!stream) {
-    Napi::TypeError::New(env, "transferStream(stream)").ThrowAsJavaScriptException();
+    ThrowMisuse(env, "ERR_INVALID_ARG_TYPE", "transferStream(stream)");
     return env.Undefined();
   }
   if (!state->CheckNotDispatching(env, "a stream")) return env.Undefined();

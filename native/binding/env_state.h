@@ -16,7 +16,13 @@
 
 namespace nmq {
 
+// Flat layout of one event in the batch handed to the TS dispatcher: target, type, status, value,
+// code, extra (exported to TS as constants.batchStride).
+constexpr uint32_t kBatchStride = 6;
+
 class EnvState;
+// Throws a JS error with a stable `code` for a misuse of the binding.
+void ThrowMisuse(Napi::Env env, const char* code, const std::string& message);
 void DrainQueue(Napi::Env env, Napi::Function, EnvState* state, std::nullptr_t*);
 using Doorbell = Napi::TypedThreadSafeFunction<EnvState, std::nullptr_t, DrainQueue>;
 
@@ -40,16 +46,25 @@ class EnvState {
   // The JS wrapper (Connection or Stream) for a handle made natively, pinned.
   Napi::Object MakeWrapper(Napi::Env env, std::shared_ptr<Handle> handle);
 
-  // transferConnection(connection, earlier[]) -> id: parks the connection for another environment.
-  // `earlier` holds, flat like a batch, the events this thread's app has not handled yet.
+  // transferConnection(connection, streams[]) -> id: parks the connection, with its unaccepted
+  // peer `streams`, for another environment.
   static Napi::Value JsTransferConnection(const Napi::CallbackInfo& info);
-  // adoptConnection(id) -> Connection: takes over a parked connection.
+  // keepStream(stream): splits a stream off its connection's route so it stays here when the
+  // connection moves.
+  static Napi::Value JsKeepStream(const Napi::CallbackInfo& info);
+  // adoptConnection(id) -> [Connection, ...Stream]: takes over a parked connection and the
+  // unaccepted streams that travelled with it.
   static Napi::Value JsAdoptConnection(const Napi::CallbackInfo& info);
   // transferStream(stream) -> id: parks one stream for another environment; its connection stays.
   // (What its app had received but not read travels in JS, with the handle.)
   static Napi::Value JsTransferStream(const Napi::CallbackInfo& info);
   // adoptStream(id) -> Stream: takes over a parked stream.
   static Napi::Value JsAdoptStream(const Napi::CallbackInfo& info);
+  // Calls from JS into Stream and Connection methods (getDeliveryStats().nativeCalls, for profiles).
+  void CountCall() { ++native_calls_; }
+  static Napi::Value JsNativeCalls(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(Get(info.Env())->native_calls_));
+  }
   // Whether a batch is being handed to JS right now.
   bool dispatching() const { return dispatching_; }
 
@@ -80,6 +95,7 @@ class EnvState {
   // Events drained early (while moving a connection) that belong to handles staying here.
   std::vector<Event> carry_;
   bool dispatching_ = false;
+  uint64_t native_calls_ = 0;
 };
 
 }  // namespace nmq

@@ -10,7 +10,8 @@ Napi::Function ListenerWrap::Init(Napi::Env env) {
   return DefineClass(env, "Listener",
                      {InstanceMethod<&ListenerWrap::JS_Address>("address"),
                       InstanceMethod<&ListenerWrap::JS_Stop>("stop"),
-                      InstanceMethod<&ListenerWrap::JS_Stats>("stats")});
+                      InstanceMethod<&ListenerWrap::JS_Stats>("stats"),
+                      InstanceMethod<&ListenerWrap::JS_ServeRequests>("serveRequests")});
 }
 
 // new Listener(configuration, ip, port, backlog, streamReceiveBudget, datagramQueue): listening on return.
@@ -73,6 +74,13 @@ Napi::Value ListenerWrap::JS_Stats(const Napi::CallbackInfo& info) {
     stats.Set("droppedPackets", static_cast<double>(msquic.BindingRecvDroppedPackets));
   }
   return stats;
+}
+
+// serveRequests(limit, concurrency): connections that arrive from now on serve requests (see Connection).
+Napi::Value ListenerWrap::JS_ServeRequests(const Napi::CallbackInfo& info) {
+  listener_->ServeRequests(info[0].As<Napi::Number>().Uint32Value(),
+                           static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()));
+  return info.Env().Undefined();
 }
 
 }  // namespace nmq

@@ -17,6 +17,7 @@ class ListenerWrap : public Napi::ObjectWrap<ListenerWrap> {
   Napi::Value JS_Address(const Napi::CallbackInfo& info);
   Napi::Value JS_Stop(const Napi::CallbackInfo& info);
   Napi::Value JS_Stats(const Napi::CallbackInfo& info);
+  Napi::Value JS_ServeRequests(const Napi::CallbackInfo& info);
   std::shared_ptr<Listener> listener_;
 };
 

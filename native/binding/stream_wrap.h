@@ -23,6 +23,7 @@ class StreamWrap : public Napi::ObjectWrap<StreamWrap> {
   Napi::Value JS_Taken(const Napi::CallbackInfo& info);
   Napi::Value JS_Id(const Napi::CallbackInfo& info);
   Napi::Value JS_Unidirectional(const Napi::CallbackInfo& info);
+  Napi::Value JS_ReportAcknowledged(const Napi::CallbackInfo& info);
   std::shared_ptr<Stream> stream_;
 };
 

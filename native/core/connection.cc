@@ -111,6 +111,17 @@ std::shared_ptr<Stream> Connection::OpenStream(bool unidirectional, QUIC_STATUS*
                            unidirectional, options_.stream_receive_budget, status);
 }
 
+std::shared_ptr<Stream> Connection::OpenStreamWithData(bool unidirectional, const uint8_t* data, size_t length,
+                                                       bool fin, uint32_t collect_limit, QUIC_STATUS* status) {
+  HandleUse use(*this);
+  if (!use || shutdown_begun_.load()) {  // msquic#4311, as in OpenStream
+    *status = QUIC_STATUS_INVALID_STATE;
+    return nullptr;
+  }
+  return Stream::OpenWithData(std::static_pointer_cast<Connection>(shared_from_this()), handle_, unidirectional,
+                              options_.stream_receive_budget, data, length, fin, collect_limit, status);
+}
+
 QUIC_STATUS Connection::Statistics(QUIC_STATISTICS_V2* out) {
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
@@ -130,8 +141,12 @@ QUIC_STATUS Connection::SendDatagram(const uint8_t* data, size_t length, bool* q
   *queued = false;
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
-  if (datagrams_unsent_.load(std::memory_order_relaxed) >= options_.datagram_send_queue) {
-    return QUIC_STATUS_SUCCESS;  // full: reported, not grown
+  if (datagrams_unsent_.load(std::memory_order_seq_cst) >= options_.datagram_send_queue) {
+    // Full: reported, not grown, and kConnectionDatagramDrain follows once there is room. The
+    // flag is set before the queue is read again, and the worker reads the flag after it shrank
+    // the queue, so one of the two sees the other: no wake-up is lost.
+    datagram_room_wanted_.store(true, std::memory_order_seq_cst);
+    if (datagrams_unsent_.load(std::memory_order_seq_cst) >= options_.datagram_send_queue) return QUIC_STATUS_SUCCESS;
   }
   auto* block = static_cast<DatagramBlock*>(std::malloc(sizeof(DatagramBlock) + length));
   if (block == nullptr) return QUIC_STATUS_OUT_OF_MEMORY;
@@ -139,7 +154,7 @@ QUIC_STATUS Connection::SendDatagram(const uint8_t* data, size_t length, bool* q
   block->buffer.Buffer = reinterpret_cast<uint8_t*>(block + 1);
   block->sent = false;
   std::memcpy(block->buffer.Buffer, data, length);
-  datagrams_unsent_.fetch_add(1, std::memory_order_relaxed);
+  datagrams_unsent_.fetch_add(1, std::memory_order_seq_cst);
   QUIC_STATUS status = MsQuic->DatagramSend(handle_, &block->buffer, 1, QUIC_SEND_FLAG_NONE, block);
   if (QUIC_FAILED(status)) {
     datagrams_unsent_.fetch_sub(1, std::memory_order_relaxed);
@@ -158,7 +173,11 @@ void Connection::OnDatagramSendState(QUIC_CONNECTION_EVENT* event) {
   if (block == nullptr) return;
   if (!block->sent && (state == QUIC_DATAGRAM_SEND_SENT || final)) {
     block->sent = true;
-    datagrams_unsent_.fetch_sub(1, std::memory_order_relaxed);
+    const uint32_t unsent = datagrams_unsent_.fetch_sub(1, std::memory_order_seq_cst) - 1;
+    if (unsent < options_.datagram_send_queue && datagram_room_wanted_.load(std::memory_order_seq_cst) &&
+        datagram_room_wanted_.exchange(false, std::memory_order_seq_cst)) {
+      Push(EventType::kConnectionDatagramDrain);
+    }
   }
   if (final) std::free(block);
 }
@@ -283,6 +302,14 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
 void Connection::OnPeerStream(QUIC_CONNECTION_EVENT* event) {
   bool unidirectional =
       (event->PEER_STREAM_STARTED.Flags & QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL) != 0;
+  const uint32_t request_limit = request_limit_.load(std::memory_order_acquire);
+  if (request_limit > 0 && !unidirectional) {
+    // Serve-requests mode: collected natively and reported once, at its FIN (see Stream).
+    Stream::AdoptPeerRequest(std::static_pointer_cast<Connection>(shared_from_this()),
+                             event->PEER_STREAM_STARTED.Stream, request_limit);
+    event->PEER_STREAM_STARTED.Flags |= QUIC_STREAM_OPEN_FLAG_DELAY_ID_FC_UPDATES;
+    return;
+  }
   auto stream = Stream::AdoptPeer(std::static_pointer_cast<Connection>(shared_from_this()),
                                   event->PEER_STREAM_STARTED.Stream, unidirectional,
                                   options_.stream_receive_budget);
@@ -293,7 +320,8 @@ void Connection::OnPeerStream(QUIC_CONNECTION_EVENT* event) {
   record.target = shared_from_this();
   record.child = stream;
   record.type = EventType::kConnectionPeerStream;
-  record.value = unidirectional ? 1 : 0;
+  record.value = unidirectional ? kPeerStreamUnidirectional : 0;
+  record.code = stream->id();
   Push(std::move(record));
 }
 

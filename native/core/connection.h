@@ -52,6 +52,12 @@ class Connection : public Handle {
   QUIC_STATUS CompleteCertificateValidation(bool accept);
   // JS thread: opens and starts a local stream. It waits for the peer's credit inside MsQuic.
   std::shared_ptr<Stream> OpenStream(bool unidirectional, QUIC_STATUS* status);
+  // JS thread: opens a stream and starts it with its first bytes in one call (see Stream).
+  std::shared_ptr<Stream> OpenStreamWithData(bool unidirectional, const uint8_t* data, size_t length, bool fin,
+                                             uint32_t collect_limit, QUIC_STATUS* status);
+  // JS thread: from now on the peer's bidirectional streams are requests, collected natively up to
+  // `limit` bytes each and reported once complete (0 turns it off for streams that arrive later).
+  void ServeRequests(uint32_t limit) { request_limit_.store(limit, std::memory_order_release); }
   // JS thread: MsQuic's statistics. Blocks briefly (it runs on the connection's worker).
   QUIC_STATUS Statistics(QUIC_STATISTICS_V2* out);
   // JS thread: copies and queues one datagram; `*queued` is false (and nothing is sent) when the
@@ -110,6 +116,8 @@ class Connection : public Handle {
   std::atomic<uint32_t> datagrams_waiting_{0};  // received, not yet with the app
   std::atomic<uint64_t> datagrams_dropped_{0};
   std::atomic<uint32_t> datagram_max_size_{0};
+  std::atomic<uint32_t> request_limit_{0};      // serve-requests mode (0: off)
+  std::atomic<bool> datagram_room_wanted_{false};  // a send found the queue full: say when it is not
 };
 
 }  // namespace nmq

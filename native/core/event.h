@@ -10,28 +10,39 @@ namespace nmq {
 
 class Handle;
 
+// Every event type, with its number and what its fields mean. The addon hands this list to the TS
+// layer at load (`constants.events`), so the numbers are written down only here.
+#define NMQ_EVENT_TYPES(X)                                                                         \
+  X(ListenerStopped, 1)                /* final event of a listener */                             \
+  X(ListenerConnection, 2)             /* child = a new server connection, still handshaking */    \
+  X(ConnectionConnected, 3)            /* handshake done; addresses and ALPN readable from now */  \
+  X(ConnectionShutdownByTransport, 4)  /* status; code = wire error; text = certificate refusal */ \
+  X(ConnectionShutdownByPeer, 5)       /* code = application error code */                         \
+  X(ConnectionShutdownComplete, 6)     /* value = ShutdownFlags; final event of a connection */    \
+  X(ConnectionPeerStream, 7)           /* child = the new stream; value = PeerStreamFlags; code = its id */ \
+  X(ConnectionStreamsAvailable, 8)     /* value = bidirectional credit left, code = unidirectional */ \
+  X(ConnectionPeerNeedsStreams, 9)     /* value = 1 when bidirectional */                          \
+  X(ConnectionPeerCertificate, 10)     /* data = DER leaf (absent if none); status = TLS verdict */ \
+  X(StreamStartComplete, 11)           /* status; value = stream id; code = 1 if credit granted */ \
+  X(StreamPeerAccepted, 12)            /* the peer granted the credit a blocked stream waited for */ \
+  X(StreamData, 13)                    /* data = received bytes (owned) */                         \
+  X(StreamPeerSendShutdown, 14)        /* the peer's FIN, after all of its data */                 \
+  X(StreamPeerSendAborted, 15)         /* code = RESET_STREAM error code */                        \
+  X(StreamPeerReceiveAborted, 16)      /* code = STOP_SENDING error code */                        \
+  X(StreamSendReady, 17)               /* a send that found the window full may go on */           \
+  X(StreamShutdownComplete, 18)        /* value = ShutdownFlags; final event of a stream */        \
+  X(ConnectionDatagramState, 19)       /* value = largest datagram that can be sent (0: none) */   \
+  X(ConnectionDatagram, 20)            /* data = one received datagram (owned) */                  \
+  X(StreamSendShutdownComplete, 21)    /* value = 1 when the peer acknowledged every byte and FIN */ \
+  X(StreamMessage, 22)                 /* collect mode: data = the whole message up to the FIN;   \
+                                          status != 0: it grew past its limit (the stream aborted) */ \
+  X(ConnectionDatagramDrain, 23)       /* a datagram send refused for a full queue may be retried */ \
+  X(ConnectionResumptionTicket, 24)    /* client: data = a session ticket the server sent (owned) */
+
 enum class EventType : uint8_t {
-  kListenerStopped = 1,
-  kListenerConnection,           // child = a new server connection, still handshaking
-  kConnectionConnected,          // handshake done; addresses and ALPN are readable from now on
-  kConnectionShutdownByTransport,// status; code = wire error code; text = why we refused a certificate
-  kConnectionShutdownByPeer,     // code = application error code
-  kConnectionShutdownComplete,   // value = ShutdownFlags; final event of a connection
-  kConnectionPeerStream,         // child = the new stream; value = 1 when unidirectional
-  kConnectionStreamsAvailable,   // value = bidirectional credit left, code = unidirectional
-  kConnectionPeerNeedsStreams,   // value = 1 when bidirectional
-  kConnectionPeerCertificate,    // data = DER leaf certificate (absent when the peer sent none); status = TLS verdict
-  kStreamStartComplete,          // status; value = stream id; code = 1 when the peer has granted credit
-  kStreamPeerAccepted,           // the peer granted the credit a blocked stream waited for
-  kStreamData,                   // data = received bytes (owned)
-  kStreamPeerSendShutdown,       // the peer's FIN, after all of its data
-  kStreamPeerSendAborted,        // code = RESET_STREAM error code
-  kStreamPeerReceiveAborted,     // code = STOP_SENDING error code
-  kStreamSendReady,              // a send that found the window full may go on (see Stream::Send)
-  kStreamShutdownComplete,       // value = ShutdownFlags; final event of a stream
-  kConnectionDatagramState,      // value = largest datagram that can be sent now (0: not allowed)
-  kConnectionDatagram,           // data = one received datagram (owned)
-  kConnectionResumptionTicket,   // client: data = a session ticket the server sent (owned)
+#define NMQ_EVENT_ENUM(name, number) k##name = number,
+  NMQ_EVENT_TYPES(NMQ_EVENT_ENUM)
+#undef NMQ_EVENT_ENUM
 };
 
 // Bits of `value` in the two shutdown-complete events.
@@ -40,6 +51,13 @@ enum ShutdownFlags : uint64_t {
   kPeerAcknowledged = 2,
   kConnectionClosedRemotely = 4,
   kConnectionShutdown = 8,
+  kSendAcknowledged = 16,  // streams: the peer acknowledged every byte sent and the FIN
+};
+
+// Bits of `value` in kConnectionPeerStream.
+enum PeerStreamFlags : uint64_t {
+  kPeerStreamUnidirectional = 1,
+  kPeerStreamRequest = 2,  // collected natively (serve-requests mode): a kStreamMessage follows at once
 };
 
 struct FreeDeleter {

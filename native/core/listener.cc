@@ -83,6 +83,14 @@ QUIC_STATUS Listener::OnNewConnection(QUIC_LISTENER_EVENT* event) {
     connection->set_server_name(std::string(info->ServerName, info->ServerNameLength));
   }
   connection->set_send_resumption_ticket(configuration_->resumption());
+  // Before the handshake, so no peer stream arrives ahead of the mode. The stream credit is set on
+  // the connection first: SetConfiguration keeps settings the connection already has, so the
+  // peer's initial credit is the concurrency (inline here: this is the connection's worker).
+  const uint32_t request_limit = request_limit_.load(std::memory_order_acquire);
+  if (request_limit > 0) {
+    connection->ServeRequests(request_limit);
+    connection->SetPeerStreamCounts(request_concurrency_.load(std::memory_order_relaxed), -1);
+  }
   QUIC_STATUS status = MsQuic->ConnectionSetConfiguration(handle, configuration_->handle());
   if (QUIC_FAILED(status)) {
     // MsQuic frees a refused connection itself (never close it too). Unhook the handler first: it

@@ -35,6 +35,12 @@ class Listener : public Handle {
   void Dropped() { pending_.fetch_sub(1, std::memory_order_relaxed); }
   uint32_t pending() const { return pending_.load(std::memory_order_relaxed); }
   uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+  // JS thread: new connections serve requests (see Connection::ServeRequests), each granting the
+  // peer `concurrency` bidirectional streams from its handshake on; a limit of 0 turns it off.
+  void ServeRequests(uint32_t limit, uint16_t concurrency) {
+    request_concurrency_.store(concurrency, std::memory_order_relaxed);
+    request_limit_.store(limit, std::memory_order_release);
+  }
   // MsQuic's own listener figures (read inline; never blocks).
   bool Statistics(QUIC_LISTENER_STATISTICS* out);
 
@@ -50,6 +56,8 @@ class Listener : public Handle {
   ListenerOptions options_;
   std::atomic<uint32_t> pending_{0};
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint32_t> request_limit_{0};
+  std::atomic<uint16_t> request_concurrency_{0};
 };
 
 }  // namespace nmq

@@ -42,6 +42,44 @@ std::shared_ptr<Stream> Stream::OpenLocal(std::shared_ptr<Connection> connection
   return stream;
 }
 
+std::shared_ptr<Stream> Stream::OpenWithData(std::shared_ptr<Connection> connection, HQUIC connection_handle,
+                                             bool unidirectional, uint32_t budget, const uint8_t* data,
+                                             size_t length, bool fin, uint32_t collect_limit,
+                                             QUIC_STATUS* status) {
+  auto stream = std::make_shared<Stream>(connection->route());
+  stream->unidirectional_ = unidirectional;
+  stream->budget_ = budget;
+  stream->collect_limit_ = collect_limit;
+  HQUIC handle = nullptr;
+  *status = MsQuic->StreamOpen(connection_handle,
+                               unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL
+                                              : QUIC_STREAM_OPEN_FLAG_NONE,
+                               Callback, stream.get(), &handle);
+  if (QUIC_FAILED(*status)) return nullptr;
+  stream->Adopt(handle);
+  // SEND_FLAG_START starts it IMMEDIATE | SHUTDOWN_ON_FAIL (as OpenLocal does), waiting for the
+  // peer's credit inside MsQuic if need be: one call, one worker operation.
+  *status = stream->Send(data, length, fin, nullptr, QUIC_SEND_FLAG_START);
+  if (QUIC_FAILED(*status)) {
+    stream->ForceClose();  // never started, so no event will ever close it
+    return nullptr;
+  }
+  return stream;
+}
+
+std::shared_ptr<Stream> Stream::AdoptPeerRequest(std::shared_ptr<Connection> connection, HQUIC handle,
+                                                 uint32_t collect_limit) {
+  auto stream = std::make_shared<Stream>(connection->route());
+  stream->collect_limit_ = collect_limit;
+  stream->request_of_ = connection;
+  stream->hold_ = true;  // until the app answers it (Taken), or natively if it never reaches the app
+  MsQuic->SetCallbackHandler(handle, reinterpret_cast<void*>(Callback), stream.get());
+  stream->Adopt(handle);
+  uint32_t length = sizeof(stream->id_);
+  MsQuic->GetParam(handle, QUIC_PARAM_STREAM_ID, &length, &stream->id_);  // inline on this worker
+  return stream;
+}
+
 std::shared_ptr<Stream> Stream::AdoptPeer(std::shared_ptr<Connection> connection, HQUIC handle,
                                           bool unidirectional, uint32_t budget) {
   auto stream = std::make_shared<Stream>(connection->route());
@@ -60,7 +98,7 @@ Stream::~Stream() {
   for (void* block : sends_) std::free(block);
 }
 
-QUIC_STATUS Stream::Send(const uint8_t* data, size_t length, bool fin, bool* full) {
+QUIC_STATUS Stream::Send(const uint8_t* data, size_t length, bool fin, bool* full, QUIC_SEND_FLAGS extra_flags) {
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
   auto* block = static_cast<SendBlock*>(std::malloc(sizeof(SendBlock) + length));
@@ -83,7 +121,7 @@ QUIC_STATUS Stream::Send(const uint8_t* data, size_t length, bool fin, bool* ful
     if (full != nullptr) *full = sender_waiting_;
   }
   QUIC_STATUS status = MsQuic->StreamSend(handle_, &block->buffer, length > 0 ? 1 : 0,
-                                          fin ? QUIC_SEND_FLAG_FIN : QUIC_SEND_FLAG_NONE, block);
+                                          (fin ? QUIC_SEND_FLAG_FIN : QUIC_SEND_FLAG_NONE) | extra_flags, block);
   if (QUIC_FAILED(status)) {
     std::lock_guard<std::mutex> lock(send_mutex_);
     sends_.erase(block);
@@ -141,6 +179,8 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
   switch (event->Type) {
     case QUIC_STREAM_EVENT_START_COMPLETE:
       id_ = event->START_COMPLETE.ID;
+      // A request only hears of a failed start (its reply, or its end, says the rest).
+      if (collect_limit_ > 0 && QUIC_SUCCEEDED(event->START_COMPLETE.Status)) break;
       Push(EventType::kStreamStartComplete, event->START_COMPLETE.Status, event->START_COMPLETE.ID,
            event->START_COMPLETE.PeerAccepted ? 1 : 0);
       break;
@@ -167,9 +207,19 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
       break;
     }
     case QUIC_STREAM_EVENT_PEER_SEND_SHUTDOWN:
-      Push(EventType::kStreamPeerSendShutdown);
+      if (collect_limit_ > 0) {
+        DeliverMessage();
+      } else {
+        Push(EventType::kStreamPeerSendShutdown);
+      }
       break;
     case QUIC_STREAM_EVENT_PEER_SEND_ABORTED:
+      if (request_of_ && !collect_done_) {
+        // A request the peer gave up before its FIN never reaches the app: end our side too.
+        collect_done_ = true;
+        MsQuic->StreamShutdown(handle_, QUIC_STREAM_SHUTDOWN_FLAG_ABORT, event->PEER_SEND_ABORTED.ErrorCode);
+        break;
+      }
       Push(EventType::kStreamPeerSendAborted, 0, 0, event->PEER_SEND_ABORTED.ErrorCode);
       break;
     case QUIC_STREAM_EVENT_PEER_RECEIVE_ABORTED: {
@@ -179,8 +229,17 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
       Push(EventType::kStreamPeerReceiveAborted, 0, 0, event->PEER_RECEIVE_ABORTED.ErrorCode);
       break;
     case QUIC_STREAM_EVENT_SEND_SHUTDOWN_COMPLETE: {
-      std::lock_guard<std::mutex> lock(send_mutex_);
-      send_closed_ = true;
+      {
+        std::lock_guard<std::mutex> lock(send_mutex_);
+        send_closed_ = true;
+      }
+      // Graceful: the peer acknowledged every byte and the FIN (the app's "acknowledged"). Unless
+      // the app asked to hear of it at once, only the final event says so (kSendAcknowledged).
+      // Stored before the flag is read: ReportAcknowledged then sees one or the other.
+      send_acknowledged_.store(event->SEND_SHUTDOWN_COMPLETE.Graceful, std::memory_order_seq_cst);
+      if (event->SEND_SHUTDOWN_COMPLETE.Graceful && report_acknowledged_.load(std::memory_order_seq_cst)) {
+        Push(EventType::kStreamSendShutdownComplete, 0, 1);
+      }
       break;
     }
     case QUIC_STREAM_EVENT_IDEAL_SEND_BUFFER_SIZE: {
@@ -197,15 +256,20 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
       uint64_t flags = 0;
       if (event->SHUTDOWN_COMPLETE.ConnectionShutdown) flags |= kConnectionShutdown;
       if (event->SHUTDOWN_COMPLETE.ConnectionClosedRemotely) flags |= kConnectionClosedRemotely;
+      if (send_acknowledged_.load(std::memory_order_relaxed)) flags |= kSendAcknowledged;
       {
         std::lock_guard<std::mutex> lock(send_mutex_);
         send_closed_ = true;
       }
-      Push(EventType::kStreamShutdownComplete, 0, flags, event->SHUTDOWN_COMPLETE.ConnectionErrorCode);
+      // A request that never reached the app has no wrapper to tell, and nobody will take it.
+      const bool unreported = request_of_ && !collect_done_;
+      const bool abandoned = request_of_ && !request_delivered_;
+      request_of_.reset();
+      if (!unreported) Push(EventType::kStreamShutdownComplete, 0, flags, event->SHUTDOWN_COMPLETE.ConnectionErrorCode);
       // Once the connection is gone the credit no longer matters: an unaccepted stream closes now
       // (its received bytes are already with the app).
       OnFinalEvent(event->SHUTDOWN_COMPLETE.AppCloseInProgress,
-                   event->SHUTDOWN_COMPLETE.ConnectionShutdown);
+                   event->SHUTDOWN_COMPLETE.ConnectionShutdown || abandoned);
       break;
     }
     default:
@@ -215,6 +279,7 @@ QUIC_STATUS Stream::OnEvent(QUIC_STREAM_EVENT* event) {
 }
 
 QUIC_STATUS Stream::OnReceive(QUIC_STREAM_EVENT* event) {
+  if (collect_limit_ > 0) return OnCollect(event);
   const uint64_t offered = event->RECEIVE.TotalBufferLength;
   uint64_t take = 0;
   {
@@ -249,6 +314,65 @@ QUIC_STATUS Stream::OnReceive(QUIC_STREAM_EVENT* event) {
   }
   event->RECEIVE.TotalBufferLength = take;
   return QUIC_STATUS_SUCCESS;
+}
+
+// Worker thread. Everything offered is consumed: the limit, not flow control, bounds the memory.
+QUIC_STATUS Stream::OnCollect(QUIC_STREAM_EVENT* event) {
+  const uint64_t offered = event->RECEIVE.TotalBufferLength;
+  if (collect_done_) return QUIC_STATUS_SUCCESS;  // past the limit: discarded while the abort goes out
+  if (collected_length_ + offered > collect_limit_) {
+    collect_done_ = true;
+    collected_.reset();
+    MsQuic->StreamShutdown(handle_, QUIC_STREAM_SHUTDOWN_FLAG_ABORT, kMessageTooLargeCode);
+    if (!request_of_) Push(EventType::kStreamMessage, QUIC_STATUS_BUFFER_TOO_SMALL, collected_length_ + offered);
+    return QUIC_STATUS_SUCCESS;
+  }
+  if (collected_length_ + offered > collected_capacity_) {
+    size_t capacity = std::max<size_t>(collected_length_ + offered, std::max<size_t>(collected_capacity_ * 2, 256));
+    capacity = std::min<size_t>(capacity, collect_limit_);
+    auto* grown = static_cast<uint8_t*>(std::realloc(collected_.get(), capacity));
+    if (grown == nullptr) {
+      collect_done_ = true;
+      MsQuic->StreamShutdown(handle_, QUIC_STREAM_SHUTDOWN_FLAG_ABORT, kMessageTooLargeCode);
+      if (!request_of_) Push(EventType::kStreamMessage, QUIC_STATUS_OUT_OF_MEMORY);
+      return QUIC_STATUS_SUCCESS;
+    }
+    collected_.release();
+    collected_.reset(grown);
+    collected_capacity_ = capacity;
+  }
+  for (uint32_t i = 0; i < event->RECEIVE.BufferCount; ++i) {
+    const QUIC_BUFFER& buffer = event->RECEIVE.Buffers[i];
+    std::memcpy(collected_.get() + collected_length_, buffer.Buffer, buffer.Length);
+    collected_length_ += buffer.Length;
+  }
+  return QUIC_STATUS_SUCCESS;
+}
+
+void Stream::DeliverMessage() {
+  if (collect_done_) return;
+  collect_done_ = true;
+  if (request_of_) {
+    // Its wrapper is made from this event, before the message that follows it.
+    request_delivered_ = true;
+    Event arrival;
+    arrival.target = request_of_;
+    arrival.child = shared_from_this();
+    arrival.type = EventType::kConnectionPeerStream;
+    arrival.value = kPeerStreamRequest;
+    arrival.code = id_;
+    Push(std::move(arrival));
+  }
+  Event message;
+  message.target = shared_from_this();
+  message.type = EventType::kStreamMessage;
+  message.value = collected_length_;
+  // An empty message still needs a buffer to tell it from "no data".
+  if (!collected_) collected_.reset(static_cast<uint8_t*>(std::malloc(1)));
+  message.data = std::move(collected_);
+  message.data_length = collected_length_;
+  collected_length_ = collected_capacity_ = 0;
+  Push(std::move(message));
 }
 
 }  // namespace nmq

@@ -16,7 +16,9 @@ struct TransferSlot {
   std::shared_ptr<Handle> handle;  // a Connection or a Stream
   std::shared_ptr<Route> route;    // the route that moves: the connection's, or the stream's own
   std::shared_ptr<Runtime> from;
-  std::vector<Event> earlier;  // received by the old owner before the move, not handled by its app
+  std::vector<Event> earlier;  // queued for the old owner before the move, not delivered to its JS
+  // A connection's peer streams that its old owner's app had not accepted: they travel with it.
+  std::vector<std::shared_ptr<Handle>> streams;
 };
 
 // Old owner's JS thread, after the route was held and `earlier` collected. Returns the slot's id.

@@ -3,6 +3,9 @@
 //   - every stream a client completed was received by the server exactly once, with all its bytes;
 //   - every handle reached its final event (SHUTDOWN_COMPLETE / STOP_COMPLETE);
 //   - no handle is left waiting to close.
+// Server streams also move at random points (Route::Divert to a route of their own, held, then
+// adopted back some steps later, as stream.transfer() and adopt() do across threads), while
+// MsQuic's workers keep reporting on them: nothing may be lost, doubled or reordered.
 // A failing or hanging seed is printed; `--seed N --seeds 1` replays it.
 #include "stress.h"
 
@@ -20,6 +23,8 @@
 #include <vector>
 
 #include "peers.h"
+#include "route.h"
+#include "stream.h"
 
 namespace nmq::harness {
 
@@ -131,12 +136,14 @@ class Run : public Handler {
 
   // Returns an empty string when every invariant held, else what broke.
   std::string Execute(int steps) {
-    for (int step = 0; step < steps; ++step) {
+    for (step_ = 0; step_ < steps; ++step_) {
       Act();
+      AdoptDueMoves(false);
       loop_.RunUntil([] { return false; }, Ms(rng_.Below(3)));
     }
     // Wind down: finish what is pending, then close everything.
     winding_down_ = true;
+    AdoptDueMoves(true);
     for (auto& stream : untaken_) stream->Taken();
     untaken_.clear();
     loop_.RunUntil([&] { return streams_.finished == streams_.opened; }, Ms(20000));
@@ -163,8 +170,8 @@ class Run : public Handler {
     if (loop_.runtime().DeferredCount() != 0) {
       return std::to_string(loop_.runtime().DeferredCount()) + " handles left waiting to close";
     }
-    std::printf("  streams %d (completed %zu), server connections %d, server streams %d\n", streams_.opened,
-                completed_.size(), server_connections_.opened, server_streams_.opened);
+    std::printf("  streams %d (completed %zu), server connections %d, server streams %d (moves %d)\n", streams_.opened,
+                completed_.size(), server_connections_.opened, server_streams_.opened, moved_);
     return std::string();
   }
 
@@ -191,7 +198,11 @@ class Run : public Handler {
     if (id == UINT64_MAX) corrupt_ = "the server received bytes that are not a whole payload";
     else received_[id]++;
   }
-  void OnServerStreamFinished() { server_streams_.finished++; }
+  void OnServerStreamFinished(ServerStream* stream) {
+    server_streams_.finished++;
+    live_server_streams_.erase(stream);
+  }
+  void OnServerStreamOpened(ServerStream* stream) { live_server_streams_.insert(stream); }
   void OnServerConnectionFinished() { server_connections_.finished++; }
   void OnClientStreamFinished(ClientStream& stream) {
     streams_.finished++;
@@ -226,12 +237,49 @@ class Run : public Handler {
       // Close a connection mid-stream: its streams end abruptly and do not count as completed.
       client->closing = true;
       client->connection->Shutdown(rng_.Below(5), rng_.Chance(20));
-    } else if (action < 95 && !untaken_.empty()) {
+    } else if (action < 92 && !live_server_streams_.empty()) {
+      MoveStream();
+    } else if (action < 96 && !untaken_.empty()) {
       untaken_.front()->Taken();
       untaken_.erase(untaken_.begin());
     } else {
       // A burst of streams, more than the peer's credit: some wait for it.
       for (int i = 0; i < 20; ++i) OpenStream(*client, false);
+    }
+  }
+
+  // A server stream moves: the first move splits it off its connection's route onto one of its
+  // own, later moves hold that route again. Its events wait (held) until adopted back.
+  void MoveStream() {
+    auto it = live_server_streams_.begin();
+    std::advance(it, rng_.Below(static_cast<uint32_t>(live_server_streams_.size())));
+    const std::shared_ptr<Stream>& stream = (*it)->stream;
+    for (const auto& move : moves_) {
+      if (move.stream == stream) return;  // already away
+    }
+    std::shared_ptr<Route> route = stream->moved_route();
+    if (route) {
+      route->Hold();
+    } else {
+      route = std::make_shared<Route>(loop_.runtime_ptr());
+      route->Hold();
+      stream->route()->Divert(stream, route);
+      stream->MovedTo(route);
+      loop_.runtime().Track(stream);
+    }
+    moves_.push_back(Move{stream, std::move(route), step_ + 1 + static_cast<int>(rng_.Below(20))});
+    moved_++;
+  }
+
+  // Adopts the held routes whose time came (all of them when winding down), in this loop.
+  void AdoptDueMoves(bool all) {
+    for (auto it = moves_.begin(); it != moves_.end();) {
+      if (all || it->due <= step_) {
+        it->route->Adopt(loop_.runtime_ptr(), {});
+        it = moves_.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
 
@@ -260,9 +308,22 @@ class Run : public Handler {
   std::set<uint64_t> completed_;
   std::map<uint64_t, int> received_;
   std::string corrupt_;
+  int step_ = 0;
+  std::set<ServerStream*> live_server_streams_;
+  struct Move {
+    std::shared_ptr<Stream> stream;
+    std::shared_ptr<Route> route;
+    int due;  // the step at which it is adopted back
+  };
+  std::vector<Move> moves_;
+
+ public:
+  int moved_ = 0;
 };
 
-ServerStream::ServerStream(Run& run, std::shared_ptr<Stream> stream) : stream(std::move(stream)), run_(run) {}
+ServerStream::ServerStream(Run& run, std::shared_ptr<Stream> stream) : stream(std::move(stream)), run_(run) {
+  run_.OnServerStreamOpened(this);
+}
 
 void ServerStream::OnEvent(Event& event) {
   switch (event.type) {
@@ -279,7 +340,7 @@ void ServerStream::OnEvent(Event& event) {
       break;
     case EventType::kStreamShutdownComplete:
       stream->wrapper = nullptr;
-      run_.OnServerStreamFinished();
+      run_.OnServerStreamFinished(this);
       delete this;
       return;
     default:

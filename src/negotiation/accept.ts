@@ -17,9 +17,11 @@ export const MAX_PROPOSALS = 32
 /** Options for {@link acceptProtocol}. */
 export interface AcceptProtocolOptions extends NegotiationOptions {
   /**
-   * Accept data right after the proposal that is accepted, as lazy dialers send it (rust-libp2p's
-   * V1Lazy; `lazy` in {@link selectProtocol}): it stays in the stream for the application.
-   * Default false: any byte after a proposal, before our answer, is `ERR_NEGOTIATION_PROTOCOL`.
+   * Accept data right after the proposal that is accepted, as lazy dialers send it (go-libp2p when
+   * it already knows the peer speaks the protocol, rust-libp2p's V1Lazy, `lazy` in
+   * {@link selectProtocol}): it stays in the stream for the application. A listener cannot know
+   * which dialers are lazy, so this is the default. `false` refuses them: any byte after a
+   * proposal, before our answer, is then `ERR_NEGOTIATION_PROTOCOL`.
    */
   lazy?: boolean
   /**
@@ -60,7 +62,7 @@ export async function acceptProtocol (stream: Duplex, protocols: string | readon
       if (message === MULTISTREAM_PROTOCOL_ID) throw unexpected('expected a proposal', message)
       const accepted = list.includes(message)
       // A dialer that did not wait for our answer; only a lazy one, after the accepted proposal.
-      if (session.hasMore && !(accepted && options.lazy === true)) {
+      if (session.hasMore && !(accepted && options.lazy !== false)) {
         throw protocolError(`The peer sent data after proposing ${JSON.stringify(message)}, before our answer`)
       }
       // The last refusal is the reset itself: an na written now would be discarded by it.

@@ -133,7 +133,7 @@ function failure (cause: unknown, phase: Phase, timedOut: boolean, timeout: numb
     return new NegotiationError(QuicErrorCode.ABORTED, `Protocol negotiation was aborted, ${PHASE_TEXT[phase]}`, { phase, cause })
   }
   const code = resetCode(cause)
-  if (code === BigInt(NegotiationResetCode.RESOURCE_LIMIT_EXCEEDED)) {
+  if (code === NegotiationResetCode.RESOURCE_LIMIT_EXCEEDED) {
     return new NegotiationError(QuicErrorCode.NEGOTIATION_BUSY, 'The peer is busy negotiating other streams; try again later', { phase: 'peer', retryable: true, errorCode: code, cause })
   }
   return cause as Error

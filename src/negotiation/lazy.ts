@@ -1,8 +1,11 @@
 /**
  * The dialer's lazy check (rust-libp2p's V1Lazy): selectProtocol() has already resolved, so the
  * listener's header and answer are checked as they arrive, before the application reads anything.
+ * On a QuicStream the check is a prefix reader on the stream core's data path; other Duplexes
+ * (which have no such path) are read through their push().
  */
 import type { Duplex } from 'node:stream'
+import { QuicStream } from '../quic/stream.js'
 import { MULTISTREAM_PROTOCOL_ID, NA, MessageDecoder } from './message.js'
 import { noCommonProtocol, protocolError, resetStream, unexpected } from './session.js'
 
@@ -16,10 +19,13 @@ const EMPTY = new Uint8Array(0)
  * the answer is in; a refusal or a malformed answer destroys the stream with the error.
  */
 export function verifyLazily (stream: Duplex, protocol: string): void {
+  if (stream instanceof QuicStream) {
+    verifyPrefix(stream, protocol)
+    return
+  }
   const decoder = new MessageDecoder()
   const ownPush = Object.hasOwn(stream, 'push')
   const push = stream.push
-  let header = false
   let failed = false
 
   const restore = (): void => {
@@ -35,22 +41,8 @@ export function verifyLazily (stream: Duplex, protocol: string): void {
     })
     return false
   }
-  // True once the answer is in; throws a NegotiationError for a refusal or a malformed answer.
-  const answered = (): boolean => {
-    for (let message = decoder.next(); message !== undefined; message = decoder.next()) {
-      if (!header) {
-        if (message !== MULTISTREAM_PROTOCOL_ID) throw unexpected(`expected the header ${MULTISTREAM_PROTOCOL_ID}`, message)
-        header = true
-      } else if (message === protocol) {
-        return true
-      } else if (message === NA) {
-        throw noCommonProtocol(`The peer does not support ${protocol}`)
-      } else {
-        throw unexpected(`expected ${JSON.stringify(protocol)} or na`, message)
-      }
-    }
-    return false
-  }
+  const answer = answerReader(decoder, protocol)
+  const answered = (): boolean => answer()
 
   // Bytes already received (a listener may send its header unprompted) come first.
   if (stream.readableLength > 0) {
@@ -86,4 +78,50 @@ export function verifyLazily (stream: Duplex, protocol: string): void {
     restore()
     return push.call(this, decoder.take())
   }
+}
+
+// A reader of the listener's header and answer: true once the answer is in; throws a
+// NegotiationError for a refusal or a malformed answer.
+function answerReader (decoder: MessageDecoder, protocol: string): () => boolean {
+  let header = false
+  return () => {
+    for (let message = decoder.next(); message !== undefined; message = decoder.next()) {
+      if (!header) {
+        if (message !== MULTISTREAM_PROTOCOL_ID) throw unexpected(`expected the header ${MULTISTREAM_PROTOCOL_ID}`, message)
+        header = true
+      } else if (message === protocol) {
+        return true
+      } else if (message === NA) {
+        throw noCommonProtocol(`The peer does not support ${protocol}`)
+      } else {
+        throw unexpected(`expected ${JSON.stringify(protocol)} or na`, message)
+      }
+    }
+    return false
+  }
+}
+
+// On a QuicStream: the core hands every received byte to this reader first, until the answer is
+// in; the application sees only what follows it.
+function verifyPrefix (stream: QuicStream, protocol: string): void {
+  const decoder = new MessageDecoder()
+  const answered = answerReader(decoder, protocol)
+  const fail = (error: unknown): never => {
+    // Out of the core's delivery: the reset and the 'error' come on the next tick.
+    process.nextTick(() => { resetStream(stream, error, true) })
+    throw error
+  }
+  stream.readPrefix(chunk => {
+    if (chunk === null) return fail(protocolError(`The peer ended the stream before answering the proposal of ${protocol}`))
+    decoder.push(chunk)
+    let done: boolean
+    try {
+      done = answered()
+    } catch (error) {
+      return fail(error)
+    }
+    if (!done) return undefined
+    const rest = decoder.take()
+    return Buffer.from(rest.buffer, rest.byteOffset, rest.byteLength)
+  })
 }

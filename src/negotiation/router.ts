@@ -58,7 +58,7 @@ export interface ProtocolRouterOptions {
   adaptive?: boolean | AdaptiveLimitOptions
   /** Where to count; a NegotiationMetrics, or options for a new one (e.g. a prom-client registry). */
   metrics?: NegotiationMetrics | NegotiationMetricsOptions
-  /** Take data that a lazy dialer sends right after its proposal (see acceptProtocol). Default false. */
+  /** Take data that a lazy dialer sends right after its proposal (see acceptProtocol). Default true. */
   lazy?: boolean
 }
 
@@ -122,7 +122,7 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     this.#timeout = limit('negotiationTimeout', options.negotiationTimeout, NEGOTIATION_TIMEOUT)
     this.#maxQueuedPerConnection = limit('maxQueuedPerConnection', options.maxQueuedPerConnection, this.#perConnection, true)
     this.#maxQueued = limit('maxQueued', options.maxQueued, this.#overall * 4, true)
-    this.#lazy = options.lazy === true
+    this.#lazy = options.lazy !== false
     this.metrics = options.metrics instanceof NegotiationMetrics ? options.metrics : new NegotiationMetrics(options.metrics)
     if (options.adaptive !== undefined && options.adaptive !== false) {
       if (this.#overall === Infinity) throw invalidArgValue('adaptive', 'needs a finite maxNegotiations', options.adaptive)

@@ -60,7 +60,7 @@ export function noCommonProtocol (message: string): NegotiationError {
 export function resetStream (stream: Duplex, error: unknown, report = false): void {
   const busy = error instanceof NegotiationError && error.code === QuicErrorCode.NEGOTIATION_BUSY
   const code = busy ? NegotiationResetCode.RESOURCE_LIMIT_EXCEEDED : NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED
-  const resettable = stream as Duplex & { reset?: (code: number) => void, stopSending?: (code: number) => void }
+  const resettable = stream as Duplex & { reset?: (code: bigint) => void, stopSending?: (code: bigint) => void }
   if (!stream.destroyed && typeof resettable.reset === 'function' && typeof resettable.stopSending === 'function') {
     resettable.reset(code)
     resettable.stopSending(code)

@@ -11,6 +11,8 @@ interface Waiter<T> {
   reject: (error: Error) => void
   signal?: AbortSignal
   onAbort?: () => void
+  /** Takes only items this accepts (e.g. one direction's streams); all when absent. */
+  match?: (item: T) => boolean
 }
 
 export class AcceptQueue<T> {
@@ -33,8 +35,9 @@ export class AcceptQueue<T> {
   }
 
   push (item: T): void {
-    const waiter = this.#waiters.shift()
-    if (waiter !== undefined) {
+    const index = this.#waiters.findIndex(waiter => waiter.match === undefined || waiter.match(item))
+    if (index >= 0) {
+      const [waiter] = this.#waiters.splice(index, 1)
       this.#settle(waiter)
       this.#onTake(item)
       waiter.resolve(item)
@@ -43,14 +46,22 @@ export class AcceptQueue<T> {
     this.#items.push(item)
   }
 
-  /** The oldest item; waits for one. After close(), items already queued are still handed out. */
-  take (signal?: AbortSignal): Promise<T> {
-    if (this.size > 0) {
-      const item = this.#items[this.#head]
-      this.#items[this.#head++] = undefined as T
-      if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-        this.#items = this.#items.slice(this.#head)
-        this.#head = 0
+  /**
+   * The oldest item (that `match` accepts, if given); waits for one. After close(), items already
+   * queued are still handed out.
+   */
+  take (signal?: AbortSignal, match?: (item: T) => boolean): Promise<T> {
+    const index = this.#find(match)
+    if (index >= 0) {
+      const item = this.#items[index]
+      if (index === this.#head) {
+        this.#items[this.#head++] = undefined as T
+        if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+          this.#items = this.#items.slice(this.#head)
+          this.#head = 0
+        }
+      } else {
+        this.#items.splice(index, 1)
       }
       this.#onTake(item)
       return Promise.resolve(item)
@@ -58,7 +69,7 @@ export class AcceptQueue<T> {
     if (this.#closed !== undefined) return Promise.reject(this.#closed)
     if (signal?.aborted === true) return Promise.reject(abortedError(signal, this.#what))
     return new Promise<T>((resolve, reject) => {
-      const waiter: Waiter<T> = { resolve, reject, signal }
+      const waiter: Waiter<T> = { resolve, reject, signal, match }
       if (signal !== undefined) {
         waiter.onAbort = () => {
           const index = this.#waiters.indexOf(waiter)
@@ -87,6 +98,13 @@ export class AcceptQueue<T> {
     this.#items = []
     this.#head = 0
     return items
+  }
+
+  // The index of the oldest item `match` accepts, or -1.
+  #find (match: ((item: T) => boolean) | undefined): number {
+    if (match === undefined) return this.size > 0 ? this.#head : -1
+    for (let i = this.#head; i < this.#items.length; i++) if (match(this.#items[i])) return i
+    return -1
   }
 
   #settle (waiter: Waiter<T>): void {

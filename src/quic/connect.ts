@@ -5,7 +5,7 @@ import { abortedError, invalidArgType, invalidArgValue } from '../errors.js'
 import { runtime } from '../native.js'
 import { alpnList, clientConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions } from './config.js'
 import { QuicConnection } from './connection.js'
-import { kAbort, kConnected } from './symbols.js'
+import { kConnected } from './symbols.js'
 
 export interface ConnectOptions extends TlsOptions, QuicSettings {
   /** Host name or IP address of the server. */
@@ -65,7 +65,7 @@ export async function connect (options: ConnectOptions): Promise<QuicConnection>
   let onAbort!: () => void
   const aborted = new Promise<never>((_resolve, reject) => {
     onAbort = () => {
-      connection[kAbort]()
+      connection.destroy()
       reject(abortedError(signal, 'connect'))
     }
   })

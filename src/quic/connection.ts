@@ -4,20 +4,30 @@
  * it is called. JS thread only.
  */
 import { EventEmitter } from 'node:events'
-import { QuicError, QuicErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue } from '../errors.js'
-import { Ev, isDispatching, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
+import { QuicError, QuicErrorCode, type ErrorCode, abortedError, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { Ev, PeerStreamFlag, isDispatching, kOnNativeEvent, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
+import { RequestServer, sendRequest, type RequestHandler, type RequestInfo, type RequestOptions, type ServeRequestsOptions } from './request.js'
+import { StreamCore, type CoreSnapshot } from './stream-core.js'
 import { QuicStream } from './stream.js'
-import { kAbort, kCloseError, kClosedByApp, kConnected, kJournal, kNative, kOpened, kRefuse, kGrantStreams, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
+import { kCloseError, kClosedByApp, kConnected, kGrantStreams, kHandOver, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
+
+/**
+ * Makes the adapter an app gets for a stream (the node:stream Duplex by default). The libp2p
+ * transport and other adapters pass their own to `openStreamWith()` / `acceptStreamWith()`.
+ */
+export type StreamAdapterFactory<T> = (core: StreamCore) => T
+
+const duplexAdapter: StreamAdapterFactory<QuicStream> = core => new QuicStream(core)
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
   /** Who closed it: this side, the peer (CONNECTION_CLOSE with an application code), or the transport. */
   by: 'local' | 'peer' | 'transport'
-  /** The application error code (local or peer), or the transport's wire error code. */
-  code: number | bigint
+  /** The application error code (local or peer), or the transport's wire error code (see ErrorCode). */
+  code: ErrorCode
   /** The reason given to close(), for local closes. */
   reason?: string
   /** Set when the close was not a clean application close with code 0. */
@@ -29,6 +39,24 @@ export interface OpenStreamOptions {
   unidirectional?: boolean
   /** Gives up waiting for the peer's stream credit. */
   signal?: AbortSignal
+  /**
+   * Starts the stream with these bytes, in the same native call that opens it (one MsQuic
+   * operation, no wait): openStream() then resolves at once, and the bytes wait inside MsQuic for
+   * the peer's stream credit if need be.
+   */
+  body?: Uint8Array
+  /** With `body`: end the writable side after it (FIN in the same call). Default false. */
+  end?: boolean
+}
+
+export interface AcceptStreamOptions {
+  /** Gives up waiting. */
+  signal?: AbortSignal
+  /**
+   * Only one-way (`true`) or only two-way (`false`) peer streams, oldest first; the others stay
+   * queued for their own takers. Default: the oldest of either.
+   */
+  unidirectional?: boolean
 }
 
 export interface CloseOptions {
@@ -79,6 +107,8 @@ export interface QuicConnectionStats {
 export interface QuicConnectionEvents {
   /** An unreliable datagram arrived (with `datagrams: true` on both sides). */
   datagram: [data: Buffer]
+  /** A `sendDatagram()` that returned false (the send queue was full) can be tried again. */
+  datagramDrain: []
   /** The largest datagram that can be sent changed; 0 means none can be (see `maxDatagramSize`). */
   datagramState: [info: { maxSize: number }]
   /** Local streams waiting for the peer's stream credit changed (see `blockedStreams`). */
@@ -89,6 +119,8 @@ export interface QuicConnectionEvents {
   peerNeedsStreams: [info: { bidirectional: boolean }]
   /** The connection closed; the same value `closed` resolves with. */
   close: [info: QuicCloseInfo]
+  /** A request handler (serveRequests) threw or rejected; the stream was reset. */
+  requestError: [error: unknown, info: RequestInfo]
   /** Client side: the server sent a session ticket (see `sessionTicket`). */
   sessionTicket: [ticket: Buffer]
 }
@@ -100,6 +132,8 @@ export interface QuicConnectionEvents {
 export interface QuicConnectionHandle {
   kind: 'node-msquic/connection'
   id: number
+  /** @internal The peer streams not yet accepted, which travel with the connection. */
+  streams: CoreSnapshot[]
 }
 
 interface ConnectionInit {
@@ -111,6 +145,8 @@ interface ConnectionInit {
   verifyPeer?: VerifyPeer
   /** Server side: called once the handshake completes (the listener queues it for accept()). */
   onConnected?: (connection: QuicConnection) => void
+  /** Server side: the listener serves requests (its connections collect them natively from the start). */
+  requests?: { handler: RequestHandler, options: ServeRequestsOptions }
 }
 
 /** How many streams of each kind the peer may have open at once (see `setStreamLimits`). */
@@ -124,7 +160,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   readonly #server: boolean
   readonly #verifyPeer?: VerifyPeer
   readonly #onConnected?: (connection: QuicConnection) => void
-  readonly #inbound = new AcceptQueue<QuicStream>('acceptStream', stream => { stream[kTaken](); this.#hold(stream) })
+  readonly #inbound = new AcceptQueue<StreamCore>('acceptStream', core => { core.taken(); this.#held.add(core) })
   readonly #closed: Promise<QuicCloseInfo>
   #resolveClosed!: (info: QuicCloseInfo) => void
   #connected?: { resolve: () => void, reject: (error: Error) => void }
@@ -136,11 +172,12 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   // A graceful close in progress: its code, and what to call once the last stream has ended.
   #draining: number | bigint | undefined
   #drained: (() => void) | undefined
-  // Streams the app holds (opened, or accepted): transfer() needs them all finished.
-  readonly #held = new Set<QuicStream>()
+  // Streams the app holds (opened, or accepted) until they close: they stay here if the connection moves.
+  readonly #held = new Set<StreamCore>()
   #maxDatagramSize = 0
   #sessionTicket: Buffer | undefined
   #streamLimits: StreamLimits | undefined
+  #requests: RequestServer | undefined
 
   /** @internal Connections come from connect() and QuicListener.accept(). */
   constructor (handle: NativeConnection, init: ConnectionInit) {
@@ -151,6 +188,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.#onConnected = init.onConnected
     this.#state = 'connecting'
     this.#streamLimits = init.streamLimits === undefined ? undefined : { ...init.streamLimits }
+    if (init.requests !== undefined) this.#requests = new RequestServer(this, init.requests.handler, init.requests.options)
     this.#closed = new Promise(resolve => { this.#resolveClosed = resolve })
     handle.owner = this
     if (init.adopted === true) {
@@ -167,46 +205,48 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * received but not accepted.
    */
   static adopt (handle: QuicConnectionHandle): QuicConnection {
-    if (typeof handle !== 'object' || handle === null || handle.kind !== 'node-msquic/connection' || !Number.isSafeInteger(handle.id)) {
+    if (typeof handle !== 'object' || handle === null || handle.kind !== 'node-msquic/connection' ||
+        !Number.isSafeInteger(handle.id) || !Array.isArray(handle.streams)) {
       throw invalidArgType('handle', 'a handle from connection.transfer()', handle)
     }
-    const native = runtime().adoptConnection(handle.id)
-    return new QuicConnection(native, { adopted: true, server: native.info().server })
+    const [native, ...streams] = runtime().adoptConnection(handle.id)
+    const connection = new QuicConnection(native, { adopted: true, server: native.info().server })
+    // Before any of their events (those come from the native queue, later): queued as they were.
+    streams.forEach((stream, i) => connection.#arrived(new StreamCore(stream, connection, false, { snapshot: handle.streams[i] })))
+    return connection
   }
 
   /**
    * Gives this connection up so another thread can `adopt()` it: returns a handle to post there.
    * Everything that arrives meanwhile is held natively and delivered, in order, to the new owner;
    * nothing more reaches this object, which refuses further use with ERR_QUIC_TRANSFERRED. Streams
-   * received but not yet accepted move along. Streams this side already holds must be finished
-   * (closed) first. Call it from async code, not from inside an event listener.
+   * received but not yet accepted move along. Streams this side already accepted or opened stay
+   * here and usable (their events keep coming here); if the connection closes over there, they end
+   * with ERR_QUIC_CLOSED. Call it from async code, not from inside an event listener.
    */
   transfer (): QuicConnectionHandle {
     this.#assertOpen()
     if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
     if (this.#state === 'connecting') throw new QuicError(QuicErrorCode.CLOSED, 'The connection is not connected yet')
-    if (isDispatching()) {
-      throw Object.assign(new Error('transfer() cannot run inside an event listener; call it from async code (e.g. after an await)'), { code: 'ERR_INVALID_STATE' })
+    if (this.#requests !== undefined) throw invalidState('transfer() cannot move a connection that serves requests')
+    if (isDispatching()) throw invalidState('transfer() cannot run inside an event listener; call it from async code (e.g. after an await)')
+    const runtimeBinding = runtime()
+    for (const core of this.#held) {
+      runtimeBinding.keepStream(core.native)
+      core.orphan()
     }
-    const unfinished = [...this.#held].filter(stream => !stream.destroyed).length
-    if (unfinished > 0) {
-      throw Object.assign(new Error(`transfer() needs the streams this side accepted or opened to be finished (ended and read, or destroyed) first: ${unfinished} are not`), { code: 'ERR_INVALID_STATE' })
-    }
-    const earlier: unknown[] = []
+    this.#held.clear()
     const queued = this.#inbound.drain()
-    for (const stream of queued) {
-      earlier.push(this.#native, Ev.ConnectionPeerStream, 0, stream.unidirectional ? 1 : 0, 0, stream[kNative])
-      earlier.push(...stream[kJournal]())
-    }
-    const id = runtime().transferConnection(this.#native, earlier)
+    const id = runtimeBinding.transferConnection(this.#native, queued.map(core => core.native))
+    const streams = queued.map(core => core.detach())
     this.#state = 'transferred'
     this.#openStreams = 0
     this.#native.owner = undefined
     const moved = new QuicError(QuicErrorCode.TRANSFERRED, 'The connection moved to another thread')
     this.#inbound.close(moved)
     this.#connected?.reject(moved)
-    this.#resolveClosed({ by: 'local', code: 0, reason: 'transferred to another thread' })
-    return { kind: 'node-msquic/connection', id }
+    this.#resolveClosed({ by: 'local', code: 0n, reason: 'transferred to another thread' })
+    return { kind: 'node-msquic/connection', id, streams }
   }
 
   /** 'client' or 'server'. */
@@ -269,10 +309,38 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     return this.#native.sendDatagram(data)
   }
 
+  /**
+   * Sends one datagram as sendDatagram() does, waiting for room in the send queue while it is full
+   * (the `'datagramDrain'` event) instead of returning false. Rejects with ERR_QUIC_ABORTED through
+   * `signal`, and with the connection's error if it closes meanwhile.
+   */
+  async sendDatagramWait (data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
+    const { signal } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    if (signal?.aborted === true) throw abortedError(signal, 'sendDatagramWait')
+    while (!this.sendDatagram(data)) {
+      await new Promise<void>((resolve, reject) => {
+        const settle = (error?: Error): void => {
+          this.off('datagramDrain', onDrain)
+          this.off('close', onClose)
+          signal?.removeEventListener('abort', onAbort)
+          if (error === undefined) resolve()
+          else reject(error)
+        }
+        const onDrain = (): void => { settle() }
+        const onClose = (): void => { settle(this[kCloseError]() ?? closedError('The connection')) }
+        const onAbort = (): void => { settle(abortedError(signal as AbortSignal, 'sendDatagramWait')) }
+        this.on('datagramDrain', onDrain)
+        this.on('close', onClose)
+        signal?.addEventListener('abort', onAbort, { once: true })
+      })
+    }
+  }
+
   /** MsQuic's figures for this connection (blocks for a moment: they are read on its thread). */
   stats (): QuicConnectionStats {
     this.#assertOpen()
-    return { ...this.#native.stats(), openStreams: this.#openStreams } as unknown as QuicConnectionStats
+    return { ...this.#native.stats(), openStreams: this.#openStreams }
   }
 
   /** Local streams opened but waiting for the peer to grant stream credit. */
@@ -295,35 +363,96 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * more (see `blockedStreams` and the `streamsBlocked` event) rather than failing.
    */
   async openStream (options: OpenStreamOptions = {}): Promise<QuicStream> {
+    return await this.openStreamWith(duplexAdapter, options)
+  }
+
+  /** Opens a stream as `openStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
+  async openStreamWith<T> (factory: StreamAdapterFactory<T>, options: OpenStreamOptions = {}): Promise<T> {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    const { signal, body } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    if (body !== undefined && !(body instanceof Uint8Array)) throw invalidArgType('body', 'a Uint8Array', body)
     this.#assertOpen()
     if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
-    const signal = options.signal
     if (signal?.aborted === true) throw abortedError(signal, 'openStream')
+    const unidirectional = options.unidirectional === true
     let handle: NativeStream
     try {
-      handle = this.#native.openStream(options.unidirectional === true)
+      handle = body === undefined
+        ? this.#native.openStream(unidirectional)
+        : this.#native.openStream(unidirectional, body, options.end === true)
     } catch (error) {
       throw this[kCloseError]() ?? error
     }
-    const stream = new QuicStream(handle, this, true)
+    const core = new StreamCore(handle, this, true, { waitForCredit: body === undefined, finSent: body !== undefined && options.end === true, unidirectional })
     this.#openStreams++
-    this.#hold(stream)
+    this.#held.add(core)
+    const adapter = factory(core)
+    if (body === undefined) await this.#opened(core, signal)
+    handOver(adapter)
+    return adapter
+  }
+
+  // Waits for the peer's stream credit. The caller never gets an aborted stream, so it ends
+  // without an 'error' nobody would hear.
+  async #opened (core: StreamCore, signal: AbortSignal | undefined): Promise<void> {
     if (signal === undefined) {
-      await stream[kOpened]
-      return stream
+      await core.opened
+      return
     }
-    // The caller never gets an aborted stream, so it ends without an 'error' nobody would hear.
-    const onAbort = (): void => { stream.destroy() }
+    const onAbort = (): void => { core.abort(0) }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
-      await stream[kOpened]
+      await core.opened
     } catch (error) {
       throw signal.aborted ? abortedError(signal, 'openStream') : error
     } finally {
       signal.removeEventListener('abort', onAbort)
     }
-    return stream
+  }
+
+  /**
+   * Sends `body` on a new stream with its FIN, in one native call, and resolves with the peer's
+   * whole reply (collected natively up to `maxResponseBytes`, then handed over at once). The
+   * request path for small RPCs; the server side is `serveRequests()`. Rejects with a QuicError:
+   * ERR_QUIC_STREAM_RESET (with the peer's `errorCode`), ERR_QUIC_MESSAGE_TOO_LARGE (the stream is
+   * then aborted with `RequestResetCode.MESSAGE_TOO_LARGE`), ERR_QUIC_ABORTED or ERR_QUIC_TIMEOUT
+   * (`signal`, `timeout`: the stream is aborted with `RequestResetCode.CANCELLED`), or the
+   * connection's error.
+   */
+  async request (body: Uint8Array | string, options: RequestOptions = {}): Promise<Buffer> {
+    this.#assertOpen()
+    if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
+    return await sendRequest(body, options, (data, limit) => {
+      let handle: NativeStream
+      try {
+        handle = this.#native.openStream(false, data, true, limit)
+      } catch (error) {
+        throw this[kCloseError]() ?? error
+      }
+      this.#openStreams++
+      return new StreamCore(handle, this, true, { finSent: true, unidirectional: false })
+    })
+  }
+
+  /**
+   * Serves the request path on this connection: every bidirectional stream the peer opens from now
+   * on is collected natively to its FIN (up to `maxRequestBytes`) and handed to `handler(body,
+   * info)` once; what the handler returns (or resolves with) is sent back with the FIN in one
+   * native call, and a thrown error resets the stream (with the error's `errorCode` if it has
+   * one). At most `concurrency` requests run at once: the stream credit is lowered to it, so the
+   * rest wait inside QUIC's stream credit, except those the peer may still open on credit granted
+   * before this call (up to the listener's `maxBidirectionalStreams`), which wait their turn here.
+   * (`listener.serveRequests()` sets the credit before the handshake.) Streams already received
+   * (and unidirectional ones) still come through acceptStream().
+   */
+  serveRequests (handler: RequestHandler, options: ServeRequestsOptions = {}): void {
+    this.#assertOpen()
+    if (this.#requests !== undefined) throw invalidState('serveRequests() was called already on this connection (or on its listener)')
+    const server = new RequestServer(this, handler, options)
+    this.#requests = server
+    this.#native.serveRequests(server.maxRequestBytes)
+    if (this.#state === 'open') this.setStreamLimits({ bidirectional: server.concurrency })
   }
 
   /**
@@ -331,8 +460,20 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * or while the app was busy, are all here. Rejects with ERR_QUIC_CLOSED once the connection has
    * closed and no stream is left.
    */
-  acceptStream (options: { signal?: AbortSignal } = {}): Promise<QuicStream> {
-    return this.#inbound.take(options.signal)
+  async acceptStream (options: AcceptStreamOptions = {}): Promise<QuicStream> {
+    return await this.acceptStreamWith(duplexAdapter, options)
+  }
+
+  /** Accepts a stream as `acceptStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
+  async acceptStreamWith<T> (factory: StreamAdapterFactory<T>, options: AcceptStreamOptions = {}): Promise<T> {
+    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    const { signal, unidirectional } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    if (unidirectional !== undefined && typeof unidirectional !== 'boolean') throw invalidArgType('unidirectional', 'a boolean', unidirectional)
+    const match = unidirectional === undefined ? undefined : unidirectional ? isUnidirectional : isBidirectional
+    const adapter = factory(await this.#inbound.take(signal, match))
+    handOver(adapter)
+    return adapter
   }
 
   /** Yields peer streams as acceptStream() would, until the connection closes. */
@@ -399,7 +540,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       const timeout = options.timeout ?? 30_000
       if (!Number.isInteger(timeout) || timeout < 0) throw invalidArgValue('timeout', 'must be a non-negative integer', timeout, true)
       this.#draining = code
-      for (const stream of this.#inbound.drain()) stream[kRefuse](code)
+      for (const core of this.#inbound.drain()) core.refuse(code)
       this.#inbound.close(closedError('The connection'))
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -410,17 +551,22 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     }
     if (this.#state === 'connecting' || this.#state === 'open') {
       this.#state = 'closing'
-      this.#closeInfo ??= { by: 'local', code, reason: options.reason }
+      this.#closeInfo ??= { by: 'local', code: BigInt(code), reason: options.reason }
       this.#native.shutdown(code, false)
     }
     return await this.#closed
   }
 
-  /** @internal Gives up on a connection attempt: closes silently, without waiting for the peer. */
-  [kAbort] (): void {
-    if (this.#state === 'closed') return
+  /**
+   * Closes the connection at once and silently: no CONNECTION_CLOSE is sent (the peer notices at
+   * its idle timeout), every stream ends quietly. `closed` resolves with `by: 'local'` and `error`.
+   * Idempotent; use close() to tell the peer.
+   */
+  destroy (error?: Error): void {
+    if (error !== undefined && !(error instanceof Error)) throw invalidArgType('error', 'an Error', error)
+    if (this.#state === 'closed' || this.#state === 'closing' || this.#state === 'transferred') return
     this.#state = 'closing'
-    this.#closeInfo ??= { by: 'local', code: 0, reason: 'aborted' }
+    this.#closeInfo ??= { by: 'local', code: 0n, reason: 'destroyed', error: error === undefined ? undefined : asQuicError(error) }
     this.#native.shutdown(0, true)
   }
 
@@ -442,15 +588,15 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   }
 
   /** @internal A stream of this connection reached its final event. */
-  [kStreamClosed] (): void {
+  [kStreamClosed] (core: StreamCore): void {
+    this.#held.delete(core)
     this.#openStreams--
     if (this.#openStreams === 0) this.#drained?.()
   }
 
   /** @internal A stream of this connection moved to another thread: it no longer counts here. */
-  [kStreamMoved] (stream: QuicStream): void {
-    this.#held.delete(stream)
-    this[kStreamClosed]()
+  [kStreamMoved] (core: StreamCore): void {
+    this[kStreamClosed](core)
   }
 
   /** @internal Whether this side's app closed the connection. */
@@ -459,24 +605,31 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   }
 
   /** @internal */
-  [kStreamBlocked] (_stream: QuicStream, blocked: boolean): void {
+  [kStreamBlocked] (_core: StreamCore, blocked: boolean): void {
     this.#blockedStreams += blocked ? 1 : -1
     this.emit('streamsBlocked', this.#blockedStreams)
   }
 
   /** @internal Runs on the JS thread for each native event of this connection, in order. */
-  onNativeEvent (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
+  [kOnNativeEvent] (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
     switch (type) {
       case Ev.ConnectionPeerStream: {
-        this.#openStreams++
-        const stream = new QuicStream(extra as NativeStream, this, false)
-        // While closing gracefully, streams the peer still opens are refused.
-        if (this.#draining !== undefined) stream[kRefuse](this.#draining)
-        else this.#inbound.push(stream)
+        const flags = Number(value)
+        const core = new StreamCore(extra as NativeStream, this, false, { unidirectional: (flags & PeerStreamFlag.Unidirectional) !== 0, id: Number(code) })
+        if ((flags & PeerStreamFlag.Request) !== 0) {
+          this.#openStreams++
+          if (this.#requests !== undefined) this.#requests.arrived(core)
+          else core.refuse(0)
+        } else {
+          this.#arrived(core)
+        }
         break
       }
       case Ev.ConnectionDatagram:
         this.emit('datagram', extra as Buffer)
+        break
+      case Ev.ConnectionDatagramDrain:
+        this.emit('datagramDrain')
         break
       case Ev.ConnectionDatagramState:
         this.#maxDatagramSize = Number(value)
@@ -495,7 +648,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       case Ev.ConnectionShutdownByTransport:
         this.#closeInfo ??= {
           by: 'transport',
-          code,
+          code: BigInt(code),
           error: typeof extra === 'string'
             ? new QuicError(QuicErrorCode.CERTIFICATE, extra, { status, statusName: native.statusName(status) })
             : errorFromStatus(native.statusName(status), status, 'The connection was closed by the transport')
@@ -504,8 +657,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       case Ev.ConnectionShutdownByPeer:
         this.#closeInfo ??= {
           by: 'peer',
-          code,
-          error: code === 0 ? undefined : new QuicError(QuicErrorCode.PEER_CLOSED, `The peer closed the connection (code ${code})`, { errorCode: code })
+          code: BigInt(code),
+          error: BigInt(code) === 0n ? undefined : new QuicError(QuicErrorCode.PEER_CLOSED, `The peer closed the connection (code ${code})`, { errorCode: code })
         }
         break
       case Ev.ConnectionShutdownComplete:
@@ -537,7 +690,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   #onClosed (): void {
     this.#state = 'closed'
-    const info = this.#closeInfo ?? { by: 'local', code: 0 }
+    const info: QuicCloseInfo = this.#closeInfo ?? { by: 'local', code: 0n }
     this.#closeInfo = info
     const error = this[kCloseError]() as QuicError
     this.#connected?.reject(info.error ?? error)
@@ -546,9 +699,11 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.emit('close', info)
   }
 
-  #hold (stream: QuicStream): void {
-    this.#held.add(stream)
-    stream.once('close', () => this.#held.delete(stream))
+  #arrived (core: StreamCore): void {
+    this.#openStreams++
+    // While closing gracefully, streams the peer still opens are refused.
+    if (this.#draining !== undefined) core.refuse(this.#draining)
+    else this.#inbound.push(core)
   }
 
   #assertOpen (): void {
@@ -556,3 +711,15 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     if (this.#state === 'closing' || this.#state === 'closed') throw this[kCloseError]() ?? closedError('The connection')
   }
 }
+
+// The app has the adapter from now on; a Duplex then reports failures (after the awaiting code ran).
+function handOver (adapter: unknown): void {
+  if (adapter instanceof QuicStream) adapter[kHandOver]()
+}
+
+function asQuicError (error: Error): QuicError {
+  return error instanceof QuicError ? error : new QuicError(QuicErrorCode.ABORTED, error.message, { cause: error })
+}
+
+const isUnidirectional = (core: StreamCore): boolean => core.unidirectional
+const isBidirectional = (core: StreamCore): boolean => !core.unidirectional

@@ -6,11 +6,12 @@
 import { EventEmitter } from 'node:events'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { closedError, invalidArgType, invalidArgValue } from '../errors.js'
-import { Ev, runtime, type NativeAddress, type NativeConnection, type NativeListener } from '../native.js'
+import { closedError, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { Ev, kOnNativeEvent, runtime, type NativeAddress, type NativeConnection, type NativeListener } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { DEFAULTS, alpnList, createConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions, type VerifyPeer } from './config.js'
 import { QuicConnection, type StreamLimits } from './connection.js'
+import { checkServeRequests, type RequestHandler, type ServeRequestsOptions } from './request.js'
 import { kTaken } from './symbols.js'
 
 export interface ListenOptions extends TlsOptions, QuicSettings {
@@ -48,6 +49,7 @@ export interface ListenerStats {
 
 export class QuicListener extends EventEmitter<{ close: [] }> {
   readonly #native: NativeListener
+  #serving: { handler: RequestHandler, options: ServeRequestsOptions } | undefined
   readonly #queue = new AcceptQueue<QuicConnection>('accept', connection => connection[kTaken]())
   readonly #closed: Promise<void>
   readonly #verifyPeer?: VerifyPeer
@@ -129,14 +131,33 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
     await this.#closed
   }
 
+  /**
+   * Serves the request path on every connection that arrives from now on (see
+   * `QuicConnection.serveRequests()`): the listener accepts them itself, so do not also call
+   * accept(). Their peer streams are collected natively from the first one on, and each grants
+   * the peer exactly `concurrency` streams from its handshake on, so requests beyond it wait
+   * inside QUIC's stream credit.
+   */
+  serveRequests (handler: RequestHandler, options: ServeRequestsOptions = {}): void {
+    if (this.#closing) throw closedError('The listener')
+    if (this.#serving !== undefined) throw invalidState('serveRequests() was called already on this listener')
+    // Checks every argument before anything starts (the same checks each connection repeats).
+    const { maxRequestBytes, concurrency } = checkServeRequests(handler, options)
+    this.#serving = { handler, options }
+    this.#native.serveRequests(maxRequestBytes, concurrency)
+    // Accepted only to leave the backlog: each serves from its first stream on (see the constructor).
+    void (async () => { for await (const _connection of this); })()
+  }
+
   /** @internal Runs on the JS thread for each native event of this listener, in order. */
-  onNativeEvent (type: number, _status: number, _value: number | bigint, _code: number | bigint, extra: unknown): void {
+  [kOnNativeEvent] (type: number, _status: number, _value: number | bigint, _code: number | bigint, extra: unknown): void {
     if (type === Ev.ListenerConnection) {
       const connection = new QuicConnection(extra as NativeConnection, {
         server: true,
         streamLimits: this.streamLimits,
         verifyPeer: this.#verifyPeer,
-        onConnected: connection => this.#onConnected(connection)
+        onConnected: connection => this.#onConnected(connection),
+        requests: this.#serving
       })
       if (this.#closing) {
         void connection.close()

@@ -1,31 +1,29 @@
 /**
- * QuicStream: one QUIC stream as a node:stream Duplex. Received bytes wait here until the reader
- * pulls them; only then are they reported to the native budget, so a reader that stops reading
+ * QuicStream: one QUIC stream as a node:stream Duplex, a thin adapter over its StreamCore (which
+ * holds the received bytes, the budget and the send window; nothing is buffered twice). Received
+ * bytes are pulled from the core only when the reader wants them, so a reader that stops reading
  * holds the peer back through QUIC flow control. Writes complete at once while MsQuic's ideal send
  * buffer has room (the native send window), and wait for room beyond that. JS thread only.
+ *
+ * The two directions fail independently (see StreamCore): a peer's RESET_STREAM fails the
+ * readable side and a peer's STOP_SENDING the writable side, each reported once as an 'error'
+ * whose `direction` names it, while the other direction goes on. The stream is destroyed
+ * ('close') once both directions are done.
  */
 import { Duplex, type DuplexOptions } from 'node:stream'
-import { QuicError, QuicErrorCode, closedError, errorFromStatus, invalidArgType } from '../errors.js'
-import { Ev, ShutdownFlag, StreamShutdown, isDispatching, native, runtime, type NativeStream } from '../native.js'
+import { QuicError, QuicErrorCode, closedError, invalidArgType, invalidState } from '../errors.js'
+import { SendResult, isDispatching, runtime } from '../native.js'
 import { checkErrorCode } from './error-code.js'
-import { kCloseError, kClosedByApp, kJournal, kNative, kOpened, kRefuse, kOwned, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
+import { StreamCore, elsewhere, type CoreSnapshot, type PrefixReader } from './stream-core.js'
+import { kCore, kHandOver, kSettle } from './symbols.js'
 
 // MsQuic's initial ideal send buffer size; the native send window follows its updates.
 const INITIAL_SEND_WINDOW = 128 * 1024
 
-// Streams handed over in this turn of the event loop; one setImmediate settles them all.
+// Streams handed to the app in this turn of the event loop; one setImmediate settles them all.
 const handOvers: QuicStream[] = []
 function settleHandOvers (): void {
-  for (const stream of handOvers.splice(0)) stream[kOwned]()
-}
-
-/** What a stream needs from its connection. */
-export interface StreamParent {
-  [kStreamClosed]: () => void
-  [kStreamMoved]: (stream: QuicStream) => void
-  [kCloseError]: () => QuicError | undefined
-  [kClosedByApp]: () => boolean
-  [kStreamBlocked]: (stream: QuicStream, blocked: boolean) => void
+  for (const stream of handOvers.splice(0)) stream[kHandOver](true)
 }
 
 /**
@@ -35,89 +33,57 @@ export interface StreamParent {
 export interface QuicStreamHandle {
   kind: 'node-msquic/stream'
   id: number
-  /** @internal What the reader had not read yet, and how far each direction got. */
+  /** @internal The core's state, and what the old reader had not read yet. */
   state: MovedStreamState
 }
 
 /** @internal */
 export interface MovedStreamState {
-  local: boolean
-  /** Bytes the old thread's reader had not read; their budget was released there already. */
+  core: CoreSnapshot
+  /** Bytes already in the old Duplex's buffer: their budget was released there. */
   read: Uint8Array[]
-  /** Bytes not yet handed to the reader; their budget is released where they are read. */
-  pending: Uint8Array[]
-  remoteEnded: boolean
-  endPushed: boolean
   readable: boolean
   writable: boolean
-  /** A failure that came before the app could hear it (a reset right after the accept). */
-  failure?: { code: QuicErrorCode, message: string, errorCode?: number | bigint }
-}
-
-// An adopted stream's connection lives on another thread: only the stream's own events come here.
-const elsewhere: StreamParent = {
-  [kStreamClosed]: () => {},
-  [kStreamMoved]: () => {},
-  [kCloseError]: () => new QuicError(QuicErrorCode.CLOSED, 'The stream\'s connection closed'),
-  [kClosedByApp]: () => false,
-  [kStreamBlocked]: () => {}
 }
 
 export class QuicStream extends Duplex {
-  /** Whether this side opened the stream. */
-  readonly local: boolean
-  /** Whether the stream carries data one way only (from its opener). */
-  readonly unidirectional: boolean
-  readonly #native: NativeStream
-  readonly #parent: StreamParent
-  readonly #pending: Buffer[] = []
-  #wantsData = false
-  #remoteEnded = false
-  #endPushed = false
+  readonly #core: StreamCore
   #writeCallback: ((error?: Error | null) => void) | undefined
-  #nativeClosed = false
-  #sendAborted = false
-  #blocked = false
-  // A stream belongs to the app once handed over (accepted, or opened). Until then, and until the
-  // code awaiting the hand-over has run, a failure waits here: Node emits 'error' on nextTick,
-  // which would otherwise come before that code could attach a listener.
+  // A stream belongs to the app once handed over (accepted, or opened) and the code awaiting the
+  // hand-over has run. Until then failures wait here: Node emits 'error' on nextTick, which would
+  // otherwise come before that code could attach a listener.
   #owned = false
-  #pendingFailure: Error | undefined
+  #deferred: Array<[QuicError, 'read' | 'write']> | undefined
+  // Which directions failed; a stream emits one 'error' at most (as Node streams do).
+  #readFailed = false
+  #writeFailed = false
+  #errorEmitted = false
   #transferred = false
-  // Peer streams not yet accepted keep the events they received, so that if their connection moves
-  // to another thread the new owner can be given them again, in order.
-  #journal: unknown[] | undefined
-  // Local streams: settles once the peer has granted credit (or the stream failed first).
-  #opened?: { resolve: () => void, reject: (e: Error) => void }
-  #openedPromise?: Promise<void>
+  // end(chunk) on an idle stream: the chunk's write carries the FIN (one native send, not two).
+  #finWithWrite = false
+  #acknowledged?: { promise: Promise<void>, resolve: () => void, reject: (error: Error) => void }
 
   /** @internal Streams are made by QuicConnection (openStream, acceptStream) and adopt(). */
-  constructor (handle: NativeStream, parent: StreamParent, local: boolean, moved?: MovedStreamState) {
-    const unidirectional = handle.unidirectional()
-    // A one-way stream is born ended on the side that carries nothing (Duplex's `readable` and
-    // `writable` options, missing from some @types/node versions).
+  constructor (core: StreamCore, moved?: MovedStreamState) {
+    // A one-way stream is born ended on the side that carries nothing. A direction that failed
+    // before this adapter existed is reported (at the hand-over) like any other failure.
     const sides = moved !== undefined
       ? { readable: moved.readable, writable: moved.writable }
-      : { readable: !(local && unidirectional), writable: !(!local && unidirectional) }
-    super({ allowHalfOpen: true, highWaterMark: INITIAL_SEND_WINDOW, ...sides } as DuplexOptions)
-    this.local = local
-    this.unidirectional = unidirectional
-    this.#native = handle
-    this.#parent = parent
-    if (!local && moved === undefined) this.#journal = []
-    handle.owner = this
+      : { readable: !(core.local && core.unidirectional), writable: !(!core.local && core.unidirectional) && core.write !== 'ending' }
+    // autoDestroy off: the stream is destroyed when both directions are done (#settle), not at the
+    // first 'error', so that one direction's failure leaves the other working.
+    super({ allowHalfOpen: true, autoDestroy: false, highWaterMark: INITIAL_SEND_WINDOW, ...sides } as DuplexOptions)
+    this.#core = core
+    core.attach(this)
     if (moved !== undefined) {
-      this.#resume(moved)
-      return
+      for (const chunk of moved.read) this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      if (core.read === 'ended') this.push(null)
     }
-    if (local) {
-      let resolve!: () => void
-      let reject!: (e: Error) => void
-      const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
-      promise.catch(() => {})
-      this.#opened = { resolve, reject }
-      this.#openedPromise = promise
-    }
+    // Failures that came before this adapter (a reset before the accept, or before a move).
+    if (core.readError !== undefined) this.#fail(core.readError, 'read')
+    if (core.writeError !== undefined) this.#fail(core.writeError, 'write')
+    this.once('end', settleOnce)
+    this.once('finish', settleOnce)
   }
 
   /**
@@ -129,11 +95,12 @@ export class QuicStream extends Duplex {
    */
   static adopt (handle: QuicStreamHandle): QuicStream {
     if (typeof handle !== 'object' || handle === null || handle.kind !== 'node-msquic/stream' ||
-        !Number.isSafeInteger(handle.id) || typeof handle.state !== 'object' || handle.state === null) {
+        !Number.isSafeInteger(handle.id) || !isMovedState(handle.state)) {
       throw invalidArgType('handle', 'a handle from stream.transfer()', handle)
     }
-    const stream = new QuicStream(runtime().adoptStream(handle.id), elsewhere, handle.state.local, handle.state)
-    stream.#handOver()
+    const core = new StreamCore(runtime().adoptStream(handle.id), elsewhere, handle.state.core.local, { snapshot: handle.state.core })
+    const stream = new QuicStream(core, handle.state)
+    stream[kHandOver]()
     return stream
   }
 
@@ -150,39 +117,33 @@ export class QuicStream extends Duplex {
    */
   transfer (): QuicStreamHandle {
     this.#assertNotTransferred()
-    if (this.#nativeClosed || this.destroyed) throw closedError('The stream')
-    const refuse = (why: string): Error => Object.assign(new Error(`transfer() ${why}`), { code: 'ERR_INVALID_STATE' })
+    if (this.#core.closed || this.destroyed) throw closedError('The stream')
+    const refuse = (why: string): Error => invalidState(`transfer() ${why}`)
     if (isDispatching()) throw refuse('cannot run inside an event listener; call it from async code (e.g. after an await)')
-    if (this.#opened !== undefined) throw refuse('needs the stream to be open (the peer has not granted credit yet)')
+    if (this.#core.blocked) throw refuse('needs the stream to be open (the peer has not granted credit yet)')
     if (this.listenerCount('data') > 0 || this.listenerCount('readable') > 0) {
       throw refuse('needs the reading to stop first: remove the \'data\' and \'readable\' listeners')
     }
     if (this.writableLength > 0 || (this.writableEnded && !this.writableFinished)) {
       throw refuse('needs the writes made so far to finish first (wait for \'drain\' or \'finish\')')
     }
-    const failure = this.#pendingFailure
-    const state: MovedStreamState = {
-      local: this.local,
-      read: [],
-      pending: [],
-      remoteEnded: this.#remoteEnded,
-      endPushed: this.#endPushed,
-      readable: this.readable,
-      writable: this.writable && !this.#sendAborted,
-      failure: failure === undefined ? undefined : failure instanceof QuicError
-        ? { code: failure.code, message: failure.message, errorCode: failure.errorCode }
-        : { code: QuicErrorCode.INTERNAL, message: failure.message }
-    }
-    const id = runtime().transferStream(this.#native)
-    state.pending = this.#pending.splice(0)
-    this.#pendingFailure = undefined
+    const id = runtime().transferStream(this.#core.native)
+    const state: MovedStreamState = { core: this.#core.detach(), read: [], readable: this.readable, writable: this.writable }
     this.#transferred = true
-    this.#native.owner = undefined
-    this.#parent[kStreamMoved](this)
     // Destroyed before its buffer is read out, so the read-out ends nothing ('end' never comes).
     this.destroy()
     for (let chunk = this.read() as Buffer | null; chunk !== null; chunk = this.read() as Buffer | null) state.read.push(chunk)
     return { kind: 'node-msquic/stream', id, state }
+  }
+
+  /** Whether this side opened the stream. */
+  get local (): boolean {
+    return this.#core.local
+  }
+
+  /** Whether the stream carries data one way only (from its opener). */
+  get unidirectional (): boolean {
+    return this.#core.unidirectional
   }
 
   /** Whether this stream moved to another thread (`transfer()`). */
@@ -192,22 +153,52 @@ export class QuicStream extends Duplex {
 
   /** The QUIC stream id; null until a local stream has started. */
   get id (): number | null {
-    return this.#native.id()
+    return this.#core.id
   }
 
   /** Whether this local stream is waiting for the peer to grant stream credit. */
   get blocked (): boolean {
-    return this.#blocked
+    return this.#core.blocked
+  }
+
+  /** The read direction's state: 'open', 'ended', 'reset' (by the peer, or aborted) or 'stopped' (stopSending()). */
+  get readState (): StreamCore['read'] {
+    return this.#core.read
+  }
+
+  /** The write direction's state: 'open', 'ending', 'finished' (acknowledged), 'reset' or 'stopped' (by the peer). */
+  get writeState (): StreamCore['write'] {
+    return this.#core.write
+  }
+
+  /**
+   * Resolves once the peer has acknowledged every byte written and the end of the stream
+   * (MsQuic's graceful SEND_SHUTDOWN_COMPLETE); `'finish'` only means they were queued. Rejects
+   * if the write side is reset, stopped by the peer, or the stream closes before that. The
+   * `'acknowledged'` event says the same: at once once this getter was read, else when the stream
+   * closes (hearing of it at once costs a native event, which streams nobody asks about skip).
+   */
+  get acknowledged (): Promise<void> {
+    if (this.#acknowledged === undefined) {
+      let resolve!: () => void
+      let reject!: (error: Error) => void
+      const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
+      this.#acknowledged = { promise, resolve, reject }
+      this.#core.watchAcknowledged()
+      const write = this.#core.write
+      if (write === 'finished') resolve()
+      else if (write !== 'open' && write !== 'ending') reject(this.#core.writeError ?? closedError('The stream\'s sending side'))
+    }
+    return this.#acknowledged.promise
   }
 
   /** Aborts the sending direction with RESET_STREAM(`code`); reading goes on. */
   reset (code: number | bigint = 0): void {
     checkErrorCode(code)
     this.#assertNotTransferred()
-    if (this.#sendAborted || this.#nativeClosed) return
-    this.#native.shutdown(StreamShutdown.AbortSend, code)
-    this.#sendAborted = true
-    // The reset discards what was queued; an error here would destroy the reading side as well.
+    this.#core.reset(code)
+    this.#acknowledged?.reject(new QuicError(QuicErrorCode.STREAM_RESET, `The stream was reset (code ${code})`, { errorCode: code, direction: 'write' }))
+    // The reset discards what was queued; an error here would fail the reading side as well.
     this.#releaseWrite()
     if (!this.writableEnded) this.end()
   }
@@ -216,249 +207,201 @@ export class QuicStream extends Duplex {
   stopSending (code: number | bigint = 0): void {
     checkErrorCode(code)
     this.#assertNotTransferred()
-    if (this.#endPushed || this.#nativeClosed) return
-    this.#native.shutdown(StreamShutdown.AbortReceive, code)
-    this.#pending.length = 0
-    this.#endPushed = true
+    if (this.#core.read !== 'open') return
+    this.#core.stopSending(code)
     this.push(null)
   }
 
   /** @internal */
-  get [kOpened] (): Promise<void> {
-    return this.#openedPromise ?? Promise.resolve()
+  get [kCore] (): StreamCore {
+    return this.#core
   }
 
-  /** @internal The app took this peer stream: from now on it closes natively when done. */
-  [kTaken] (): void {
-    this.#journal = undefined
-    this.#native.taken()
-    this.#handOver()
+  /** @internal Lets the lazy multistream-select dialer read the answer before the app. */
+  readPrefix (reader: PrefixReader): void {
+    this.#core.readPrefix(reader)
   }
 
-  /** @internal A peer stream nobody will take: reset both ways with `code`; it closes natively. */
-  [kRefuse] (code: number | bigint): void {
-    this.#journal = undefined
-    this.#native.shutdown(StreamShutdown.Abort, code)
-    this.#native.taken()
-  }
-
-  /** @internal The native wrapper. */
-  get [kNative] (): NativeStream {
-    return this.#native
-  }
-
-  /** @internal The events this unaccepted stream received, flat as in a native batch. */
-  [kJournal] (): unknown[] {
-    return this.#journal ?? []
-  }
-
-  /** @internal Runs on the JS thread for each native event of this stream, in order. */
-  onNativeEvent (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
-    this.#journal?.push(this.#native, type, status, value, code, extra)
-    switch (type) {
-      case Ev.StreamData:
-        this.#pending.push(extra as Buffer)
-        this.#pump()
-        break
-      case Ev.StreamPeerSendShutdown:
-        this.#remoteEnded = true
-        this.#pump()
-        break
-      case Ev.StreamSendReady:
-        this.#releaseWrite()
-        break
-      case Ev.StreamStartComplete:
-        this.#onStartComplete(status, code === 1)
-        break
-      case Ev.StreamPeerAccepted:
-        this.#setBlocked(false)
-        this.#resolveOpened()
-        break
-      case Ev.StreamPeerSendAborted:
-        this.#fail(new QuicError(QuicErrorCode.STREAM_RESET, `The peer reset the stream (code ${code})`, { errorCode: code }))
-        break
-      case Ev.StreamPeerReceiveAborted:
-        if (!this.writableFinished) {
-          this.#fail(new QuicError(QuicErrorCode.STREAM_RESET, `The peer asked to stop sending (code ${code})`, { errorCode: code }))
-        }
-        break
-      case Ev.StreamShutdownComplete:
-        this.#onShutdownComplete(Number(value))
-        break
+  /**
+   * @internal The stream is the app's from now on: failures are reported once the code awaiting
+   * the hand-over has run (`now`: it has).
+   */
+  [kHandOver] (now = false): void {
+    if (!now) {
+      handOvers.push(this)
+      if (handOvers.length === 1) setImmediate(settleHandOvers)
+      return
     }
+    this.#owned = true
+    const deferred = this.#deferred
+    this.#deferred = undefined
+    for (const [error, direction] of deferred ?? []) this.#fail(error, direction)
+    if (this.#core.closed) this[kSettle]()
+  }
+
+  // StreamSink: what the core tells this adapter.
+
+  /** @internal */
+  onData (chunk: Buffer): boolean {
+    return this.push(chunk)
+  }
+
+  /** @internal */
+  onEnd (): void {
+    this.push(null)
+  }
+
+  /** @internal */
+  onReadError (error: QuicError): void {
+    this.#fail(error, 'read')
+  }
+
+  /** @internal */
+  onWritable (): void {
+    this.#releaseWrite()
+  }
+
+  /** @internal */
+  onWriteError (error: QuicError): void {
+    this.#acknowledged?.reject(error)
+    this.#fail(error, 'write')
+  }
+
+  /** @internal */
+  onAcknowledged (): void {
+    this.#acknowledged?.resolve()
+    this.emit('acknowledged')
+  }
+
+  /** @internal */
+  onClosed (quiet: boolean): void {
+    this.#acknowledged?.reject(closedError('The stream'))
+    // This side's app closed the connection: its streams end quietly, as destroy() would.
+    if (quiet) this.destroy()
+    else if (this.#owned) this[kSettle]()  // else once handed over, after the failures
+  }
+
+  /**
+   * As Writable's end(). On an idle stream (nothing buffered or in flight), `end(chunk)` sends the
+   * chunk and the FIN in one native call.
+   */
+  override end (...args: unknown[]): this {
+    const chunk = args[0]
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function' && this.writableLength === 0 &&
+        !this.writableCorked && !this.writableEnded && this.#writeCallback === undefined && this.#core.write === 'open') {
+      this.#finWithWrite = true
+    }
+    return super.end(...(args as Parameters<Duplex['end']>))
   }
 
   override _read (): void {
-    if (this.#transferred) return
-    this.#wantsData = true
-    this.#pump()
+    if (!this.#transferred) this.#core.resume()
   }
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.#sendAborted || this.#nativeClosed) {
-      callback(closedError('The stream\'s sending side'))
-      return
-    }
-    let full: boolean
-    try {
-      full = this.#native.send(chunk, false)
-    } catch (error) {
-      this.#sendFailed(error, callback)
-      return
-    }
+    const fin = this.#finWithWrite
+    this.#finWithWrite = false
+    const result = this.#core.send(chunk, fin)
     // Within MsQuic's ideal send buffer the write is done; beyond it, wait for room.
-    if (full) this.#writeCallback = callback
-    else callback()
+    if (result === SendResult.Sent) callback()
+    else this.#waitForWrite(callback, result)
   }
 
   override _final (callback: (error?: Error | null) => void): void {
-    if (this.#sendAborted) {
-      callback()
+    this.#finWithWrite = false
+    if (this.#core.write === 'ending' || this.#core.write === 'finished') {
+      callback()  // the FIN went with the last write
       return
     }
-    try {
-      this.#native.send(undefined, true)
-      callback()
-    } catch (error) {
-      this.#sendFailed(error, callback)
-    }
+    const result = this.#core.send(undefined, true)
+    if (result === SendResult.Ended) this.#waitForWrite(callback, result)
+    else callback()
   }
 
-  // A send the native side refused because the stream or its connection is already ending: the
-  // events saying why are queued behind this call, and the final one settles the write with the
-  // real reason (the peer's close, a reset) instead of a bare "invalid state".
-  #sendFailed (error: unknown, callback: (error?: Error | null) => void): void {
-    const ending = error instanceof QuicError && (error.statusName === 'QUIC_STATUS_INVALID_STATE' || error.statusName === 'QUIC_STATUS_ABORTED')
-    if (ending && !this.#nativeClosed) this.#writeCallback = callback
-    else callback(error as Error)
+  // A send that found the window full waits for room. One the native side refused waits for the
+  // events that say why (the peer's STOP_SENDING, a reset, the close), unless they came already:
+  // the failure is then reported once, as the write side's 'error', and the write is discarded.
+  #waitForWrite (callback: (error?: Error | null) => void, result: SendResult): void {
+    const write = this.#core.write
+    if (result === SendResult.Ended && write !== 'open' && write !== 'ending') callback()
+    else this.#writeCallback = callback
   }
 
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
-    // After a graceful end on both sides MsQuic finishes on its own; aborting then could discard
-    // data still in flight. Otherwise the stream ends abruptly for the peer too.
-    const graceful = error === null && this.writableFinished && this.readableEnded
+    this.off('end', settleOnce)
+    this.off('finish', settleOnce)
     if (this.#transferred) {
       callback(error)  // the stream lives on in another thread
       return
     }
-    // destroy() aborts with code 0; reset(code) and stopSending(code) choose codes. (A peer's own
-    // code is never echoed back to it.)
-    if (!this.#nativeClosed && !graceful) this.#native.shutdown(StreamShutdown.Abort, 0)
-    this.#rejectOpened(error ?? undefined)
-    this.#releaseWrite(error ?? undefined)
-    this.#setBlocked(false)
+    // Both directions done: MsQuic finishes on its own (aborting could discard data in flight).
+    // Otherwise the stream ends abruptly for the peer too: destroy() aborts with code 0;
+    // reset(code) and stopSending(code) choose codes. (A peer's own code is never echoed back.)
+    if (error !== null || !this.#readDone() || !this.#writeDone()) this.#core.abort(0)
+    this.#releaseWrite()
     callback(error)
   }
 
-  // Adopted: the old thread's unread bytes come first, then the native events.
-  #resume (moved: MovedStreamState): void {
-    if (moved.failure !== undefined) {
-      const { code, message, errorCode } = moved.failure
-      this.#fail(new QuicError(code, message, { errorCode }))
+  #readDone (): boolean {
+    return this.readableEnded || this.#readFailed || (!this.readable && this.#core.read !== 'open') || this.#core.read === 'stopped'
+  }
+
+  #writeDone (): boolean {
+    return this.writableFinished || this.#writeFailed || this.#core.write === 'reset' || (!this.writable && !this.writableEnded)
+  }
+
+  /** @internal Destroys the stream once both directions are done. */
+  [kSettle] (): void {
+    if (!this.destroyed && this.#readDone() && this.#writeDone()) this.destroy()
+  }
+
+  #fail (error: QuicError, direction: 'read' | 'write'): void {
+    if (!this.#owned) {
+      (this.#deferred ??= []).push([error, direction])
+      return
     }
-    if (!moved.readable) return
-    // Structured cloning turned the Buffers into plain Uint8Arrays.
-    const buffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    for (const chunk of moved.read) this.push(buffer(chunk))
-    for (const chunk of moved.pending) this.#pending.push(buffer(chunk))
-    this.#remoteEnded = moved.remoteEnded
-    if (moved.endPushed) {
-      this.#endPushed = true
-      this.push(null)
+    if (this.destroyed) return
+    const write = direction === 'write'
+    if (write ? this.#writeFailed : this.#readFailed) return
+    // A write side the app already finished has nothing left to fail: only `acknowledged` says so.
+    if (write && this.writableFinished) return
+    if (write) {
+      this.#writeFailed = true
+      // A write waiting is discarded with its direction (its failure is this 'error').
+      this.#releaseWrite()
+    } else {
+      this.#readFailed = true
     }
+    // The other direction is done too (or never existed): the stream is over, as a Node stream
+    // ends on an error (with no second 'error' if the other direction already reported one).
+    if (write ? this.#readDone() : this.#writeDone()) {
+      this.destroy(this.#errorEmitted ? undefined : error)
+      return
+    }
+    // Only this direction failed: 'error' says which (`error.direction`), and the other goes on.
+    if (this.#errorEmitted) return
+    this.#errorEmitted = true
+    this.emit('error', error)
+  }
+
+  #releaseWrite (): void {
+    const callback = this.#writeCallback
+    this.#writeCallback = undefined
+    callback?.()
   }
 
   #assertNotTransferred (): void {
     if (this.#transferred) throw new QuicError(QuicErrorCode.TRANSFERRED, 'The stream moved to another thread; use the object adopt() made there')
   }
+}
 
-  #pump (): void {
-    while (this.#wantsData && this.#pending.length > 0) {
-      const chunk = this.#pending.shift() as Buffer
-      this.#native.consumed(chunk.length)
-      this.#wantsData = this.push(chunk)
-    }
-    if (this.#remoteEnded && this.#pending.length === 0 && !this.#endPushed) {
-      this.#endPushed = true
-      this.push(null)
-    }
-  }
+// One listener function for every stream's 'end' and 'finish' (no closure per stream).
+function settleOnce (this: QuicStream): void {
+  this[kSettle]()
+}
 
-  #releaseWrite (error?: Error): void {
-    const callback = this.#writeCallback
-    this.#writeCallback = undefined
-    callback?.(error)
-  }
-
-  #setBlocked (blocked: boolean): void {
-    if (this.#blocked === blocked) return
-    this.#blocked = blocked
-    this.#parent[kStreamBlocked](this, blocked)
-  }
-
-  #onStartComplete (status: number, peerAccepted: boolean): void {
-    if (status > 0) {
-      // A failed start is followed by SHUTDOWN_COMPLETE (SHUTDOWN_ON_FAIL), which destroys the stream.
-      if (this.#opened !== undefined) {
-        this.#rejectOpened(this.#parent[kCloseError]() ?? errorFromStatus(native.statusName(status), status, 'The stream could not start'))
-      }
-      return
-    }
-    if (peerAccepted) this.#resolveOpened()
-    else this.#setBlocked(true)
-  }
-
-  #onShutdownComplete (flags: number): void {
-    this.#nativeClosed = true
-    this.#parent[kStreamClosed]()
-    const readDone = !this.readable || this.#remoteEnded || this.#endPushed
-    // A write still waiting (for room, or for this event after a refused send) did not finish.
-    const writeDone = (!this.writable || this.#sendAborted || this.writableFinished || this.writableEnded) &&
-      this.#writeCallback === undefined
-    if (readDone && writeDone) {
-      this.#releaseWrite()
-      this.#setBlocked(false)
-      this.#rejectOpened()
-      return
-    }
-    const byConnection = (flags & ShutdownFlag.ConnectionShutdown) !== 0
-    // This side's app closed the connection: its streams end quietly, as destroy() would.
-    if (byConnection && this.#parent[kClosedByApp]()) {
-      this.destroy()
-      return
-    }
-    const connectionError = byConnection ? this.#parent[kCloseError]() : undefined
-    this.#fail(connectionError ?? new QuicError(QuicErrorCode.STREAM_RESET, 'The stream was aborted'))
-  }
-
-  #fail (error: Error): void {
-    this.#rejectOpened(error)
-    if (this.#owned) this.destroy(error)
-    else this.#pendingFailure ??= error
-  }
-
-  #resolveOpened (): void {
-    if (this.#opened === undefined) return
-    this.#opened.resolve()
-    this.#opened = undefined
-    this.#handOver()
-  }
-
-  // Errors are made only when an open is still waiting: a stack trace per stream is costly.
-  #rejectOpened (error?: Error): void {
-    if (this.#opened === undefined) return
-    this.#opened.reject(error ?? closedError('The stream'))
-    this.#opened = undefined
-  }
-
-  #handOver (): void {
-    handOvers.push(this)
-    if (handOvers.length === 1) setImmediate(settleHandOvers)
-  }
-
-  /** @internal After the code awaiting its hand-over has run: failures reach the app from now on. */
-  [kOwned] (): void {
-    this.#owned = true
-    if (this.#pendingFailure !== undefined) this.destroy(this.#pendingFailure)
-  }
+function isMovedState (state: unknown): state is MovedStreamState {
+  if (typeof state !== 'object' || state === null) return false
+  const { core, read } = state as Partial<MovedStreamState>
+  return typeof core === 'object' && core !== null && Array.isArray(core.pending) && Array.isArray(read)
 }

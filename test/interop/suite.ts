@@ -26,12 +26,7 @@ const CODE = 0x1234
  * another change). Each such test is expected to fail (`test.fails`), so that the fix shows up as a
  * failure here to remove the entry; the results table lists them as "known defect".
  */
-export const KNOWN_DEFECTS: Record<string, string> = {
-  // src/quic/stream.ts: Ev.StreamPeerSendAborted destroys the whole Duplex, and with it this side's
-  // sending half, which RESET_STREAM leaves open (RFC 9000 §3.2): the answer on the same stream
-  // becomes a reset with code 0.
-  'peer→node reset-from-client': 'a peer\'s RESET_STREAM destroys the whole node-msquic stream, so its own still-open sending side cannot answer (the peer sees a reset with code 0)'
-}
+export const KNOWN_DEFECTS: Record<string, string> = {}
 const SCENARIOS = ['handshake', 'echo', 'download', 'upload', 'uni', 'reset-from-server', 'reset-from-client', 'close-from-server', 'close-from-client', 'datagrams']
 
 /** A server of either kind, as the tests need it. */

@@ -14,7 +14,7 @@ describe('closing', () => {
     const first = client.close({ code: 7 })
     const second = client.close()
     expect(await first).toEqual(await second)
-    expect((await server.closed)).toMatchObject({ by: 'peer', code: 7 })
+    expect((await server.closed)).toMatchObject({ by: 'peer', code: 7n })
     await Promise.all([listener.close(), listener.close()])
     await listener.close()
   })
@@ -39,7 +39,7 @@ describe('closing', () => {
     const pending = expect(server.acceptStream()).rejects.toMatchObject({ code: QuicErrorCode.PEER_CLOSED })
     await client.close({ code: 3 })
     await pending
-    expect((await streamError)[0]).toMatchObject({ code: QuicErrorCode.PEER_CLOSED, errorCode: 3 })
+    expect((await streamError)[0]).toMatchObject({ code: QuicErrorCode.PEER_CLOSED, errorCode: 3n })
     await listener.close()
   })
 })

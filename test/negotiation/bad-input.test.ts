@@ -31,7 +31,7 @@ async function expectReset (stream: QuicStream, closed: Promise<void>, peer: Pro
   await closed
   expect(stream.destroyed).toBe(true)
   expect(listeners(stream)).toEqual(NO_LISTENERS)
-  expect(Number((await peer).errorCode)).toBe(NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED)
+  expect((await peer).errorCode).toBe(NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED)
 }
 
 /** A raw dialer (`dial` writes its bytes) against our acceptProtocol; returns the rejection. */
@@ -68,8 +68,8 @@ describe('bad input to acceptProtocol', () => {
     })
   }
 
-  it('should fail on data sent after a proposal, before the answer (not lazy)', async () => {
-    const early = await accepting(raw => raw.write(bytes(encodeMessages([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0']), 'data')))
+  it('should fail on data sent after a proposal, before the answer (lazy: false)', async () => {
+    const early = await accepting(raw => raw.write(bytes(encodeMessages([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0']), 'data')), { lazy: false })
     expect(early).toMatchObject({ ...code(QuicErrorCode.NEGOTIATION_PROTOCOL), message: expect.stringContaining('before our answer') })
     const pipelined = await accepting(raw => raw.write(encodeMessages([MULTISTREAM_PROTOCOL_ID, '/other/1.0.0', '/echo/1.0.0'])))
     expect(pipelined).toMatchObject(code(QuicErrorCode.NEGOTIATION_PROTOCOL))
@@ -112,7 +112,7 @@ describe('bad input to acceptProtocol', () => {
     const closed = closeEvent(stream)
     const accepting = acceptProtocol(stream, ['/echo/1.0.0'])
     raw.reset(7)
-    await expect(accepting).rejects.toMatchObject({ ...code(QuicErrorCode.NEGOTIATION_FAILED), errorCode: 7, cause: { code: QuicErrorCode.STREAM_RESET } })
+    await expect(accepting).rejects.toMatchObject({ ...code(QuicErrorCode.NEGOTIATION_FAILED), errorCode: 7n, cause: { code: QuicErrorCode.STREAM_RESET } })
     await closed
     expect(stream.destroyed).toBe(true)
     expect(listeners(stream)).toEqual(NO_LISTENERS)

@@ -54,11 +54,11 @@ describe('lazy selection over QUIC', () => {
     await closed
     expect(stream.destroyed).toBe(true)
     expect(seen).toEqual([]) // the application read nothing of the negotiation
-    expect(Number((await reset).errorCode)).toBe(NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED)
+    expect((await reset).errorCode).toBe(NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED)
     expect(received.slice(0, 2)).toEqual([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0'])
   })
 
-  it('should be refused by a listener that is not lazy', async () => {
+  it('should be refused by a listener told not to be lazy (lazy: false)', async () => {
     const stream = await peers.client.openStream()
     stream.on('error', () => {})
     await selectProtocol(stream, '/echo/1.0.0', { lazy: true })
@@ -68,7 +68,7 @@ describe('lazy selection over QUIC', () => {
     const sent = encodeMessages([MULTISTREAM_PROTOCOL_ID, '/echo/1.0.0']).length + 'hello'.length
     inbound.read(0)
     await until(() => inbound.readableLength >= sent, 'the proposal and the data')
-    await expect(acceptProtocol(inbound, ['/echo/1.0.0'])).rejects.toMatchObject({ code: QuicErrorCode.NEGOTIATION_PROTOCOL })
+    await expect(acceptProtocol(inbound, ['/echo/1.0.0'], { lazy: false })).rejects.toMatchObject({ code: QuicErrorCode.NEGOTIATION_PROTOCOL })
     expect(inbound.destroyed).toBe(true)
   })
 })
@@ -106,6 +106,13 @@ describe('lazy selection over any Duplex', () => {
       acceptProtocol(listener, ['/b'], { lazy: true })
     ])
     expect([selected, accepted]).toEqual(['/b', '/b'])
+  })
+
+  it('should accept a lazy dialer by default, as go-libp2p sends when it knows the protocol', async () => {
+    const [dialer, listener] = duplexPair()
+    dialer.write(Buffer.concat([encodeMessages([MULTISTREAM_PROTOCOL_ID, '/b']), Buffer.from('data')]))
+    expect(await acceptProtocol(listener, ['/b'])).toBe('/b')
+    expect(String(listener.read())).toBe('data')
   })
 
   it('should still refuse data after a refused proposal in a lazy listener', async () => {

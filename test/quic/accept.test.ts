@@ -117,4 +117,33 @@ describe('accepting connections late', () => {
     await Promise.all([...first, third].map(c => c.close()))
     await listener.close()
   })
+
+  it('should accept one direction\'s streams without the other\'s, and both in order by default', async () => {
+    const { listener, client, server } = await pair()
+    // Arrival order: uni 0, bidi 1, uni 2, bidi 3, uni 4.
+    for (let i = 0; i < 5; i++) {
+      const stream = await client.openStream({ unidirectional: i % 2 === 0 })
+      stream.end(String(i))
+    }
+    await until(() => server.pendingStreams === 5, 'five queued streams')
+    const text = async (stream: QuicStream): Promise<string> => (await readAll(stream)).toString()
+    const bidi = await server.acceptStream({ unidirectional: false })
+    expect([bidi.unidirectional, await text(bidi)]).toEqual([false, '1'])
+    const uni = await server.acceptStream({ unidirectional: true })
+    expect([uni.unidirectional, await text(uni)]).toEqual([true, '0'])
+    // The combined queue still hands out the oldest of either.
+    expect(await text(await server.acceptStream())).toBe('2')
+    expect(await text(await server.acceptStream())).toBe('3')
+    // A waiting taker of one kind is not given the other.
+    const waitingUni = server.acceptStream({ unidirectional: true })
+    const waitingBidi = server.acceptStream({ unidirectional: false })
+    expect(await text(await waitingUni)).toBe('4')
+    const late = await client.openStream()
+    late.end('5')
+    expect(await text(await waitingBidi)).toBe('5')
+    for (const stream of [bidi]) stream.end()
+    await expect(server.acceptStream({ unidirectional: 'yes' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
+    await client.close()
+    await listener.close()
+  })
 })

@@ -39,6 +39,24 @@ describe('datagrams', () => {
     await listener.close()
   })
 
+  it('should say when a full send queue has room again (datagramDrain, sendDatagramWait)', async () => {
+    const { listener, client, server } = await pair({ datagrams: true }, { datagrams: true, datagramSendQueue: 4 })
+    await ready(client)
+    let received = 0
+    server.on('datagram', () => { received++ })
+    let drains = 0
+    client.on('datagramDrain', () => { drains++ })
+    // Fill the queue, then every send waits for room instead of failing: all 2,000 go out.
+    while (client.sendDatagram(Buffer.alloc(1000))) {}
+    for (let i = 0; i < 2000; i++) await client.sendDatagramWait(Buffer.alloc(1000, i))
+    expect(drains).toBeGreaterThan(0)
+    await until(() => received > 1500, 'most datagrams to arrive (loopback may still drop a few)')
+    await expect(client.sendDatagramWait(Buffer.alloc(10), { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: QuicErrorCode.ABORTED })
+    console.log(`datagram send queue of 4: 2,000 sent with sendDatagramWait, ${drains} drain events, ${received} received`)
+    await client.close()
+    await listener.close()
+  })
+
   it('should refuse oversize datagrams, and datagrams on a connection without them, clearly', async () => {
     const { listener, client } = await pair({ datagrams: true }, { datagrams: true })
     await ready(client)

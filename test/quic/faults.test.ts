@@ -63,8 +63,8 @@ describe('faults', () => {
     await new Promise(resolve => setTimeout(resolve, 50))
     await listener.close()
     await Promise.all(servers.map(s => s.close({ code: 5 })))
-    for (const [error] of await Promise.all(failures)) expect(error).toMatchObject({ code: QuicErrorCode.PEER_CLOSED, errorCode: 5 })
-    for (const client of clients) expect(await client.closed).toMatchObject({ by: 'peer', code: 5 })
+    for (const [error] of await Promise.all(failures)) expect(error).toMatchObject({ code: QuicErrorCode.PEER_CLOSED, errorCode: 5n })
+    for (const client of clients) expect(await client.closed).toMatchObject({ by: 'peer', code: 5n })
     await Promise.all(writing)
   })
 
@@ -85,7 +85,7 @@ describe('faults', () => {
     await Promise.all(closedLocally)
     expect(streams.every(s => s.errored === null)).toBe(true)
     for (const [error] of await Promise.all(serverFailures)) expect(error).toMatchObject({ code: QuicErrorCode.PEER_CLOSED })
-    expect(await server.closed).toMatchObject({ by: 'peer', code: 9 })
+    expect(await server.closed).toMatchObject({ by: 'peer', code: 9n })
     await listener.close()
   })
 

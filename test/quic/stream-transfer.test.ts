@@ -59,7 +59,7 @@ describe('moving a single stream between threads', () => {
     expect(() => inbound.transfer()).toThrow(expect.objectContaining({ code: QuicErrorCode.TRANSFERRED }))
     const adopted = QuicStream.adopt(handle)
     expect(() => QuicStream.adopt(handle)).toThrow(/no stream is waiting/)
-    expect(() => QuicConnection.adopt({ kind: 'node-msquic/connection', id: handle.id })).toThrow(/no connection is waiting/)
+    expect(() => QuicConnection.adopt({ kind: 'node-msquic/connection', id: handle.id, streams: [] })).toThrow(/no connection is waiting/)
     expect((await readAll(adopted)).toString()).toBe(`hello ${middle.toString()}world`)
     adopted.end('answered')
     expect((await readAll(outbound)).toString()).toBe('answered')
@@ -89,7 +89,7 @@ describe('moving a single stream between threads', () => {
     accepted.end()
     await readAll(next)
     await client.close({ code: 3 })
-    expect(await connection.closed).toMatchObject({ by: 'peer', code: 3 })
+    expect(await connection.closed).toMatchObject({ by: 'peer', code: 3n })
     await listener.close()
   })
 
@@ -104,7 +104,7 @@ describe('moving a single stream between threads', () => {
     // Taken and moved in one go: the reset is already here, not yet reported.
     const adopted = QuicStream.adopt((await server.acceptStream()).transfer())
     const failure = await new Promise<Error & { code?: string, errorCode?: number | bigint }>(resolve => adopted.once('error', resolve))
-    expect(failure).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 7 })
+    expect(failure).toMatchObject({ code: QuicErrorCode.STREAM_RESET, errorCode: 7n })
     await client.close()
     await listener.close()
   })

@@ -32,7 +32,48 @@ describe('moving a connection between threads', () => {
     expect(adopted.alpnProtocol).toBe('test')
     expect(adopted.side).toBe('server')
     await client.close({ code: 4 })
-    expect(await adopted.closed).toMatchObject({ by: 'peer', code: 4 })
+    expect(await adopted.closed).toMatchObject({ by: 'peer', code: 4n })
+    await listener.close()
+  })
+
+  it('should move right after stream.end(): streams the app holds stay here and usable, unaccepted ones travel', async () => {
+    const { listener, client, server } = await pair()
+    // Held here: one the app ended (its FIN may still be in flight), one still mid-exchange, and
+    // one the server opened itself.
+    const ended = await client.openStream()
+    ended.end('ping')
+    const endedHere = await server.acceptStream()
+    endedHere.end('bye')  // FIN in flight when the connection moves
+    const open = await client.openStream()
+    open.write('half ')
+    const openHere = await server.acceptStream()
+    const opened = await server.openStream()
+    opened.write('from the server ')
+    // Not accepted yet: travels with the connection, bytes included.
+    const queued = await client.openStream()
+    queued.end('queued bytes')
+    await until(() => server.pendingStreams === 1, 'the queued stream to arrive')
+    await new Promise(resolve => setTimeout(resolve, 20))
+    const handle = server.transfer()
+    const adopted = QuicConnection.adopt(handle)
+    // The held streams carry on in this thread, both directions.
+    expect((await readAll(ended)).toString()).toBe('bye')
+    open.end('done')
+    expect((await readAll(openHere)).toString()).toBe('half done')
+    openHere.end('ok')
+    expect((await readAll(open)).toString()).toBe('ok')
+    opened.end('end')
+    const clientSide = await client.acceptStream()
+    expect((await readAll(clientSide)).toString()).toBe('from the server end')
+    clientSide.end()
+    expect((await readAll(endedHere)).toString()).toBe('ping')
+    // The queued one is accepted where the connection went, nothing lost or doubled.
+    const moved = await adopted.acceptStream()
+    expect((await readAll(moved)).toString()).toBe('queued bytes')
+    moved.end('answered')
+    expect((await readAll(queued)).toString()).toBe('answered')
+    await client.close({ code: 2 })
+    expect(await adopted.closed).toMatchObject({ by: 'peer', code: 2n })
     await listener.close()
   })
 

@@ -1,0 +1,44 @@
+/**
+ * The limits layer's one error table. Refusals and failures are {@link LimitsError}s with a stable
+ * `code`; bad arguments throw Node's `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` /
+ * `ERR_OUT_OF_RANGE` synchronously (the helpers shared with the QUIC layer).
+ */
+export { invalidArgType, invalidArgValue } from '../errors.js'
+
+/** Stable error codes carried by {@link LimitsError}. */
+export const LimitsErrorCode = {
+  /** An acquire() or run() was aborted through its AbortSignal before it got what it waited for. */
+  ABORTED: 'ERR_LIMITS_ABORTED',
+  /** The limiter, manager or pool is closed. */
+  CLOSED: 'ERR_LIMITS_CLOSED',
+  /** A pool has no provider to route to (none added, or all removed). */
+  NO_PROVIDER: 'ERR_LIMITS_NO_PROVIDER',
+  /** Every provider a run could use failed to connect; `errors` holds each provider's failure. */
+  PROVIDERS_FAILED: 'ERR_LIMITS_PROVIDERS_FAILED'
+} as const
+
+export type LimitsErrorCode = typeof LimitsErrorCode[keyof typeof LimitsErrorCode]
+
+/** A refusal or failure of the limits layer, with a stable `code` to branch on. */
+export class LimitsError extends Error {
+  override readonly name: string = 'LimitsError'
+  readonly code: LimitsErrorCode
+  /** With `ERR_LIMITS_PROVIDERS_FAILED`: each provider's failure, in the order they were tried. */
+  readonly errors?: readonly unknown[]
+
+  constructor (code: LimitsErrorCode, message: string, options: { cause?: unknown, errors?: readonly unknown[] } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    if (options.errors !== undefined) this.errors = options.errors
+  }
+}
+
+/** The error an aborted wait rejects with; the signal's reason is its `cause`. */
+export function abortedError (signal: AbortSignal, what: string): LimitsError {
+  return new LimitsError(LimitsErrorCode.ABORTED, `${what} was aborted`, { cause: signal.reason })
+}
+
+/** The error a closed object's operations reject with. */
+export function closedError (what: string): LimitsError {
+  return new LimitsError(LimitsErrorCode.CLOSED, `${what} is closed`)
+}

@@ -1,0 +1,284 @@
+/**
+ * The request/response path: one small message each way per stream, for RPCs. The client sends
+ * its body with the FIN in the same native call that opens the stream; each side's message is
+ * collected natively to its FIN (up to a limit) and reaches JS as one event, with no Duplex, no
+ * per-chunk events and no receive budget round trips. Both ends are adapters over StreamCore.
+ * JS thread only.
+ */
+import { QuicError, QuicErrorCode, abortedError, invalidArgType, invalidArgValue } from '../errors.js'
+import { SendResult, native } from '../native.js'
+import type { QuicConnection } from './connection.js'
+import type { StreamCore, StreamSink } from './stream-core.js'
+
+/** Default cap on a request's body (`maxRequestBytes`) and on a reply (`maxResponseBytes`): 1 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+/** The largest cap either side takes: 64 MiB (a message is held whole in memory). */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+/** Default number of requests a connection serves at once (its bidirectional stream credit). */
+export const DEFAULT_REQUEST_CONCURRENCY = 100
+
+/** Application error codes the request path resets streams with. */
+export const RequestResetCode = {
+  /** A request or reply outgrew its cap (both directions are aborted). */
+  MESSAGE_TOO_LARGE: BigInt(native.constants.messageTooLargeCode),
+  /** The server's handler threw (or rejected) an error without an `errorCode` of its own. */
+  HANDLER_FAILED: 0x1004n,
+  /** The client gave up (its signal or timeout) before the reply came. */
+  CANCELLED: 0x1005n
+} as const
+
+/** Options of `connection.request()`. */
+export interface RequestOptions {
+  /** Gives up waiting for the reply (the stream is aborted with `RequestResetCode.CANCELLED`). */
+  signal?: AbortSignal
+  /** Milliseconds to wait for the whole reply; rejects with ERR_QUIC_TIMEOUT. Default: no limit. */
+  timeout?: number
+  /** The largest reply accepted, in bytes (1 to 64 MiB). Default 1 MiB. */
+  maxResponseBytes?: number
+}
+
+/** Options of `serveRequests()`. */
+export interface ServeRequestsOptions {
+  /** The largest request body accepted, in bytes (1 to 64 MiB); beyond it the stream is aborted. Default 1 MiB. */
+  maxRequestBytes?: number
+  /** Requests handled at once; more wait inside QUIC's stream credit (1 to 65535). Default 100. */
+  concurrency?: number
+}
+
+/** What a request handler learns besides the body. */
+export interface RequestInfo {
+  connection: QuicConnection
+  /** The QUIC stream id the request came on. */
+  streamId: number | null
+}
+
+/** Answers one request: the reply body (or a promise of it). A thrown error resets the stream. */
+export type RequestHandler = (body: Buffer, info: RequestInfo) => Uint8Array | string | Promise<Uint8Array | string>
+
+function checkMessageCap (name: string, value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_MESSAGE_BYTES
+  if (typeof value !== 'number') throw invalidArgType(name, 'a number', value)
+  if (!Number.isInteger(value) || value < 1 || value > MAX_MESSAGE_BYTES) throw invalidArgValue(name, `must be an integer from 1 to ${MAX_MESSAGE_BYTES}`, value, true)
+  return value
+}
+
+function toBytes (name: string, value: unknown): Uint8Array {
+  if (typeof value === 'string') return Buffer.from(value)
+  if (value instanceof Uint8Array) return value
+  throw invalidArgType(name, 'a Uint8Array or a string', value)
+}
+
+/**
+ * @internal The client side: validates, opens the stream with `open(body, cap)` and waits for the
+ * reply. Everything is checked before anything native starts.
+ */
+export async function sendRequest (body: unknown, options: RequestOptions, open: (body: Uint8Array, cap: number) => StreamCore): Promise<Buffer> {
+  if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+  const bytes = toBytes('body', body)
+  const cap = checkMessageCap('maxResponseBytes', options.maxResponseBytes)
+  const { signal, timeout } = options
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+  if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) throw invalidArgValue('timeout', 'must be a positive number of milliseconds', timeout, true)
+  if (signal?.aborted === true) throw abortedError(signal, 'request')
+  const call = new RequestCall(open(bytes, cap), cap)
+  if (signal === undefined && timeout === undefined) return await call.reply
+  let timer: NodeJS.Timeout | undefined
+  const onAbort = (): void => { call.cancel(abortedError(signal as AbortSignal, 'request')) }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  if (timeout !== undefined) {
+    timer = setTimeout(() => call.cancel(new QuicError(QuicErrorCode.TIMEOUT, `The request timed out after ${timeout} ms`)), timeout)
+  }
+  try {
+    return await call.reply
+  } finally {
+    clearTimeout(timer)
+    signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+// One request in flight: the core's sink until the reply (or the failure) settles it.
+class RequestCall implements StreamSink {
+  readonly reply: Promise<Buffer>
+  readonly #core: StreamCore
+  readonly #cap: number
+  #resolve!: (reply: Buffer) => void
+  #reject!: (error: Error) => void
+  #settled = false
+
+  constructor (core: StreamCore, cap: number) {
+    this.#core = core
+    this.#cap = cap
+    this.reply = new Promise((resolve, reject) => { this.#resolve = resolve; this.#reject = reject })
+    core.attach(this)
+  }
+
+  cancel (error: Error): void {
+    if (this.#settled) return
+    this.#core.abort(RequestResetCode.CANCELLED)
+    this.#fail(error)
+  }
+
+  onMessage (message: Buffer | undefined, tooLarge: boolean): void {
+    if (this.#settled) return
+    if (tooLarge || message === undefined) {
+      this.#fail(new QuicError(QuicErrorCode.MESSAGE_TOO_LARGE, `The reply is larger than maxResponseBytes (${this.#cap})`, { errorCode: RequestResetCode.MESSAGE_TOO_LARGE }))
+      return
+    }
+    this.#settled = true
+    this.#resolve(message)
+  }
+
+  onReadError (error: QuicError): void {
+    this.#fail(error)
+  }
+
+  onClosed (): void {
+    if (this.#settled) return  // the usual case: the reply came first (no error is made)
+    this.#fail(this.#core.readError ?? new QuicError(QuicErrorCode.STREAM_RESET, 'The stream ended before the reply', { direction: 'read' }))
+  }
+
+  // Collect mode delivers no chunks, and the body went out with its FIN in one call.
+  onData (): boolean { return false }
+  onEnd (): void {}
+  onWritable (): void {}
+  onWriteError (): void {}
+  onAcknowledged (): void {}
+
+  #fail (error: Error): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#reject(error)
+  }
+}
+
+/** @internal serveRequests()' arguments, checked before anything starts. */
+export function checkServeRequests (handler: unknown, options: unknown): { maxRequestBytes: number, concurrency: number } {
+  if (typeof handler !== 'function') throw invalidArgType('handler', 'a function', handler)
+  if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+  const { maxRequestBytes, concurrency = DEFAULT_REQUEST_CONCURRENCY } = options as ServeRequestsOptions
+  if (typeof concurrency !== 'number') throw invalidArgType('concurrency', 'a number', concurrency)
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 65535) throw invalidArgValue('concurrency', 'must be an integer from 1 to 65535', concurrency, true)
+  return { maxRequestBytes: checkMessageCap('maxRequestBytes', maxRequestBytes), concurrency }
+}
+
+/**
+ * @internal The server side of one connection: one responder per request stream, at most
+ * `concurrency` running. Requests beyond it normally wait inside QUIC's stream credit; only those
+ * sent on credit granted before serveRequests() wait here, in order (bounded by that credit).
+ */
+export class RequestServer {
+  readonly maxRequestBytes: number
+  readonly concurrency: number
+  readonly #connection: QuicConnection
+  readonly #handler: RequestHandler
+  #running = 0
+  readonly #waiting: Array<[Responder, Buffer]> = []
+
+  constructor (connection: QuicConnection, handler: RequestHandler, options: ServeRequestsOptions) {
+    const { maxRequestBytes, concurrency } = checkServeRequests(handler, options)
+    this.maxRequestBytes = maxRequestBytes
+    this.concurrency = concurrency
+    this.#connection = connection
+    this.#handler = handler
+  }
+
+  /** A request stream arrived, its body complete (the message event follows at once). */
+  arrived (core: StreamCore): void {
+    core.attach(new Responder(core, this))
+  }
+
+  /** @internal A request's body is here: run its handler now, or once one finishes. */
+  ready (responder: Responder, body: Buffer): void {
+    if (this.#running >= this.concurrency) {
+      this.#waiting.push([responder, body])
+      return
+    }
+    this.#running++
+    responder.run(this.#connection, this.#handler, body)
+  }
+
+  /** @internal A handler finished (answered, failed, or its stream went away). */
+  done (): void {
+    this.#running--
+    const next = this.#waiting.shift()
+    if (next !== undefined) this.ready(...next)
+  }
+}
+
+// Answers one request stream. The stream holds its stream credit until it closes, so at most
+// `concurrency` handlers run at once per connection.
+class Responder implements StreamSink {
+  readonly #core: StreamCore
+  readonly #server: RequestServer
+  #connection: QuicConnection | undefined
+  #answered = false
+
+  constructor (core: StreamCore, server: RequestServer) {
+    this.#core = core
+    this.#server = server
+  }
+
+  onMessage (message: Buffer | undefined): void {
+    if (message !== undefined) this.#server.ready(this, message)  // never undefined for a request
+  }
+
+  run (connection: QuicConnection, handler: RequestHandler, body: Buffer): void {
+    this.#connection = connection
+    if (this.#core.closed) {  // waited, and the peer went away meanwhile
+      this.#answer(true)
+      return
+    }
+    let result: ReturnType<RequestHandler>
+    try {
+      result = handler(body, { connection, streamId: this.#core.id })
+    } catch (error) {
+      this.#fail(error)
+      return
+    }
+    if (result instanceof Promise) result.then(reply => { this.#reply(reply) }, error => { this.#fail(error) })
+    else this.#reply(result)
+  }
+
+  #reply (reply: unknown): void {
+    let bytes: Uint8Array
+    try {
+      bytes = toBytes('reply', reply)
+    } catch (error) {
+      this.#fail(error)
+      return
+    }
+    if (!this.#answer(false)) return
+    // The reply, its FIN and the end of the hold in one native call. Refused only when the peer
+    // gave up meanwhile (its reset or the close is on its way).
+    if (this.#core.send(bytes, true, true) === SendResult.Ended) {
+      this.#core.taken()
+      this.#core.abort(0)
+    }
+  }
+
+  #fail (error: unknown): void {
+    const code = (error as { errorCode?: unknown } | null)?.errorCode
+    const valid = (typeof code === 'number' && Number.isSafeInteger(code) && code >= 0) || (typeof code === 'bigint' && code >= 0n && code < 2n ** 62n)
+    if (this.#answer(true)) this.#core.abort(valid ? code : RequestResetCode.HANDLER_FAILED)
+    const connection = this.#connection as QuicConnection
+    connection.emit('requestError', error, { connection, streamId: this.#core.id })
+  }
+
+  // The stream is answered once; from then on it closes natively when done (its credit returns),
+  // and the next waiting request may run. `release`: end the hold now (else the caller's send does).
+  #answer (release: boolean): boolean {
+    if (this.#answered) return false
+    this.#answered = true
+    if (release || this.#core.closed) this.#core.taken()
+    this.#server.done()
+    return !this.#core.closed
+  }
+
+  onData (): boolean { return false }
+  onEnd (): void {}
+  onReadError (): void {}
+  onWritable (): void {}
+  onWriteError (): void {}
+  onAcknowledged (): void {}
+  onClosed (): void {}
+}

@@ -1,0 +1,16 @@
+import { execFileSync } from 'node:child_process'
+import { describe, it, expect } from 'vitest'
+
+describe('node-msquic/limits', () => {
+  it('should resolve as a subpath export and load no native code', () => {
+    // A child process resolves the package by its own name (dist/, which `npm test` builds first).
+    const script = `
+      const limits = await import('node-msquic/limits')
+      const native = process.report.getReport().sharedObjects.some(f => f.endsWith('.node'))
+      console.log(JSON.stringify({ names: Object.keys(limits).sort(), native }))`
+    const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd(), encoding: 'utf8' })
+    const { names, native } = JSON.parse(output)
+    expect(names).toEqual(expect.arrayContaining(['LimitsError', 'LimitsErrorCode', 'OperationLimiter', 'Permit', 'ProviderPool', 'Reservation', 'TransientConnectionManager', 'systemClock']))
+    expect(native).toBe(false)
+  })
+})
