@@ -373,7 +373,7 @@ export async function nodeScenario (connection: QuicConnection, scenario: string
       const body = pattern(o.size, 3)
       const out = await connection.openStream({ unidirectional: true })
       out.end(Buffer.concat([Buffer.from('echo\n'), body]))
-      const back = await connection.acceptStream()
+      const back = await connection.acceptStream({ unidirectional: true })
       const got = await readAll(back)
       if (!back.unidirectional || !got.equals(body)) throw new Error(`uni echo: ${got.length} bytes of ${body.length}, or different`)
       return { ...result, bytes: got.length }
