@@ -36,7 +36,8 @@ class Handle;
   X(StreamSendShutdownComplete, 21)    /* value = 1 when the peer acknowledged every byte and FIN */ \
   X(StreamMessage, 22)                 /* collect mode: data = the whole message up to the FIN;   \
                                           status != 0: it grew past its limit (the stream aborted) */ \
-  X(ConnectionDatagramDrain, 23)       /* a datagram send refused for a full queue may be retried */
+  X(ConnectionDatagramDrain, 23)       /* a datagram send refused for a full queue may be retried */ \
+  X(ConnectionResumptionTicket, 24)    /* client: data = a session ticket the server sent (owned) */
 
 enum class EventType : uint8_t {
 #define NMQ_EVENT_ENUM(name, number) k##name = number,

@@ -121,6 +121,8 @@ export interface QuicConnectionEvents {
   close: [info: QuicCloseInfo]
   /** A request handler (serveRequests) threw or rejected; the stream was reset. */
   requestError: [error: unknown, info: RequestInfo]
+  /** Client side: the server sent a session ticket (see `sessionTicket`). */
+  sessionTicket: [ticket: Buffer]
 }
 
 /**
@@ -164,7 +166,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #connected?: { resolve: () => void, reject: (error: Error) => void }
   #state: 'connecting' | 'open' | 'closing' | 'closed' | 'transferred'
   #closeInfo?: QuicCloseInfo
-  #info?: { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
+  #info?: { alpn: string, serverName?: string, sessionResumed?: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress }
   #blockedStreams = 0
   #openStreams = 0
   // A graceful close in progress: its code, and what to call once the last stream has ended.
@@ -173,6 +175,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   // Streams the app holds (opened, or accepted) until they close: they stay here if the connection moves.
   readonly #held = new Set<StreamCore>()
   #maxDatagramSize = 0
+  #sessionTicket: Buffer | undefined
   #streamLimits: StreamLimits | undefined
   #requests: RequestServer | undefined
 
@@ -254,6 +257,25 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** The negotiated ALPN protocol. */
   get alpnProtocol (): string | undefined {
     return this.#info?.alpn
+  }
+
+  /** Server side: the name the client asked for (TLS SNI); undefined if it sent none, and on clients. */
+  get serverName (): string | undefined {
+    return this.#info?.serverName
+  }
+
+  /** Whether the handshake resumed an earlier session (see `sessionTicket`). */
+  get sessionResumed (): boolean {
+    return this.#info?.sessionResumed === true
+  }
+
+  /**
+   * Client side: the latest session ticket the server sent (after the handshake; also the
+   * `sessionTicket` event). Pass it as `sessionTicket` to a later `connect()` to the same server to
+   * resume the session. It is a secret: whoever holds it can resume as this client.
+   */
+  get sessionTicket (): Buffer | undefined {
+    return this.#sessionTicket
   }
 
   /** This side's address, as node:net reports addresses. */
@@ -614,6 +636,10 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       case Ev.ConnectionDatagramState:
         this.#maxDatagramSize = Number(value)
         this.emit('datagramState', { maxSize: this.#maxDatagramSize })
+        break
+      case Ev.ConnectionResumptionTicket:
+        this.#sessionTicket = extra as Buffer
+        this.emit('sessionTicket', this.#sessionTicket)
         break
       case Ev.ConnectionConnected:
         this.#info = this.#native.info()
