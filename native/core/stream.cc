@@ -293,6 +293,8 @@ QUIC_STATUS Stream::OnReceive(QUIC_STREAM_EVENT* event) {
     Event record;
     record.target = shared_from_this();
     record.type = EventType::kStreamData;
+    // 0-RTT data (sent before the handshake completed, replayable): the app may want to know.
+    record.code = (event->RECEIVE.Flags & QUIC_RECEIVE_FLAG_0_RTT) != 0 ? 1 : 0;
     record.data.reset(static_cast<uint8_t*>(std::malloc(take)));
     if (!record.data) {
       std::lock_guard<std::mutex> lock(receive_mutex_);
@@ -319,6 +321,7 @@ QUIC_STATUS Stream::OnReceive(QUIC_STREAM_EVENT* event) {
 // Worker thread. Everything offered is consumed: the limit, not flow control, bounds the memory.
 QUIC_STATUS Stream::OnCollect(QUIC_STREAM_EVENT* event) {
   const uint64_t offered = event->RECEIVE.TotalBufferLength;
+  if ((event->RECEIVE.Flags & QUIC_RECEIVE_FLAG_0_RTT) != 0) collected_early_ = true;
   if (collect_done_) return QUIC_STATUS_SUCCESS;  // past the limit: discarded while the abort goes out
   if (collected_length_ + offered > collect_limit_) {
     collect_done_ = true;
@@ -367,6 +370,7 @@ void Stream::DeliverMessage() {
   message.target = shared_from_this();
   message.type = EventType::kStreamMessage;
   message.value = collected_length_;
+  message.code = collected_early_ ? 1 : 0;  // some of it came as 0-RTT data
   // An empty message still needs a buffer to tell it from "no data".
   if (!collected_) collected_.reset(static_cast<uint8_t*>(std::malloc(1)));
   message.data = std::move(collected_);

@@ -112,6 +112,7 @@ class Stream : public Handle {
   size_t collected_length_ = 0;
   size_t collected_capacity_ = 0;
   bool collect_done_ = false;         // delivered, or failed past the limit
+  bool collected_early_ = false;      // some of the message came as 0-RTT data
   std::shared_ptr<Handle> request_of_;  // serve-requests mode: the connection to report it to
   bool request_delivered_ = false;      // serve-requests mode: handed to the app (it answers it)
   std::atomic<bool> send_acknowledged_{false};   // SEND_SHUTDOWN_COMPLETE was graceful

@@ -50,6 +50,11 @@ export interface RequestInfo {
   connection: QuicConnection
   /** The QUIC stream id the request came on. */
   streamId: number | null
+  /**
+   * Whether some of the request came as 0-RTT data (sent before the handshake completed, with
+   * `sessionTickets: '0rtt'`): it could be a replay, so answer it only if answering twice is harmless.
+   */
+  earlyData: boolean
 }
 
 /** Answers one request: the reply body (or a promise of it). A thrown error resets the stream. */
@@ -230,7 +235,7 @@ class Responder implements StreamSink {
     }
     let result: ReturnType<RequestHandler>
     try {
-      result = handler(body, { connection, streamId: this.#core.id })
+      result = handler(body, { connection, streamId: this.#core.id, earlyData: this.#core.earlyData })
     } catch (error) {
       this.#fail(error)
       return
@@ -261,7 +266,7 @@ class Responder implements StreamSink {
     const valid = (typeof code === 'number' && Number.isSafeInteger(code) && code >= 0) || (typeof code === 'bigint' && code >= 0n && code < 2n ** 62n)
     if (this.#answer(true)) this.#core.abort(valid ? code : RequestResetCode.HANDLER_FAILED)
     const connection = this.#connection as QuicConnection
-    connection.emit('requestError', error, { connection, streamId: this.#core.id })
+    connection.emit('requestError', error, { connection, streamId: this.#core.id, earlyData: this.#core.earlyData })
   }
 
   // The stream is answered once; from then on it closes natively when done (its credit returns),

@@ -156,6 +156,15 @@ export class QuicStream extends Duplex {
     return this.#core.id
   }
 
+  /**
+   * Whether some of the bytes received so far came as 0-RTT data (a resuming client sent them
+   * before the handshake completed): an attacker who captured them could replay them, so act on
+   * them only if doing so twice is harmless.
+   */
+  get earlyData (): boolean {
+    return this.#core.earlyData
+  }
+
   /** Whether this local stream is waiting for the peer to grant stream credit. */
   get blocked (): boolean {
     return this.#core.blocked
