@@ -194,6 +194,8 @@ export interface NodeConnectionRecord {
   alpn?: string
   serverName?: string
   streamResets: number[]
+  /** Whether any stream brought 0-RTT data (stream.earlyData). */
+  earlyData: boolean
   closed?: { by: string, code: number }
 }
 
@@ -231,7 +233,8 @@ export class NodeServer {
         connection,
         alpn: connection.alpnProtocol,
         serverName: (connection as unknown as { serverName?: string }).serverName,
-        streamResets: []
+        streamResets: [],
+        earlyData: false
       }
       this.connections.push(record)
       // Codes as numbers here: the ones the tests use are small.
@@ -284,6 +287,7 @@ export async function readAll (stream: Readable, initial: Buffer = Buffer.alloc(
 
 async function serveStream (connection: QuicConnection, stream: QuicStream, record: NodeConnectionRecord): Promise<void> {
   const { line, rest } = await readLine(stream)
+  if (stream.earlyData) record.earlyData = true
   const [verb, arg] = line.split(' ')
   const n = Number(arg ?? 0)
   if (stream.unidirectional) {

@@ -250,6 +250,8 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
       address?: (config: ServerConfig) => Promise<void>
       /** Whether the second of the two connections after `mark` resumed (undefined: cannot tell). */
       resumed?: (mark: number) => Promise<boolean>
+      /** Whether the second connection after `mark` received 0-RTT data (undefined: cannot tell). */
+      earlyData?: (mark: number) => Promise<boolean>
       config: (wanted: ServerConfig) => ServerConfig
     }
 
@@ -311,6 +313,8 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
         // quinn reports resumption only through 0-RTT's acceptance.
         expect(result.resumed === true || result.used0rtt === true).toBe(true)
         if (side.resumed !== undefined) expect(await side.resumed(mark)).toBe(true)
+        // A request the peer sent as 0-RTT data is marked as such where node-msquic serves it.
+        if (result.used0rtt === true && side.earlyData !== undefined) expect(await side.earlyData(mark)).toBe(true)
       })
     }
 
@@ -336,7 +340,12 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
         address: async config => {
           expect((await nodeServer(config)).listener.address()).toMatchObject(config === 'ipv6' ? { address: '::1', family: 'IPv6' } : { address: '::', family: 'IPv6' })
         },
-        resumed: async mark => (await connectionAfter('resumption', mark, 1)).connection.sessionResumed
+        resumed: async mark => (await connectionAfter('resumption', mark, 1)).connection.sessionResumed,
+        earlyData: async mark => {
+          const record = await connectionAfter('resumption', mark, 1)
+          await until(() => record.earlyData, 'the 0-RTT request to be served', 5000).catch(() => {})
+          return record.earlyData
+        }
       })
     })
 
