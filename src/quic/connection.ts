@@ -175,6 +175,10 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   // Streams the app holds (opened, or accepted) until they close: they stay here if the connection moves.
   readonly #held = new Set<StreamCore>()
   #maxDatagramSize = 0
+  // Datagrams that arrived before anyone listened for them (a server connection not accepted yet):
+  // kept, up to the receive queue's size, until the first 'datagram' listener comes.
+  #earlyDatagrams: Buffer[] | undefined = []
+  #datagramsDropped = 0
   #sessionTicket: Buffer | undefined
   #streamLimits: StreamLimits | undefined
   #requests: RequestServer | undefined
@@ -340,7 +344,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** MsQuic's figures for this connection (blocks for a moment: they are read on its thread). */
   stats (): QuicConnectionStats {
     this.#assertOpen()
-    return { ...this.#native.stats(), openStreams: this.#openStreams }
+    const stats = this.#native.stats()
+    return { ...stats, datagramsDropped: stats.datagramsDropped + this.#datagramsDropped, openStreams: this.#openStreams }
   }
 
   /** Local streams opened but waiting for the peer to grant stream credit. */
@@ -628,7 +633,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
         break
       }
       case Ev.ConnectionDatagram:
-        this.emit('datagram', extra as Buffer)
+        this.#receivedDatagram(extra as Buffer)
         break
       case Ev.ConnectionDatagramDrain:
         this.emit('datagramDrain')
@@ -678,6 +683,30 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     }
   }
 
+  #receivedDatagram (data: Buffer): void {
+    const early = this.#earlyDatagrams
+    if (early === undefined || this.listenerCount('datagram') > 0) {
+      this.emit('datagram', data)
+    } else if (early.length < EARLY_DATAGRAMS) {
+      if (early.length === 0) (this as EventEmitter).once('newListener', this.#onFirstListener)
+      early.push(data)
+    } else {
+      this.#datagramsDropped++
+    }
+  }
+
+  // The first listener of any event: if it is for datagrams, the early ones go to it (after it is
+  // added, on the next tick), and from then on datagrams are emitted as they come.
+  readonly #onFirstListener = (event: string | symbol): void => {
+    if (event !== 'datagram') {
+      (this as EventEmitter).once('newListener', this.#onFirstListener)
+      return
+    }
+    const early = this.#earlyDatagrams ?? []
+    this.#earlyDatagrams = undefined
+    process.nextTick(() => { for (const data of early) this.emit('datagram', data) })
+  }
+
   #verify (der: Buffer | undefined): void {
     const verifyPeer = this.#verifyPeer
     const answer = (accept: boolean): void => { this.#native.completeCertificateValidation(accept) }
@@ -722,6 +751,9 @@ function handOver (adapter: unknown): void {
 function asQuicError (error: Error): QuicError {
   return error instanceof QuicError ? error : new QuicError(QuicErrorCode.ABORTED, error.message, { cause: error })
 }
+
+// Datagrams kept for a connection nobody listens to yet (the native receive queue's default size).
+const EARLY_DATAGRAMS = 1024
 
 const isUnidirectional = (core: StreamCore): boolean => core.unidirectional
 const isBidirectional = (core: StreamCore): boolean => !core.unidirectional

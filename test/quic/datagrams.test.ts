@@ -41,6 +41,24 @@ describe('datagrams', () => {
     await listener.close()
   })
 
+  it('should keep datagrams that arrive before anyone listens (a server connection not yet accepted)', async () => {
+    const { cert, key } = await (await import('../helpers.js')).testCertificate()
+    const { connect, listen } = await import('../../src/index.js')
+    const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key, datagrams: true })
+    const client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert, datagrams: true })
+    await ready(client)
+    for (let i = 0; i < 20; i++) client.sendDatagram(Buffer.from(`early ${i}`))
+    // The server's connection is accepted only now, after the datagrams arrived.
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const server = await listener.accept()
+    const received: string[] = []
+    server.on('datagram', data => received.push(data.toString()))
+    await until(() => received.length === 20, 'the 20 early datagrams')
+    expect(received.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `early ${i}`).sort())
+    await client.close()
+    await listener.close()
+  })
+
   it('should report a full send queue instead of growing it', async () => {
     const { listener, client } = await pair({ datagrams: true }, { datagrams: true, datagramSendQueue: 8 })
     await ready(client)
