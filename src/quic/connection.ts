@@ -4,7 +4,7 @@
  * it is called. JS thread only.
  */
 import { EventEmitter } from 'node:events'
-import { QuicError, QuicErrorCode, type ErrorCode, abortedError, checkOptions, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { QuicError, QuicErrorCode, type ErrorCode, abortedError, checkOptions, checkSignal, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
 import { Ev, PeerStreamFlag, isDispatching, kOnNativeEvent, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
@@ -319,8 +319,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * `signal`, and with the connection's error if it closes meanwhile.
    */
   async sendDatagramWait (data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
-    const { signal } = options
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    const signal = checkSignal(checkOptions(options).signal)
     if (signal?.aborted === true) throw abortedError(signal, 'sendDatagramWait')
     while (!this.sendDatagram(data)) {
       await new Promise<void>((resolve, reject) => {
@@ -373,9 +372,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   /** Opens a stream as `openStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
   async openStreamWith<T> (factory: StreamAdapterFactory<T>, options: OpenStreamOptions = {}): Promise<T> {
-    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    const { signal, body } = options
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    const { body } = checkOptions(options)
+    const signal = checkSignal(options.signal)
     if (body !== undefined && !(body instanceof Uint8Array)) throw invalidArgType('body', 'a Uint8Array', body)
     this.#assertOpen()
     if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
@@ -471,9 +469,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   /** Accepts a stream as `acceptStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
   async acceptStreamWith<T> (factory: StreamAdapterFactory<T>, options: AcceptStreamOptions = {}): Promise<T> {
-    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    const { signal, unidirectional } = options
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    const { unidirectional } = checkOptions(options)
+    const signal = checkSignal(options.signal)
     if (unidirectional !== undefined && typeof unidirectional !== 'boolean') throw invalidArgType('unidirectional', 'a boolean', unidirectional)
     const match = unidirectional === undefined ? undefined : unidirectional ? isUnidirectional : isBidirectional
     const adapter = factory(await this.#inbound.take(signal, match))

@@ -5,7 +5,7 @@
  * per-chunk events and no receive budget round trips. Both ends are adapters over StreamCore.
  * JS thread only.
  */
-import { QuicError, QuicErrorCode, abortedError, invalidArgType, invalidArgValue } from '../errors.js'
+import { QuicError, QuicErrorCode, abortedError, checkOptions, checkSignal, invalidArgType, invalidArgValue } from '../errors.js'
 import { SendResult, native } from '../native.js'
 import type { QuicConnection } from './connection.js'
 import type { StreamCore, StreamSink } from './stream-core.js'
@@ -78,11 +78,10 @@ function toBytes (name: string, value: unknown): Uint8Array {
  * reply. Everything is checked before anything native starts.
  */
 export async function sendRequest (body: unknown, options: RequestOptions, open: (body: Uint8Array, cap: number) => StreamCore): Promise<Buffer> {
-  if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+  const { timeout } = checkOptions(options)
+  const signal = checkSignal(options.signal)
   const bytes = toBytes('body', body)
   const cap = checkMessageCap('maxResponseBytes', options.maxResponseBytes)
-  const { signal, timeout } = options
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
   if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) throw invalidArgValue('timeout', 'must be a positive number of milliseconds', timeout, true)
   if (signal?.aborted === true) throw abortedError(signal, 'request')
   const call = new RequestCall(open(bytes, cap), cap)
