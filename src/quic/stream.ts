@@ -70,7 +70,7 @@ export class QuicStream extends Duplex {
     const sides = moved !== undefined
       ? { readable: moved.readable, writable: moved.writable }
       : { readable: !(core.local && core.unidirectional), writable: !(!core.local && core.unidirectional) && core.write !== 'ending' }
-    // autoDestroy off: the stream is destroyed when both directions are done (#settle), not at the
+    // autoDestroy off: the stream is destroyed when both directions are done ([kSettle]), not at the
     // first 'error', so that one direction's failure leaves the other working.
     super({ allowHalfOpen: true, autoDestroy: false, highWaterMark: INITIAL_SEND_WINDOW, ...sides } as DuplexOptions)
     this.#core = core
