@@ -41,6 +41,10 @@ for (const workload of ECHO_PATHS) {
   if (only !== undefined && only !== 'echo') continue
   for (const [concurrency, streams] of size.echo) plan.push({ impl: 'node-msquic', workload, params: { streams, concurrency, size: 64, timeoutMs: size.timeoutMs } })
 }
+// node-msquic only: handshakes that resume a session (a ticket from an earlier connection).
+for (const [concurrency, connections] of size.handshakes) {
+  if (only === undefined || only === 'handshakes' || only === 'resumed') plan.push({ impl: 'node-msquic', workload: 'resumed', params: { connections, concurrency, timeoutMs: size.timeoutMs } })
+}
 // node-msquic only: an echo server on one thread against one spread over two worker threads.
 for (const mode of ['single', 'workers']) {
   if (only === undefined || only === 'echo-server') plan.push({ impl: 'node-msquic', workload: 'echo-server', params: { mode, streams: size.echoServer } })
@@ -99,6 +103,7 @@ const describe = ({ workload, params }) => workload === 'negotiation'
   ? `bulk ${params.direction} ${params.bytes / 2 ** 20} MiB`
   : workload === 'echo' || ECHO_PATHS.includes(workload) ? `${workload} c=${params.concurrency} x${params.streams}`
     : workload === 'handshakes' ? `handshakes c=${params.concurrency} x${params.connections}`
+    : workload === 'resumed' ? `resumed handshakes c=${params.concurrency} x${params.connections}`
       : `idle x${params.connections}`
 
 const headline = (r) => {
@@ -113,6 +118,7 @@ const headline = (r) => {
     case 'echo': return `${Math.round(m.streamsPerSecond)} streams/s, p50 ${Math.round(m.p50Us)} µs, p99 ${Math.round(m.p99Us)} µs` +
       (m.hung ? `, HUNG after ${m.completed}` : '') + (m.errors > 0 ? `, ${m.errors} errors` : '')
     case 'handshakes': return `${Math.round(m.connectionsPerSecond)} connections/s` + (m.hung ? ', HUNG' : '')
+    case 'resumed': return `${Math.round(m.connectionsPerSecond)} resumed connections/s (${m.resumed} resumed), full ${Math.round(m.fullConnectionsPerSecond)}/s`
     case 'idle': return `${(m.bytesPerConnection / 1024).toFixed(1)} KiB per connection`
     case 'negotiation': return `${Math.round(m.streamsPerSecond)} streams/s, negotiated p50 ${m.p50Ms.toFixed(1)} ms, p99 ${m.p99Ms.toFixed(1)} ms, server peak ${m.serverPeak}` +
       (m.errors > 0 ? `, ${m.errors} failed (${m.busy} busy, ${m.timeouts} timeouts)` : '')
@@ -120,7 +126,7 @@ const headline = (r) => {
 }
 
 // The key figure of each workload, for choosing the median run.
-const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', request: 'streamsPerSecond', echoDefault: 'streamsPerSecond', 'echo-server': 'streamsPerSecond', handshakes: 'connectionsPerSecond', idle: 'bytesPerConnection', negotiation: 'streamsPerSecond' }
+const KEY = { bulk: 'mibPerSecond', echo: 'streamsPerSecond', request: 'streamsPerSecond', echoDefault: 'streamsPerSecond', 'echo-server': 'streamsPerSecond', handshakes: 'connectionsPerSecond', resumed: 'connectionsPerSecond', idle: 'bytesPerConnection', negotiation: 'streamsPerSecond' }
 
 const results = []
 for (const [i, entry] of plan.entries()) {
@@ -140,7 +146,8 @@ for (const [i, entry] of plan.entries()) {
 
 // Smoke: our implementations must be correct at every size; the peers' hangs are reported only.
 const problems = results.filter(r => r.impl !== 'chainsafe' && (r.error !== undefined || r.metrics?.hung === true || (r.metrics?.errors ?? 0) > 0 ||
-  ((['echo', 'echo-server', 'negotiation', ...ECHO_PATHS].includes(r.workload)) && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections)))
+  ((['echo', 'echo-server', 'negotiation', ...ECHO_PATHS].includes(r.workload)) && r.metrics?.completed !== r.params.streams) || (r.workload === 'handshakes' && r.metrics?.completed !== r.params.connections) ||
+  (r.workload === 'resumed' && (r.metrics?.completed !== r.params.connections || r.metrics?.resumed !== r.params.connections))))
 if (smoke) {
   writeFileSync(join(root, 'build', 'bench-smoke.json'), JSON.stringify(results, null, 2))
   console.log(problems.length === 0 ? 'bench smoke: every benchmark ran correctly' : `bench smoke: ${problems.length} problems`)
@@ -199,6 +206,12 @@ for (const [concurrency] of size.handshakes) {
   const [n, m, c, t] = IMPLS.map(impl => find(impl, 'handshakes', { concurrency }))
   lines.push(`| ${concurrency} (connections/s) | ${cell(n, 'connectionsPerSecond')} | ${cell(m, 'connectionsPerSecond')} | ${cell(c, 'connectionsPerSecond')} | ${cell(t, 'connectionsPerSecond')} | ${ratio(metric(m, 'connectionsPerSecond'), metric(n, 'connectionsPerSecond'))} |`)
 }
+lines.push('', 'Resumed: node-msquic clients passing a session ticket (`connect({ sessionTicket })`) to a server with `sessionTickets: true`; "full" is the same server and clients without the ticket, measured in the same process just before.', '',
+  '| concurrency | full (connections/s) | resumed (connections/s) | resumed / full | handshakes that resumed |', '|---|---|---|---|---|')
+for (const [concurrency, connections] of size.handshakes) {
+  const r = find('node-msquic', 'resumed', { concurrency })
+  lines.push(`| ${concurrency} | ${cell(r, 'fullConnectionsPerSecond')} | ${cell(r, 'connectionsPerSecond')} | ${ratio(metric(r, 'connectionsPerSecond'), metric(r, 'fullConnectionsPerSecond'))} | ${r?.metrics?.resumed ?? ''} of ${connections.toLocaleString('en-US')} |`)
+}
 lines.push('', `## Idle connections: ${size.idle.toLocaleString('en-US')} open, both ends in one process`, '', '| | native | node-msquic | chainsafe | node:tls |', '|---|---|---|---|---|')
 {
   const [n, m, c, t] = IMPLS.map(impl => find(impl, 'idle', {}))
@@ -246,7 +259,8 @@ const targets = [
   ['request path ≥ 60% of native at c=100', share('node-msquic', 'request', { concurrency: 100 }, 'streamsPerSecond') >= 0.6 * share('native', 'echo', { concurrency: 100 }, 'streamsPerSecond')],
   ['request path ≥ 70% of native at c=1 and c=10', [1, 10].every(c => share('node-msquic', 'request', { concurrency: c }, 'streamsPerSecond') >= 0.7 * share('native', 'echo', { concurrency: c }, 'streamsPerSecond'))],
   ['Duplex the common way, default settings, ≥ 35% of native at c=100', share('node-msquic', 'echoDefault', { concurrency: 100 }, 'streamsPerSecond') >= 0.35 * share('native', 'echo', { concurrency: 100 }, 'streamsPerSecond')],
-  ['handshakes ≥ 60% of native (each concurrency)', size.handshakes.every(([c]) => share('node-msquic', 'handshakes', { concurrency: c }, 'connectionsPerSecond') >= 0.6 * share('native', 'handshakes', { concurrency: c }, 'connectionsPerSecond'))]
+  ['handshakes ≥ 60% of native (each concurrency)', size.handshakes.every(([c]) => share('node-msquic', 'handshakes', { concurrency: c }, 'connectionsPerSecond') >= 0.6 * share('native', 'handshakes', { concurrency: c }, 'connectionsPerSecond'))],
+  ['resumed handshakes ≥ 1.5× full ones (each concurrency)', size.handshakes.every(([c]) => share('node-msquic', 'resumed', { concurrency: c }, 'connectionsPerSecond') >= 1.5 * share('node-msquic', 'resumed', { concurrency: c }, 'fullConnectionsPerSecond'))]
 ]
 lines.push('', '## Targets', '', ...targets.map(([what, met]) => `- ${met ? 'met' : '**not met**'}: ${what}`), '')
 if (only === undefined) {

@@ -81,7 +81,17 @@ if(NOT EXISTS "${MSQUIC_PREFIX}/lib/libmsquic.a")
   file(COPY "${MSQUIC_WORK}/build/_deps/opensslquic-build/quictls/include/openssl"
        DESTINATION "${MSQUIC_WORK}/install/include")
   # Publish atomically, so an interrupted build never leaves a half-filled cache entry behind.
-  file(RENAME "${MSQUIC_WORK}/install" "${MSQUIC_PREFIX}")
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -E rename "${MSQUIC_WORK}/install" "${MSQUIC_PREFIX}"
+    RESULT_VARIABLE MSQUIC_RESULT)
+  if(NOT MSQUIC_RESULT EQUAL 0)
+    # Another build of the same version and options (a second clone or worktree) published first:
+    # use that one.
+    if(NOT EXISTS "${MSQUIC_PREFIX}/lib/libmsquic.a")
+      message(FATAL_ERROR "could not publish the MsQuic build to ${MSQUIC_PREFIX}")
+    endif()
+    message(STATUS "MsQuic ${MSQUIC_VERSION}: another build published ${MSQUIC_PREFIX} first; using it")
+  endif()
   file(REMOVE_RECURSE "${MSQUIC_WORK}")
 else()
   message(STATUS "MsQuic ${MSQUIC_VERSION}: using cached build ${MSQUIC_PREFIX}")

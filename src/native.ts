@@ -52,7 +52,7 @@ export interface NativeConnection extends NativeHandle {
   setPeerStreamCounts(bidirectional: number, unidirectional: number): void
   completeCertificateValidation(accept: boolean): boolean
   taken(): void
-  info(): { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
+  info(): { alpn: string, serverName?: string, sessionResumed: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
   stats(): Omit<QuicConnectionStats, 'openStreams'>
   /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
   sendDatagram(data: Uint8Array): boolean
@@ -110,7 +110,7 @@ export interface NativeBinding {
   constants: NativeConstants
   Configuration: new (init: ConfigurationInit) => NativeConfiguration
   Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number, datagramQueue: number) => NativeListener
-  Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number) => NativeConnection
+  Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number, sessionTicket?: Buffer) => NativeConnection
 }
 
 /** The constants the addon exports (native/core/event.h and MsQuic's flags). */
@@ -128,7 +128,7 @@ type EventName = 'ListenerStopped' | 'ListenerConnection' | 'ConnectionConnected
   'ConnectionPeerNeedsStreams' | 'ConnectionPeerCertificate' | 'StreamStartComplete' | 'StreamPeerAccepted' | 'StreamData' |
   'StreamPeerSendShutdown' | 'StreamPeerSendAborted' | 'StreamPeerReceiveAborted' | 'StreamSendReady' |
   'StreamShutdownComplete' | 'ConnectionDatagramState' | 'ConnectionDatagram' | 'StreamSendShutdownComplete' | 'StreamMessage' |
-  'ConnectionDatagramDrain'
+  'ConnectionDatagramDrain' | 'ConnectionResumptionTicket'
 
 /**
  * The addon file: a local build (build/Release) first, else the prebuild for this platform,

@@ -25,7 +25,7 @@ async function setup (serve, settings = {}) {
       void (async () => { for await (const stream of connection) void serve(stream).catch(() => {}) })().catch(() => {})
     }
   })()
-  const dial = () => connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'bench', ca: cert })
+  const dial = (options = {}) => connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'bench', ca: cert, ...options })
   return { listener, dial }
 }
 
@@ -139,6 +139,34 @@ export async function handshakes ({ connections, concurrency, timeoutMs }) {
   })
   await listener.close()
   return { connectionsPerSecond: result.completed / result.seconds, completed: result.completed, errors: result.errors }
+}
+
+// Handshakes that resume a session: the server sends tickets, each client passes the one ticket a
+// first connection received. `full` is the same server without the ticket, measured alongside.
+export async function resumed ({ connections, concurrency, timeoutMs }) {
+  const { listener, dial } = await setup(async () => {}, { sessionTickets: true })
+  const first = await dial()
+  const sessionTicket = first.sessionTicket ?? await new Promise(resolve => first.once('sessionTicket', resolve))
+  await first.close()
+  const measure = async (options) => {
+    let resumedCount = 0
+    const result = await runOps({ total: connections, concurrency, timeoutMs }, async () => {
+      const connection = await dial(options)
+      if (connection.sessionResumed) resumedCount++
+      await connection.close()
+    })
+    return { rate: result.completed / result.seconds, completed: result.completed, errors: result.errors, resumed: resumedCount }
+  }
+  const full = await measure({})
+  const again = await measure({ sessionTicket })
+  await listener.close()
+  return {
+    connectionsPerSecond: again.rate,
+    fullConnectionsPerSecond: full.rate,
+    completed: again.completed,
+    errors: again.errors + full.errors,
+    resumed: again.resumed
+  }
 }
 
 export async function idle ({ connections }) {

@@ -31,6 +31,7 @@ void ReadSettings(Napi::Object object, QUIC_SETTINGS* settings) {
   NMQ_SETTING("disconnectTimeoutMs", DisconnectTimeoutMs)
   NMQ_SETTING("datagramReceiveEnabled", DatagramReceiveEnabled)
   NMQ_SETTING("congestionControlAlgorithm", CongestionControlAlgorithm)
+  NMQ_SETTING("serverResumptionLevel", ServerResumptionLevel)
 #undef NMQ_SETTING
 }
 }  // namespace

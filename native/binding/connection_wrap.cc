@@ -23,7 +23,7 @@ Napi::Function ConnectionWrap::Init(Napi::Env env) {
 }
 
 // new Connection(external) for server connections (from the drain), or
-// new Connection(configuration, ip, port, serverName, expectedHost, streamReceiveBudget, datagramQueue).
+// new Connection(configuration, ip, port, serverName, expectedHost, streamReceiveBudget, datagramQueue[, ticket]).
 ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ConnectionWrap>(info) {
   Napi::Env env = info.Env();
   Tag(env, info.This(), kConnectionTag);
@@ -52,8 +52,13 @@ ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
   connection_ = Connection::OpenClient(runtime, options, &status);
   if (connection_) {
+    std::string ticket;
+    if (info.Length() > 7 && info[7].IsBuffer()) {
+      auto buffer = info[7].As<Napi::Buffer<uint8_t>>();
+      ticket.assign(reinterpret_cast<const char*>(buffer.Data()), buffer.Length());
+    }
     status = connection_->Start(*configuration, remote, info[3].As<Napi::String>().Utf8Value(),
-                                info[4].As<Napi::String>().Utf8Value());
+                                info[4].As<Napi::String>().Utf8Value(), ticket);
     if (QUIC_FAILED(status)) {
       connection_->ForceClose();  // never started: no SHUTDOWN_COMPLETE will come
       connection_.reset();
@@ -134,9 +139,11 @@ Napi::Value ConnectionWrap::JS_Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("alpn", connection_->alpn());
+  if (!connection_->server_name().empty()) result.Set("serverName", connection_->server_name());
   result.Set("localAddress", AddressObject(env, connection_->local_address()));
   result.Set("remoteAddress", AddressObject(env, connection_->remote_address()));
   result.Set("server", connection_->is_server());
+  result.Set("sessionResumed", connection_->session_resumed());
   result.Set("maxDatagramSize", connection_->datagram_max_size());
   return result;
 }

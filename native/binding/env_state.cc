@@ -281,20 +281,25 @@ Napi::Value EnvState::JsTransferConnection(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(ParkTransfer(std::move(slot))));
 }
 
+namespace {
+// info[0] as a native stream, or null with ERR_INVALID_ARG_TYPE thrown (naming `call`).
+std::shared_ptr<Stream> StreamArgument(const Napi::CallbackInfo& info, const char* call) {
+  Napi::Env env = info.Env();
+  auto stream = HasTag(env, info[0], kStreamTag) ? StreamWrap::HandleOf(info[0]) : nullptr;
+  if (!stream) ThrowMisuse(env, "ERR_INVALID_ARG_TYPE", call);
+  return stream;
+}
+}  // namespace
+
 // keepStream(stream): before its connection moves away, a stream the app holds is split off onto a
 // route of its own, owned here, so it stays usable on this thread (as a stream moved here would be).
 Napi::Value EnvState::JsKeepStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnvState* state = Get(env);
-  auto stream = HasTag(env, info[0], kStreamTag) ? StreamWrap::HandleOf(info[0]) : nullptr;
-  if (!stream) {
-    ThrowMisuse(env, "ERR_INVALID_ARG_TYPE", "keepStream(stream)");
-    return env.Undefined();
-  }
+  auto stream = StreamArgument(info, "keepStream(stream)");
+  if (!stream) return env.Undefined();
   if (IsMovedStream(*stream)) return env.Undefined();  // already on a route of its own
-  auto route = std::make_shared<Route>(state->runtime_);
-  stream->route()->Divert(stream, route);
-  stream->MovedTo(route);
+  SplitOffRoute(stream, state->runtime_, false);
   state->runtime_->Track(stream);
   return env.Undefined();
 }
@@ -333,26 +338,14 @@ Napi::Value EnvState::JsAdoptConnection(const Napi::CallbackInfo& info) {
 Napi::Value EnvState::JsTransferStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnvState* state = Get(env);
-  auto stream = HasTag(env, info[0], kStreamTag) ? StreamWrap::HandleOf(info[0]) : nullptr;
-  if (!stream) {
-    ThrowMisuse(env, "ERR_INVALID_ARG_TYPE", "transferStream(stream)");
-    return env.Undefined();
-  }
+  auto stream = StreamArgument(info, "transferStream(stream)");
+  if (!stream) return env.Undefined();
   if (!state->CheckNotDispatching(env, "a stream")) return env.Undefined();
   // The first move splits the stream off its connection's route onto one of its own, held from the
   // start; later moves hold that route, as a connection's move holds the connection's.
-  std::shared_ptr<Route> route = stream->moved_route();
-  if (route) {
-    route->Hold();
-  } else {
-    route = std::make_shared<Route>(state->runtime_);
-    route->Hold();
-    stream->route()->Divert(stream, route);
-    stream->MovedTo(route);
-  }
   TransferSlot slot;
   slot.handle = stream;
-  slot.route = std::move(route);
+  slot.route = SplitOffRoute(stream, state->runtime_, true);
   slot.from = state->runtime_;
   // Events pushed before the split or the hold wait in this environment's queue: they go first.
   state->TakeQueued([&](const Event& event) { return event.target == stream; }, &slot.earlier);

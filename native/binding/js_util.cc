@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <cstdio>
 #include <cstring>
 
 namespace nmq {
@@ -39,8 +40,13 @@ bool ParseAddress(const std::string& ip, uint16_t port, QUIC_ADDR* out) {
 
 Napi::Value AddressObject(Napi::Env env, const QUIC_ADDR& address) {
   char text[INET6_ADDRSTRLEN] = {0};
-  const bool v6 = QuicAddrGetFamily(&address) == QUIC_ADDRESS_FAMILY_INET6;
-  if (v6) {
+  const auto family = QuicAddrGetFamily(&address);
+  const bool v6 = family == QUIC_ADDRESS_FAMILY_INET6 || family == QUIC_ADDRESS_FAMILY_UNSPEC;
+  if (family == QUIC_ADDRESS_FAMILY_UNSPEC) {
+    // A listener on every address: MsQuic binds one dual-stack socket (IPv6 and IPv4-mapped), which
+    // node:net reports as '::'.
+    std::snprintf(text, sizeof(text), "::");
+  } else if (v6) {
     inet_ntop(AF_INET6, &address.Ipv6.sin6_addr, text, sizeof(text));
   } else {
     inet_ntop(AF_INET, &address.Ipv4.sin_addr, text, sizeof(text));

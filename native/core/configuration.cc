@@ -23,6 +23,7 @@ std::shared_ptr<Configuration> Configuration::Open(Runtime& runtime,
   std::shared_ptr<Configuration> configuration(new Configuration());
   configuration->alpn_ = alpn;
   configuration->verify_ = credentials.verify;
+  configuration->resumption_ = settings.IsSet.ServerResumptionLevel && settings.ServerResumptionLevel != QUIC_SERVER_NO_RESUME;
   auto buffers = AlpnBuffers(configuration->alpn_);
   HQUIC handle = nullptr;
   *status = MsQuic->ConfigurationOpen(runtime.registration(), buffers.data(),

@@ -42,6 +42,8 @@ class Configuration {
   HQUIC handle() const { return handle_.load(); }
   VerifyMode verify() const { return verify_; }
   const std::vector<std::string>& alpn() const { return alpn_; }
+  // Server: resumption is on (ServerResumptionLevel above NO_RESUME), so connections send tickets.
+  bool resumption() const { return resumption_; }
   // Idempotent; any thread.
   void Close();
 
@@ -50,6 +52,7 @@ class Configuration {
   std::atomic<HQUIC> handle_{nullptr};
   VerifyMode verify_ = VerifyMode::kBuiltin;
   std::vector<std::string> alpn_;
+  bool resumption_ = false;
 };
 
 // ALPN strings as MsQuic's buffer list; the strings must outlive the result.

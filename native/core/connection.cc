@@ -41,7 +41,8 @@ std::shared_ptr<Connection> Connection::AdoptServer(std::shared_ptr<Listener> li
 }
 
 QUIC_STATUS Connection::Start(const Configuration& configuration, const QUIC_ADDR& remote,
-                              const std::string& server_name, const std::string& expected_host) {
+                              const std::string& server_name, const std::string& expected_host,
+                              const std::string& ticket) {
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
   verify_ = configuration.verify();
@@ -51,6 +52,12 @@ QUIC_STATUS Connection::Start(const Configuration& configuration, const QUIC_ADD
   QUIC_STATUS status =
       MsQuic->SetParam(handle_, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(address), &address);
   if (QUIC_FAILED(status)) return status;
+  if (!ticket.empty()) {
+    // A ticket MsQuic cannot use (corrupt, from another MsQuic version) is ignored: a full
+    // handshake follows, as when the server declines a ticket.
+    MsQuic->SetParam(handle_, QUIC_PARAM_CONN_RESUMPTION_TICKET, static_cast<uint32_t>(ticket.size()),
+                     ticket.data());
+  }
   return MsQuic->ConnectionStart(handle_, configuration.handle(), QuicAddrGetFamily(&remote),
                                  server_name.empty() ? nullptr : server_name.c_str(),
                                  QuicAddrGetPort(&remote));
@@ -214,6 +221,11 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
       MsQuic->GetParam(handle_, QUIC_PARAM_CONN_LOCAL_ADDRESS, &length, &local_address_);
       length = sizeof(remote_address_);
       MsQuic->GetParam(handle_, QUIC_PARAM_CONN_REMOTE_ADDRESS, &length, &remote_address_);
+      session_resumed_ = event->CONNECTED.SessionResumed;
+      if (is_server_ && send_resumption_ticket_) {
+        // Queued on this connection; a failure only means the client gets no ticket.
+        MsQuic->ConnectionSendResumptionTicket(handle_, QUIC_SEND_RESUMPTION_FLAG_NONE, 0, nullptr);
+      }
       // Server connections are queued for accept() from here, before any of their streams.
       Push(EventType::kConnectionConnected, 0, event->CONNECTED.SessionResumed);
       break;
@@ -268,6 +280,19 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
     case QUIC_CONNECTION_EVENT_DATAGRAM_SEND_STATE_CHANGED:
       OnDatagramSendState(event);
       break;
+    case QUIC_CONNECTION_EVENT_RESUMPTION_TICKET_RECEIVED: {
+      // Borrowed for the callback only: copy.
+      const uint32_t length = event->RESUMPTION_TICKET_RECEIVED.ResumptionTicketLength;
+      Event record;
+      record.target = shared_from_this();
+      record.type = EventType::kConnectionResumptionTicket;
+      record.data.reset(static_cast<uint8_t*>(std::malloc(length > 0 ? length : 1)));
+      if (!record.data) break;
+      std::memcpy(record.data.get(), event->RESUMPTION_TICKET_RECEIVED.ResumptionTicket, length);
+      record.data_length = length;
+      Push(std::move(record));
+      break;
+    }
     default:
       break;
   }

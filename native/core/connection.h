@@ -39,8 +39,10 @@ class Connection : public Handle {
                                                  const ConnectionOptions& options, VerifyMode verify);
 
   // JS thread. `server_name` may be empty (no SNI); `expected_host` is what the certificate must name.
+  // `ticket`: a session ticket from an earlier connection to resume (empty: a full handshake).
   QUIC_STATUS Start(const Configuration& configuration, const QUIC_ADDR& remote,
-                    const std::string& server_name, const std::string& expected_host);
+                    const std::string& server_name, const std::string& expected_host,
+                    const std::string& ticket = std::string());
   // JS thread. Graceful (CONNECTION_CLOSE with `code`) unless `silent`. Asynchronous.
   QUIC_STATUS Shutdown(uint64_t code, bool silent);
   // JS thread: changes the peer's stream credit. Raising takes effect at once; lowering withholds
@@ -70,6 +72,14 @@ class Connection : public Handle {
 
   // Readable on the JS thread once the connected event was delivered.
   const std::string& alpn() const { return alpn_; }
+  // Server side: the name the client asked for (SNI), empty if none. Set in NEW_CONNECTION, before
+  // the connection's first event is queued; read on the JS thread after that.
+  const std::string& server_name() const { return server_name_; }
+  void set_server_name(std::string name) { server_name_ = std::move(name); }
+  // Server side, set in NEW_CONNECTION: send a session ticket once the handshake completes.
+  void set_send_resumption_ticket(bool send) { send_resumption_ticket_ = send; }
+  // Whether the handshake resumed a session (readable once connected).
+  bool session_resumed() const { return session_resumed_; }
   const QUIC_ADDR& local_address() const { return local_address_; }
   const QUIC_ADDR& remote_address() const { return remote_address_; }
   bool is_server() const { return is_server_; }
@@ -97,6 +107,9 @@ class Connection : public Handle {
   std::atomic<bool> shutdown_begun_{false};
   bool connected_ = false;              // worker only
   std::string alpn_;
+  std::string server_name_;
+  bool send_resumption_ticket_ = false;
+  bool session_resumed_ = false;
   QUIC_ADDR local_address_ = {};
   QUIC_ADDR remote_address_ = {};
   std::atomic<uint32_t> datagrams_unsent_{0};   // handed to MsQuic, not sent yet

@@ -25,7 +25,7 @@ class Handle;
   X(ConnectionPeerCertificate, 10)     /* data = DER leaf (absent if none); status = TLS verdict */ \
   X(StreamStartComplete, 11)           /* status; value = stream id; code = 1 if credit granted */ \
   X(StreamPeerAccepted, 12)            /* the peer granted the credit a blocked stream waited for */ \
-  X(StreamData, 13)                    /* data = received bytes (owned) */                         \
+  X(StreamData, 13)                    /* data = received bytes (owned); code = 1 if 0-RTT data */  \
   X(StreamPeerSendShutdown, 14)        /* the peer's FIN, after all of its data */                 \
   X(StreamPeerSendAborted, 15)         /* code = RESET_STREAM error code */                        \
   X(StreamPeerReceiveAborted, 16)      /* code = STOP_SENDING error code */                        \
@@ -34,9 +34,11 @@ class Handle;
   X(ConnectionDatagramState, 19)       /* value = largest datagram that can be sent (0: none) */   \
   X(ConnectionDatagram, 20)            /* data = one received datagram (owned) */                  \
   X(StreamSendShutdownComplete, 21)    /* value = 1 when the peer acknowledged every byte and FIN */ \
-  X(StreamMessage, 22)                 /* collect mode: data = the whole message up to the FIN;   \
+  X(StreamMessage, 22)                 /* collect mode: data = the whole message up to the FIN,   \
+                                          code = 1 if some of it was 0-RTT data;                   \
                                           status != 0: it grew past its limit (the stream aborted) */ \
-  X(ConnectionDatagramDrain, 23)       /* a datagram send refused for a full queue may be retried */
+  X(ConnectionDatagramDrain, 23)       /* a datagram send refused for a full queue may be retried */ \
+  X(ConnectionResumptionTicket, 24)    /* client: data = a session ticket the server sent (owned) */
 
 enum class EventType : uint8_t {
 #define NMQ_EVENT_ENUM(name, number) k##name = number,

@@ -88,6 +88,11 @@ QUIC_STATUS Listener::OnNewConnection(QUIC_LISTENER_EVENT* event) {
   auto connection = Connection::AdoptServer(
       std::static_pointer_cast<Listener>(shared_from_this()), handle, options_.connection,
       configuration_->verify());
+  const QUIC_NEW_CONNECTION_INFO* info = event->NEW_CONNECTION.Info;
+  if (info->ServerName != nullptr && info->ServerNameLength > 0) {
+    connection->set_server_name(std::string(info->ServerName, info->ServerNameLength));
+  }
+  connection->set_send_resumption_ticket(configuration_->resumption());
   // Before the handshake, so no peer stream arrives ahead of the mode. The stream credit is set on
   // the connection first: SetConfiguration keeps settings the connection already has, so the
   // peer's initial credit is the concurrency (inline here: this is the connection's worker).

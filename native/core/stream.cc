@@ -18,34 +18,9 @@ struct SendBlock {
 };
 }  // namespace
 
-std::shared_ptr<Stream> Stream::OpenLocal(std::shared_ptr<Connection> connection, HQUIC connection_handle,
-                                          bool unidirectional, uint32_t budget, QUIC_STATUS* status) {
-  auto stream = std::make_shared<Stream>(connection->route());
-  stream->unidirectional_ = unidirectional;
-  stream->budget_ = budget;
-  HQUIC handle = nullptr;
-  *status = MsQuic->StreamOpen(connection_handle,
-                               unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL
-                                              : QUIC_STREAM_OPEN_FLAG_NONE,
-                               Callback, stream.get(), &handle);
-  if (QUIC_FAILED(*status)) return nullptr;
-  stream->Adopt(handle);
-  // SHUTDOWN_ON_FAIL: every started stream ends in SHUTDOWN_COMPLETE, where it closes.
-  // INDICATE_PEER_ACCEPT: a stream blocked on the peer's credit is told when it gets it.
-  *status = MsQuic->StreamStart(handle, QUIC_STREAM_START_FLAG_IMMEDIATE |
-                                            QUIC_STREAM_START_FLAG_SHUTDOWN_ON_FAIL |
-                                            QUIC_STREAM_START_FLAG_INDICATE_PEER_ACCEPT);
-  if (QUIC_FAILED(*status)) {
-    stream->ForceClose();  // never started, so no event will ever close it
-    return nullptr;
-  }
-  return stream;
-}
-
-std::shared_ptr<Stream> Stream::OpenWithData(std::shared_ptr<Connection> connection, HQUIC connection_handle,
-                                             bool unidirectional, uint32_t budget, const uint8_t* data,
-                                             size_t length, bool fin, uint32_t collect_limit,
-                                             QUIC_STATUS* status) {
+std::shared_ptr<Stream> Stream::Open(const std::shared_ptr<Connection>& connection, HQUIC connection_handle,
+                                     bool unidirectional, uint32_t budget, uint32_t collect_limit,
+                                     QUIC_STATUS* status) {
   auto stream = std::make_shared<Stream>(connection->route());
   stream->unidirectional_ = unidirectional;
   stream->budget_ = budget;
@@ -57,6 +32,31 @@ std::shared_ptr<Stream> Stream::OpenWithData(std::shared_ptr<Connection> connect
                                Callback, stream.get(), &handle);
   if (QUIC_FAILED(*status)) return nullptr;
   stream->Adopt(handle);
+  return stream;
+}
+
+std::shared_ptr<Stream> Stream::OpenLocal(std::shared_ptr<Connection> connection, HQUIC connection_handle,
+                                          bool unidirectional, uint32_t budget, QUIC_STATUS* status) {
+  auto stream = Open(connection, connection_handle, unidirectional, budget, 0, status);
+  if (!stream) return nullptr;
+  // SHUTDOWN_ON_FAIL: every started stream ends in SHUTDOWN_COMPLETE, where it closes.
+  // INDICATE_PEER_ACCEPT: a stream blocked on the peer's credit is told when it gets it.
+  *status = MsQuic->StreamStart(stream->handle_, QUIC_STREAM_START_FLAG_IMMEDIATE |
+                                                     QUIC_STREAM_START_FLAG_SHUTDOWN_ON_FAIL |
+                                                     QUIC_STREAM_START_FLAG_INDICATE_PEER_ACCEPT);
+  if (QUIC_FAILED(*status)) {
+    stream->ForceClose();  // never started, so no event will ever close it
+    return nullptr;
+  }
+  return stream;
+}
+
+std::shared_ptr<Stream> Stream::OpenWithData(std::shared_ptr<Connection> connection, HQUIC connection_handle,
+                                             bool unidirectional, uint32_t budget, const uint8_t* data,
+                                             size_t length, bool fin, uint32_t collect_limit,
+                                             QUIC_STATUS* status) {
+  auto stream = Open(connection, connection_handle, unidirectional, budget, collect_limit, status);
+  if (!stream) return nullptr;
   // SEND_FLAG_START starts it IMMEDIATE | SHUTDOWN_ON_FAIL (as OpenLocal does), waiting for the
   // peer's credit inside MsQuic if need be: one call, one worker operation.
   *status = stream->Send(data, length, fin, nullptr, QUIC_SEND_FLAG_START);
@@ -293,6 +293,8 @@ QUIC_STATUS Stream::OnReceive(QUIC_STREAM_EVENT* event) {
     Event record;
     record.target = shared_from_this();
     record.type = EventType::kStreamData;
+    // 0-RTT data (sent before the handshake completed, replayable): the app may want to know.
+    record.code = (event->RECEIVE.Flags & QUIC_RECEIVE_FLAG_0_RTT) != 0 ? 1 : 0;
     record.data.reset(static_cast<uint8_t*>(std::malloc(take)));
     if (!record.data) {
       std::lock_guard<std::mutex> lock(receive_mutex_);
@@ -319,6 +321,7 @@ QUIC_STATUS Stream::OnReceive(QUIC_STREAM_EVENT* event) {
 // Worker thread. Everything offered is consumed: the limit, not flow control, bounds the memory.
 QUIC_STATUS Stream::OnCollect(QUIC_STREAM_EVENT* event) {
   const uint64_t offered = event->RECEIVE.TotalBufferLength;
+  if ((event->RECEIVE.Flags & QUIC_RECEIVE_FLAG_0_RTT) != 0) collected_early_ = true;
   if (collect_done_) return QUIC_STATUS_SUCCESS;  // past the limit: discarded while the abort goes out
   if (collected_length_ + offered > collect_limit_) {
     collect_done_ = true;
@@ -367,6 +370,7 @@ void Stream::DeliverMessage() {
   message.target = shared_from_this();
   message.type = EventType::kStreamMessage;
   message.value = collected_length_;
+  message.code = collected_early_ ? 1 : 0;  // some of it came as 0-RTT data
   // An empty message still needs a buffer to tell it from "no data".
   if (!collected_) collected_.reset(static_cast<uint8_t*>(std::malloc(1)));
   message.data = std::move(collected_);

@@ -74,6 +74,10 @@ class Stream : public Handle {
   ~Stream() override;
 
  private:
+  // JS thread: a local stream, opened (not started) on `connection_handle`.
+  static std::shared_ptr<Stream> Open(const std::shared_ptr<Connection>& connection, HQUIC connection_handle,
+                                      bool unidirectional, uint32_t budget, uint32_t collect_limit,
+                                      QUIC_STATUS* status);
   static QUIC_STATUS QUIC_API Callback(HQUIC handle, void* context, QUIC_STREAM_EVENT* event);
   QUIC_STATUS OnEvent(QUIC_STREAM_EVENT* event);
   QUIC_STATUS OnReceive(QUIC_STREAM_EVENT* event);
@@ -108,6 +112,7 @@ class Stream : public Handle {
   size_t collected_length_ = 0;
   size_t collected_capacity_ = 0;
   bool collect_done_ = false;         // delivered, or failed past the limit
+  bool collected_early_ = false;      // some of the message came as 0-RTT data
   std::shared_ptr<Handle> request_of_;  // serve-requests mode: the connection to report it to
   bool request_delivered_ = false;      // serve-requests mode: handed to the app (it answers it)
   std::atomic<bool> send_acknowledged_{false};   // SEND_SHUTDOWN_COMPLETE was graceful

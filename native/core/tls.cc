@@ -78,9 +78,11 @@ std::string CreateSelfSignedCertificate(const std::vector<std::string>& hosts, u
   if (!san.empty() && !AddExtension(cert.get(), NID_subject_alt_name, san)) {
     return "invalid host name in hosts";
   }
-  // Self-signed and usable as its own trust anchor (`ca` on the client side).
-  if (!AddExtension(cert.get(), NID_basic_constraints, "critical,CA:TRUE") ||
-      !AddExtension(cert.get(), NID_key_usage, "critical,digitalSignature,keyCertSign") ||
+  // A self-signed end-entity (leaf) certificate: the peer trusts it by pinning it as its CA (`ca`).
+  // Not a CA: rustls/webpki refuse a CA certificate used as the server's own (CaUsedAsEndEntity);
+  // OpenSSL, Go and aioquic accept a self-signed leaf placed in their trust store.
+  if (!AddExtension(cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
+      !AddExtension(cert.get(), NID_key_usage, "critical,digitalSignature") ||
       !AddExtension(cert.get(), NID_ext_key_usage, "serverAuth,clientAuth") ||
       !AddExtension(cert.get(), NID_subject_key_identifier, "hash")) {
     return "could not add certificate extensions";

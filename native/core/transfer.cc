@@ -19,6 +19,20 @@ uint64_t ParkTransfer(TransferSlot slot) {
   return id;
 }
 
+std::shared_ptr<Route> SplitOffRoute(const std::shared_ptr<Handle>& stream, const std::shared_ptr<Runtime>& owner,
+                                     bool hold) {
+  std::shared_ptr<Route> route = stream->moved_route();
+  if (route) {
+    if (hold) route->Hold();
+    return route;
+  }
+  route = std::make_shared<Route>(owner);
+  if (hold) route->Hold();
+  stream->route()->Divert(stream, route);
+  stream->MovedTo(route);
+  return route;
+}
+
 std::unique_ptr<TransferSlot> ClaimTransfer(uint64_t id, Handle::Kind kind) {
   std::lock_guard<std::mutex> lock(slots_mutex);
   auto it = slots->find(id);

@@ -27,4 +27,10 @@ uint64_t ParkTransfer(TransferSlot slot);
 // another kind of handle.
 std::unique_ptr<TransferSlot> ClaimTransfer(uint64_t id, Handle::Kind kind);
 
+// The owner's JS thread: the route a stream has of its own, made on the first call (owned by
+// `owner`) by splitting the stream off its connection's route; with `hold`, its events wait from
+// now on (held before the split, so none slips past). Later calls return the same route.
+std::shared_ptr<Route> SplitOffRoute(const std::shared_ptr<Handle>& stream, const std::shared_ptr<Runtime>& owner,
+                                     bool hold);
+
 }  // namespace nmq

@@ -25,6 +25,7 @@
 #include "peers.h"
 #include "route.h"
 #include "stream.h"
+#include "transfer.h"
 
 namespace nmq::harness {
 
@@ -257,16 +258,8 @@ class Run : public Handler {
     for (const auto& move : moves_) {
       if (move.stream == stream) return;  // already away
     }
-    std::shared_ptr<Route> route = stream->moved_route();
-    if (route) {
-      route->Hold();
-    } else {
-      route = std::make_shared<Route>(loop_.runtime_ptr());
-      route->Hold();
-      stream->route()->Divert(stream, route);
-      stream->MovedTo(route);
-      loop_.runtime().Track(stream);
-    }
+    if (!stream->moved_route()) loop_.runtime().Track(stream);
+    std::shared_ptr<Route> route = SplitOffRoute(stream, loop_.runtime_ptr(), true);
     moves_.push_back(Move{stream, std::move(route), step_ + 1 + static_cast<int>(rng_.Below(20))});
     moved_++;
   }

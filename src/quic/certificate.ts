@@ -11,8 +11,9 @@ export interface SelfSignedOptions {
 }
 
 /**
- * A fresh ECDSA P-256 key and a self-signed certificate for `hosts`, both PEM. The certificate is
- * its own CA: pass it as `ca` to connect() to trust it.
+ * A fresh ECDSA P-256 key and a self-signed certificate for `hosts`, both PEM. The certificate is a
+ * leaf (CA:FALSE; digitalSignature; serverAuth and clientAuth; subjectAltName from `hosts`): pass it as
+ * `ca` to connect() to trust it, as rustls, quic-go, aioquic and OpenSSL peers also accept it.
  */
 export async function createSelfSignedCertificate (options: SelfSignedOptions = {}): Promise<{ cert: string, key: string }> {
   checkOptions(options)

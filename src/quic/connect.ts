@@ -20,6 +20,12 @@ export interface ConnectOptions extends TlsOptions, QuicSettings {
   rejectUnauthorized?: boolean
   /** Aborts the connection attempt. */
   signal?: AbortSignal
+  /**
+   * A session ticket from an earlier connection to the same server (`connection.sessionTicket`, or
+   * the `sessionTicket` event): the handshake resumes that session if the server agrees
+   * (`connection.sessionResumed`), and falls back to a full handshake otherwise.
+   */
+  sessionTicket?: Uint8Array
 }
 
 /** Connects to a QUIC server; resolves once the handshake has completed. */
@@ -33,6 +39,10 @@ export async function connect (options: ConnectOptions): Promise<QuicConnection>
   }
   if (options.verifyPeer !== undefined && typeof options.verifyPeer !== 'function') throw invalidArgType('verifyPeer', 'a function', options.verifyPeer)
   const { settings, budget, datagramQueue } = nativeSettings(options)
+  if (options.sessionTicket !== undefined && !(options.sessionTicket instanceof Uint8Array && options.sessionTicket.length > 0)) {
+    throw invalidArgType('sessionTicket', 'a non-empty Buffer or Uint8Array', options.sessionTicket)
+  }
+  const ticket = options.sessionTicket === undefined ? undefined : Buffer.from(options.sessionTicket)
   const signal = checkSignal(options.signal)
   if (signal?.aborted === true) throw abortedError(signal, 'connect')
 
@@ -43,7 +53,7 @@ export async function connect (options: ConnectOptions): Promise<QuicConnection>
   const serverName = options.servername ?? (literal ? '' : options.host)
   const verify = options.verifyPeer !== undefined ? 'custom' : options.rejectUnauthorized === false ? 'none' : 'builtin'
   const configuration = clientConfiguration({ client: true, cert: options.cert, key: options.key, ca: options.ca, verify, alpn, settings })
-  const handle = new (runtime().Connection)(configuration, ip, remotePort, serverName, expectedHost, budget, datagramQueue)
+  const handle = new (runtime().Connection)(configuration, ip, remotePort, serverName, expectedHost, budget, datagramQueue, ticket)
   const streamLimits = { bidirectional: settings.peerBidiStreamCount, unidirectional: settings.peerUnidiStreamCount }
   const connection = new QuicConnection(handle, { server: false, verifyPeer: options.verifyPeer, streamLimits })
   const connected = connection[kConnected]

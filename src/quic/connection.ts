@@ -4,7 +4,7 @@
  * it is called. JS thread only.
  */
 import { EventEmitter } from 'node:events'
-import { QuicError, QuicErrorCode, type ErrorCode, abortedError, checkOptions, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { QuicError, QuicErrorCode, type ErrorCode, abortedError, checkOptions, checkSignal, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
 import { Ev, PeerStreamFlag, isDispatching, kOnNativeEvent, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
@@ -121,6 +121,8 @@ export interface QuicConnectionEvents {
   close: [info: QuicCloseInfo]
   /** A request handler (serveRequests) threw or rejected; the stream was reset. */
   requestError: [error: unknown, info: RequestInfo]
+  /** Client side: the server sent a session ticket (see `sessionTicket`). */
+  sessionTicket: [ticket: Buffer]
 }
 
 /**
@@ -164,7 +166,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #connected?: { resolve: () => void, reject: (error: Error) => void }
   #state: 'connecting' | 'open' | 'closing' | 'closed' | 'transferred'
   #closeInfo?: QuicCloseInfo
-  #info?: { alpn: string, localAddress: NativeAddress, remoteAddress: NativeAddress }
+  #info?: { alpn: string, serverName?: string, sessionResumed?: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress }
   #blockedStreams = 0
   #openStreams = 0
   // A graceful close in progress: its code, and what to call once the last stream has ended.
@@ -173,6 +175,11 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   // Streams the app holds (opened, or accepted) until they close: they stay here if the connection moves.
   readonly #held = new Set<StreamCore>()
   #maxDatagramSize = 0
+  // Datagrams that arrived before anyone listened for them (a server connection not accepted yet):
+  // kept, up to the receive queue's size, until the first 'datagram' listener comes.
+  #earlyDatagrams: Buffer[] | undefined = []
+  #datagramsDropped = 0
+  #sessionTicket: Buffer | undefined
   #streamLimits: StreamLimits | undefined
   #requests: RequestServer | undefined
   #peerCertificate: Buffer | undefined
@@ -257,6 +264,25 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     return this.#info?.alpn
   }
 
+  /** Server side: the name the client asked for (TLS SNI); undefined if it sent none, and on clients. */
+  get serverName (): string | undefined {
+    return this.#info?.serverName
+  }
+
+  /** Whether the handshake resumed an earlier session (see `sessionTicket`). */
+  get sessionResumed (): boolean {
+    return this.#info?.sessionResumed === true
+  }
+
+  /**
+   * Client side: the latest session ticket the server sent (after the handshake; also the
+   * `sessionTicket` event). Pass it as `sessionTicket` to a later `connect()` to the same server to
+   * resume the session. It is a secret: whoever holds it can resume as this client.
+   */
+  get sessionTicket (): Buffer | undefined {
+    return this.#sessionTicket
+  }
+
   /** This side's address, as node:net reports addresses. */
   get localAddress (): NativeAddress | undefined {
     return this.#info?.localAddress
@@ -302,8 +328,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * `signal`, and with the connection's error if it closes meanwhile.
    */
   async sendDatagramWait (data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
-    const { signal } = options
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    const signal = checkSignal(checkOptions(options).signal)
     if (signal?.aborted === true) throw abortedError(signal, 'sendDatagramWait')
     while (!this.sendDatagram(data)) {
       await new Promise<void>((resolve, reject) => {
@@ -327,7 +352,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** MsQuic's figures for this connection (blocks for a moment: they are read on its thread). */
   stats (): QuicConnectionStats {
     this.#assertOpen()
-    return { ...this.#native.stats(), openStreams: this.#openStreams }
+    const stats = this.#native.stats()
+    return { ...stats, datagramsDropped: stats.datagramsDropped + this.#datagramsDropped, openStreams: this.#openStreams }
   }
 
   /** Local streams opened but waiting for the peer to grant stream credit. */
@@ -355,9 +381,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   /** Opens a stream as `openStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
   async openStreamWith<T> (factory: StreamAdapterFactory<T>, options: OpenStreamOptions = {}): Promise<T> {
-    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    const { signal, body } = options
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    const { body } = checkOptions(options)
+    const signal = checkSignal(options.signal)
     if (body !== undefined && !(body instanceof Uint8Array)) throw invalidArgType('body', 'a Uint8Array', body)
     this.#assertOpen()
     if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
@@ -453,9 +478,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   /** Accepts a stream as `acceptStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
   async acceptStreamWith<T> (factory: StreamAdapterFactory<T>, options: AcceptStreamOptions = {}): Promise<T> {
-    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    const { signal, unidirectional } = options
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
+    const { unidirectional } = checkOptions(options)
+    const signal = checkSignal(options.signal)
     if (unidirectional !== undefined && typeof unidirectional !== 'boolean') throw invalidArgType('unidirectional', 'a boolean', unidirectional)
     const match = unidirectional === undefined ? undefined : unidirectional ? isUnidirectional : isBidirectional
     const adapter = factory(await this.#inbound.take(signal, match))
@@ -615,7 +639,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
         break
       }
       case Ev.ConnectionDatagram:
-        this.emit('datagram', extra as Buffer)
+        this.#receivedDatagram(extra as Buffer)
         break
       case Ev.ConnectionDatagramDrain:
         this.emit('datagramDrain')
@@ -623,6 +647,10 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       case Ev.ConnectionDatagramState:
         this.#maxDatagramSize = Number(value)
         this.emit('datagramState', { maxSize: this.#maxDatagramSize })
+        break
+      case Ev.ConnectionResumptionTicket:
+        this.#sessionTicket = extra as Buffer
+        this.emit('sessionTicket', this.#sessionTicket)
         break
       case Ev.ConnectionConnected:
         this.#info = this.#native.info()
@@ -659,6 +687,30 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
         this.#verify(extra as Buffer | undefined)
         break
     }
+  }
+
+  #receivedDatagram (data: Buffer): void {
+    const early = this.#earlyDatagrams
+    if (early === undefined || this.listenerCount('datagram') > 0) {
+      this.emit('datagram', data)
+    } else if (early.length < EARLY_DATAGRAMS) {
+      if (early.length === 0) (this as EventEmitter).once('newListener', this.#onFirstListener)
+      early.push(data)
+    } else {
+      this.#datagramsDropped++
+    }
+  }
+
+  // The first listener of any event: if it is for datagrams, the early ones go to it (after it is
+  // added, on the next tick), and from then on datagrams are emitted as they come.
+  readonly #onFirstListener = (event: string | symbol): void => {
+    if (event !== 'datagram') {
+      (this as EventEmitter).once('newListener', this.#onFirstListener)
+      return
+    }
+    const early = this.#earlyDatagrams ?? []
+    this.#earlyDatagrams = undefined
+    process.nextTick(() => { for (const data of early) this.emit('datagram', data) })
   }
 
   #verify (der: Buffer | undefined): void {
@@ -706,6 +758,9 @@ function handOver (adapter: unknown): void {
 function asQuicError (error: Error): QuicError {
   return error instanceof QuicError ? error : new QuicError(QuicErrorCode.ABORTED, error.message, { cause: error })
 }
+
+// Datagrams kept for a connection nobody listens to yet (the native receive queue's default size).
+const EARLY_DATAGRAMS = 1024
 
 const isUnidirectional = (core: StreamCore): boolean => core.unidirectional
 const isBidirectional = (core: StreamCore): boolean => !core.unidirectional

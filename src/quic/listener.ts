@@ -25,6 +25,13 @@ export interface ListenOptions extends TlsOptions, QuicSettings {
   requestCert?: boolean
   /** PEM CA certificate(s) that client certificates must chain to (with `requestCert`). */
   ca?: string | Buffer | Array<string | Buffer>
+  /**
+   * Session resumption: send each client a session ticket after its handshake, and let clients
+   * resume with one (a shorter handshake). `'0rtt'` also accepts 0-RTT data from resuming clients:
+   * requests that arrive before the handshake completes, which an attacker can replay; take them
+   * only for requests that are safe to repeat. Default false.
+   */
+  sessionTickets?: boolean | '0rtt'
 }
 
 export interface ListenerStats {
@@ -196,6 +203,10 @@ export async function listen (options: ListenOptions): Promise<QuicListener> {
   if (!Number.isInteger(backlog) || backlog < 1 || backlog > 2 ** 31) throw invalidArgValue('backlog', 'must be a positive integer', backlog, true)
   if (options.verifyPeer !== undefined && typeof options.verifyPeer !== 'function') throw invalidArgType('verifyPeer', 'a function', options.verifyPeer)
   const { settings, budget, datagramQueue } = nativeSettings(options)
+  const tickets = options.sessionTickets ?? false
+  if (tickets !== true && tickets !== false && tickets !== '0rtt') throw invalidArgValue('sessionTickets', "must be a boolean or '0rtt'", tickets)
+  // MsQuic's ServerResumptionLevel: RESUME_ONLY (1) or RESUME_AND_ZERORTT (2).
+  if (tickets !== false) settings.serverResumptionLevel = tickets === '0rtt' ? 2 : 1
   const ip = await resolveHost(options.host)
   const requestCert = options.requestCert === true || options.verifyPeer !== undefined
   const configuration = createConfiguration({

@@ -5,7 +5,7 @@
  * per-chunk events and no receive budget round trips. Both ends are adapters over StreamCore.
  * JS thread only.
  */
-import { QuicError, QuicErrorCode, abortedError, invalidArgType, invalidArgValue } from '../errors.js'
+import { QuicError, QuicErrorCode, abortedError, checkOptions, checkSignal, invalidArgType, invalidArgValue } from '../errors.js'
 import { SendResult, native } from '../native.js'
 import type { QuicConnection } from './connection.js'
 import type { StreamCore, StreamSink } from './stream-core.js'
@@ -50,6 +50,11 @@ export interface RequestInfo {
   connection: QuicConnection
   /** The QUIC stream id the request came on. */
   streamId: number | null
+  /**
+   * Whether some of the request came as 0-RTT data (sent before the handshake completed, with
+   * `sessionTickets: '0rtt'`): it could be a replay, so answer it only if answering twice is harmless.
+   */
+  earlyData: boolean
 }
 
 /** Answers one request: the reply body (or a promise of it). A thrown error resets the stream. */
@@ -73,11 +78,10 @@ function toBytes (name: string, value: unknown): Uint8Array {
  * reply. Everything is checked before anything native starts.
  */
 export async function sendRequest (body: unknown, options: RequestOptions, open: (body: Uint8Array, cap: number) => StreamCore): Promise<Buffer> {
-  if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+  const { timeout } = checkOptions(options)
+  const signal = checkSignal(options.signal)
   const bytes = toBytes('body', body)
   const cap = checkMessageCap('maxResponseBytes', options.maxResponseBytes)
-  const { signal, timeout } = options
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
   if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) throw invalidArgValue('timeout', 'must be a positive number of milliseconds', timeout, true)
   if (signal?.aborted === true) throw abortedError(signal, 'request')
   const call = new RequestCall(open(bytes, cap), cap)
@@ -230,7 +234,7 @@ class Responder implements StreamSink {
     }
     let result: ReturnType<RequestHandler>
     try {
-      result = handler(body, { connection, streamId: this.#core.id })
+      result = handler(body, { connection, streamId: this.#core.id, earlyData: this.#core.earlyData })
     } catch (error) {
       this.#fail(error)
       return
@@ -261,7 +265,7 @@ class Responder implements StreamSink {
     const valid = (typeof code === 'number' && Number.isSafeInteger(code) && code >= 0) || (typeof code === 'bigint' && code >= 0n && code < 2n ** 62n)
     if (this.#answer(true)) this.#core.abort(valid ? code : RequestResetCode.HANDLER_FAILED)
     const connection = this.#connection as QuicConnection
-    connection.emit('requestError', error, { connection, streamId: this.#core.id })
+    connection.emit('requestError', error, { connection, streamId: this.#core.id, earlyData: this.#core.earlyData })
   }
 
   // The stream is answered once; from then on it closes natively when done (its credit returns),

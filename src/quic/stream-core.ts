@@ -118,6 +118,7 @@ export class StreamCore {
   readonly local: boolean
   /** Whether the stream carries data one way only (from its opener). */
   readonly unidirectional: boolean
+  /** @internal */
   readonly native: NativeStream
   #parent: StreamParent
   #sink: StreamSink = noSink
@@ -132,6 +133,7 @@ export class StreamCore {
   #closed = false
   #blocked = false
   #id: number | undefined
+  #earlyData = false
   // Local streams started without data: settles once the peer has granted credit (or failed).
   #opened?: { promise: Promise<void>, resolve: () => void, reject: (e: Error) => void }
 
@@ -167,6 +169,11 @@ export class StreamCore {
   get readError (): QuicError | undefined { return this.#readError }
   /** Why the write side failed, if it did. */
   get writeError (): QuicError | undefined { return this.#writeError }
+  /**
+   * Whether some of the bytes received came as 0-RTT data: sent before the handshake completed,
+   * so an attacker who captured them could replay them (see the README on 0-RTT).
+   */
+  get earlyData (): boolean { return this.#earlyData }
   /** Whether the native stream is gone. */
   get closed (): boolean { return this.#closed }
   /** Whether this local stream waits for the peer's stream credit. */
@@ -299,6 +306,7 @@ export class StreamCore {
   [kOnNativeEvent] (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown): void {
     switch (type) {
       case Ev.StreamData:
+        if (code === 1) this.#earlyData = true
         if (this.#read !== 'open') return  // stopped here, or reset: nobody wants it
         if (this.#prefix !== undefined) this.#feedPrefix(extra as Buffer)
         else this.#pending.push(extra as Buffer)
@@ -334,6 +342,7 @@ export class StreamCore {
       case Ev.StreamMessage:
         // A whole message ends at the peer's FIN.
         if (status === 0) this.#peerFin = true
+        if (code === 1) this.#earlyData = true
         this.#sink.onMessage?.(status === 0 ? extra as Buffer : undefined, status !== 0)
         break
       case Ev.StreamShutdownComplete:

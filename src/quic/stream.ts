@@ -70,7 +70,7 @@ export class QuicStream extends Duplex {
     const sides = moved !== undefined
       ? { readable: moved.readable, writable: moved.writable }
       : { readable: !(core.local && core.unidirectional), writable: !(!core.local && core.unidirectional) && core.write !== 'ending' }
-    // autoDestroy off: the stream is destroyed when both directions are done (#settle), not at the
+    // autoDestroy off: the stream is destroyed when both directions are done ([kSettle]), not at the
     // first 'error', so that one direction's failure leaves the other working.
     super({ allowHalfOpen: true, autoDestroy: false, highWaterMark: INITIAL_SEND_WINDOW, ...sides } as DuplexOptions)
     this.#core = core
@@ -154,6 +154,15 @@ export class QuicStream extends Duplex {
   /** The QUIC stream id; null until a local stream has started. */
   get id (): number | null {
     return this.#core.id
+  }
+
+  /**
+   * Whether some of the bytes received so far came as 0-RTT data (a resuming client sent them
+   * before the handshake completed): an attacker who captured them could replay them, so act on
+   * them only if doing so twice is harmless.
+   */
+  get earlyData (): boolean {
+    return this.#core.earlyData
   }
 
   /** Whether this local stream is waiting for the peer to grant stream credit. */

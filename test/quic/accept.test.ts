@@ -133,15 +133,18 @@ describe('accepting connections late', () => {
     expect([uni.unidirectional, await text(uni)]).toEqual([true, '0'])
     // The combined queue still hands out the oldest of either.
     expect(await text(await server.acceptStream())).toBe('2')
-    expect(await text(await server.acceptStream())).toBe('3')
+    const third = await server.acceptStream()
+    expect(await text(third)).toBe('3')
     // A waiting taker of one kind is not given the other.
     const waitingUni = server.acceptStream({ unidirectional: true })
     const waitingBidi = server.acceptStream({ unidirectional: false })
     expect(await text(await waitingUni)).toBe('4')
     const late = await client.openStream()
     late.end('5')
-    expect(await text(await waitingBidi)).toBe('5')
-    for (const stream of [bidi]) stream.end()
+    const fifth = await waitingBidi
+    expect(await text(fifth)).toBe('5')
+    for (const stream of [bidi, third, fifth]) stream.end()
+    await readAll(late)
     await expect(server.acceptStream({ unidirectional: 'yes' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' })
     await client.close()
     await listener.close()

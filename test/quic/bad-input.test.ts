@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import { connect, createSelfSignedCertificate, listen, QuicErrorCode } from '../../src/index.js'
-import { pair, testCertificate } from '../helpers.js'
+import { pair, readAll, testCertificate } from '../helpers.js'
 
 describe('bad input', () => {
   it('should refuse ports out of range', async () => {
@@ -96,6 +96,7 @@ describe('bad input', () => {
     for await (const chunk of inbound.iterator({ destroyOnReturn: false })) text += String(chunk)
     expect(text).toBe('after all')
     inbound.end()
+    await readAll(adopted)
     await client.close()
     await listener.close()
   })

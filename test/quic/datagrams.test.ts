@@ -28,6 +28,37 @@ describe('datagrams', () => {
     await listener.close()
   })
 
+  it('should let a side send to a peer that takes datagrams, whether or not it takes them itself', async () => {
+    // `datagrams: true` advertises that a side receives them; sending needs only the peer's consent.
+    const { listener, client, server } = await pair({ datagrams: true }, {})
+    await ready(client)
+    const received = once(server, 'datagram')
+    expect(client.sendDatagram(Buffer.from('one way'))).toBe(true)
+    expect((await received)[0].toString()).toBe('one way')
+    expect(server.maxDatagramSize).toBe(0)
+    expect(() => server.sendDatagram(Buffer.from('back'))).toThrow(expect.objectContaining({ code: QuicErrorCode.DATAGRAMS_DISABLED }))
+    await client.close()
+    await listener.close()
+  })
+
+  it('should keep datagrams that arrive before anyone listens (a server connection not yet accepted)', async () => {
+    const { cert, key } = await (await import('../helpers.js')).testCertificate()
+    const { connect, listen } = await import('../../src/index.js')
+    const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key, datagrams: true })
+    const client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert, datagrams: true })
+    await ready(client)
+    for (let i = 0; i < 20; i++) client.sendDatagram(Buffer.from(`early ${i}`))
+    // The server's connection is accepted only now, after the datagrams arrived.
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const server = await listener.accept()
+    const received: string[] = []
+    server.on('datagram', data => received.push(data.toString()))
+    await until(() => received.length === 20, 'the 20 early datagrams')
+    expect(received.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `early ${i}`).sort())
+    await client.close()
+    await listener.close()
+  })
+
   it('should report a full send queue instead of growing it', async () => {
     const { listener, client } = await pair({ datagrams: true }, { datagrams: true, datagramSendQueue: 8 })
     await ready(client)
