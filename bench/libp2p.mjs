@@ -8,11 +8,11 @@
 // writes it into BENCHMARKS.md between the libp2p markers. `--smoke`: tiny sizes, and a failure
 // (error, hang or failed operation) of node-msquic with or without libp2p fails the run (CI);
 // chainsafe's hangs are reported, not failed. Run after `npm run build:ts`: node bench/libp2p.mjs
-import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runOnModernNode } from '../scripts/modern-node.mjs'
+import { runChild } from './lib.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 if (Number(process.versions.node.split('.')[0]) < 22) process.exit(runOnModernNode([fileURLToPath(import.meta.url), ...process.argv.slice(2)], { cwd: root }))
@@ -27,22 +27,9 @@ for (const impl of IMPLS) plan.push({ impl, workload: 'bulk', params: { bytes: s
 for (const [concurrency, streams] of size.echo) for (const impl of IMPLS) plan.push({ impl, workload: 'echo', params: { streams, concurrency, size: 64, timeoutMs: size.timeoutMs } })
 for (const [concurrency, connections] of size.handshakes) for (const impl of IMPLS) plan.push({ impl, workload: 'handshakes', params: { connections, concurrency, timeoutMs: size.timeoutMs } })
 
-function measure (entry) {
-  const limit = size.timeoutMs + 60_000
-  return new Promise(resolve => {
-    const child = spawn(process.execPath, ['--expose-gc', join(root, 'bench', 'child.mjs'), entry.impl, entry.workload, JSON.stringify(entry.params)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', d => { stdout += d })
-    child.stderr.on('data', d => { stderr += d })
-    const timer = setTimeout(() => child.kill('SIGKILL'), limit)
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer)
-      const line = stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
-      if (code === 0 && line !== undefined) return resolve({ ...entry, ...JSON.parse(line) })
-      resolve({ ...entry, error: signal === 'SIGKILL' ? `killed after ${limit / 1000} s` : (stderr.trim().split('\n').pop() ?? `exit ${code}`) })
-    })
-  })
+async function measure (entry) {
+  const args = ['--expose-gc', join(root, 'bench', 'child.mjs'), entry.impl, entry.workload, JSON.stringify(entry.params)]
+  return { ...entry, ...(await runChild(process.execPath, args, { cwd: root, limitMs: size.timeoutMs + 60_000 })) }
 }
 
 const fmt = n => Math.round(n).toLocaleString('en-US')

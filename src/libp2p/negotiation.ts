@@ -273,26 +273,34 @@ async function onPrefix<T> (stream: MsQuicStream, signal: AbortSignal, step: (de
   })
 }
 
+/**
+ * The next complete message after the multistream header, which is checked (and `onHeader` run)
+ * when it comes; undefined until more bytes arrive.
+ */
+function nextMessage (decoder: MessageDecoder, state: { header: boolean }, onHeader?: () => void): string | undefined {
+  while (true) {
+    const message = decoder.next()
+    if (message === undefined || state.header) return message
+    if (message !== MULTISTREAM_PROTOCOL_ID) throw protocolError(`Expected the header ${MULTISTREAM_PROTOCOL_ID}, received ${JSON.stringify(message)}`)
+    state.header = true
+    onHeader?.()
+  }
+}
+
 /** The listener's side: answers proposals until one is ours; data after it stays for the app. */
 async function acceptOnCore (stream: MsQuicStream, protocols: string[], signal: AbortSignal, onLazy: () => void): Promise<string> {
   const core = stream.core
-  let header = false
+  const state = { header: false }
   let headerSent = false
   let proposals = 0
   return await onPrefix<string>(stream, signal, (decoder, settle) => {
-    while (true) {
-      const message = decoder.next()
-      if (message === undefined) return false
-      if (!header) {
-        if (message !== MULTISTREAM_PROTOCOL_ID) throw protocolError(`Expected the header ${MULTISTREAM_PROTOCOL_ID}, received ${JSON.stringify(message)}`)
-        header = true
-        // Our header rides with the first answer, unless the dialer waits for it before proposing.
-        if (decoder.bufferedLength === 0) {
-          core.send(encodeMessage(MULTISTREAM_PROTOCOL_ID), false)
-          headerSent = true
-        }
-        continue
-      }
+    // Our header rides with the first answer, unless the dialer waits for it before proposing.
+    const onHeader = (): void => {
+      if (decoder.bufferedLength > 0) return
+      core.send(encodeMessage(MULTISTREAM_PROTOCOL_ID), false)
+      headerSent = true
+    }
+    for (let message = nextMessage(decoder, state, onHeader); message !== undefined; message = nextMessage(decoder, state, onHeader)) {
       if (message === MULTISTREAM_PROTOCOL_ID) throw protocolError('Expected a proposal, received the header again')
       proposals++
       const accepted = protocols.includes(message)
@@ -308,28 +316,20 @@ async function acceptOnCore (stream: MsQuicStream, protocols: string[], signal: 
         return true
       }
     }
+    return false
   })
 }
 
 /** The dialer's side for one protocol: header and proposal in one send, then the two answers. */
 async function selectOnCore (stream: MsQuicStream, protocol: string, signal: AbortSignal): Promise<string> {
-  let header = false
+  const state = { header: false }
   const answer = onPrefix<string>(stream, signal, (decoder, settle) => {
-    while (true) {
-      const message = decoder.next()
-      if (message === undefined) return false
-      if (!header) {
-        if (message !== MULTISTREAM_PROTOCOL_ID) throw protocolError(`Expected the header ${MULTISTREAM_PROTOCOL_ID}, received ${JSON.stringify(message)}`)
-        header = true
-        continue
-      }
-      if (message === protocol) {
-        settle(message)
-        return true
-      }
-      if (message === NA) throw new UnsupportedProtocolError(`The peer does not speak ${protocol}`)
-      throw protocolError(`Expected ${JSON.stringify(protocol)} or na, received ${JSON.stringify(message)}`)
-    }
+    const message = nextMessage(decoder, state)
+    if (message === undefined) return false
+    if (message === NA) throw new UnsupportedProtocolError(`The peer does not speak ${protocol}`)
+    if (message !== protocol) throw protocolError(`Expected ${JSON.stringify(protocol)} or na, received ${JSON.stringify(message)}`)
+    settle(message)
+    return true
   })
   stream.core.send(Buffer.concat([encodeMessage(MULTISTREAM_PROTOCOL_ID), encodeMessage(protocol)]), false)
   return await answer
