@@ -2,7 +2,7 @@
 // connection setup. The chainsafe and libp2p-msquic impls run them, so both are measured alike.
 // A run that hangs is reported as a hang after the timeout, never retried.
 import { createLibp2p } from 'libp2p'
-import { CHUNK, MiB, mainThreadCpuMs, runOps } from '../lib.mjs'
+import { CHUNK, MiB, mainThreadCpuMs, percentile, runOps } from '../lib.mjs'
 import { summarise } from './node-msquic.mjs'
 
 /** The workloads, with nodes made on `transport()` (a fresh transport factory per node). */
@@ -100,5 +100,44 @@ export function libp2pWorkloads (transport) {
     return { connectionsPerSecond: result.completed / result.seconds, completed: result.completed, errors: result.errors, hung: result.hung }
   }
 
-  return { bulk, echo, handshakes }
+  // `streams` newStream() calls at once on one connection to a handler that takes `handlerMs`:
+  // each ends in success, a busy answer (a RESOURCE_LIMIT_EXCEEDED reset, or ERR_LIBP2P_BUSY),
+  // a timeout, or another error; how long each took to its outcome.
+  async function overload ({ streams, handlerMs, timeoutMs }) {
+    const { server, client, connection } = await pair('/slow/1.0.0', async stream => {
+      await new Promise(resolve => setTimeout(resolve, handlerMs))
+      await stream.close()
+    })
+    const outcomes = { ok: 0, busy: 0, timeout: 0, other: 0 }
+    const took = []
+    const begin = performance.now()
+    const one = async () => {
+      const t = performance.now()
+      try {
+        const stream = await connection.newStream('/slow/1.0.0', { maxOutboundStreams: 100000, signal: AbortSignal.timeout(timeoutMs) })
+        await stream.close()
+        for await (const _ of stream);
+        outcomes.ok++
+      } catch (error) {
+        const busy = error?.code === 'ERR_LIBP2P_BUSY' || /RESOURCE_LIMIT|busy/i.test(String(error?.message))
+        const timedOut = error?.name === 'TimeoutError' || error?.name === 'AbortError'
+        outcomes[busy ? 'busy' : timedOut ? 'timeout' : 'other']++
+      }
+      took.push(performance.now() - t)
+    }
+    let timer
+    const hung = await Promise.race([
+      Promise.all(Array.from({ length: streams }, one)).then(() => false),
+      new Promise(resolve => { timer = setTimeout(() => resolve(true), timeoutMs + 10_000) })
+    ])
+    clearTimeout(timer)
+    const seconds = (performance.now() - begin) / 1000
+    if (!hung) {
+      await client.stop()
+      await server.stop()
+    }
+    return { ...outcomes, hung, seconds, p50Ms: percentile(took, 0.5), p99Ms: percentile(took, 0.99), maxMs: Math.max(0, ...took) }
+  }
+
+  return { bulk, echo, handshakes, overload }
 }
