@@ -78,6 +78,28 @@ export async function verifyLibp2pCertificate (certificateDer: Uint8Array, now =
     throw new Libp2pQuicError(Libp2pQuicErrorCode.CERTIFICATE, `Invalid libp2p certificate: ${why}`, { cause })
   }
   const bytes = Buffer.from(certificateDer.buffer, certificateDer.byteOffset, certificateDer.byteLength)
+  // The same bytes verify the same way, but for the time: a peer reconnecting with the certificate
+  // it used before costs a lookup and the validity check.
+  const key = bytes.toString('base64')
+  const known = verified.get(key)
+  if (known !== undefined) {
+    if (now < known.notBefore || now > known.notAfter) fail('it is outside its validity period')
+    verified.delete(key)
+    verified.set(key, known)
+    return known.peer
+  }
+  const peer = await verifyUncached(bytes, now, fail)
+  const x509 = new X509Certificate(bytes)
+  verified.set(key, { peer, notBefore: new Date(x509.validFrom), notAfter: new Date(x509.validTo) })
+  if (verified.size > VERIFIED_CACHE) verified.delete(verified.keys().next().value as string)
+  return peer
+}
+
+// Certificates verified lately, by their DER (base64), most recent last.
+const verified = new Map<string, { peer: PeerId, notBefore: Date, notAfter: Date }>()
+const VERIFIED_CACHE = 1024
+
+async function verifyUncached (bytes: Buffer, now: Date, fail: (why: string, cause?: unknown) => never): Promise<PeerId> {
   let x509: X509Certificate
   let certificateKey: KeyObject
   try {

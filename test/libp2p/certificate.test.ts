@@ -73,7 +73,11 @@ describe('libp2p TLS certificate', () => {
     const tbs = der.sequence(...fields.map(field => field.raw))
     await expect(verifyLibp2pCertificate(resign(tbs, other))).rejects.toThrow(/self-signature/)
 
-    await expect(verifyLibp2pCertificate(derOf(cert), new Date(Date.now() + 101 * 365 * 24 * 3600_000))).rejects.toThrow(/validity/)
+    const later = new Date(Date.now() + 101 * 365 * 24 * 3600_000)
+    await expect(verifyLibp2pCertificate(derOf(cert), later)).rejects.toThrow(/validity/)
+    // verified once (and remembered), it is still checked against the time
+    expect((await verifyLibp2pCertificate(derOf(cert))).toString()).toMatch(/^12D3KooW/)
+    await expect(verifyLibp2pCertificate(derOf(cert), later)).rejects.toThrow(/validity/)
     await expect(verifyLibp2pCertificate(Buffer.from('not a certificate'))).rejects.toThrow(/does not parse/)
   })
 
