@@ -3,4 +3,4 @@
 import { quic } from '@chainsafe/libp2p-quic'
 import { libp2pWorkloads } from './libp2p-common.mjs'
 
-export const { bulk, echo, handshakes, overload } = libp2pWorkloads(() => quic())
+export const { bulk, echo, handshakes, overload, setup } = libp2pWorkloads(() => quic())

@@ -1,16 +1,23 @@
-// js-libp2p workloads over any libp2p transport: bulk on one stream, echo on new streams, and
-// connection setup. The chainsafe and libp2p-msquic impls run them, so both are measured alike.
-// A run that hangs is reported as a hang after the timeout, never retried.
+// js-libp2p workloads over any libp2p transport: bulk on one stream, echo on new streams,
+// connection setup (with and without identify) and negotiation overload. The chainsafe,
+// libp2p-msquic and libp2p-tcp impls run them, so all are measured alike. A run that hangs is
+// reported as a hang after the timeout, never retried.
+import { identify } from '@libp2p/identify'
 import { createLibp2p } from 'libp2p'
 import { CHUNK, MiB, mainThreadCpuMs, percentile, runOps } from '../lib.mjs'
 import { summarise } from './node-msquic.mjs'
 
-/** The workloads, with nodes made on `transport()` (a fresh transport factory per node). */
-export function libp2pWorkloads (transport) {
-  const make = (listen) => createLibp2p({
-    addresses: { listen: listen ? ['/ip4/127.0.0.1/udp/0/quic-v1'] : [] },
+/**
+ * The workloads, with nodes made on `transport()` (a fresh transport factory per node), listening
+ * on `listenAddress`, with `extra` libp2p options (a TCP stack's encrypter and muxer).
+ */
+export function libp2pWorkloads (transport, { listenAddress = '/ip4/127.0.0.1/udp/0/quic-v1', extra = {} } = {}) {
+  const make = (listen, services = {}, connectionManager = {}) => createLibp2p({
+    addresses: { listen: listen ? [listenAddress] : [] },
     transports: [transport()],
-    connectionManager: { maxConnections: 100000 }
+    connectionManager: { maxConnections: 100000, ...connectionManager },
+    services,
+    ...extra
   })
 
   const length = chunk => chunk.byteLength
@@ -139,5 +146,30 @@ export function libp2pWorkloads (transport) {
     return { ...outcomes, hung, seconds, p50Ms: percentile(took, 0.5), p99Ms: percentile(took, 0.99), maxMs: Math.max(0, ...took) }
   }
 
-  return { bulk, echo, handshakes, overload }
+  // A new connection per operation until identify has run on it (the peer's protocols known), then
+  // closed: what a node pays to meet a peer.
+  async function setup ({ connections, concurrency, timeoutMs }) {
+    // The server must upgrade (and identify) every connection: no per-host rate limit on loopback.
+    const server = await make(true, { identify: identify() }, { inboundConnectionThreshold: Infinity, maxIncomingPendingConnections: 100000 })
+    const address = server.getMultiaddrs()[0]
+    const clients = await Promise.all(Array.from({ length: concurrency }, () => make(false, { identify: identify() })))
+    let next = 0
+    const result = await runOps({ total: connections, concurrency, timeoutMs }, async () => {
+      const client = clients[next++ % clients.length]
+      const identified = new Promise(resolve => {
+        const onIdentify = () => { client.removeEventListener('peer:identify', onIdentify); resolve() }
+        client.addEventListener('peer:identify', onIdentify)
+      })
+      const connection = await client.dial(address)
+      await identified
+      await connection.close()
+    })
+    if (!result.hung) {
+      await Promise.all(clients.map(c => c.stop()))
+      await server.stop()
+    }
+    return { connectionsPerSecond: result.completed / result.seconds, completed: result.completed, errors: result.errors, hung: result.hung }
+  }
+
+  return { bulk, echo, handshakes, overload, setup }
 }

@@ -2,4 +2,4 @@
 import { msquic } from '../../dist/libp2p/index.js'
 import { libp2pWorkloads } from './libp2p-common.mjs'
 
-export const { bulk, echo, handshakes, overload } = libp2pWorkloads(() => msquic())
+export const { bulk, echo, handshakes, overload, setup } = libp2pWorkloads(() => msquic())
