@@ -1,4 +1,5 @@
 // Helpers shared by the benchmark implementations (one process per measurement).
+import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 
 export const MiB = 2 ** 20
@@ -90,4 +91,25 @@ export async function serveEcho (connection) {
       stream.end(Buffer.concat(chunks))
     })()
   }
+}
+
+/**
+ * Runs one measurement process and resolves with the last JSON line it printed, or with
+ * `{ error }`: its last line on stderr, or that it was killed after `limitMs`.
+ */
+export function runChild (file, args, { cwd, limitMs }) {
+  return new Promise(resolve => {
+    const child = spawn(file, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', d => { stdout += d })
+    child.stderr.on('data', d => { stderr += d })
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      const line = stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
+      if (code === 0 && line !== undefined) return resolve(JSON.parse(line))
+      resolve({ error: signal === 'SIGKILL' ? `killed after ${limitMs / 1000} s` : (stderr.trim().split('\n').pop() ?? `exit ${code}`) })
+    })
+  })
 }

@@ -6,11 +6,12 @@
 //   node-tls     node:tls over TCP (what most Node services use today)
 // Each measurement runs in a process of its own. Writes BENCHMARKS.md.
 // `--smoke` runs every benchmark once at a tiny size and checks only correctness (CI).
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem, release } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { runChild } from './lib.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const smoke = process.argv.includes('--smoke')
@@ -74,24 +75,10 @@ function command ({ impl, workload, params }) {
   return [process.execPath, ['--expose-gc', join(root, 'bench', 'child.mjs'), impl, workload, JSON.stringify(params)]]
 }
 
-function measure (entry) {
+async function measure (entry) {
   const [file, args] = command(entry)
-  const limit = (entry.params.timeoutMs ?? size.timeoutMs) + 60_000
-  return new Promise(resolve => {
-    const child = spawn(file, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', d => { stdout += d })
-    child.stderr.on('data', d => { stderr += d })
-    const timer = setTimeout(() => child.kill('SIGKILL'), limit)
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer)
-      const line = stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
-      if (code === 0 && line !== undefined) return resolve(JSON.parse(line))
-      const why = signal === 'SIGKILL' ? `killed after ${limit / 1000} s` : (stderr.trim().split('\n').pop() ?? `exit ${code}`)
-      resolve({ ...entry, error: why })
-    })
-  })
+  const result = await runChild(file, args, { cwd: root, limitMs: (entry.params.timeoutMs ?? size.timeoutMs) + 60_000 })
+  return result.error === undefined ? result : { ...entry, ...result }
 }
 
 const limitText = value => value === null ? '∞' : String(value)

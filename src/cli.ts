@@ -4,6 +4,7 @@
  *   node-msquic                  a self-contained loopback demo
  *   node-msquic serve [options]  an echo server
  *   node-msquic connect [options] sends a message (or stdin) on a stream and prints the echo
+ *   node-msquic libp2p           two js-libp2p nodes on node-msquic/libp2p: connect, ping, echo
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -16,7 +17,9 @@ const usage = `Usage:
                                    is made (--ca-out writes it, for the client's --ca)
   node-msquic connect --port P [--host 127.0.0.1] [--alpn echo] [--ca F | --insecure] [--servername N]
                       [--message TEXT]
-                                   send TEXT (default: standard input) and print the echo`
+                                   send TEXT (default: standard input) and print the echo
+  node-msquic libp2p               two js-libp2p nodes on this transport connect over QUIC, identify,
+                                   ping and echo (needs libp2p, @libp2p/identify and @libp2p/ping)`
 
 async function readStream (stream: QuicStream): Promise<Buffer> {
   const chunks: Buffer[] = []
@@ -149,6 +152,7 @@ async function main (): Promise<void> {
     case undefined: return await demo()
     case 'serve': return await serve(values)
     case 'connect': return await client(values)
+    case 'libp2p': return await (await import('./libp2p/demo.js')).libp2pDemo()
     default: throw new Error(`unknown command "${positionals[0]}"\n${usage}`)
   }
 }

@@ -155,7 +155,9 @@ export interface CredentialInit {
 }
 
 const clientConfigurations = new Map<string, NativeConfiguration>()
-const CLIENT_CONFIGURATIONS = 16
+// Each libp2p node (node-msquic/libp2p) has a certificate of its own: many nodes in one process
+// (tests, simulations, a benchmark's 32 dialers) would otherwise rebuild a TLS context per dial.
+const CLIENT_CONFIGURATIONS = 64
 
 /**
  * The client configuration for these options, shared by every connect() that uses the same ones:

@@ -182,6 +182,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #sessionTicket: Buffer | undefined
   #streamLimits: StreamLimits | undefined
   #requests: RequestServer | undefined
+  #peerCertificate: Buffer | undefined
 
   /** @internal Connections come from connect() and QuicListener.accept(). */
   constructor (handle: NativeConnection, init: ConnectionInit) {
@@ -290,6 +291,14 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** The peer's address. */
   get remoteAddress (): NativeAddress | undefined {
     return this.#info?.remoteAddress
+  }
+
+  /**
+   * The peer's leaf certificate (DER) as `verifyPeer` was given it, once it ran; undefined without
+   * `verifyPeer` or when the peer sent none.
+   */
+  get peerCertificate (): Buffer | undefined {
+    return this.#peerCertificate
   }
 
   /** The largest datagram `sendDatagram()` takes now; 0 while the peer takes none. */
@@ -706,6 +715,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   #verify (der: Buffer | undefined): void {
     const verifyPeer = this.#verifyPeer
+    this.#peerCertificate = der
     const answer = (accept: boolean): void => { this.#native.completeCertificateValidation(accept) }
     if (verifyPeer === undefined) {
       answer(false)

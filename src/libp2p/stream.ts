@@ -1,0 +1,191 @@
+/**
+ * A libp2p v3 Stream over a native QUIC stream's StreamCore (no node:stream Duplex in between).
+ * `pause()`/`resume()` stop and restart delivery from the core, so a reader that does not read
+ * holds the peer back through QUIC flow control instead of filling a buffer; `send()` reports the
+ * native send window; `closeRead()` sends STOP_SENDING; resets carry application codes.
+ */
+import { AbstractStream, type AbstractStreamInit } from '@libp2p/utils'
+import type { AbortOptions, EventHandler } from '@libp2p/interface'
+import { QuicErrorCode } from '../errors.js'
+import { SendResult } from '../native.js'
+import type { StreamCore, StreamSink } from '../quic/stream-core.js'
+import { StreamResetCode } from './errors.js'
+
+export interface MsQuicStreamInit extends Omit<AbstractStreamInit, 'id'> {
+  core: StreamCore
+}
+
+// Errors js-libp2p aborts streams with, by name, and the codes the peer hears for them.
+const RESET_CODES: Record<string, number> = {
+  TooManyInboundProtocolStreamsError: StreamResetCode.RESOURCE_LIMIT_EXCEEDED,
+  TooManyOutboundProtocolStreamsError: StreamResetCode.RESOURCE_LIMIT_EXCEEDED,
+  StreamBufferError: StreamResetCode.RESOURCE_LIMIT_EXCEEDED,
+  UnsupportedProtocolError: StreamResetCode.PROTOCOL_NEGOTIATION_FAILED,
+  InvalidMessageError: StreamResetCode.PROTOCOL_VIOLATION,
+  ProtocolError: StreamResetCode.PROTOCOL_VIOLATION,
+  LimitedConnectionError: StreamResetCode.GATED,
+  ConnectionClosedError: StreamResetCode.SHUTDOWN
+}
+
+const MAX_CODE = (1n << 62n) - 1n
+
+/**
+ * The application code a reset for `error` carries: the error's own `errorCode` (a QUIC varint)
+ * if it has one, else the libp2p code for what js-libp2p aborted the stream for, else 0.
+ */
+export function resetCodeOf (error: unknown): number | bigint {
+  const own = (error as { errorCode?: unknown } | undefined)?.errorCode
+  if ((typeof own === 'number' && Number.isSafeInteger(own) && own >= 0) || (typeof own === 'bigint' && own >= 0n && own <= MAX_CODE)) return own
+  const name = (error as { name?: unknown } | undefined)?.name
+  return typeof name === 'string' ? RESET_CODES[name] ?? StreamResetCode.NO_ERROR : StreamResetCode.NO_ERROR
+}
+
+export class MsQuicStream extends AbstractStream {
+  readonly #core: StreamCore
+  #inOnData = false
+
+  constructor (init: MsQuicStreamInit) {
+    super({ ...init, id: String(init.core.id ?? '') })
+    const core = this.#core = init.core
+    const sink: StreamSink = {
+      onData: chunk => {
+        this.#inOnData = true
+        try {
+          this.onData(chunk)
+        } finally {
+          this.#inOnData = false
+        }
+        // Whatever the consumer did not take (paused, or no 'message' listener yet) stays here
+        // and stops delivery: the rest waits in QUIC flow control.
+        return this.readBuffer.byteLength === 0 && this.readStatus === 'readable'
+      },
+      onEnd: () => { this.onRemoteCloseWrite() },
+      onReadError: error => {
+        if (this.status !== 'open' && this.status !== 'closing') return
+        if (error.code === QuicErrorCode.STREAM_RESET) this.onRemoteReset()
+        else this.onTransportClosed(error)
+      },
+      onWritable: () => { this.safeDispatchEvent('drain') },
+      onWriteError: error => {
+        if (this.status !== 'open' && this.status !== 'closing') return
+        if (error.code === QuicErrorCode.STREAM_RESET) {
+          // STOP_SENDING: the peer reads no more; what is queued is dropped, and a writer waiting
+          // for room is released.
+          this.onRemoteCloseRead()
+          if (this.writableNeedsDrain) this.safeDispatchEvent('drain')
+        } else {
+          this.onTransportClosed(error)
+        }
+      },
+      onAcknowledged: () => {},
+      onClosed: () => {
+        if (this.status !== 'open' && this.status !== 'closing') return
+        // The native stream is gone (the peer finished, and stopped our sending), but what it sent
+        // may still wait in the core for a consumer that has not read yet: it moves to the read
+        // buffer, where it stays readable (with the end of the stream after it).
+        while (core.read === 'open' && core.pendingBytes > 0) {
+          const before = core.pendingBytes
+          core.resume()
+          if (core.pendingBytes === before) break
+        }
+        this.onTransportClosed()
+      }
+    }
+    core.attach(sink)
+  }
+
+  /** The native stream core, for applications that want it (stats, direct sends). */
+  get core (): StreamCore {
+    return this.#core
+  }
+
+  /** @internal The id, once a local stream has started. */
+  refreshId (): void {
+    this.id = String(this.#core.id ?? this.id)
+  }
+
+  // Delivery restarts once the consumer has taken everything buffered here.
+  protected override dispatchReadBuffer (): void {
+    super.dispatchReadBuffer()
+    if (!this.#inOnData && this.readBuffer.byteLength === 0 && this.readStatus === 'readable' && this.listenerCount('message') > 0) this.#core.resume()
+  }
+
+  override addEventListener (type: string, listener: EventHandler<Event>, options?: boolean | AddEventListenerOptions): void {
+    super.addEventListener(type, listener, options)
+    if (type === 'message') queueMicrotask(() => { this.dispatchReadBuffer() })
+  }
+
+  /**
+   * Iterates what arrives. A reader that starts after the peer's end (its FIN, or the stream
+   * closed) gets what is buffered and then the end: the base class would wait for end events that
+   * already happened (@libp2p/utils 7.4), and hang.
+   */
+  override async * [Symbol.asyncIterator] (): AsyncGenerator<Parameters<AbstractStream['unshift']>[0], void, unknown> {
+    const ended = this.remoteWriteStatus === 'closed' || this.status === 'closed' || this.status === 'reset' || this.status === 'aborted'
+    if (!ended || (this.readStatus !== 'readable' && this.readStatus !== 'paused')) {
+      yield * super[Symbol.asyncIterator]()
+      return
+    }
+    if (this.readBuffer.byteLength > 0) {
+      const buffered = this.readBuffer.sublist()
+      this.readBuffer.consume(buffered.byteLength)
+      yield buffered
+    }
+    this.readStatus = 'closed'
+    this.maybeDispatchEnd()
+  }
+
+  /**
+   * Resolves at the next 'drain' while `send()` says the window is full. (The base class in
+   * @libp2p/utils 7.4 keeps its first drain promise once resolved, so every later onDrain() there
+   * returns at once and a writer that honours it buffers without bound.)
+   */
+  override async onDrain (options?: AbortOptions): Promise<void> {
+    if (this.writableNeedsDrain !== true) return
+    const signal = options?.signal
+    signal?.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error): void => {
+        this.removeEventListener('drain', onDrain)
+        this.removeEventListener('close', onClose)
+        signal?.removeEventListener('abort', onAbort)
+        if (error === undefined) resolve()
+        else reject(error)
+      }
+      const onDrain = (): void => { settle() }
+      const onClose = (evt: Event): void => { settle((evt as Event & { error?: Error }).error ?? new Error('The stream closed')) }
+      const onAbort = (): void => { settle(signal?.reason as Error) }
+      this.addEventListener('drain', onDrain)
+      this.addEventListener('close', onClose)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  sendData (data: Parameters<AbstractStream['sendData']>[0]): { sentBytes: number, canSendMore: boolean } {
+    const sentBytes = data.byteLength
+    const result = this.#core.send(data.subarray(), false)
+    // Ended: the write side is gone (its events say why); the bytes are dropped with it.
+    return { sentBytes, canSendMore: result !== SendResult.Full }
+  }
+
+  sendReset (err: Error): void {
+    this.#core.abort(resetCodeOf(err))
+  }
+
+  async sendCloseWrite (_options?: AbortOptions): Promise<void> {
+    this.#core.send(undefined, true)
+  }
+
+  async sendCloseRead (_options?: AbortOptions): Promise<void> {
+    this.#core.stopSending(StreamResetCode.NO_ERROR)
+  }
+
+  sendPause (): void {
+    this.#core.pause()
+  }
+
+  sendResume (): void {
+    this.#core.resume()
+  }
+}
+

@@ -1,0 +1,314 @@
+/**
+ * The libp2p v3 transport: dials and listens on QUIC v1 multiaddrs, authenticates peers with the
+ * libp2p TLS certificate inside the handshake, and hands js-libp2p connections whose streams are
+ * native QUIC streams (no encryption or muxer upgrade on top).
+ */
+import { serviceCapabilities, transportSymbol, TypedEventEmitter, type ComponentLogger, type Connection, type CreateListenerOptions, type DialTransportOptions, type Listener, type ListenerEvents, type Logger, type Metrics, type PeerId, type PrivateKey, type Transport, type Upgrader } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { QuicError, QuicErrorCode } from '../errors.js'
+import type { QuicSettings } from '../quic/config.js'
+import { connect } from '../quic/connect.js'
+import type { QuicConnection } from '../quic/connection.js'
+import { listen, type QuicListener } from '../quic/listener.js'
+import { createLibp2pCertificate, verifyLibp2pCertificate, type Libp2pCertificate } from './certificate.js'
+import { Libp2pQuicError, Libp2pQuicErrorCode } from './errors.js'
+import { expandWildcard, parseQuicAddress, quicMultiaddr, quicV1Filter, type QuicAddress } from './multiaddr.js'
+import { MsQuicMultiaddrConnection, MsQuicMuxerFactory } from './muxer.js'
+import { NegotiationGate, type NegotiationOptions } from './negotiation.js'
+
+/** ALPN of libp2p over QUIC (libp2p/specs quic/README.md). */
+export const LIBP2P_ALPN = 'libp2p'
+
+export interface MsQuicTransportOptions {
+  /** Streams the peer may have open at once on a connection (QUIC stream credit). Default 256. */
+  maxStreams?: number
+  /** Milliseconds without activity before a connection closes. Default 30000. */
+  idleTimeout?: number
+  /** Milliseconds between keep-alive packets. Default 5000 (0: off). */
+  keepAliveInterval?: number
+  /** Milliseconds the handshake may take. Default 10000. */
+  handshakeTimeout?: number
+  /** Per-stream and connection receive windows and the per-stream receive budget (see QuicSettings). */
+  streamReceiveWindow?: number
+  connectionReceiveWindow?: number
+  streamReceiveBudget?: number
+  /** 'cubic' (default) or 'bbr'. */
+  congestionControl?: 'cubic' | 'bbr'
+  /** Enable RFC 9221 datagrams (reachable through `connection.quic`); both peers must. Default false. */
+  datagrams?: boolean
+  /** Connections received but not yet upgraded before new ones are refused natively. Default 512. */
+  backlog?: number
+  /** Read buffer limit of a stream whose consumer is paused (the rest waits in QUIC flow control). Default 4 MiB. */
+  maxReadBufferLength?: number
+  /**
+   * Bounded protocol negotiation (see NegotiationOptions), on by default; false leaves every
+   * stream to js-libp2p's own multistream-select.
+   */
+  negotiation?: NegotiationOptions | false
+}
+
+export interface MsQuicTransportComponents {
+  privateKey: PrivateKey
+  logger: ComponentLogger
+  /** The protocols inbound streams are negotiated against (without it js-libp2p negotiates them). */
+  registrar?: { getProtocols: () => string[] }
+  metrics?: Metrics
+}
+
+/** The QUIC connection under a libp2p connection made by this transport, if it is one. */
+export function quicConnectionOf (connection: Connection | MsQuicMultiaddrConnection): QuicConnection | undefined {
+  // js-libp2p's Connection keeps its MultiaddrConnection's remoteAddr object (inbound connections
+  // are made inside the upgrader, out of reach otherwise).
+  return connections.get(connection as object) ?? connections.get(connection.remoteAddr)
+}
+const connections = new WeakMap<object, QuicConnection>()
+
+export class MsQuicTransport implements Transport {
+  readonly [Symbol.toStringTag] = '@node-msquic/libp2p'
+  readonly [transportSymbol] = true
+  readonly [serviceCapabilities] = ['@libp2p/transport']
+  readonly listenFilter = quicV1Filter
+  readonly dialFilter = quicV1Filter
+  readonly #components: MsQuicTransportComponents
+  readonly #options: MsQuicTransportOptions
+  readonly #log: Logger
+  #credentials: Promise<Libp2pCertificate> | undefined
+  /** The negotiation limits and counters (undefined with `negotiation: false`). */
+  readonly negotiation: NegotiationGate | undefined
+
+  constructor (components: MsQuicTransportComponents, options: MsQuicTransportOptions = {}) {
+    this.#components = components
+    this.#options = options
+    this.#log = components.logger.forComponent('libp2p:msquic')
+    this.negotiation = options.negotiation === false ? undefined : new NegotiationGate(options.negotiation, components.metrics, options.maxStreams ?? 256)
+  }
+
+  /** @internal The certificate every connection of this transport presents (the spec allows reuse). */
+  async credentials (): Promise<Libp2pCertificate> {
+    this.#credentials ??= createLibp2pCertificate(this.#components.privateKey)
+    return await this.#credentials
+  }
+
+  /** @internal */
+  settings (): QuicSettings {
+    const o = this.#options
+    return {
+      maxBidirectionalStreams: o.maxStreams ?? 256,
+      maxUnidirectionalStreams: 0,
+      idleTimeout: o.idleTimeout ?? 30_000,
+      keepAliveInterval: o.keepAliveInterval ?? 5_000,
+      handshakeTimeout: o.handshakeTimeout ?? 10_000,
+      streamReceiveWindow: o.streamReceiveWindow,
+      connectionReceiveWindow: o.connectionReceiveWindow,
+      streamReceiveBudget: o.streamReceiveBudget,
+      congestionControl: o.congestionControl,
+      datagrams: o.datagrams
+    }
+  }
+
+  /** @internal */
+  muxerFactory (connection: QuicConnection, direction: 'inbound' | 'outbound'): MsQuicMuxerFactory {
+    const registrar = this.#components.registrar
+    return new MsQuicMuxerFactory({
+      connection,
+      logger: this.#components.logger,
+      name: `libp2p:msquic:${direction}`,
+      maxReadBufferLength: this.#options.maxReadBufferLength,
+      negotiation: this.negotiation === undefined
+        ? undefined
+        : { peer: this.negotiation.peer(), protocols: registrar === undefined ? undefined : () => registrar.getProtocols() }
+    })
+  }
+
+  async dial (ma: Multiaddr, options: DialTransportOptions): Promise<Connection> {
+    options.signal?.throwIfAborted()
+    const address = parseQuicAddress(ma)
+    const { cert, key } = await this.credentials()
+    this.#log.trace('dialing %s', ma.toString())
+    let remotePeer: PeerId | undefined
+    let refusal: Error | undefined
+    const verifyPeer = async ({ der }: { der?: Buffer }): Promise<boolean> => {
+      try {
+        if (der === undefined) throw new Libp2pQuicError(Libp2pQuicErrorCode.CERTIFICATE, 'The peer sent no certificate')
+        const peer = await verifyLibp2pCertificate(der)
+        if (address.peerId !== undefined && peer.toString() !== address.peerId) {
+          throw new Libp2pQuicError(Libp2pQuicErrorCode.PEER_MISMATCH, `Dialed ${address.peerId} but ${peer.toString()} answered at ${ma.toString()}`)
+        }
+        remotePeer = peer
+        return true
+      } catch (error) {
+        refusal = error as Error
+        return false
+      }
+    }
+    let connection: QuicConnection
+    try {
+      connection = await connect({
+        ...this.settings(),
+        host: address.host,
+        port: address.port,
+        alpn: LIBP2P_ALPN,
+        cert,
+        key,
+        verifyPeer,
+        signal: options.signal
+      })
+    } catch (error) {
+      // A refused certificate fails the handshake; say why it was refused.
+      throw refusal ?? error
+    }
+    if (remotePeer === undefined) {
+      connection.destroy()
+      throw new Libp2pQuicError(Libp2pQuicErrorCode.CERTIFICATE, 'The peer was not authenticated')
+    }
+    const remote = connection.remoteAddress
+    const maConn = new MsQuicMultiaddrConnection({
+      connection,
+      remoteAddr: quicMultiaddr(address.family, remote?.address ?? address.host, remote?.port ?? address.port, remotePeer.toString()),
+      direction: 'outbound',
+      log: this.#components.logger.forComponent('libp2p:msquic:connection:outbound')
+    })
+    connections.set(maConn, connection)
+    connections.set(maConn.remoteAddr, connection)
+    try {
+      const upgraded = await options.upgrader.upgradeOutbound(maConn, {
+        skipEncryption: true,
+        skipProtection: true,
+        remotePeer,
+        muxerFactory: this.muxerFactory(connection, 'outbound'),
+        signal: options.signal
+      })
+      connections.set(upgraded, connection)
+      return upgraded
+    } catch (error) {
+      maConn.abort(error as Error)
+      throw error
+    }
+  }
+
+  createListener (options: CreateListenerOptions): Listener {
+    return new MsQuicLibp2pListener(this, options.upgrader, this.#components.logger.forComponent('libp2p:msquic:listener'), this.#components.logger, this.#options)
+  }
+}
+
+type ListenerState =
+  | { status: 'ready' }
+  | { status: 'listening', listener: QuicListener, address: QuicAddress, listenAddr: Multiaddr }
+  | { status: 'closed' }
+
+export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> implements Listener {
+  readonly #transport: MsQuicTransport
+  readonly #upgrader: Upgrader
+  readonly #log: Logger
+  readonly #logger: ComponentLogger
+  readonly #options: MsQuicTransportOptions
+  readonly #shutdown = new AbortController()
+  readonly #connections = new Set<MsQuicMultiaddrConnection>()
+  // Peer ids verified during handshakes, by the certificate object verifyPeer was given.
+  readonly #verified = new WeakMap<Buffer, PeerId>()
+  #state: ListenerState = { status: 'ready' }
+
+  constructor (transport: MsQuicTransport, upgrader: Upgrader, log: Logger, logger: ComponentLogger, options: MsQuicTransportOptions) {
+    super()
+    this.#transport = transport
+    this.#upgrader = upgrader
+    this.#log = log
+    this.#logger = logger
+    this.#options = options
+  }
+
+  async listen (ma: Multiaddr): Promise<void> {
+    if (this.#state.status !== 'ready') throw new Error(`The listener is ${this.#state.status}`)
+    const address = parseQuicAddress(ma)
+    const { cert, key } = await this.#transport.credentials()
+    const listener = await listen({
+      ...this.#transport.settings(),
+      host: address.host,
+      port: address.port,
+      alpn: LIBP2P_ALPN,
+      cert,
+      key,
+      backlog: this.#options.backlog,
+      verifyPeer: async ({ der }) => {
+        if (der === undefined) return false
+        try {
+          this.#verified.set(der, await verifyLibp2pCertificate(der))
+          return true
+        } catch (error) {
+          this.#log('refused a peer certificate: %s', (error as Error).message)
+          return false
+        }
+      }
+    })
+    const port = listener.address().port
+    this.#state = { status: 'listening', listener, address: { ...address, port }, listenAddr: quicMultiaddr(address.family, address.host, port) }
+    void this.#accept(listener)
+    this.safeDispatchEvent('listening')
+  }
+
+  async #accept (listener: QuicListener): Promise<void> {
+    try {
+      for await (const connection of listener) void this.#upgrade(connection)
+    } catch (error) {
+      if (this.#state.status === 'listening') this.safeDispatchEvent('error', { detail: error as Error })
+    }
+  }
+
+  async #upgrade (connection: QuicConnection): Promise<void> {
+    const der = connection.peerCertificate
+    const remotePeer = der === undefined ? undefined : this.#verified.get(der)
+    const remote = connection.remoteAddress
+    if (remotePeer === undefined || remote === undefined) {
+      void connection.close({ code: 0 }).catch(() => {})
+      return
+    }
+    const maConn = new MsQuicMultiaddrConnection({
+      connection,
+      remoteAddr: quicMultiaddr(remote.family, remote.address, remote.port, remotePeer.toString()),
+      direction: 'inbound',
+      log: this.#logger.forComponent('libp2p:msquic:connection:inbound')
+    })
+    connections.set(maConn, connection)
+    connections.set(maConn.remoteAddr, connection)
+    this.#connections.add(maConn)
+    maConn.addEventListener('close', () => { this.#connections.delete(maConn) }, { once: true })
+    try {
+      await this.#upgrader.upgradeInbound(maConn, {
+        skipEncryption: true,
+        skipProtection: true,
+        remotePeer,
+        muxerFactory: this.#transport.muxerFactory(connection, 'inbound'),
+        signal: this.#shutdown.signal
+      })
+    } catch (error) {
+      this.#log('inbound upgrade failed: %s', (error as Error).message)
+      maConn.abort(error as Error)
+    }
+  }
+
+  getAddrs (): Multiaddr[] {
+    if (this.#state.status !== 'listening') return []
+    const { address, listenAddr } = this.#state
+    if (address.host === '0.0.0.0') return expandWildcard(4, address.port)
+    if (address.host === '::') return expandWildcard(6, address.port)
+    return [listenAddr]
+  }
+
+  updateAnnounceAddrs (_addrs: Multiaddr[]): void {
+    // QUIC announces what it listens on; js-libp2p's address manager applies announce addresses.
+  }
+
+  async close (): Promise<void> {
+    if (this.#state.status !== 'listening') {
+      this.#state = { status: 'closed' }
+      return
+    }
+    const { listener } = this.#state
+    this.#state = { status: 'closed' }
+    this.#shutdown.abort()
+    for (const maConn of this.#connections) maConn.abort(new QuicError(QuicErrorCode.CLOSED, 'The listener closed'))
+    this.#connections.clear()
+    await listener.close()
+    this.safeDispatchEvent('close')
+  }
+}
