@@ -183,6 +183,8 @@ describe('distributing connections over worker threads', () => {
       answers.forEach((answer, i) => expect(answer).toMatch(new RegExp(`^\\d+:hello ${i}$`)))
       const threads = new Set(answers.map(a => a.split(':')[0]))
       expect(threads.size).toBe(2)
+      // The workers' reports travel by postMessage, and may come after the answers: wait for all six.
+      await until(() => [...adoptedBy.values()].reduce((a, b) => a + b, 0) === 6, 'every adoption to be reported')
       expect([...adoptedBy.values()].sort()).toEqual([3, 3])
       await Promise.all(clients.map(c => c.close()))
       await listener.close()
