@@ -316,8 +316,10 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
         // A request the peer sent as 0-RTT data is marked as such where node-msquic serves it. Under
         // the sanitizers the server can be too slow to take the 0-RTT packets before the handshake
         // ends, and the peer then sends the data again in 1-RTT (still "0-RTT accepted" for it).
+        // quinn's report says only that 0-RTT was accepted, not that the request went in it: in one
+        // run of four it arrived in 1-RTT, so quinn is not checked here (quic-go and aioquic are).
         const sanitized = (process.env.NODE_MSQUIC_ADDON ?? '').includes('sanitize')
-        if (result.used0rtt === true && side.earlyData !== undefined && !sanitized) expect(await side.earlyData(mark)).toBe(true)
+        if (result.used0rtt === true && side.earlyData !== undefined && !sanitized && peer !== 'quinn') expect(await side.earlyData(mark)).toBe(true)
       })
     }
 
