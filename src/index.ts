@@ -10,7 +10,7 @@
  * ```
  * @packageDocumentation
  */
-export { listen, QuicListener, type ListenOptions, type ListenerStats } from './quic/listener.js'
+export { listen, QuicListener, AdmissionRefusedCode, type ListenOptions, type ListenerStats, type IncomingConnection, type AdmitConnection } from './quic/listener.js'
 export { connect, type ConnectOptions } from './quic/connect.js'
 export { QuicConnection, type AcceptStreamOptions, type StreamAdapterFactory, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
 export { QuicStream, type QuicStreamHandle } from './quic/stream.js'

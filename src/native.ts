@@ -33,7 +33,17 @@ export interface NativeConfiguration {
 export interface NativeListener extends NativeHandle {
   address(): { address: string, family: 'IPv4' | 'IPv6', port: number } | null
   stop(): void
-  stats(): { pending: number, refused: number, accepted?: number, rejected?: number, droppedPackets?: number }
+  stats(): {
+    handshaking: number
+    established: number
+    refusedHandshakes: number
+    refusedBacklog: number
+    refusedAdmission: number
+    retrying: boolean
+    accepted?: number
+    rejected?: number
+    droppedPackets?: number
+  }
   /** New connections serve requests (collected natively up to `limit` bytes, `concurrency` at once); 0: off. */
   serveRequests(limit: number, concurrency: number): void
 }
@@ -52,6 +62,10 @@ export interface NativeConnection extends NativeHandle {
   setPeerStreamCounts(bidirectional: number, unidirectional: number): void
   completeCertificateValidation(accept: boolean): boolean
   taken(): void
+  /** Deferred admission: starts the handshake, or refuses with `code`; false if the connection is gone. */
+  admit(accept: boolean, code: bigint): boolean
+  /** Server side: the addresses and server name of the client's first packet. */
+  peer(): { localAddress: NativeAddress, remoteAddress: NativeAddress, serverName?: string }
   info(): { alpn: string, serverName?: string, sessionResumed: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
   stats(): Omit<QuicConnectionStats, 'openStreams'>
   /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
@@ -109,7 +123,9 @@ export interface NativeBinding {
   /** The numbers both layers agree on (native/core/event.h), read once at load. */
   constants: NativeConstants
   Configuration: new (init: ConfigurationInit) => NativeConfiguration
-  Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number, datagramQueue: number) => NativeListener
+  /** `retryAbove` -1: never. With `deferAdmission`, each connection waits for admit() before its handshake. */
+  Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number, datagramQueue: number,
+    maxHandshakes: number, retryAbove: number, deferAdmission: boolean) => NativeListener
   Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number, sessionTicket?: Buffer) => NativeConnection
 }
 

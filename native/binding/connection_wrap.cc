@@ -16,6 +16,8 @@ Napi::Function ConnectionWrap::Init(Napi::Env env) {
                       InstanceMethod<&ConnectionWrap::JS_CompleteCertificateValidation>(
                           "completeCertificateValidation"),
                       InstanceMethod<&ConnectionWrap::JS_Taken>("taken"),
+                      InstanceMethod<&ConnectionWrap::JS_Admit>("admit"),
+                      InstanceMethod<&ConnectionWrap::JS_Peer>("peer"),
                       InstanceMethod<&ConnectionWrap::JS_Info>("info"),
                       InstanceMethod<&ConnectionWrap::JS_Stats>("stats"),
                       InstanceMethod<&ConnectionWrap::JS_SendDatagram>("sendDatagram"),
@@ -131,6 +133,27 @@ Napi::Value ConnectionWrap::JS_Taken(const Napi::CallbackInfo& info) {
   EnvState::Get(info.Env())->CountCall();
   if (connection_->is_server()) connection_->listener()->Taken();
   return info.Env().Undefined();
+}
+
+// admit(accept, code) -> false when the connection is already gone (deferred admission only).
+Napi::Value ConnectionWrap::JS_Admit(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
+  const bool accept = info[0].ToBoolean().Value();
+  bool lossless = true;
+  const uint64_t code = info[1].IsBigInt() ? info[1].As<Napi::BigInt>().Uint64Value(&lossless) : 0;
+  return Napi::Boolean::New(info.Env(), connection_->Admit(accept, code));
+}
+
+// peer() -> { localAddress, remoteAddress, serverName } as the client's first packet had them
+// (server connections; valid from the listener's connection event on).
+Napi::Value ConnectionWrap::JS_Peer(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("localAddress", AddressObject(env, connection_->initial_local_address()));
+  result.Set("remoteAddress", AddressObject(env, connection_->initial_remote_address()));
+  if (!connection_->server_name().empty()) result.Set("serverName", connection_->server_name());
+  return result;
 }
 
 // info() -> { alpn, localAddress, remoteAddress, server, maxDatagramSize }; valid once connected.

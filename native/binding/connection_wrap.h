@@ -23,6 +23,8 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   Napi::Value JS_SetPeerStreamCounts(const Napi::CallbackInfo& info);
   Napi::Value JS_CompleteCertificateValidation(const Napi::CallbackInfo& info);
   Napi::Value JS_Taken(const Napi::CallbackInfo& info);
+  Napi::Value JS_Admit(const Napi::CallbackInfo& info);
+  Napi::Value JS_Peer(const Napi::CallbackInfo& info);
   Napi::Value JS_Info(const Napi::CallbackInfo& info);
   Napi::Value JS_Stats(const Napi::CallbackInfo& info);
   Napi::Value JS_SendDatagram(const Napi::CallbackInfo& info);

@@ -14,7 +14,8 @@ Napi::Function ListenerWrap::Init(Napi::Env env) {
                       InstanceMethod<&ListenerWrap::JS_ServeRequests>("serveRequests")});
 }
 
-// new Listener(configuration, ip, port, backlog, streamReceiveBudget, datagramQueue): listening on return.
+// new Listener(configuration, ip, port, backlog, streamReceiveBudget, datagramQueue, maxHandshakes,
+// retryAbove (-1: never), deferAdmission): listening on return.
 ListenerWrap::ListenerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ListenerWrap>(info) {
   Napi::Env env = info.Env();
   Tag(env, info.This(), kListenerTag);
@@ -25,10 +26,10 @@ ListenerWrap::ListenerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Li
   if (!configuration) return;
   QUIC_ADDR address;
   if (!info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber() ||
-      !info[5].IsNumber() ||
+      !info[5].IsNumber() || !info[6].IsNumber() || !info[7].IsNumber() || !info[8].IsBoolean() ||
       !ParseAddress(info[1].As<Napi::String>().Utf8Value(),
                     static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()), &address)) {
-    Napi::TypeError::New(env, "Listener(configuration, ip, port, backlog, budget, datagramQueue)")
+    Napi::TypeError::New(env, "Listener(configuration, ip, port, backlog, budget, datagramQueue, maxHandshakes, retryAbove, deferAdmission)")
         .ThrowAsJavaScriptException();
     return;
   }
@@ -36,6 +37,10 @@ ListenerWrap::ListenerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Li
   options.backlog = info[3].As<Napi::Number>().Uint32Value();
   options.connection.stream_receive_budget = info[4].As<Napi::Number>().Uint32Value();
   options.connection.datagram_send_queue = info[5].As<Napi::Number>().Uint32Value();
+  options.max_handshakes = info[6].As<Napi::Number>().Uint32Value();
+  const double retry_above = info[7].As<Napi::Number>().DoubleValue();
+  options.retry_above = retry_above < 0 ? kNeverRetry : static_cast<uint32_t>(retry_above);
+  options.defer_admission = info[8].As<Napi::Boolean>().Value();
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
   listener_ = Listener::Open(runtime, configuration, options, &status);
   if (listener_) {
@@ -65,8 +70,13 @@ Napi::Value ListenerWrap::JS_Stop(const Napi::CallbackInfo& info) {
 
 Napi::Value ListenerWrap::JS_Stats(const Napi::CallbackInfo& info) {
   Napi::Object stats = Napi::Object::New(info.Env());
-  stats.Set("pending", listener_ ? listener_->pending() : 0);
-  stats.Set("refused", static_cast<double>(listener_ ? listener_->refused() : 0));
+  auto refused = [&](Refusal reason) { return static_cast<double>(listener_ ? listener_->refused(reason) : 0); };
+  stats.Set("handshaking", listener_ ? listener_->handshaking() : 0);
+  stats.Set("established", listener_ ? listener_->established() : 0);
+  stats.Set("refusedHandshakes", refused(Refusal::kHandshakes));
+  stats.Set("refusedBacklog", refused(Refusal::kBacklog));
+  stats.Set("refusedAdmission", refused(Refusal::kAdmission));
+  stats.Set("retrying", listener_ ? listener_->retrying() : false);
   QUIC_LISTENER_STATISTICS msquic = {};
   if (listener_ && listener_->Statistics(&msquic)) {
     stats.Set("accepted", static_cast<double>(msquic.TotalAcceptedConnections));

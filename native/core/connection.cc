@@ -89,6 +89,24 @@ QUIC_STATUS Connection::SetPeerStreamCounts(int32_t bidirectional, int32_t unidi
   return MsQuic->SetParam(handle_, QUIC_PARAM_CONN_SETTINGS, sizeof(settings), &settings);
 }
 
+bool Connection::Admit(bool accept, uint64_t code) {
+  HandleUse use(*this);
+  if (!use || !is_server_ || shutdown_begun_.load()) return false;
+  if (accept) {
+    // Queued on the connection's worker (never blocks); the handshake goes on from the Initial
+    // MsQuic kept. A failure here leaves the connection to its handshake timeout: shut it now.
+    auto configuration = listener_->configuration();
+    if (QUIC_SUCCEEDED(MsQuic->ConnectionSetConfiguration(handle_, configuration->handle()))) return true;
+  } else {
+    listener_->Refused(Refusal::kAdmission);
+    // Refused now: it stops counting as a handshake at once, not after its close has drained.
+    if (!left_handshakes_.exchange(true)) listener_->Dropped();
+  }
+  shutdown_begun_.store(true);
+  MsQuic->ConnectionShutdown(handle_, QUIC_CONNECTION_SHUTDOWN_FLAG_NONE, code);
+  return accept ? false : true;
+}
+
 QUIC_STATUS Connection::CompleteCertificateValidation(bool accept) {
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
@@ -226,6 +244,7 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
         // Queued on this connection; a failure only means the client gets no ticket.
         MsQuic->ConnectionSendResumptionTicket(handle_, QUIC_SEND_RESUMPTION_FLAG_NONE, 0, nullptr);
       }
+      if (is_server_ && !left_handshakes_.exchange(true)) listener_->Connected();
       // Server connections are queued for accept() from here, before any of their streams.
       Push(EventType::kConnectionConnected, 0, event->CONNECTED.SessionResumed);
       break;
@@ -251,7 +270,7 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
       if (event->SHUTDOWN_COMPLETE.HandshakeCompleted) flags |= kHandshakeCompleted;
       if (event->SHUTDOWN_COMPLETE.PeerAcknowledgedShutdown) flags |= kPeerAcknowledged;
       // A server connection that never completed its handshake never reached the app.
-      if (is_server_ && !connected_) listener_->Dropped();
+      if (is_server_ && !left_handshakes_.exchange(true)) listener_->Dropped();
       Push(EventType::kConnectionShutdownComplete, 0, flags);
       OnFinalEvent(event->SHUTDOWN_COMPLETE.AppCloseInProgress);
       break;

@@ -48,6 +48,9 @@ class Connection : public Handle {
   // JS thread: changes the peer's stream credit. Raising takes effect at once; lowering withholds
   // future credit. Blocks briefly inside MsQuic (it runs on the connection's worker).
   QUIC_STATUS SetPeerStreamCounts(int32_t bidirectional, int32_t unidirectional);
+  // JS thread, server side with deferred admission: lets the handshake start (the listener's
+  // configuration) or refuses the connection with `code` before it. False if it is already gone.
+  bool Admit(bool accept, uint64_t code);
   // JS thread: the app's verdict on a certificate it was handed (VerifyMode::kCustom).
   QUIC_STATUS CompleteCertificateValidation(bool accept);
   // JS thread: opens and starts a local stream. It waits for the peer's credit inside MsQuic.
@@ -76,6 +79,14 @@ class Connection : public Handle {
   // the connection's first event is queued; read on the JS thread after that.
   const std::string& server_name() const { return server_name_; }
   void set_server_name(std::string name) { server_name_ = std::move(name); }
+  // Server side, set in NEW_CONNECTION before the first event is queued and never again: where the
+  // client's first packet came from and went to (readable on the JS thread from the first event).
+  void set_peer_addresses(const QUIC_ADDR& local, const QUIC_ADDR& remote) {
+    initial_local_ = local;
+    initial_remote_ = remote;
+  }
+  const QUIC_ADDR& initial_local_address() const { return initial_local_; }
+  const QUIC_ADDR& initial_remote_address() const { return initial_remote_; }
   // Server side, set in NEW_CONNECTION: send a session ticket once the handshake completes.
   void set_send_resumption_ticket(bool send) { send_resumption_ticket_ = send; }
   // Whether the handshake resumed a session (readable once connected).
@@ -105,6 +116,8 @@ class Connection : public Handle {
   std::string expected_host_;
   std::string certificate_error_;       // worker only: why we refused the peer's certificate
   std::atomic<bool> shutdown_begun_{false};
+  // Server side: the connection left its listener's handshake count (connected, refused, or gone).
+  std::atomic<bool> left_handshakes_{false};
   bool connected_ = false;              // worker only
   std::string alpn_;
   std::string server_name_;
@@ -112,6 +125,8 @@ class Connection : public Handle {
   bool session_resumed_ = false;
   QUIC_ADDR local_address_ = {};
   QUIC_ADDR remote_address_ = {};
+  QUIC_ADDR initial_local_ = {};
+  QUIC_ADDR initial_remote_ = {};
   std::atomic<uint32_t> datagrams_unsent_{0};   // handed to MsQuic, not sent yet
   std::atomic<uint32_t> datagrams_waiting_{0};  // received, not yet with the app
   std::atomic<uint64_t> datagrams_dropped_{0};

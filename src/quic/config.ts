@@ -70,7 +70,9 @@ export const DEFAULTS = {
   handshakeTimeout: 10_000,
   streamReceiveBudget: 1 << 20,
   datagramSendQueue: 64,
-  backlog: 512
+  backlog: 512,
+  maxHandshakes: 1024,
+  retryAbove: 128
 } as const
 
 // MsQuic's QUIC_CONGESTION_CONTROL_ALGORITHM values.

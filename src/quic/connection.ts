@@ -14,6 +14,10 @@ import { StreamCore, isCoreSnapshot, type CoreSnapshot } from './stream-core.js'
 import { QuicStream } from './stream.js'
 import { kCloseError, kClosedByApp, kConnected, kGrantStreams, kHandOver, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
 
+// QUIC's transport error APPLICATION_ERROR: 0x0c in RFC 9000 §20.1, 0x0b as MsQuic 2.5 sends it
+// (its frame.h has the wrong number; 0x0b is INVALID_TOKEN, which no server sends at this point).
+const APPLICATION_ERRORS = new Set([0xbn, 0xcn])
+
 /**
  * Makes the adapter an app gets for a stream (the node:stream Duplex by default). The libp2p
  * transport and other adapters pass their own to `openStreamWith()` / `acceptStreamWith()`.
@@ -664,7 +668,12 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
           code: BigInt(code),
           error: typeof extra === 'string'
             ? new QuicError(QuicErrorCode.CERTIFICATE, extra, { status, statusName: native.statusName(status) })
-            : errorFromStatus(native.statusName(status), status, 'The connection was closed by the transport')
+            : this.#state === 'connecting' && APPLICATION_ERRORS.has(BigInt(code))
+              // The server's application closed it before the handshake completed (during the
+              // handshake QUIC hides the application's code behind APPLICATION_ERROR): a refusal,
+              // as from a server's `admit`.
+              ? new QuicError(QuicErrorCode.CONNECTION_REFUSED, 'The server refused the connection before its handshake completed', { status, statusName: native.statusName(status) })
+              : errorFromStatus(native.statusName(status), status, 'The connection was closed by the transport')
         }
         break
       case Ev.ConnectionShutdownByPeer:

@@ -1,7 +1,10 @@
 /**
  * QuicListener and listen(). Every connection whose handshake completes is queued the moment it
- * does, whether or not anyone is calling accept(); accept() takes the oldest. The queue is bounded
- * by `backlog` natively: beyond it new connections are refused on the wire and counted. JS thread.
+ * does, whether or not anyone is calling accept(); accept() takes the oldest. Two native bounds
+ * guard it: `backlog` (established connections not yet accepted) and `maxHandshakes` (connections
+ * still handshaking); beyond either, new connections are refused on the wire and counted. When
+ * handshakes pile up (`retryAbove`), new clients must first pass a stateless Retry. `admit`
+ * decides on each connection before its handshake starts. JS thread.
  */
 import { EventEmitter } from 'node:events'
 import { lookup } from 'node:dns/promises'
@@ -19,8 +22,30 @@ export interface ListenOptions extends TlsOptions, QuicSettings {
   host?: string
   /** UDP port; 0 (the default) picks a free one (see `address()`). */
   port?: number
-  /** Connections received but not yet accepted before new ones are refused. Default 512. */
+  /**
+   * Established connections not yet accepted; while that many wait, new connections are refused.
+   * Default 512. Connections still handshaking do not count (see `maxHandshakes`).
+   */
   backlog?: number
+  /**
+   * Connections handshaking at once; beyond it new ones are refused (and counted) until some
+   * complete or time out (`handshakeTimeout`). Default 1024.
+   */
+  maxHandshakes?: number
+  /**
+   * From this many handshakes in progress on, every new client must first prove its address with a
+   * stateless Retry (one extra round trip; spoofed or replayed Initials then cost the listener one
+   * packet and no state) until they fall to half of it. 0: always; false: never. Default 128.
+   * Retry is process-wide in MsQuic: while any listener asks for it, every listener sends it.
+   */
+  retryAbove?: number | false
+  /**
+   * Decides on each new connection before its handshake starts (nothing is signed or sent before
+   * the answer). Return false (or reject) to refuse it: the client gets a CONNECTION_CLOSE with
+   * `AdmissionRefusedCode` and the refusal is counted in `stats().refusedBy.admission`. Costs one
+   * trip through the event loop per connection; the native bounds above apply first.
+   */
+  admit?: AdmitConnection
   /** Ask clients for a certificate and require one. Checked against `ca`, or by `verifyPeer`. */
   requestCert?: boolean
   /** PEM CA certificate(s) that client certificates must chain to (with `requestCert`). */
@@ -34,11 +59,33 @@ export interface ListenOptions extends TlsOptions, QuicSettings {
   sessionTickets?: boolean | '0rtt'
 }
 
+/** What `admit` is told about a new connection (from the client's first packet). */
+export interface IncomingConnection {
+  remoteAddress: NativeAddress
+  localAddress: NativeAddress
+  /** The name the client asked for (SNI), if any. */
+  serverName?: string
+}
+
+/** Decides on a new connection before its handshake: true admits it. */
+export type AdmitConnection = (connection: IncomingConnection) => boolean | Promise<boolean>
+
+/** The application error code a connection refused by `admit` is closed with. */
+export const AdmissionRefusedCode = 0x1006n
+
 export interface ListenerStats {
-  /** Connections received (handshaking or waiting for accept()). */
+  /** Connections received and not yet accepted: `handshaking` + `waiting`. */
   pending: number
-  /** Connections refused because the backlog was full. */
+  /** Connections still handshaking (admission included). */
+  handshaking: number
+  /** Established connections waiting for accept(). */
+  waiting: number
+  /** New connections refused, for any reason. */
   refused: number
+  /** Refusals by reason: too many handshakes, a full backlog, or `admit`. */
+  refusedBy: { handshakes: number, backlog: number, admission: number }
+  /** Whether new clients must pass a stateless Retry now (see `retryAbove`; process-wide). */
+  retrying: boolean
   /** Connections MsQuic accepted, in total (absent once the listener is closed). */
   accepted?: number
   /** Connections MsQuic rejected, in total (backlog refusals included). */
@@ -53,6 +100,7 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
   readonly #queue = new AcceptQueue<QuicConnection>('accept', connection => connection[kTaken]())
   readonly #closed: Promise<void>
   readonly #verifyPeer?: VerifyPeer
+  readonly #admit?: AdmitConnection
   readonly #handshaking = new Set<QuicConnection>()
   #resolveClosed!: () => void
   #closing = false
@@ -60,11 +108,12 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
   readonly streamLimits: StreamLimits
 
   /** @internal Made by listen(). */
-  constructor (handle: NativeListener, streamLimits: StreamLimits, verifyPeer?: VerifyPeer) {
+  constructor (handle: NativeListener, streamLimits: StreamLimits, verifyPeer?: VerifyPeer, admit?: AdmitConnection) {
     super()
     this.#native = handle
     this.streamLimits = Object.freeze({ ...streamLimits })
     this.#verifyPeer = verifyPeer
+    this.#admit = admit
     this.#closed = new Promise(resolve => { this.#resolveClosed = resolve })
     handle.owner = this
   }
@@ -78,7 +127,15 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
 
   /** Backlog figures. */
   stats (): ListenerStats {
-    return this.#native.stats()
+    const { handshaking, established, refusedHandshakes, refusedBacklog, refusedAdmission, ...rest } = this.#native.stats()
+    return {
+      pending: handshaking + established,
+      handshaking,
+      waiting: established,
+      refused: refusedHandshakes + refusedBacklog + refusedAdmission,
+      refusedBy: { handshakes: refusedHandshakes, backlog: refusedBacklog, admission: refusedAdmission },
+      ...rest
+    }
   }
 
   /** Connections waiting for accept(). */
@@ -151,9 +208,10 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
   }
 
   /** @internal Runs on the JS thread for each native event of this listener, in order. */
-  [kOnNativeEvent] (type: number, _status: number, _value: number | bigint, _code: number | bigint, extra: unknown): void {
+  [kOnNativeEvent] (type: number, _status: number, value: number | bigint, _code: number | bigint, extra: unknown): void {
     if (type === Ev.ListenerConnection) {
-      const connection = new QuicConnection(extra as NativeConnection, {
+      const native = extra as NativeConnection
+      const connection = new QuicConnection(native, {
         server: true,
         streamLimits: this.streamLimits,
         verifyPeer: this.#verifyPeer,
@@ -167,12 +225,29 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
       this.#handshaking.add(connection)
       // A handshake that fails never reaches accept(); MsQuic's backlog count drops it natively.
       void connection.closed.then(() => this.#handshaking.delete(connection))
+      if (value === 1) this.#decide(native)
     } else if (type === Ev.ListenerStopped) {
       this.#closing = true
       this.#queue.close(closedError('The listener'))
       this.#resolveClosed()
       this.emit('close')
     }
+  }
+
+  // Deferred admission: the handshake waits natively for the verdict. A throwing or rejecting
+  // `admit` refuses (the connection must not hang until its handshake timeout).
+  #decide (native: NativeConnection): void {
+    const admit = this.#admit as AdmitConnection
+    const verdict = (accept: unknown): void => { native.admit(accept === true && !this.#closing, AdmissionRefusedCode) }
+    let answer: boolean | Promise<boolean>
+    try {
+      answer = admit(native.peer())
+    } catch {
+      verdict(false)
+      return
+    }
+    if (typeof answer === 'boolean') verdict(answer)
+    else Promise.resolve(answer).then(verdict, () => verdict(false))
   }
 
   #onConnected (connection: QuicConnection): void {
@@ -201,6 +276,13 @@ export async function listen (options: ListenOptions): Promise<QuicListener> {
   const listenPort = port(options.port ?? 0, true)
   const backlog = options.backlog ?? DEFAULTS.backlog
   if (!Number.isInteger(backlog) || backlog < 1 || backlog > 2 ** 31) throw invalidArgValue('backlog', 'must be a positive integer', backlog, true)
+  const maxHandshakes = options.maxHandshakes ?? DEFAULTS.maxHandshakes
+  if (!Number.isInteger(maxHandshakes) || maxHandshakes < 1 || maxHandshakes > 2 ** 31) throw invalidArgValue('maxHandshakes', 'must be a positive integer', maxHandshakes, true)
+  const retryAbove = options.retryAbove ?? DEFAULTS.retryAbove
+  if (retryAbove !== false && (!Number.isInteger(retryAbove) || retryAbove < 0 || retryAbove > 2 ** 31)) {
+    throw invalidArgValue('retryAbove', 'must be an integer from 0 or false', retryAbove, typeof retryAbove === 'number')
+  }
+  if (options.admit !== undefined && typeof options.admit !== 'function') throw invalidArgType('admit', 'a function', options.admit)
   if (options.verifyPeer !== undefined && typeof options.verifyPeer !== 'function') throw invalidArgType('verifyPeer', 'a function', options.verifyPeer)
   const { settings, budget, datagramQueue } = nativeSettings(options)
   const tickets = options.sessionTickets ?? false
@@ -220,5 +302,7 @@ export async function listen (options: ListenOptions): Promise<QuicListener> {
     settings
   })
   const limits = { bidirectional: settings.peerBidiStreamCount, unidirectional: settings.peerUnidiStreamCount }
-  return new QuicListener(new (runtime().Listener)(configuration, ip, listenPort, backlog, budget, datagramQueue), limits, options.verifyPeer)
+  const native = new (runtime().Listener)(configuration, ip, listenPort, backlog, budget, datagramQueue,
+    maxHandshakes, retryAbove === false ? -1 : retryAbove, options.admit !== undefined)
+  return new QuicListener(native, limits, options.verifyPeer, options.admit)
 }

@@ -109,8 +109,10 @@ describe('accepting connections late', () => {
     const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key, backlog: 2 })
     const port = listener.address().port
     const first = await Promise.all([0, 1].map(() => connect({ host: '127.0.0.1', port, alpn: 'test', ca: cert })))
+    // The server counts a connection as waiting once the client's last handshake flight arrived.
+    await until(() => listener.stats().waiting === 2, 'two connections waiting')
     await expect(connect({ host: '127.0.0.1', port, alpn: 'test', ca: cert })).rejects.toMatchObject({ code: QuicErrorCode.CONNECTION_REFUSED })
-    expect(listener.stats().refused).toBe(1)
+    expect(listener.stats()).toMatchObject({ refused: 1, refusedBy: { backlog: 1 } })
     // Taking one from the backlog makes room again.
     await listener.accept()
     const third = await connect({ host: '127.0.0.1', port, alpn: 'test', ca: cert })

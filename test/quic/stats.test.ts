@@ -17,7 +17,17 @@ describe('statistics', () => {
     // One after another, so a new binding may land in the memory of the last (which had drops).
     for (let round = 0; round < 4; round++) {
       const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key })
-      expect(listener.stats()).toEqual({ pending: 0, refused: 0, accepted: 0, rejected: 0, droppedPackets: 0 })
+      expect(listener.stats()).toEqual({
+        pending: 0,
+        handshaking: 0,
+        waiting: 0,
+        refused: 0,
+        refusedBy: { handshakes: 0, backlog: 0, admission: 0 },
+        retrying: false,
+        accepted: 0,
+        rejected: 0,
+        droppedPackets: 0
+      })
       // Short datagrams with a long header's first byte: too small to be QUIC, dropped by the binding.
       for (let i = 0; i < 50; i++) socket.send(Buffer.from([0xc0, i, 1, 2]), listener.address().port, '127.0.0.1')
       await until(() => (listener.stats().droppedPackets ?? 0) >= 50, 'the drops to be counted')
