@@ -36,6 +36,20 @@ QUIC_STATUS ConfigureWorkers(uint32_t workers) {
   return MsQuic->SetParam(nullptr, QUIC_PARAM_GLOBAL_EXECUTION_CONFIG,
                           static_cast<uint32_t>(buffer.size()), buffer.data());
 }
+
+// MsQuic answers new Initials it will not take state for (Retry, version negotiation, stateless
+// resets) from small queues: 16 per worker and 100 per socket in any 100 ms, beyond which it drops
+// them silently. Under a flood of spoofed Initials a legitimate client's Initial is then dropped
+// too and it waits a full probe timeout (about 1 s) to send it again. A Retry is one small packet
+// and no state, so the queues are made deep enough that every client gets its answer at once.
+void ConfigureStatelessLimits() {
+  QUIC_SETTINGS settings = {};
+  settings.IsSet.MaxStatelessOperations = 1;
+  settings.MaxStatelessOperations = 1024;
+  settings.IsSet.MaxBindingStatelessOperations = 1;
+  settings.MaxBindingStatelessOperations = 4096;
+  MsQuic->SetParam(nullptr, QUIC_PARAM_GLOBAL_SETTINGS, sizeof(settings), &settings);
+}
 }  // namespace
 
 QUIC_STATUS ApiAcquire(uint32_t workers) {
@@ -48,6 +62,7 @@ QUIC_STATUS ApiAcquire(uint32_t workers) {
     }
     // Must precede the first RegistrationOpen, which creates the worker pool.
     if (workers > 0) ConfigureWorkers(workers);
+    ConfigureStatelessLimits();
     QUIC_REGISTRATION_CONFIG config = {"node-msquic", QUIC_EXECUTION_PROFILE_LOW_LATENCY};
     status = MsQuic->RegistrationOpen(&config, &registration);
     if (QUIC_FAILED(status)) {

@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest'
+// @ts-expect-error: a plain ES module shared with the benchmark (bench/flood.mjs), no typings
+import { runFlood } from '../../bench/flood.mjs'
+
+interface FloodResult { connected: number, total: number, p50: number, p99: number, failures: Record<string, number>, stats: { peakHandshaking: number, refusedBy: Record<string, number> }, replies?: { replies: { retry: number, handshake: number } } }
+
+describe('a handshake flood', () => {
+  it('should let legitimate clients connect while 3,000 handshakes never complete', async () => {
+    const result = await runFlood({ flood: { replays: 2000, stalled: 500, wrongAlpn: 500 }, legit: 100 }) as FloodResult
+    console.log(`flood: ${result.connected}/${result.total} legitimate clients connected, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms; ` +
+      `peak handshaking ${result.stats.peakHandshaking}; replays answered: ${JSON.stringify(result.replies?.replies)}`)
+    expect(result.failures).toEqual({})
+    expect(result.connected).toBe(result.total)
+    // The replays past the first few were answered with a stateless Retry, not a handshake.
+    expect(result.replies?.replies.retry).toBeGreaterThan(1500)
+    expect(result.replies?.replies.handshake).toBeLessThan(200)
+    // The stalled clients passed the Retry and hold handshakes; never the backlog.
+    expect(result.stats.peakHandshaking).toBeGreaterThanOrEqual(400)
+    expect(result.stats.refusedBy.backlog).toBe(0)
+  }, 120_000)
+})
