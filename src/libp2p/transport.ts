@@ -3,13 +3,14 @@
  * libp2p TLS certificate inside the handshake, and hands js-libp2p connections whose streams are
  * native QUIC streams (no encryption or muxer upgrade on top).
  */
-import { serviceCapabilities, transportSymbol, TypedEventEmitter, type ComponentLogger, type Connection, type CreateListenerOptions, type DialTransportOptions, type Listener, type ListenerEvents, type Logger, type Metrics, type PeerId, type PrivateKey, type Transport, type Upgrader } from '@libp2p/interface'
+import { serviceCapabilities, transportSymbol, TypedEventEmitter, type ComponentLogger, type Connection, type ConnectionGater, type CreateListenerOptions, type DialTransportOptions, type Listener, type ListenerEvents, type Logger, type Metrics, type PeerId, type PrivateKey, type Transport, type Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { QuicError, QuicErrorCode } from '../errors.js'
 import type { QuicSettings } from '../quic/config.js'
 import { connect } from '../quic/connect.js'
 import type { QuicConnection } from '../quic/connection.js'
 import { listen, type QuicListener } from '../quic/listener.js'
+import { InboundAdmission, type AdmissionOptions } from './admission.js'
 import { createLibp2pCertificate, verifyLibp2pCertificate, type Libp2pCertificate } from './certificate.js'
 import { Libp2pQuicError, Libp2pQuicErrorCode } from './errors.js'
 import { expandWildcard, parseQuicAddress, quicMultiaddr, quicV1Filter, type QuicAddress } from './multiaddr.js'
@@ -45,6 +46,13 @@ export interface MsQuicTransportOptions {
    * stream to js-libp2p's own multistream-select.
    */
   negotiation?: NegotiationOptions | false
+  /**
+   * Inbound admission before the QUIC handshake (see AdmissionOptions): js-libp2p's deny/allow
+   * lists, `maxIncomingPendingConnections`, `inboundConnectionThreshold` and the connection gater,
+   * read from the node unless given here, plus an optional transient-connection budget. On by
+   * default; false admits every connection to its handshake (js-libp2p still checks after it).
+   */
+  admission?: AdmissionOptions | false
 }
 
 export interface MsQuicTransportComponents {
@@ -53,6 +61,9 @@ export interface MsQuicTransportComponents {
   /** The protocols inbound streams are negotiated against (without it js-libp2p negotiates them). */
   registrar?: { getProtocols: () => string[] }
   metrics?: Metrics
+  /** js-libp2p's connection manager: its inbound limits are read for admission (see AdmissionOptions). */
+  connectionManager?: unknown
+  connectionGater?: ConnectionGater
 }
 
 /** The QUIC connection under a libp2p connection made by this transport, if it is one. */
@@ -187,7 +198,9 @@ export class MsQuicTransport implements Transport {
   }
 
   createListener (options: CreateListenerOptions): Listener {
-    return new MsQuicLibp2pListener(this, options.upgrader, this.#components.logger.forComponent('libp2p:msquic:listener'), this.#components.logger, this.#options)
+    const c = this.#components
+    const admission = this.#options.admission === false ? undefined : new InboundAdmission(this.#options.admission, c.connectionManager, c.connectionGater)
+    return new MsQuicLibp2pListener(this, options.upgrader, c.logger.forComponent('libp2p:msquic:listener'), c.logger, this.#options, admission)
   }
 }
 
@@ -207,14 +220,17 @@ export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> impl
   // Peer ids verified during handshakes, by the certificate object verifyPeer was given.
   readonly #verified = new WeakMap<Buffer, PeerId>()
   #state: ListenerState = { status: 'ready' }
+  /** Admission before the handshake (undefined with `admission: false`). */
+  readonly admission: InboundAdmission | undefined
 
-  constructor (transport: MsQuicTransport, upgrader: Upgrader, log: Logger, logger: ComponentLogger, options: MsQuicTransportOptions) {
+  constructor (transport: MsQuicTransport, upgrader: Upgrader, log: Logger, logger: ComponentLogger, options: MsQuicTransportOptions, admission?: InboundAdmission) {
     super()
     this.#transport = transport
     this.#upgrader = upgrader
     this.#log = log
     this.#logger = logger
     this.#options = options
+    this.admission = admission
   }
 
   async listen (ma: Multiaddr): Promise<void> {
@@ -229,6 +245,14 @@ export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> impl
       cert,
       key,
       backlog: this.#options.backlog,
+      ...(this.admission === undefined
+        ? {}
+        : {
+            // js-libp2p's pending inbound connections are, over QUIC, the handshakes; Retry from half.
+            maxHandshakes: this.admission.maxPending,
+            retryAbove: Math.max(1, this.admission.maxPending >> 1),
+            admit: this.admission.admit
+          }),
       verifyPeer: async ({ der }) => {
         if (der === undefined) return false
         try {
@@ -258,6 +282,7 @@ export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> impl
     const der = connection.peerCertificate
     const remotePeer = der === undefined ? undefined : this.#verified.get(der)
     const remote = connection.remoteAddress
+    if (remote !== undefined) this.admission?.handshakeDone(remote)
     if (remotePeer === undefined || remote === undefined) {
       void connection.close({ code: 0 }).catch(() => {})
       return
@@ -284,6 +309,11 @@ export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> impl
       this.#log('inbound upgrade failed: %s', (error as Error).message)
       maConn.abort(error as Error)
     }
+  }
+
+  /** The QUIC listener under this libp2p listener, while listening (its stats count admission refusals). */
+  get quic (): QuicListener | undefined {
+    return this.#state.status === 'listening' ? this.#state.listener : undefined
   }
 
   getAddrs (): Multiaddr[] {

@@ -65,6 +65,8 @@ export interface IncomingConnection {
   localAddress: NativeAddress
   /** The name the client asked for (SNI), if any. */
   serverName?: string
+  /** Settles once the connection has closed, whatever the verdict (to release what admission took). */
+  closed: Promise<void>
 }
 
 /** Decides on a new connection before its handshake: true admits it. */
@@ -225,7 +227,7 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
       this.#handshaking.add(connection)
       // A handshake that fails never reaches accept(); MsQuic's backlog count drops it natively.
       void connection.closed.then(() => this.#handshaking.delete(connection))
-      if (value === 1) this.#decide(native)
+      if (value === 1) this.#decide(connection, native)
     } else if (type === Ev.ListenerStopped) {
       this.#closing = true
       this.#queue.close(closedError('The listener'))
@@ -236,12 +238,12 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
 
   // Deferred admission: the handshake waits natively for the verdict. A throwing or rejecting
   // `admit` refuses (the connection must not hang until its handshake timeout).
-  #decide (native: NativeConnection): void {
+  #decide (connection: QuicConnection, native: NativeConnection): void {
     const admit = this.#admit as AdmitConnection
     const verdict = (accept: unknown): void => { native.admit(accept === true && !this.#closing, AdmissionRefusedCode) }
     let answer: boolean | Promise<boolean>
     try {
-      answer = admit(native.peer())
+      answer = admit({ ...native.peer(), closed: connection.closed.then(() => {}, () => {}) })
     } catch {
       verdict(false)
       return

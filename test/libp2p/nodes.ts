@@ -17,6 +17,9 @@ export interface NodeOptions {
   /** Handler limits of the echo protocol. */
   maxInboundStreams?: number
   maxOutboundStreams?: number
+  /** js-libp2p's connection manager and gater options. */
+  connectionManager?: Record<string, unknown>
+  connectionGater?: Record<string, unknown>
 }
 
 /** Echoes every stream back to its end. */
@@ -33,6 +36,8 @@ export async function createNode (init: NodeOptions = {}): Promise<TestNode> {
     addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/udp/0/quic-v1'] },
     transports: [init.transport ?? msquic(init.options)],
     connectionMonitor: { enabled: false },
+    ...(init.connectionManager === undefined ? {} : { connectionManager: init.connectionManager }),
+    ...(init.connectionGater === undefined ? {} : { connectionGater: init.connectionGater }),
     services: { identify: identify(), ping: ping() }
   }) as unknown as TestNode
   await node.handle(ECHO, echoHandler, { maxInboundStreams: init.maxInboundStreams ?? 1024, maxOutboundStreams: init.maxOutboundStreams ?? 1024 })

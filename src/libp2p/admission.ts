@@ -1,0 +1,181 @@
+/**
+ * Inbound admission before the QUIC handshake: js-libp2p's rules for incoming connections (deny and
+ * allow lists, at most `maxIncomingPendingConnections` at once, at most `inboundConnectionThreshold`
+ * per host per second, the connection gater's `denyInboundConnection`) applied when MsQuic reports
+ * the new connection, so a refused peer costs no handshake. js-libp2p applies them again after the
+ * upgrade; that second pass finds nothing left to refuse. JS thread.
+ */
+import { BlockList, isIPv6 } from 'node:net'
+import type { ConnectionGater, MultiaddrConnection } from '@libp2p/interface'
+import type { AdmitConnection, IncomingConnection } from '../quic/listener.js'
+import type { Reservation, TransientConnectionManager } from '../limits/transient.js'
+import { quicMultiaddr } from './multiaddr.js'
+
+export interface AdmissionOptions {
+  /**
+   * Handshakes at once; beyond it new connections are refused natively. Default: the node's
+   * `connectionManager.maxIncomingPendingConnections` (js-libp2p's default is 10).
+   */
+  maxIncomingPendingConnections?: number
+  /**
+   * New connections per remote host per second. Default: the node's
+   * `connectionManager.inboundConnectionThreshold` (js-libp2p's default is 5).
+   */
+  inboundConnectionThreshold?: number
+  /** IPs or CIDR ranges ('10.0.0.0/8', '/ip4/10.0.0.0/ipcidr/8') always refused. Default: the node's `deny` list. */
+  deny?: string[]
+  /** IPs or CIDR ranges never refused by the limits above. Default: the node's `allow` list. */
+  allow?: string[]
+  /**
+   * Transient connections: each admitted connection takes a reservation keyed by its remote
+   * address and port before its handshake (refused when the manager refuses), marked handshaking
+   * until the handshake ends. It is handed to `onReservation` (to promote once the peer is
+   * wanted) and released when the connection closes.
+   */
+  transient?: TransientConnectionManager<unknown>
+}
+
+/** The parts of js-libp2p's connection manager this reads, when they are there (duck-typed). */
+interface ConnectionManagerLike {
+  maxIncomingPendingConnections?: unknown
+  inboundConnectionRateLimiter?: { points?: unknown }
+  deny?: unknown
+  allow?: unknown
+}
+interface IpNetLike { contains: (host: string) => boolean }
+
+const DEFAULT_MAX_PENDING = 10
+const DEFAULT_THRESHOLD = 5
+
+/** An address matcher over IPs and CIDR ranges, as plain strings or /ip4|ip6/…/ipcidr/… multiaddrs. */
+function matcher (name: string, entries: string[]): (host: string) => boolean {
+  const list = new BlockList()
+  for (const entry of entries) {
+    const parts = entry.startsWith('/') ? entry.split('/') : []
+    const [ip, prefix] = parts.length > 0 ? [parts[2], parts[4]] : entry.split('/')
+    const family = isIPv6(ip ?? '') ? 'ipv6' : 'ipv4'
+    try {
+      if (prefix === undefined) list.addAddress(ip, family)
+      else list.addSubnet(ip, Number(prefix), family)
+    } catch {
+      throw Object.assign(new TypeError(`${name}: not an IP address or CIDR range: ${entry}`), { code: 'ERR_INVALID_ARG_VALUE' })
+    }
+  }
+  return host => list.check(host, isIPv6(host) ? 'ipv6' : 'ipv4')
+}
+
+function nodeList (value: unknown): ((host: string) => boolean) | undefined {
+  if (!Array.isArray(value) || value.length === 0) return undefined
+  const nets = value.filter((net): net is IpNetLike => typeof (net as IpNetLike)?.contains === 'function')
+  return host => nets.some(net => net.contains(host))
+}
+
+/** A per-host token bucket: `perSecond` connections a second, refilled continuously. */
+class HostRate {
+  readonly #perSecond: number
+  readonly #hosts = new Map<string, { tokens: number, at: number }>()
+  #swept = performance.now()
+
+  constructor (perSecond: number) { this.#perSecond = perSecond }
+
+  take (host: string): boolean {
+    if (this.#perSecond === Infinity) return true
+    const now = performance.now()
+    if (now - this.#swept > 10_000) this.#sweep(now)
+    const bucket = this.#hosts.get(host) ?? { tokens: this.#perSecond, at: now }
+    bucket.tokens = Math.min(this.#perSecond, bucket.tokens + (now - bucket.at) * this.#perSecond / 1000)
+    bucket.at = now
+    this.#hosts.set(host, bucket)
+    if (bucket.tokens < 1) return false
+    bucket.tokens -= 1
+    return true
+  }
+
+  // Full buckets carry no information: forget them, so the map holds only recent hosts.
+  #sweep (now: number): void {
+    this.#swept = now
+    for (const [host, bucket] of this.#hosts) if ((now - bucket.at) * this.#perSecond / 1000 + bucket.tokens >= this.#perSecond) this.#hosts.delete(host)
+  }
+}
+
+/** The listener's admission, made from the options and the node's connection manager and gater. */
+export class InboundAdmission {
+  /** Handshakes at once (the listener's `maxHandshakes`). */
+  readonly maxPending: number
+  readonly #rate: HostRate
+  readonly #deny?: (host: string) => boolean
+  readonly #allow?: (host: string) => boolean
+  readonly #gater?: ConnectionGater
+  readonly #transient?: TransientConnectionManager<unknown>
+  readonly #reservations = new Map<string, Reservation<unknown>>()
+  /** Refusals by reason, since the start. */
+  readonly refused = { deny: 0, rate: 0, gater: 0, transient: 0 }
+
+  constructor (options: AdmissionOptions = {}, connectionManager?: unknown, gater?: ConnectionGater) {
+    const node = (typeof connectionManager === 'object' && connectionManager !== null ? connectionManager : {}) as ConnectionManagerLike
+    const number = (name: string, value: unknown, fallback: number): number => {
+      const n = value ?? fallback
+      if (typeof n !== 'number' || !(Number.isInteger(n) || n === Infinity) || n < 1) {
+        throw Object.assign(new RangeError(`admission.${name} must be a positive integer or Infinity (got ${String(n)})`), { code: 'ERR_OUT_OF_RANGE' })
+      }
+      return n
+    }
+    this.maxPending = Math.min(2 ** 31, number('maxIncomingPendingConnections', options.maxIncomingPendingConnections,
+      typeof node.maxIncomingPendingConnections === 'number' ? node.maxIncomingPendingConnections : DEFAULT_MAX_PENDING))
+    const points = node.inboundConnectionRateLimiter?.points
+    this.#rate = new HostRate(number('inboundConnectionThreshold', options.inboundConnectionThreshold, typeof points === 'number' ? points : DEFAULT_THRESHOLD))
+    this.#deny = options.deny !== undefined ? matcher('admission.deny', options.deny) : nodeList(node.deny)
+    this.#allow = options.allow !== undefined ? matcher('admission.allow', options.allow) : nodeList(node.allow)
+    this.#gater = gater
+    this.#transient = options.transient
+  }
+
+  /** The listener's `admit` hook. */
+  readonly admit: AdmitConnection = (peer: IncomingConnection) => {
+    const host = peer.remoteAddress.address
+    if (this.#deny?.(host) === true) return this.#refuse('deny')
+    const allowed = this.#allow?.(host) === true
+    if (!allowed && !this.#rate.take(host)) return this.#refuse('rate')
+    if (this.#gater?.denyInboundConnection !== undefined) return this.#gate(peer, allowed)
+    return this.#reserve(peer, allowed)
+  }
+
+  /** The transient reservation an admitted connection holds (keyed by remote address and port), if any. */
+  reservationOf (remote: { address: string, port: number }): Reservation<unknown> | undefined {
+    return this.#reservations.get(`${remote.address}:${remote.port}`)
+  }
+
+  /** The connection from `remote` ended its handshake: its reservation no longer protects a handshake. */
+  handshakeDone (remote: { address: string, port: number }): void {
+    this.reservationOf(remote)?.setHandshaking(false)
+  }
+
+  async #gate (peer: IncomingConnection, allowed: boolean): Promise<boolean> {
+    const { address, family, port } = peer.remoteAddress
+    // The gater sees what it would see after the upgrade, minus the streams: the remote address.
+    const probe = { remoteAddr: quicMultiaddr(family === 'IPv6' ? 6 : 4, address, port) } as unknown as MultiaddrConnection
+    if (await (this.#gater as ConnectionGater).denyInboundConnection?.(probe) === true) return this.#refuse('gater')
+    return this.#reserve(peer, allowed)
+  }
+
+  #reserve (peer: IncomingConnection, allowed: boolean): boolean {
+    if (this.#transient === undefined || allowed) return true
+    const { address, port } = peer.remoteAddress
+    const key = `${address}:${port}`
+    const reservation = this.#transient.tryReserve(key, { address, handshaking: true })
+    if (reservation === null) return this.#refuse('transient')
+    this.#reservations.set(key, reservation)
+    // Whatever becomes of the handshake, the reservation goes with the connection (release() after
+    // a promotion or expiry only reports that outcome).
+    void peer.closed.then(() => {
+      reservation.release('closed')
+      if (this.#reservations.get(key) === reservation) this.#reservations.delete(key)
+    })
+    return true
+  }
+
+  #refuse (reason: keyof InboundAdmission['refused']): false {
+    this.refused[reason]++
+    return false
+  }
+}
