@@ -1,7 +1,7 @@
 // The limits layer over real QUIC connections (this package's own listen() and connect()).
 import { describe, it, expect } from 'vitest'
-import { connect, listen, type QuicConnection, type QuicError, type QuicListener } from '../../src/index.js'
-import { OperationLimiter, ProviderPool, TransientConnectionManager } from '../../src/limits/index.js'
+import { QuicErrorCode, connect, listen, type QuicConnection, type QuicError, type QuicListener } from '../../src/index.js'
+import { OperationLimiter, ProviderPool, TransientConnectionManager, type Reservation } from '../../src/limits/index.js'
 import { readAll, testCertificate, until } from '../helpers.js'
 
 /** The application error code a refused connection is closed with. */
@@ -17,22 +17,40 @@ describe('limits over QUIC', () => {
     const transient = new TransientConnectionManager<string>({ budget: 32, ttl: 10_000 })
     let overBudget = 0
     transient.on('reserved', () => { if (transient.count > 32) overBudget++ })
-    const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'admission', cert, key, backlog: 1024 })
+    // Admission before the handshake: a reservation per connection, taken when MsQuic reports it
+    // (a refused client costs no handshake) and released when the connection closes.
+    const reservations = new Map<string, Reservation<string>>()
+    const listener = await listen({
+      host: '127.0.0.1',
+      port: 0,
+      alpn: 'admission',
+      cert,
+      key,
+      backlog: 1024,
+      maxHandshakes: 1024,
+      admit: ({ remoteAddress, closed }) => {
+        const key = `${remoteAddress.address}:${remoteAddress.port}`
+        const reservation = transient.tryReserve(key, { address: remoteAddress.address, handshaking: true })
+        if (reservation === null) return false
+        reservations.set(key, reservation)
+        void closed.then(() => { reservation.release('closed'); reservations.delete(key) })
+        return true
+      }
+    })
     const served = new Set<string>()
-    // The node: every connection is transient from accept() until its peer has identified itself.
+    // The node: every connection is transient from its first packet until its peer has identified itself.
     const admit = async (connection: QuicConnection): Promise<void> => {
       const remote = connection.remoteAddress
-      if (remote === undefined) return
-      const reservation = transient.tryReserve(`${remote.address}:${remote.port}`, { address: remote.address, handshaking: true })
-      if (reservation === null) {
-        await connection.close({ code: REFUSED, reason: 'transient budget' })
+      const reservation = remote === undefined ? undefined : reservations.get(`${remote.address}:${remote.port}`)
+      if (reservation === undefined) {
+        await connection.close({ code: REFUSED, reason: 'no reservation' })
         return
       }
+      reservation.setHandshaking(false)
       try {
         const stream = await connection.acceptStream()
         const peer = (await readAll(stream)).toString()
         await sleep(UPGRADE_MS)
-        reservation.setHandshaking(false)
         if (reservation.promote(peer).state !== 'promoted') throw new Error('not promoted')
         served.add(peer)
         stream.end(`welcome ${peer}`)
@@ -59,10 +77,10 @@ describe('limits over QUIC', () => {
         const answer = (await readAll(stream)).toString()
         return { peer, result: answer === `welcome ${peer}` ? 'served' : 'other', detail: answer }
       } catch (error) {
-        // Refused by the node itself (its close code), not by a timeout.
-        const info = client === undefined ? { by: 'peer', code: (error as QuicError).errorCode } : await client.closed
+        // Refused by the node itself before the handshake, not by a timeout.
         refusedAfter.push(performance.now() - started)
-        return { peer, result: info.by === 'peer' && info.code === REFUSED ? 'refused' : 'other', detail: info }
+        const refusedEarly = client === undefined && (error as QuicError).code === QuicErrorCode.CONNECTION_REFUSED
+        return { peer, result: refusedEarly ? 'refused' : 'other', detail: client === undefined ? error : await client.closed }
       }
     }
     const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => await outcome(i)))
