@@ -32,3 +32,4 @@ export {
 } from './negotiation/index.js'
 export { QuicError, QuicErrorCode, NegotiationError, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
 export { setWorkerCount, getDeliveryStats } from './native.js'
+export { trimMemory, setIdleTrim } from './quic/memory.js'

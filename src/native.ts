@@ -111,6 +111,8 @@ export interface NativeBinding {
   statusName(status: number): string
   /** Calls from JS into native streams and connections so far (this thread). */
   nativeCalls(): number
+  /** glibc's malloc_trim(0): returns free memory of every arena to the system; false elsewhere. */
+  trimMemory(): boolean
   /** Parks a connection, with the peer streams its app has not accepted, for another thread. */
   transferConnection(connection: NativeConnection, streams: NativeStream[]): number
   /** The adopted connection, then the streams that travelled with it. */

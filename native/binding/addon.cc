@@ -1,6 +1,10 @@
 // Module entry: one EnvState per environment, the four wrap classes, and two helpers.
 #include <napi.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "configuration_wrap.h"
 #include "connection_wrap.h"
 #include "env_state.h"
@@ -71,6 +75,17 @@ Napi::Object Constants(Napi::Env env) {
   return constants;
 }
 
+// trimMemory() -> whether the allocator gave memory back. glibc keeps freed memory in per-thread
+// arenas (MsQuic's workers and Node's worker threads each get one) and returns the top of the heap
+// only; malloc_trim also releases the free pages inside every arena. Cheap when little is free.
+Napi::Value JsTrimMemory(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* state = new EnvState();
   env.SetInstanceData(state);
@@ -93,6 +108,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("statusName", Napi::Function::New<JsStatusName>(env, "statusName"));
   exports.Set("constants", Constants(env));
   exports.Set("nativeCalls", Napi::Function::New<EnvState::JsNativeCalls>(env, "nativeCalls"));
+  exports.Set("trimMemory", Napi::Function::New<JsTrimMemory>(env, "trimMemory"));
   return exports;
 }
 

@@ -13,6 +13,7 @@ import { RequestServer, sendRequest, type RequestHandler, type RequestInfo, type
 import { StreamCore, isCoreSnapshot, type CoreSnapshot } from './stream-core.js'
 import { QuicStream } from './stream.js'
 import { kCloseError, kClosedByApp, kConnected, kGrantStreams, kHandOver, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
+import { connectionGone, connectionOpened } from './memory.js'
 
 // QUIC's transport error APPLICATION_ERROR: 0x0c in RFC 9000 §20.1, 0x0b as MsQuic 2.5 sends it
 // (its frame.h has the wrong number; 0x0b is INVALID_TOKEN, which no server sends at this point).
@@ -192,6 +193,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   constructor (handle: NativeConnection, init: ConnectionInit) {
     super()
     this.#native = handle
+    connectionOpened()
     this.#server = init.server
     this.#verifyPeer = init.verifyPeer
     this.#onConnected = init.onConnected
@@ -249,6 +251,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     const id = runtimeBinding.transferConnection(this.#native, queued.map(core => core.native))
     const streams = queued.map(core => core.detach())
     this.#state = 'transferred'
+    connectionGone()
     this.#openStreams = 0
     this.#native.owner = undefined
     const moved = new QuicError(QuicErrorCode.TRANSFERRED, 'The connection moved to another thread')
@@ -736,6 +739,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   }
 
   #onClosed (): void {
+    if (this.#state !== 'closed') connectionGone()
     this.#state = 'closed'
     const info: QuicCloseInfo = this.#closeInfo ?? { by: 'local', code: 0n }
     this.#closeInfo = info

@@ -119,7 +119,7 @@ describe('faults', () => {
     const heapGrown = process.memoryUsage().heapUsed - heap
     console.log(`10,000 open/close cycles: RSS after 2,000 ${(warm / 2 ** 20).toFixed(1)} MiB, grew ${(grown / 2 ** 20).toFixed(1)} MiB over the last 8,000 (JS heap ${(heapGrown / 2 ** 20).toFixed(1)} MiB; ${Math.round(8000 / ((Date.now() - started) / 1000))} cycles/s)`)
     // Nothing JS holds on to. Natively, MsQuic's and OpenSSL's caches and the allocator grow about
-    // 2-3 KiB per connection until they level off (bench/memory.mjs: flat after ~55,000); a leak of
+    // 2-3 KiB per connection until they level off (bench/memory-cycles.mjs: flat after ~55,000); a leak of
     // a connection's state (~80 KiB, see the idle benchmark) would show at once.
     expect(heapGrown).toBeLessThan(4 * 2 ** 20)
     expect(grown).toBeLessThan(64 * 2 ** 20)
