@@ -146,7 +146,7 @@ type EventName = 'ListenerStopped' | 'ListenerConnection' | 'ConnectionConnected
   'ConnectionPeerNeedsStreams' | 'ConnectionPeerCertificate' | 'StreamStartComplete' | 'StreamPeerAccepted' | 'StreamData' |
   'StreamPeerSendShutdown' | 'StreamPeerSendAborted' | 'StreamPeerReceiveAborted' | 'StreamSendReady' |
   'StreamShutdownComplete' | 'ConnectionDatagramState' | 'ConnectionDatagram' | 'StreamSendShutdownComplete' | 'StreamMessage' |
-  'ConnectionDatagramDrain' | 'ConnectionResumptionTicket'
+  'ConnectionDatagramDrain' | 'ConnectionResumptionTicket' | 'ConnectionPeerAddressChanged'
 
 /**
  * The addon file: a local build (build/Release) first, else the prebuild for this platform,

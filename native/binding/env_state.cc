@@ -152,7 +152,11 @@ void EnvState::Drain(Napi::Env env) {
     } else if (target.IsUndefined()) {
       continue;  // nobody left to tell (the wrapper already saw its final event)
     }
-    if (event.data) {
+    if (event.type == EventType::kConnectionPeerAddressChanged && event.data) {
+      QUIC_ADDR address;
+      std::memcpy(&address, event.data.get(), sizeof(address));
+      extra = AddressObject(env, address);
+    } else if (event.data) {
       size_t length = event.data_length;
       if (length < kExternalBufferMinimum) {
         // A small copy costs less than the finalizer an external buffer brings to every GC.

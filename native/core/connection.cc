@@ -278,6 +278,19 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
     case QUIC_CONNECTION_EVENT_PEER_STREAM_STARTED:
       OnPeerStream(event);
       break;
+    case QUIC_CONNECTION_EVENT_PEER_ADDRESS_CHANGED: {
+      // MsQuic validated the new path and moved the connection to it (a NAT rebinding, or the peer
+      // migrating). The address travels as plain bytes; the JS side keeps its own copy.
+      Event record;
+      record.target = shared_from_this();
+      record.type = EventType::kConnectionPeerAddressChanged;
+      record.data.reset(static_cast<uint8_t*>(std::malloc(sizeof(QUIC_ADDR))));
+      if (!record.data) break;
+      std::memcpy(record.data.get(), event->PEER_ADDRESS_CHANGED.Address, sizeof(QUIC_ADDR));
+      record.data_length = sizeof(QUIC_ADDR);
+      Push(std::move(record));
+      break;
+    }
     case QUIC_CONNECTION_EVENT_STREAMS_AVAILABLE:
       Push(EventType::kConnectionStreamsAvailable, 0, event->STREAMS_AVAILABLE.BidirectionalCount,
            event->STREAMS_AVAILABLE.UnidirectionalCount);

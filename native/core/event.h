@@ -38,7 +38,8 @@ class Handle;
                                           code = 1 if some of it was 0-RTT data;                   \
                                           status != 0: it grew past its limit (the stream aborted) */ \
   X(ConnectionDatagramDrain, 23)       /* a datagram send refused for a full queue may be retried */ \
-  X(ConnectionResumptionTicket, 24)    /* client: data = a session ticket the server sent (owned) */
+  X(ConnectionResumptionTicket, 24)    /* client: data = a session ticket the server sent (owned) */ \
+  X(ConnectionPeerAddressChanged, 25)  /* data = the peer's new QUIC_ADDR (the binding reports an address object) */
 
 enum class EventType : uint8_t {
 #define NMQ_EVENT_ENUM(name, number) k##name = number,

@@ -128,6 +128,11 @@ export interface QuicConnectionEvents {
   requestError: [error: unknown, info: RequestInfo]
   /** Client side: the server sent a session ticket (see `sessionTicket`). */
   sessionTicket: [ticket: Buffer]
+  /**
+   * The peer's address changed and MsQuic validated the new path (a NAT rebinding, or the peer
+   * migrating); `remoteAddress` says the new one from now on.
+   */
+  peerAddressChanged: [address: NativeAddress]
 }
 
 /**
@@ -654,6 +659,10 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       case Ev.ConnectionDatagramState:
         this.#maxDatagramSize = Number(value)
         this.emit('datagramState', { maxSize: this.#maxDatagramSize })
+        break
+      case Ev.ConnectionPeerAddressChanged:
+        if (this.#info !== undefined) this.#info = { ...this.#info, remoteAddress: extra as NativeAddress }
+        this.emit('peerAddressChanged', extra as NativeAddress)
         break
       case Ev.ConnectionResumptionTicket:
         this.#sessionTicket = extra as Buffer
