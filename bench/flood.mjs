@@ -13,6 +13,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { listen, connect, createSelfSignedCertificate } from '../dist/index.js'
+import { writeSection } from './sections.mjs'
 
 const attackerScript = fileURLToPath(new URL('./flood-attacker.mjs', import.meta.url))
 
@@ -96,6 +97,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [reference, ours] = results
   out.push('', `p99 under the flood: ${(ours.p99 / reference.p99).toFixed(1)}× the unflooded p99 (same run).`)
   console.log(out.join('\n'))
+  if (!smoke) writeSection('flood', out.join('\n').replace(/^# /, '## ') + '\n\n_Written by `node bench/flood.mjs`._')
   if (ours.connected < ours.total * (smoke ? 0.5 : 0.95)) {
     console.error(`bench/flood.mjs: FAILED: only ${ours.connected} of ${ours.total} legitimate clients connected under the flood`)
     process.exit(1)

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Worker, isMainThread, workerData } from 'node:worker_threads'
 import { listen, connect, createSelfSignedCertificate, setIdleTrim } from '../dist/index.js'
+import { writeSection } from './sections.mjs'
 
 const MiB = 2 ** 20
 const self = fileURLToPath(import.meta.url)
@@ -74,10 +75,12 @@ if (!isMainThread) {
   const rows = [['idle trim off (setIdleTrim(false))', run(false)], ['default: trim 1 s after the last connection closed', run(true)]]
   const f = n => n.toFixed(0)
   const total = size.workers * size.streams * size.perStream / MiB
-  console.log([`# Resident memory around bulk transfers${smoke ? ' (smoke: tiny sizes, figures meaningless)' : ''}`, '',
+  const report = [`# Resident memory around bulk transfers${smoke ? ' (smoke: tiny sizes, figures meaningless)' : ''}`, '',
     `${size.workers} worker threads × ${size.streams} streams × ${size.perStream / MiB} MiB (${total} MiB) from a listener on the main thread; RSS in MiB. Node ${process.version}.`, '',
     '| run | before | peak during | right after the last close | 2 s later | listener closed |', '|---|---:|---:|---:|---:|---:|',
-    ...rows.map(([name, r]) => `| ${name} | ${f(r.start)} | ${f(r.peak)} | ${f(r.closed)} | ${f(r.later)} | ${f(r.end)} |`)].join('\n'))
+    ...rows.map(([name, r]) => `| ${name} | ${f(r.start)} | ${f(r.peak)} | ${f(r.closed)} | ${f(r.later)} | ${f(r.end)} |`)].join('\n')
+  console.log(report)
+  if (!smoke) writeSection('memory', report.replace(/^# /, '## ') + '\n\n_Written by `node bench/memory.mjs`._')
   const [off, on] = rows.map(([, r]) => r)
   if (!smoke && on.later > off.later) {
     console.error('bench/memory.mjs: FAILED: the idle trim left more resident than no trim')
