@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync,
 import { homedir, tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { applyPatches, patches, patchesId } from './msquic-patches.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const deps = join(root, 'deps', 'msquic')
@@ -19,6 +20,12 @@ const version = readFileSync(join(deps, 'VERSION'), 'utf8').trim()
 const source = join(deps, 'source')
 const stamp = join(source, '.node-msquic-version')
 const archive = join(deps, `msquic-${version}.tar.gz`)
+// Our patches (deps/msquic/patches): applied once to fresh sources; the stamp below records which,
+// and cmake/msquic.cmake puts it into the build's cache key.
+const patchList = patches(join(deps, 'patches'))
+const patchStamp = join(source, '.node-msquic-patches')
+const wantedPatches = patchesId(patchList)
+const appliedPatches = () => existsSync(patchStamp) ? readFileSync(patchStamp, 'utf8').trim() : ''
 
 // Paths in the crate that the Linux/macOS CMake build never reads: docs, the Rust binding and its
 // build script, Windows-only sources (the DLL and driver, ETW manifests), quictls' change logs.
@@ -83,7 +90,7 @@ function fetchCrate (work) {
   return crate
 }
 
-if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === version) {
+if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === version && appliedPatches() === wantedPatches) {
   trim()
   console.log(`msquic ${version}: sources present in deps/msquic/source`)
 } else {
@@ -93,6 +100,13 @@ if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === version) {
   try {
     unpack(fromArchive ? archive : fetchCrate(work), work)
     trim()
+    // The npm tarball's archive was packed from patched sources, and says which patches.
+    if (appliedPatches() !== wantedPatches) {
+      if (appliedPatches() !== '') throw new Error(`msquic ${version}: the sources carry other patches (${appliedPatches()}); remove deps/msquic/source and the archive`)
+      applyPatches(source, patchList)
+      writeFileSync(patchStamp, wantedPatches + '\n')
+      if (patchList.length > 0) console.log(`msquic ${version}: applied ${patchList.map(p => p.name).join(', ')}`)
+    }
     writeFileSync(stamp, version + '\n')
     console.log(`msquic ${version}: unpacked ${fromArchive ? basename(archive) : 'the crate'} into deps/msquic/source`)
   } finally {

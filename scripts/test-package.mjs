@@ -74,8 +74,8 @@ log(`prebuild ${prebuild.path}: ${mb(prebuild.size)} (stripped)`)
 // TypeScript sources, source maps or build folders).
 const allowed = [
   /^(package\.json|README\.md|LICENSE|CMakeLists\.txt)$/, /^dist\/.+\.(js|d\.ts)$/, /^prebuilds\/[^/]+\/[^/]+\.node$/,
-  /^scripts\/(install|build-native|fetch-msquic)\.mjs$/, /^native\/(core|binding)\/[^/]+$/, /^cmake\/[^/]+$/,
-  /^deps\/msquic\/(VERSION|README\.md|msquic-[^/]+\.tar\.gz)$/
+  /^scripts\/(install|build-native|fetch-msquic|msquic-patches)\.mjs$/, /^native\/(core|binding)\/[^/]+$/, /^cmake\/[^/]+$/,
+  /^deps\/msquic\/(VERSION|README\.md|msquic-[^/]+\.tar\.gz|patches\/[^/]+\.patch)$/
 ]
 const unwanted = pack.files.map(file => file.path).filter(path => !allowed.some(pattern => pattern.test(path)))
 if (unwanted.length > 0) fail(`the tarball carries what a user does not need: ${unwanted.slice(0, 5).join(', ')}`)
