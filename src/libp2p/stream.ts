@@ -233,6 +233,12 @@ export class MsQuicStream extends AbstractStream {
 
   async sendCloseRead (_options?: AbortOptions): Promise<void> {
     this.#core.stopSending(StreamResetCode.NO_ERROR)
+    // The peer must answer STOP_SENDING by ending its write side, but MsQuic reports nothing of that
+    // answer once this side stopped reading: its write side counts as closed from here, on the next
+    // turn of the loop (so whoever awaited closeRead() can listen for 'remoteCloseWrite').
+    setImmediate(() => {
+      if (this.status === 'open' || this.status === 'closing') this.onRemoteCloseWrite()
+    })
   }
 
   sendPause (): void {
