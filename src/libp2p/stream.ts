@@ -40,8 +40,8 @@ export function resetCodeOf (error: unknown): number | bigint {
   return typeof name === 'string' ? RESET_CODES[name] ?? StreamResetCode.NO_ERROR : StreamResetCode.NO_ERROR
 }
 
-// Sends smaller than this wait for the end of the current tick and go out together, with a FIN
-// that follows them in the same tick: one native send for `send(); close()`.
+// Sends smaller than this wait for the end of the current tick and go out together, or with the
+// FIN when close() comes first: one native send for `send(); close()`.
 const CORK_BYTES = 16 * 1024
 
 export class MsQuicStream extends AbstractStream {
@@ -226,9 +226,15 @@ export class MsQuicStream extends AbstractStream {
     this.#core.abort(resetCodeOf(err))
   }
 
+  // What waits goes now, with the FIN, in one send: once close() resolves nothing of the stream's is
+  // left waiting in JS.
   async sendCloseWrite (_options?: AbortOptions): Promise<void> {
-    if (this.#corked !== undefined) this.#corkedFin = true
-    else this.#core.send(undefined, true)
+    if (this.#corked === undefined) {
+      this.#core.send(undefined, true)
+      return
+    }
+    this.#corkedFin = true
+    this.#flushCork()
   }
 
   async sendCloseRead (_options?: AbortOptions): Promise<void> {
