@@ -96,14 +96,16 @@ export class MsQuicMuxer extends TypedEventEmitter<StreamMuxerEvents<MsQuicStrea
   status: StreamMuxerStatus = 'open'
   readonly #init: MsQuicMuxerInit
   readonly #log: Logger
+  // One logger for the connection's streams: a logger per stream costs more than a 64 B echo.
+  readonly #streamLog: Logger
   readonly #accepting = new AbortController()
   #started = false
-  #next = 0
 
   constructor (init: MsQuicMuxerInit, maConn: MessageStream) {
     super()
     this.#init = init
     this.#log = init.logger.forComponent(`${init.name}:muxer`)
+    this.#streamLog = init.logger.forComponent(`${init.name}:stream`)
     maConn.addEventListener('close', (evt) => {
       this.abort((evt as unknown as { error?: Error }).error ?? new Error('The connection closed'))
     }, { once: true })
@@ -149,12 +151,11 @@ export class MsQuicMuxer extends TypedEventEmitter<StreamMuxerEvents<MsQuicStrea
   }
 
   #wrap (core: ConstructorParameters<typeof MsQuicStream>[0]['core'], direction: 'inbound' | 'outbound', protocol?: string): MsQuicStream {
-    const id = this.#next++
     return new MsQuicStream({
       core,
       direction,
       protocol,
-      log: this.#init.logger.forComponent(`${this.#init.name}:stream:${direction}:${id}`),
+      log: this.#streamLog,
       maxReadBufferLength: this.#init.maxReadBufferLength
     })
   }

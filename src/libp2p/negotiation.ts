@@ -6,7 +6,8 @@
  * (busy) instead of timing out. js-libp2p takes the negotiated stream as it is (`stream.protocol`
  * set). Outbound `newStream()` with one protocol is negotiated here too, at most as many at once
  * per connection (the rest wait for a slot), and a busy answer from the peer fails it at once with
- * ERR_LIBP2P_BUSY. Both sides run multistream-select 1.0 on the native stream core (its prefix
+ * ERR_LIBP2P_BUSY; with `lazyDial`, a protocol the peer already accepted on the connection is
+ * dialled lazily (the proposal leaves with the first data, in one send). Both sides run multistream-select 1.0 on the native stream core (its prefix
  * reader, with the message codec of src/negotiation), before the libp2p stream reads anything:
  * bytes a lazy dialer sends after its proposal, and a FIN right behind them, stay in the stream for
  * the handler (a negotiation through js-libp2p's byte stream would lose them).
@@ -34,6 +35,14 @@ export interface NegotiationOptions {
   maxOutboundNegotiationsPerConnection?: number
   /** Milliseconds one negotiation may take (without a caller's signal). Default 10000. */
   timeout?: number
+  /**
+   * Dial protocols the peer already accepted on the connection lazily: the proposal leaves with the
+   * stream's first bytes (and its FIN) in one send and newStream() does not wait for the answer, as
+   * go-libp2p does. Listeners on go-libp2p, rust-libp2p and this transport accept it; js-libp2p's
+   * own listener over other transports (@libp2p/utils 7.4 streams) does not see a FIN that came
+   * with the proposal, and hangs. Default false.
+   */
+  lazyDial?: boolean
 }
 
 export type NegotiationOutcome = 'completed' | 'failed' | 'timeout' | 'busy'
@@ -61,6 +70,78 @@ interface Waiting {
   start: () => void
 }
 
+interface Deadline {
+  at: number
+  fire: () => void
+  prev: Deadline | undefined
+  next: Deadline | undefined
+}
+
+/**
+ * Timeouts of one length on one timer (a timer per negotiation costs about as much as the
+ * negotiation): a list in deadline order, since each is added `ms` from now; cancelling unlinks.
+ */
+export class Deadlines {
+  readonly #ms: number
+  #head: Deadline | undefined
+  #tail: Deadline | undefined
+  #timer: NodeJS.Timeout | undefined
+  readonly #run = (): void => {
+    this.#timer = undefined
+    const now = performance.now()
+    while (this.#head !== undefined && this.#head.at <= now) {
+      const due = this.#head
+      this.#unlink(due)
+      due.fire()
+    }
+    this.#arm()
+  }
+
+  constructor (ms: number) {
+    this.#ms = ms
+  }
+
+  /** Calls `fire` in `ms` unless the returned function is called first. */
+  add (fire: () => void): () => void {
+    const entry: Deadline = { at: performance.now() + this.#ms, fire, prev: this.#tail, next: undefined }
+    if (this.#tail === undefined) this.#head = entry
+    else this.#tail.next = entry
+    this.#tail = entry
+    this.#arm()
+    return () => {
+      if (entry.at !== -1) this.#unlink(entry)
+    }
+  }
+
+  #unlink (entry: Deadline): void {
+    if (entry.prev === undefined) this.#head = entry.next
+    else entry.prev.next = entry.next
+    if (entry.next === undefined) this.#tail = entry.prev
+    else entry.next.prev = entry.prev
+    entry.prev = entry.next = undefined
+    entry.at = -1
+  }
+
+  // One timer for the earliest deadline (a cancelled head leaves it early: it re-arms then).
+  #arm (): void {
+    if (this.#timer !== undefined || this.#head === undefined) return
+    this.#timer = setTimeout(this.#run, Math.max(0, this.#head.at - performance.now()))
+    this.#timer.unref()
+  }
+}
+
+function timeoutError (): Error {
+  const error = new Error('Protocol negotiation timed out')
+  error.name = 'TimeoutError'
+  return error
+}
+
+/** How long a negotiation may take: the caller's signal, or the gate's deadline. */
+type Limit = { signal: AbortSignal, deadlines?: undefined } | { signal?: undefined, deadlines: Deadlines }
+
+/** Protocols remembered per connection as accepted by the peer (a peer speaks a few). */
+const MAX_KNOWN_PROTOCOLS = 64
+
 /** One connection's share. */
 export class PeerNegotiations {
   inbound = 0
@@ -68,6 +149,8 @@ export class PeerNegotiations {
   outbound = 0
   readonly #outboundWaiting: Array<() => void> = []
   readonly #gate: NegotiationGate
+  // Protocols the peer accepted on this connection: later streams for them are dialled lazily.
+  readonly #accepted = new Set<string>()
 
   constructor (gate: NegotiationGate) {
     this.#gate = gate
@@ -78,7 +161,14 @@ export class PeerNegotiations {
     return await this.#gate.inbound(this, stream, protocols)
   }
 
-  /** Negotiates an outbound stream for `protocol` (waiting for a slot first); throws on failure, the stream reset. */
+  /**
+   * Negotiates an outbound stream for `protocol` (waiting for a slot first); throws on failure, the
+   * stream reset. With `lazyDial`, a protocol the peer already accepted on this connection is
+   * dialled lazily (as go-libp2p does for protocols it knows the peer speaks): the proposal waits for the stream's
+   * first bytes and leaves with them in one send, and this resolves at once; the answer is read in
+   * the background, and a refusal (na, or busy) aborts the stream with the error newStream() would
+   * have thrown.
+   */
   async outboundStream (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
     const limit = this.#gate.maxOutboundPerConnection
     if (this.outbound >= limit) {
@@ -97,13 +187,23 @@ export class PeerNegotiations {
       })
     }
     this.outbound++
+    if (!this.#gate.lazyDial || !this.#accepted.has(protocol)) return await this.#select(stream, protocol, signal)
+    void this.#select(stream, protocol, signal).catch(() => {})
+    return protocol
+  }
+
+  async #select (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
     try {
-      return await selectOnCore(stream, protocol, signal ?? AbortSignal.timeout(this.#gate.timeout))
+      const selected = await selectOnCore(stream, protocol, signal !== undefined ? { signal } : { deadlines: this.#gate.deadlines })
+      if (this.#gate.lazyDial && this.#accepted.size < MAX_KNOWN_PROTOCOLS) this.#accepted.add(protocol)
+      return selected
     } catch (error) {
       const code = stream.core.readError?.errorCode ?? stream.core.writeError?.errorCode
       if (code === BigInt(StreamResetCode.RESOURCE_LIMIT_EXCEEDED)) {
         this.#gate.count('busy')
-        throw new Libp2pQuicError(Libp2pQuicErrorCode.BUSY, `The peer is busy: it refused to negotiate ${protocol} now (retry later)`, { cause: error })
+        const busy = new Libp2pQuicError(Libp2pQuicErrorCode.BUSY, `The peer is busy: it refused to negotiate ${protocol} now (retry later)`, { cause: error })
+        stream.abort(busy)
+        throw busy
       }
       stream.abort(error as Error)
       throw error
@@ -117,7 +217,10 @@ export class PeerNegotiations {
 /** The transport's negotiation limits and counters, shared by its connections. */
 export class NegotiationGate {
   readonly maxOutboundPerConnection: number
+  readonly lazyDial: boolean
   readonly timeout: number
+  /** Each negotiation's timeout, without a caller's signal. */
+  readonly deadlines: Deadlines
   readonly #perConnection: number
   readonly #overall: number
   readonly #queuedPerConnection: number
@@ -136,7 +239,9 @@ export class NegotiationGate {
     this.#queuedPerConnection = options.maxQueuedPerConnection ?? streamCredit
     this.#queuedOverall = options.maxQueued ?? 1024
     this.maxOutboundPerConnection = options.maxOutboundNegotiationsPerConnection ?? 32
+    this.lazyDial = options.lazyDial ?? false
     this.timeout = options.timeout ?? 10_000
+    this.deadlines = new Deadlines(this.timeout)
     this.#counter = metrics?.registerCounterGroup('libp2p_msquic_negotiations_total', { label: 'outcome', help: 'Protocol negotiations by outcome (inbound, and outbound busy answers)' })
     metrics?.registerMetricGroup('libp2p_msquic_negotiations', {
       label: 'state',
@@ -180,7 +285,7 @@ export class NegotiationGate {
       this.#active++
     }
     try {
-      const protocol = await acceptOnCore(stream, protocols(), AbortSignal.timeout(this.timeout), () => { this.lazy++ })
+      const protocol = await acceptOnCore(stream, protocols(), { deadlines: this.deadlines }, () => { this.lazy++ })
       this.count('completed')
       return protocol
     } catch (error) {
@@ -214,6 +319,18 @@ export class NegotiationGate {
   }
 }
 
+const HEADER = encodeMessage(MULTISTREAM_PROTOCOL_ID)
+// Header and proposal, encoded once per protocol (a node dials few distinct protocols).
+const proposals = new Map<string, Buffer>()
+function proposal (protocol: string): Buffer {
+  let bytes = proposals.get(protocol)
+  if (bytes === undefined) {
+    bytes = Buffer.concat([HEADER, encodeMessage(protocol)])
+    if (proposals.size < 256) proposals.set(protocol, bytes)
+  }
+  return bytes
+}
+
 /** Dialers' proposals (and `ls`) answered before the negotiation is refused, as in src/negotiation. */
 const MAX_PROPOSALS = 32
 
@@ -232,25 +349,29 @@ function protocolError (message: string): NegotiationError {
 /**
  * Runs `step` over the stream's first bytes (the core's prefix reader) until it returns what is
  * left for the application; rejects when it throws, the peer ends or resets the stream, or
- * `signal` aborts. The caller resets the stream on failure.
+ * the limit passes. The caller resets the stream on failure.
  */
-async function onPrefix<T> (stream: MsQuicStream, signal: AbortSignal, step: (decoder: MessageDecoder, settle: (value: T) => void) => boolean): Promise<T> {
+async function onPrefix<T> (stream: MsQuicStream, limit: Limit, step: (decoder: MessageDecoder, settle: (value: T) => void) => boolean): Promise<T> {
   const core = stream.core
   return await new Promise<T>((resolve, reject) => {
+    const signal = limit.signal
     let done = false
     let result: T
+    let cancel: (() => void) | undefined
     const finish = (error?: unknown): void => {
       if (done) return
       done = true
-      signal.removeEventListener('abort', onAbort)
+      signal?.removeEventListener('abort', onAbort)
+      cancel?.()
       stream.removeEventListener('close', onClose)
       if (error === undefined) resolve(result)
       else reject(error)
     }
-    const onAbort = (): void => { finish(signal.reason ?? new Error('Negotiation aborted')) }
+    const onAbort = (): void => { finish(signal?.reason ?? new Error('Negotiation aborted')) }
     const onClose = (): void => { finish(new NegotiationError(QuicErrorCode.NEGOTIATION_FAILED, 'The stream closed during protocol negotiation', { phase: 'peer' })) }
-    if (signal.aborted) { onAbort(); return }
-    signal.addEventListener('abort', onAbort, { once: true })
+    if (signal?.aborted === true) { onAbort(); return }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    if (limit.deadlines !== undefined) cancel = limit.deadlines.add(() => { finish(timeoutError()) })
     stream.addEventListener('close', onClose, { once: true })
     const decoder = new MessageDecoder()
     core.readPrefix(chunk => {
@@ -288,16 +409,15 @@ function nextMessage (decoder: MessageDecoder, state: { header: boolean }, onHea
 }
 
 /** The listener's side: answers proposals until one is ours; data after it stays for the app. */
-async function acceptOnCore (stream: MsQuicStream, protocols: string[], signal: AbortSignal, onLazy: () => void): Promise<string> {
-  const core = stream.core
+async function acceptOnCore (stream: MsQuicStream, protocols: string[], limit: Limit, onLazy: () => void): Promise<string> {
   const state = { header: false }
   let headerSent = false
   let proposals = 0
-  return await onPrefix<string>(stream, signal, (decoder, settle) => {
+  return await onPrefix<string>(stream, limit, (decoder, settle) => {
     // Our header rides with the first answer, unless the dialer waits for it before proposing.
     const onHeader = (): void => {
       if (decoder.bufferedLength > 0) return
-      core.send(encodeMessage(MULTISTREAM_PROTOCOL_ID), false)
+      stream.sendNegotiation(HEADER)
       headerSent = true
     }
     for (let message = nextMessage(decoder, state, onHeader); message !== undefined; message = nextMessage(decoder, state, onHeader)) {
@@ -308,10 +428,12 @@ async function acceptOnCore (stream: MsQuicStream, protocols: string[], signal: 
       if (decoder.bufferedLength > 0 && !accepted) throw protocolError(`The peer sent data after proposing ${JSON.stringify(message)}, before our answer`)
       if (!accepted && proposals >= MAX_PROPOSALS) throw new UnsupportedProtocolError(`The peer proposed ${MAX_PROPOSALS} protocols without agreement`)
       const answer = message === LS ? encodeProtocolList(protocols) : encodeMessage(accepted ? message : NA)
-      core.send(headerSent ? answer : Buffer.concat([encodeMessage(MULTISTREAM_PROTOCOL_ID), answer]), false)
+      // A lazy dialer's data is here already: it waits for nothing, so the answer can wait for ours.
+      const lazy = accepted && decoder.bufferedLength > 0
+      stream.sendNegotiation(headerSent ? answer : accepted && message !== LS ? proposal(message) : Buffer.concat([HEADER, answer]), lazy)
       headerSent = true
       if (accepted) {
-        if (decoder.bufferedLength > 0) onLazy()
+        if (lazy) onLazy()
         settle(message)
         return true
       }
@@ -321,9 +443,9 @@ async function acceptOnCore (stream: MsQuicStream, protocols: string[], signal: 
 }
 
 /** The dialer's side for one protocol: header and proposal in one send, then the two answers. */
-async function selectOnCore (stream: MsQuicStream, protocol: string, signal: AbortSignal): Promise<string> {
+async function selectOnCore (stream: MsQuicStream, protocol: string, limit: Limit): Promise<string> {
   const state = { header: false }
-  const answer = onPrefix<string>(stream, signal, (decoder, settle) => {
+  const answer = onPrefix<string>(stream, limit, (decoder, settle) => {
     const message = nextMessage(decoder, state)
     if (message === undefined) return false
     if (message === NA) throw new UnsupportedProtocolError(`The peer does not speak ${protocol}`)
@@ -331,6 +453,6 @@ async function selectOnCore (stream: MsQuicStream, protocol: string, signal: Abo
     settle(message)
     return true
   })
-  stream.core.send(Buffer.concat([encodeMessage(MULTISTREAM_PROTOCOL_ID), encodeMessage(protocol)]), false)
+  stream.sendNegotiation(proposal(protocol))
   return await answer
 }

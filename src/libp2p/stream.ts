@@ -40,9 +40,20 @@ export function resetCodeOf (error: unknown): number | bigint {
   return typeof name === 'string' ? RESET_CODES[name] ?? StreamResetCode.NO_ERROR : StreamResetCode.NO_ERROR
 }
 
+// Sends smaller than this wait for the end of the current tick and go out together, or with the
+// FIN when close() comes first: one native send for `send(); close()`.
+const CORK_BYTES = 16 * 1024
+
 export class MsQuicStream extends AbstractStream {
   readonly #core: StreamCore
   #inOnData = false
+  // Bytes (and a FIN) waiting for the end of this tick; undefined when nothing waits.
+  #corked: Uint8Array[] | undefined
+  #corkedBytes = 0
+  #corkedFin = false
+  // The last corked send found the window full: later sends report it until 'drain'.
+  #full = false
+  readonly #flush = (): void => { this.#flushCork() }
 
   constructor (init: MsQuicStreamInit) {
     super({ ...init, id: String(init.core.id ?? '') })
@@ -65,7 +76,10 @@ export class MsQuicStream extends AbstractStream {
         if (error.code === QuicErrorCode.STREAM_RESET) this.onRemoteReset()
         else this.onTransportClosed(error)
       },
-      onWritable: () => { this.safeDispatchEvent('drain') },
+      onWritable: () => {
+        this.#full = false
+        this.safeDispatchEvent('drain')
+      },
       onWriteError: error => {
         if (this.status !== 'open' && this.status !== 'closing') return
         if (error.code === QuicErrorCode.STREAM_RESET) {
@@ -163,21 +177,74 @@ export class MsQuicStream extends AbstractStream {
 
   sendData (data: Parameters<AbstractStream['sendData']>[0]): { sentBytes: number, canSendMore: boolean } {
     const sentBytes = data.byteLength
+    if (this.#corkedBytes + sentBytes < CORK_BYTES) {
+      if (this.#corked === undefined) {
+        this.#corked = []
+        process.nextTick(this.#flush)
+      }
+      for (const chunk of data) this.#corked.push(chunk)
+      this.#corkedBytes += sentBytes
+      return { sentBytes, canSendMore: !this.#full }
+    }
+    this.#flushCork()
     const result = this.#core.send(data.subarray(), false)
     // Ended: the write side is gone (its events say why); the bytes are dropped with it.
     return { sentBytes, canSendMore: result !== SendResult.Full }
   }
 
+  /**
+   * @internal Multistream-select's bytes, ahead of any the stream sends: they wait for the end of
+   * the tick like small sends, so a lazy proposal leaves with the first data. `untilWrite`: they
+   * wait for the stream's first send (or the next turn of the event loop at the latest), so the
+   * answer to a lazy dialer, who is not waiting for it, leaves with the handler's first bytes.
+   */
+  sendNegotiation (bytes: Uint8Array, untilWrite = false): void {
+    if (this.#corked === undefined) {
+      this.#corked = []
+      if (untilWrite) setImmediate(this.#flush)
+      else process.nextTick(this.#flush)
+    }
+    this.#corked.push(bytes)
+    this.#corkedBytes += bytes.byteLength
+  }
+
+  // One native send for what waited, with the FIN if one was asked for meanwhile.
+  #flushCork (): void {
+    const corked = this.#corked
+    if (corked === undefined) return
+    this.#corked = undefined
+    const fin = this.#corkedFin
+    const bytes = corked.length === 1 ? corked[0] : corked.length === 0 ? undefined : Buffer.concat(corked, this.#corkedBytes)
+    this.#corkedBytes = 0
+    this.#corkedFin = false
+    if (this.#core.send(bytes, fin) === SendResult.Full) this.#full = true
+  }
+
   sendReset (err: Error): void {
+    this.#corked = undefined
+    this.#corkedBytes = 0
     this.#core.abort(resetCodeOf(err))
   }
 
+  // What waits goes now, with the FIN, in one send: once close() resolves nothing of the stream's is
+  // left waiting in JS.
   async sendCloseWrite (_options?: AbortOptions): Promise<void> {
-    this.#core.send(undefined, true)
+    if (this.#corked === undefined) {
+      this.#core.send(undefined, true)
+      return
+    }
+    this.#corkedFin = true
+    this.#flushCork()
   }
 
   async sendCloseRead (_options?: AbortOptions): Promise<void> {
     this.#core.stopSending(StreamResetCode.NO_ERROR)
+    // The peer must answer STOP_SENDING by ending its write side, but MsQuic reports nothing of that
+    // answer once this side stopped reading: its write side counts as closed from here, on the next
+    // turn of the loop (so whoever awaited closeRead() can listen for 'remoteCloseWrite').
+    setImmediate(() => {
+      if (this.status === 'open' || this.status === 'closing') this.onRemoteCloseWrite()
+    })
   }
 
   sendPause (): void {

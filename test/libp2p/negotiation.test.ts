@@ -2,6 +2,7 @@ import * as lp from 'it-length-prefixed'
 import { afterEach, describe, expect, it } from 'vitest'
 import { MsQuicTransport, StreamResetCode, type MsQuicTransportOptions } from '../../src/libp2p/index.js'
 import type { MsQuicMuxer } from '../../src/libp2p/muxer.js'
+import type { MsQuicStream } from '../../src/libp2p/stream.js'
 import { ECHO, createNode, echo, type TestNode } from './nodes.js'
 
 const nodes: TestNode[] = []
@@ -106,5 +107,44 @@ describe('bounded negotiation in the libp2p transport', () => {
     expect(ok).toBeGreaterThan(0)
     expect(b.transport().negotiation?.counts.busy).toBe(busy)
     expect(b.transport().negotiation?.counts.timeout).toBe(0)
+  })
+
+  it('with lazyDial, dials a protocol the peer already accepted lazily: the proposal leaves with the data, and a later refusal resets the stream', async () => {
+    const a = await node({ negotiation: { lazyDial: true } })
+    const b = await node()
+    await a.node.dial(b.node.getMultiaddrs()[0])
+    const lazyBefore = b.transport().negotiation?.lazy ?? 0
+    // The first stream waits for the answer; the second sends its proposal, data and FIN at once.
+    expect(Buffer.from(await echo(a.node, b.node.peerId, Buffer.from('first'))).toString()).toBe('first')
+    expect(b.transport().negotiation?.lazy).toBe(lazyBefore)
+    expect(Buffer.from(await echo(a.node, b.node.peerId, Buffer.from('second'))).toString()).toBe('second')
+    expect(b.transport().negotiation?.lazy).toBe(lazyBefore + 1)
+    // The peer stops speaking it: newStream() resolves (the answer is not awaited); the listener
+    // refuses the proposal with data behind it (it cannot answer na to a lazy dialer) by resetting
+    // the stream, and the reader fails with that code.
+    await b.node.unhandle(ECHO)
+    const stream = await a.node.dialProtocol(b.node.peerId, ECHO, { maxOutboundStreams: 1024 } as any)
+    stream.send(Buffer.from('late'))
+    await expect((async () => { for await (const _ of stream); })()).rejects.toThrow()
+    expect((stream as unknown as MsQuicStream).core.readError?.errorCode).toBe(BigInt(StreamResetCode.PROTOCOL_NEGOTIATION_FAILED))
+  })
+
+  it('times out a negotiation the dialer leaves unfinished, with one shared timer', async () => {
+    const a = await node({ negotiation: false })
+    const b = await node({ negotiation: { timeout: 200 } })
+    const connection = await a.node.dial(b.node.getMultiaddrs()[0])
+    await expect.poll(() => b.transport().negotiation?.active).toBe(0)
+    const muxer = (connection as unknown as { muxer: MsQuicMuxer }).muxer
+    const header = lp.encode.single(Buffer.from('/multistream/1.0.0\n')).subarray()
+    const stalled = await Promise.all([0, 1, 2].map(async () => {
+      const stream = await muxer.createStream()
+      stream.send(header.subarray(0, 3))
+      return stream
+    }))
+    // A complete one in between is not held up by them.
+    expect(Buffer.from(await echo(a.node, b.node.peerId, Buffer.from('ok'))).toString()).toBe('ok')
+    await Promise.all(stalled.map(async s => { if (s.status === 'open') await new Promise(resolve => s.addEventListener('close', resolve, { once: true })) }))
+    for (const s of stalled) expect(s.core.readError?.errorCode).toBe(BigInt(StreamResetCode.PROTOCOL_NEGOTIATION_FAILED))
+    expect(b.transport().negotiation?.counts.timeout).toBe(3)
   })
 })

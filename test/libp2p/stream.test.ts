@@ -136,6 +136,24 @@ describe('libp2p streams over StreamCore', () => {
     expect(info?.code).toBe(0x1006n)
   })
 
+  it('small writes of one tick go out together, whole and in order, with the close behind them, also when the connection closes right after', async () => {
+    const { a, b, next } = await setup('/sink/1.0.0')
+    const connection = a.getConnections(b.peerId)[0]
+    const received = Array.from({ length: 20 }, async () => await next().then(s => {
+      const c = collect(s)
+      return c.ended.then(() => Buffer.concat(c.chunks).toString())
+    }))
+    // Small sends wait for the end of the tick; close() must not leave them behind in JS.
+    const streams = await Promise.all(Array.from({ length: 20 }, async () => await connection.newStream('/sink/1.0.0')))
+    await Promise.all(streams.map(async (stream, i) => {
+      stream.send(Buffer.from(`part one of ${i}, `))
+      stream.send(Buffer.from('part two'))
+      await stream.close()
+    }))
+    await connection.close()
+    expect((await Promise.all(received)).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `part one of ${i}, part two`).sort())
+  })
+
   it('keeps what the peer sent readable when the native stream closes before anyone read it', async () => {
     const { a, b, next } = await setup('/answer/1.0.0')
     const stream = await a.dialProtocol(b.peerId, '/answer/1.0.0') as MsQuicStream

@@ -109,13 +109,16 @@ describe('OperationLimiter properties', () => {
           case 'release': {
             const permit = held[s.permit % Math.max(1, held.length)]
             if (permit === undefined) break
-            // Guarantee first: with lendable room freed, a waiting class below its guarantee must get it.
-            const below = CLASSES.filter(cls => waiting(cls) > 0 && inUse(cls) < classes[cls].guaranteed)
             const reserveBefore = CLASSES.reduce((sum, cls) => sum + reserve(cls), 0)
             const lendableRoom = inUse(permit.className) - 1 >= keep(permit.className) && held.length - 1 < capacity &&
               capacity - held.length >= reserveBefore
-            if (below.length > 0 && lendableRoom) guaranteeFirst = below
             held.splice(held.indexOf(permit), 1)
+            // Guarantee first: with lendable room freed, it goes to a class waiting below its guarantee
+            // if there is one. "Below" counts the release: the releasing class itself may be one (it
+            // keeps its permit then, and a class whose guarantee was lent is paid back by a borrower's
+            // release instead).
+            const below = CLASSES.filter(cls => waiting(cls) > 0 && inUse(cls) < classes[cls].guaranteed)
+            if (below.length > 0 && lendableRoom) guaranteeFirst = below
             // The releasing class, waiting below its guarantee, keeps its own permit.
             const cls = permit.className
             if (waiting(cls) > 0 && inUse(cls) < classes[cls].guaranteed && admissible(cls)) ownFirst = cls
@@ -166,10 +169,9 @@ describe('OperationLimiter properties', () => {
       expect(stats.inUse).toBe(0)
       expect(stats.waiting).toBe(0)
       for (const cls of CLASSES) expect(stats.classes[cls]).toMatchObject({ inUse: 0, waiting: 0, borrowed: 0 })
-    // A fixed seed until the counterexamples other seeds find (a release by a class waiting below its
-    // guarantee after a resize, where the model expects that class served) are explained: the limiter
-    // grants it when the sequence is replayed alone, so the model or its timing is in question.
-    }), { numRuns: 300, seed: 20261123 })
+    // Random seeds: 3,000 runs find a limiter that drops the guarantee-first rule every time (it
+    // took 130 to 1,130 runs in six tries), in about three seconds.
+    }), { numRuns: 3000 })
   })
 
   it('should split contended releases between borrowers by weight, within one grant', async () => {
