@@ -201,6 +201,10 @@ async function exchange (stream: Stream, data: Uint8Array, max: number): Promise
   return await reading
 }
 
+/** The validator of dhtOptions(); a registry on the node swaps it for its own counting one. */
+const defaultValidator = Object.assign(async (key: Uint8Array, value: Uint8Array): Promise<void> => { await verifyRecordForKey(key, value) }, { [Symbol.for('node-msquic.discovery.validator')]: true })
+const isDefaultValidator = (fn: unknown): boolean => (fn as Record<symbol, unknown>)[Symbol.for('node-msquic.discovery.validator')] === true
+
 /** Whether an error is worth another attempt (network trouble, not a verdict). */
 function retryable (error: unknown): boolean {
   if (isDiscoveryError(error)) return error.code === DiscoveryErrorCode.DIAL_FAILED
@@ -255,9 +259,13 @@ export class ServiceRegistry {
     this.#now = options.now ?? Date.now
     this.#stopNode = options.stopNode ?? false
     // Records of this namespace are checked (and counted when refused) wherever this node stores or reads them.
-    dht.validators[RECORD_NAMESPACE] ??= async (key, value) => {
+    // The registry's validator replaces the default one (it counts refusals and reads the
+    // registry's clock); a validator of the application's own is kept, and its refusals counted.
+    const previous = dht.validators[RECORD_NAMESPACE]
+    const validate = previous === undefined || isDefaultValidator(previous) ? async (key: Uint8Array, value: Uint8Array) => { await verifyRecordForKey(key, value, this.#now()) } : previous
+    dht.validators[RECORD_NAMESPACE] = async (key, value) => {
       try {
-        await verifyRecordForKey(key, value, this.#now())
+        await validate(key, value)
       } catch (error) {
         if (error instanceof RecordRejection) this.#telemetry.record(error.reason)
         throw error
@@ -289,7 +297,7 @@ export class ServiceRegistry {
       protocol,
       clientMode: false,
       peerInfoMapper: mappers[addresses],
-      validators: { [RECORD_NAMESPACE]: async (key: Uint8Array, value: Uint8Array) => { await verifyRecordForKey(key, value) } },
+      validators: { [RECORD_NAMESPACE]: defaultValidator },
       selectors: { [RECORD_NAMESPACE]: selectRecord },
       // A private network is small and near: the first self-query need not wait a second.
       initialQuerySelfInterval: 50
@@ -485,6 +493,9 @@ export class ServiceRegistry {
       const value = await exchange(stream, utf8.encode(name), MAX_RECORD_BYTES)
       if (value.byteLength === 0) throw new DiscoveryError(DiscoveryErrorCode.NOT_FOUND, `${provider.id.toString()} does not provide "${name}"`)
       return await verifyRecordForKey(recordKey(name, provider.id), value, this.#now())
+    } catch (error) {
+      this.#rejected(error)
+      throw error
     } finally {
       signal.removeEventListener('abort', onAbort)
     }
@@ -530,7 +541,6 @@ export class ServiceRegistry {
       return record.withdrawn === true || record.expiresAt <= this.#now() ? undefined : record
     } catch (error) {
       if (signal.aborted) throw signal.reason
-      for (const e of (error as AggregateError).errors ?? [error]) this.#rejected(e)
       this.reputation.failed(from)
       return undefined
     } finally {
