@@ -30,6 +30,10 @@ export const MIN_TTL = 100
 export const DEFAULT_FAN_OUT = 3
 /** Milliseconds between watch() rounds when it is given no `interval`. */
 export const DEFAULT_WATCH_INTERVAL = 1_000
+/** Milliseconds a provider has to answer for its record before the DHT is read as well. */
+export const HEDGE_DELAY = 50
+/** The deadline of a publication (advertise, refresh, withdraw) at least, unless given one (ms). */
+export const PUBLISH_TIMEOUT = 30_000
 /** A request() or handle() message, at most (bytes), unless given another bound. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
@@ -114,7 +118,7 @@ export interface AdvertiseOptions {
   ttl?: number
   /** Addresses to publish. Default: the node's own. */
   multiaddrs?: string[]
-  /** Deadline of each publication (ms). Default: the registry's query timeout. */
+  /** Deadline of each publication (ms). Default: the registry's query timeout, at least {@link PUBLISH_TIMEOUT}. */
   timeout?: number
   signal?: AbortSignal
 }
@@ -299,8 +303,12 @@ export class ServiceRegistry {
       peerInfoMapper: mappers[addresses],
       validators: { [RECORD_NAMESPACE]: defaultValidator },
       selectors: { [RECORD_NAMESPACE]: selectRecord },
-      // A private network is small and near: the first self-query need not wait a second.
-      initialQuerySelfInterval: 50
+      // A private network is small and near: the first self-query need not wait a second, and
+      // k = 20 closest peers hold each record, so three requests in flight on one path find it
+      // (kad-dht's defaults, α = 10 on 10 disjoint paths, are for the open Amino DHT).
+      initialQuerySelfInterval: 50,
+      alpha: 3,
+      disjointPaths: 1
     }
   }
 
@@ -322,6 +330,9 @@ export class ServiceRegistry {
       addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/udp/0/quic-v1'] },
       transports: [msquic(init.transport)],
       connectionMonitor: { enabled: false },
+      // A registry is dialled by every member as it joins: js-libp2p's defaults (5 new
+      // connections per second per host, 10 pending) refuse a fleet started behind one address.
+      connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 256 },
       ...(init.metrics !== undefined ? { metrics: init.metrics } : {}),
       ...libp2pOptions,
       services: {
@@ -428,9 +439,9 @@ export class ServiceRegistry {
   }
 
   /** @internal Puts `value` under its key and provides the name, as one query. */
-  async publish (name: string, value: Uint8Array, options: QueryOptions, withdrawn: boolean): Promise<void> {
+  async publish (name: string, value: Uint8Array, options: QueryOptions, withdrawn: boolean, provide = true): Promise<void> {
     const span = this.#telemetry.span('discovery.advertise', { 'discovery.name': name, 'discovery.withdraw': withdrawn })
-    const query = this.queries.begin('advertise', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
+    const query = this.queries.begin('advertise', { timeout: options.timeout ?? Math.max(this.#timeout, PUBLISH_TIMEOUT), signal: options.signal })
     let peers = 0
     try {
       const cid = nameToCid(name)
@@ -443,7 +454,7 @@ export class ServiceRegistry {
         }
         await Promise.all([
           drain(this.#dht.put(recordKey(name, this.peerId), value, { signal })),
-          withdrawn ? this.#dht.cancelReprovide(cid).catch(() => {}) : drain(this.#dht.provide(cid, { signal }))
+          withdrawn ? this.#dht.cancelReprovide(cid).catch(() => {}) : provide ? drain(this.#dht.provide(cid, { signal })) : undefined
         ])
       }, retryable, () => this.#telemetry.retry()))
       this.#finish(query, span, 'success', undefined, peers)
@@ -533,10 +544,17 @@ export class ServiceRegistry {
     const onAbort = (): void => controller.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
     try {
-      const record = await Promise.any([
-        this.#fetchDirect(name, provider, controller.signal),
-        this.#fetchFromDht(name, provider, controller.signal)
-      ])
+      // A hedged read: the provider is asked first; the DHT is read too if it has not answered
+      // within HEDGE_DELAY or has failed. The first valid answer wins.
+      const direct = this.#fetchDirect(name, provider, controller.signal)
+      const fromDht = new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, HEDGE_DELAY)
+        direct.catch(() => {}).finally(() => { clearTimeout(timer); resolve() })
+      }).then(async () => {
+        if (controller.signal.aborted) throw controller.signal.reason
+        return await this.#fetchFromDht(name, provider, controller.signal)
+      })
+      const record = await Promise.any([direct, fromDht])
       this.reputation.answered(from, performance.now() - started)
       return record.withdrawn === true || record.expiresAt <= this.#now() ? undefined : record
     } catch (error) {
@@ -886,6 +904,8 @@ export class Advertisement {
   #value: Uint8Array | undefined
   #timer: NodeJS.Timeout | undefined
   #withdrawn = false
+  #provided = false
+  #signedAt = 0
   /** Refreshes published (successful or not) since advertise(). */
   refreshes = 0
   /** The last refresh's failure, if it failed (the next is tried sooner). */
@@ -929,16 +949,20 @@ export class Advertisement {
       expiresAt: now + (withdrawn ? Math.min(this.ttl, 60_000) : this.ttl),
       ...(withdrawn ? { withdrawn: true } : {})
     }
+    this.#signedAt = performance.now()
     this.#value = await this.#registry.signRecord(record)
     this.#record = withdrawn ? undefined : record
   }
 
   /** @internal Publishes the signed record and arms the next refresh. */
-  async publish (options: QueryOptions = {}): Promise<void> {
+  async publish (options: QueryOptions = {}, provide = true): Promise<void> {
     try {
-      await this.#registry.publish(this.name, this.#value!, options, this.#withdrawn)
+      await this.#registry.publish(this.name, this.#value!, options, this.#withdrawn, provide)
+      this.#provided ||= provide
       this.lastError = undefined
-      this.#arm(this.ttl / 2)
+      // The next refresh is due at about half the TTL from when this record was signed (not from
+      // when its slow publication ended), with jitter so that a fleet does not refresh in step.
+      this.#arm(this.#signedAt + this.ttl / 2 * (0.8 + Math.random() * 0.4) - performance.now())
     } catch (error) {
       this.lastError = error
       // Try again well before the record expires.
@@ -947,10 +971,10 @@ export class Advertisement {
     }
   }
 
-  #arm (base: number): void {
+  #arm (delay: number): void {
     clearTimeout(this.#timer)
     if (this.#withdrawn || this.#registry.stopped) return
-    this.#timer = setTimeout(() => { void this.refresh().catch(() => {}) }, base * (0.8 + Math.random() * 0.4))
+    this.#timer = setTimeout(() => { void this.refresh().catch(() => {}) }, Math.max(0, delay))
     this.#timer.unref()
   }
 
@@ -959,7 +983,9 @@ export class Advertisement {
     if (this.#withdrawn) throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `"${this.name}" was withdrawn`)
     this.refreshes++
     await this.sign()
-    await this.publish(options)
+    // The provider record lives 48 h and kad-dht reprovides it; a refresh only renews the record
+    // (unless the first provide failed).
+    await this.publish(options, !this.#provided)
   }
 
   /**
