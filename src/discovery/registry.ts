@@ -680,14 +680,20 @@ export class ServiceRegistry {
     }
   }
 
-  /** One resolution attempt: providers as found, `fanOut` fetches in flight, best first. */
+  /**
+   * One resolution attempt: providers are pulled from the DHT only while fewer than `fanOut` are
+   * being asked or waiting (so a provider this node already knows of costs no network query),
+   * best reputation first; the first valid record wins and everything else is cancelled.
+   */
   async #resolveOnce (name: string, fanOut: number, signal: AbortSignal, contacted: () => void): Promise<ServiceRecord> {
     const attempt = new AbortController()
     const onAbort = (): void => attempt.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
+    const providers = this.#providers(name, attempt.signal)
     const candidates: PeerInfo[] = []
     let running = 0
     let searching = true
+    let pulling = false
     return await new Promise<ServiceRecord>((resolve, reject) => {
       let settled = false
       const finish = (error: unknown, record?: ServiceRecord): void => {
@@ -695,8 +701,24 @@ export class ServiceRegistry {
         settled = true
         signal.removeEventListener('abort', onAbort)
         attempt.abort()
+        void providers.return(undefined).catch(() => {})
         if (record !== undefined) resolve(record)
         else reject(error)
+      }
+      const pull = async (): Promise<void> => {
+        pulling = true
+        try {
+          const next = await providers.next()
+          if (next.done === true) searching = false
+          else candidates.push(next.value)
+        } catch (error) {
+          searching = false
+          if (attempt.signal.aborted) finish(signal.aborted ? signal.reason : error)
+          else finish(new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `the provider search for "${name}" failed: ${(error as Error).message}`, { cause: error }))
+        } finally {
+          pulling = false
+        }
+        pump()
       }
       const pump = (): void => {
         if (settled) return
@@ -711,24 +733,12 @@ export class ServiceRegistry {
             else pump()
           }, error => { running--; if (attempt.signal.aborted) finish(error); else pump() })
         }
-        if (!searching && running === 0 && candidates.length === 0) {
+        if (searching && !pulling && running + candidates.length < fanOut) void pull()
+        else if (!searching && running === 0 && candidates.length === 0) {
           finish(new DiscoveryError(DiscoveryErrorCode.NOT_FOUND, `no live record of "${name}" was found`))
         }
       }
-      void (async () => {
-        try {
-          for await (const provider of this.#providers(name, attempt.signal)) {
-            candidates.push(provider)
-            pump()
-          }
-          searching = false
-          pump()
-        } catch (error) {
-          searching = false
-          if (attempt.signal.aborted) finish(signal.aborted ? signal.reason : error)
-          else finish(new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `the provider search for "${name}" failed: ${(error as Error).message}`, { cause: error }))
-        }
-      })()
+      pump()
     })
   }
 
