@@ -2,6 +2,7 @@
  * The discovery layer's one error table. Every failure a caller sees is a {@link DiscoveryError}
  * with a stable `code`; malformed records from the network are never thrown (they are counted).
  */
+import { CodedError } from '../errors.js'
 
 /** Stable error codes carried by {@link DiscoveryError}. */
 export const DiscoveryErrorCode = {
@@ -26,14 +27,8 @@ export const DiscoveryErrorCode = {
 export type DiscoveryErrorCode = typeof DiscoveryErrorCode[keyof typeof DiscoveryErrorCode]
 
 /** A discovery failure with a stable `code` to branch on. */
-export class DiscoveryError extends Error {
+export class DiscoveryError extends CodedError<DiscoveryErrorCode> {
   override readonly name: string = 'DiscoveryError'
-  readonly code: DiscoveryErrorCode
-
-  constructor (code: DiscoveryErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
-  }
 }
 
 /** Whether `error` is a DiscoveryError with `code` (works across copies of the module). */
