@@ -12,6 +12,7 @@ import { ServiceRegistry, type ServiceRecord } from './index.js'
 /** The protocol `provide` answers on and `discover --call` calls. */
 export const HELLO_PROTOCOL = '/node-msquic/hello/1.0.0'
 
+/** The parsed options of the `node-msquic` command line. */
 export type CliValues = Record<string, string | boolean | string[] | undefined>
 
 const ms = (start: number): string => `${(performance.now() - start).toFixed(1)} ms`
@@ -23,6 +24,7 @@ async function untilSignal (): Promise<void> {
   await new Promise<void>(resolve => { process.once('SIGINT', () => resolve()); process.once('SIGTERM', () => resolve()) })
 }
 
+/** `node-msquic registry`: a bootstrap node until SIGINT or SIGTERM. */
 export async function registryCommand (values: CliValues): Promise<void> {
   const started = performance.now()
   const registry = await ServiceRegistry.create({ listen: list(values.listen).length > 0 ? list(values.listen) : undefined })
@@ -32,6 +34,7 @@ export async function registryCommand (values: CliValues): Promise<void> {
   await registry.stop()
 }
 
+/** `node-msquic provide NAME`: advertises NAME and answers hello calls until SIGINT or SIGTERM. */
 export async function provideCommand (name: string | undefined, values: CliValues): Promise<void> {
   if (name === undefined) throw new Error('provide needs a service name')
   let started = performance.now()
@@ -46,6 +49,7 @@ export async function provideCommand (name: string | undefined, values: CliValue
   await registry.stop()
 }
 
+/** `node-msquic discover NAME`: resolves NAME, lists its providers (`--expect N`) and calls each (`--call`). */
 export async function discoverCommand (name: string | undefined, values: CliValues): Promise<void> {
   if (name === undefined) throw new Error('discover needs a service name')
   const timeout = values.timeout !== undefined ? Number(values.timeout) : 10_000

@@ -36,8 +36,11 @@ interface Lease {
 
 /** Calls to the providers of one name, through one limiter and a pool of discovered providers. */
 export class ServiceClient {
+  /** The service name whose providers are called. */
   readonly name: string
+  /** The limiter every call takes its class permit from. */
   readonly limiter: OperationLimiter
+  /** The providers and their call slots; they join and leave as watch() sees them. */
   readonly pool: ProviderPool<Lease>
   readonly #registry: ServiceRegistry
   readonly #protocol: string

@@ -10,6 +10,7 @@ import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
 export const DEFAULT_QUERY_TIMEOUT = 5_000
 /** The first retry's backoff (ms); it doubles per attempt, with jitter, up to MAX_BACKOFF. */
 export const BASE_BACKOFF = 25
+/** The longest backoff between two attempts (ms). */
 export const MAX_BACKOFF = 1_000
 
 /** Options every query takes. */
@@ -38,9 +39,13 @@ export function outcomeOf (error: unknown): QueryOutcome {
 
 /** One pending query. Its `signal` aborts, with the DiscoveryError as reason, when it fails. */
 export class Query {
+  /** Unique in its layer; the key of the pending map. */
   readonly id: number
+  /** What the query is (`resolve`, `discover`, `advertise`, …): the metrics label. */
   readonly kind: string
+  /** When it began (`performance.now()`). */
   readonly started = performance.now()
+  /** When it times out (`performance.now()` clock). */
   readonly deadline: number
   /** Aborted when the query times out, is aborted or is shut down; pass it to every DHT call. */
   readonly signal: AbortSignal
@@ -87,6 +92,7 @@ export class Query {
     return this.deadline - performance.now()
   }
 
+  /** Whether end() has run (the query is out of the pending map). */
   get ended (): boolean {
     return this.#ended
   }
@@ -164,6 +170,7 @@ export class QueryLayer {
   /** Queries begun since construction: the layer's event count. */
   begun = 0
 
+  /** Whether close() has run. */
   get closed (): boolean {
     return this.#closed
   }
@@ -261,6 +268,7 @@ export class Reputation {
     return entry === undefined ? undefined : { ...entry }
   }
 
+  /** Peers with a reputation. */
   get size (): number {
     return this.#peers.size
   }

@@ -71,6 +71,7 @@ export type RejectionReason = 'malformed' | 'oversized' | 'signature' | 'expired
 /** A refused record value: never thrown at a discover() or resolve() caller, only counted. */
 export class RecordRejection extends Error {
   override readonly name = 'RecordRejection'
+  /** @param reason why the record was refused: the label it is counted under */
   constructor (readonly reason: RejectionReason, message: string) {
     super(message)
   }

@@ -51,6 +51,7 @@ export interface DhtService {
 
 /** The fields of kad-dht query events the registry reads. */
 export interface DhtEvent {
+  /** The event's name: `PROVIDER`, `PEER_RESPONSE`, `VALUE`, `QUERY_ERROR`, … */
   name: string
   providers?: PeerInfo[]
   record?: { key: Uint8Array, value: Uint8Array }
@@ -147,7 +148,9 @@ export interface WatchOptions {
 
 /** What watch() yields. */
 export interface WatchEvent {
+  /** `added`: a new provider; `updated`: a newer record of a known one; `gone`: expired, withdrawn or no longer found. */
   type: 'added' | 'updated' | 'gone'
+  /** The provider's record (the last one seen, for `gone`). */
   record: ServiceRecord
 }
 
@@ -163,6 +166,7 @@ export interface RegistryStats {
   outcomes: Record<string, number>
   /** Records refused by reason (malformed, oversized, signature, expired, wrong-key). */
   rejected: Record<string, number>
+  /** Query attempts retried after a network error. */
   retries: number
   /** kad-dht query events handled. */
   dhtEvents: number
@@ -904,7 +908,9 @@ export class ServiceRegistry {
  * jitter) until withdraw(). Returned by {@link ServiceRegistry.advertise}.
  */
 export class Advertisement {
+  /** The advertised service name. */
   readonly name: string
+  /** Milliseconds each published record lives. */
   readonly ttl: number
   readonly #registry: ServiceRegistry
   readonly #metadata: AdvertiseOptions['metadata']
@@ -941,6 +947,7 @@ export class Advertisement {
     return this.#value
   }
 
+  /** Whether withdraw() was called (or the advertisement was replaced, or the registry stopped). */
   get withdrawn (): boolean {
     return this.#withdrawn
   }
