@@ -64,7 +64,8 @@ describe('limits wired into discovery', () => {
     // Plain libp2p nodes (no DHT) never do: they are transient, two at most, and expire.
     for (let i = 0; i < 3; i++) plain.push(await createNode())
     const results = await Promise.allSettled(plain.map(async n => await n.dial(registry.multiaddrs[0])))
-    expect(results.every(r => r.status === 'fulfilled')).toBe(true)
+    // The refused one may be closed before or after its dial resolves on the dialling side.
+    expect(results.filter(r => r.status === 'fulfilled').length).toBeGreaterThanOrEqual(2)
     await expect.poll(() => registry.transient!.stats().rejected.budget, { timeout: 3000 }).toBeGreaterThanOrEqual(1)
     expect(registry.transient!.count).toBeLessThanOrEqual(2)
     // The refused one is closed at once; the others when their reservations expire.
