@@ -1,4 +1,6 @@
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { trace } from '@opentelemetry/api'
+import { Registry } from 'prom-client'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DiscoveryErrorCode, METRICS_PREFIX } from '../../src/discovery/index.js'
@@ -54,6 +56,19 @@ describe('observability', () => {
     const gauges = await recorded.calculated.get(`${METRICS_PREFIX}_state`)!() as Record<string, number>
     expect(gauges).toMatchObject({ pending: 0 })
     expect(gauges.peers).toBeGreaterThan(0)
+  })
+
+  it('is usable with prom-client through @libp2p/prometheus-metrics', async () => {
+    await net.bootstrap()
+    const provider = await net.member()
+    const registry = new Registry()
+    const client = await net.member({ metrics: prometheusMetrics({ registry, collectDefaultMetrics: false }) })
+    await provider.advertise('scraped')
+    await client.resolve('scraped')
+    const text = await registry.metrics()
+    expect(text).toMatch(new RegExp(`${METRICS_PREFIX}_queries_total\\{outcome="resolve:success"\\} 1`))
+    expect(text).toContain(`${METRICS_PREFIX}_query_duration_seconds_bucket`)
+    expect(text).toMatch(new RegExp(`${METRICS_PREFIX}_state\\{gauge="pending"\\} 0`))
   })
 
   it('records discovery.resolve and discovery.advertise spans with peers contacted and outcome', async () => {
