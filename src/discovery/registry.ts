@@ -572,9 +572,8 @@ export class ServiceRegistry {
   }
 
   /** Providers of `name` as the DHT finds them, each once (this node first if it provides it). */
-  async * #providers (name: string, signal: AbortSignal): AsyncGenerator<PeerInfo> {
-    const seen = new Set<string>()
-    if (this.#advertisements.get(name)?.withdrawn === false) {
+  async * #providers (name: string, signal: AbortSignal, seen = new Set<string>()): AsyncGenerator<PeerInfo> {
+    if (this.#advertisements.get(name)?.withdrawn === false && !seen.has(this.peerId.toString())) {
       seen.add(this.peerId.toString())
       yield { id: this.peerId, multiaddrs: [] }
     }
@@ -693,7 +692,8 @@ export class ServiceRegistry {
     const attempt = new AbortController()
     const onAbort = (): void => attempt.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
-    const providers = this.#providers(name, attempt.signal)
+    const seen = new Set<string>()
+    let providers: AsyncGenerator<PeerInfo> | undefined
     const candidates: PeerInfo[] = []
     let running = 0
     let searching = true
@@ -705,12 +705,13 @@ export class ServiceRegistry {
         settled = true
         signal.removeEventListener('abort', onAbort)
         attempt.abort()
-        void providers.return(undefined).catch(() => {})
+        void providers?.return(undefined).catch(() => {})
         if (record !== undefined) resolve(record)
         else reject(error)
       }
       const pull = async (): Promise<void> => {
         pulling = true
+        providers ??= this.#providers(name, attempt.signal, seen)
         try {
           const next = await providers.next()
           if (next.done === true) searching = false
@@ -738,7 +739,11 @@ export class ServiceRegistry {
           }, error => { running--; if (attempt.signal.aborted) finish(error); else pump() })
         }
         if (searching && !pulling && running + candidates.length < fanOut) void pull()
-        else if (!searching && running === 0 && candidates.length === 0) {
+        else if (searching && !pulling && providers !== undefined) {
+          // Enough providers are being asked: stop the DHT query until more are needed.
+          void providers.return(undefined).catch(() => {})
+          providers = undefined
+        } else if (!searching && running === 0 && candidates.length === 0) {
           finish(new DiscoveryError(DiscoveryErrorCode.NOT_FOUND, `no live record of "${name}" was found`))
         }
       }
