@@ -5,6 +5,7 @@
  *   node-msquic serve [options]  an echo server
  *   node-msquic connect [options] sends a message (or stdin) on a stream and prints the echo
  *   node-msquic libp2p           two js-libp2p nodes on node-msquic/libp2p: connect, ping, echo
+ *   node-msquic registry | provide | discover   service discovery (node-msquic/discovery)
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -19,7 +20,14 @@ const usage = `Usage:
                       [--message TEXT]
                                    send TEXT (default: standard input) and print the echo
   node-msquic libp2p               two js-libp2p nodes on this transport connect over QUIC, identify,
-                                   ping and echo (needs libp2p, @libp2p/identify and @libp2p/ping)`
+                                   ping and echo (needs libp2p, @libp2p/identify and @libp2p/ping)
+  node-msquic registry [--listen ADDR]
+                                   a discovery registry (a kad-dht bootstrap node); prints its address
+  node-msquic provide NAME --bootstrap ADDR [--metadata JSON] [--ttl MS]
+                                   advertise NAME and answer hello calls until stopped
+  node-msquic discover NAME --bootstrap ADDR [--expect N] [--timeout MS] [--call]
+                                   find NAME's providers (N of them, default 1) and call each
+                                   (the discovery commands also need @libp2p/kad-dht)`
 
 async function readStream (stream: QuicStream): Promise<Buffer> {
   const chunks: Buffer[] = []
@@ -88,7 +96,9 @@ async function demo (): Promise<void> {
   console.log(`client: closed (${closed.by}, code ${closed.code}); demo done`)
 }
 
-async function serve (values: Record<string, string | boolean | undefined>): Promise<void> {
+type Values = Record<string, string | boolean | string[] | undefined>
+
+async function serve (values: Values): Promise<void> {
   let cert: string, key: string
   if (typeof values.cert === 'string' && typeof values.key === 'string') {
     cert = readFileSync(values.cert, 'utf8')
@@ -109,7 +119,7 @@ async function serve (values: Record<string, string | boolean | undefined>): Pro
   }
 }
 
-async function client (values: Record<string, string | boolean | undefined>): Promise<void> {
+async function client (values: Values): Promise<void> {
   if (values.port === undefined) throw new Error('connect needs --port')
   const connection = await connect({
     host: String(values.host ?? '127.0.0.1'),
@@ -141,6 +151,14 @@ async function main (): Promise<void> {
       servername: { type: 'string' },
       insecure: { type: 'boolean' },
       message: { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      bootstrap: { type: 'string', multiple: true },
+      metadata: { type: 'string' },
+      ttl: { type: 'string' },
+      timeout: { type: 'string' },
+      expect: { type: 'string' },
+      call: { type: 'boolean' },
+      'no-discovery': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -149,7 +167,19 @@ async function main (): Promise<void> {
     return
   }
   switch (positionals[0]) {
-    case undefined: return await demo()
+    case undefined: {
+      await demo()
+      // The discovery scene needs js-libp2p and kad-dht; without them the QUIC demo stands alone.
+      if (values['no-discovery'] !== true) {
+        const scene = await import('./discovery/cli.js').catch(() => undefined)
+        if (scene === undefined) console.log('(the discovery scene needs libp2p, @libp2p/kad-dht, @libp2p/identify and @libp2p/ping)')
+        else await scene.discoveryScene()
+      }
+      return
+    }
+    case 'registry': return await (await import('./discovery/cli.js')).registryCommand(values)
+    case 'provide': return await (await import('./discovery/cli.js')).provideCommand(positionals[1], values)
+    case 'discover': return await (await import('./discovery/cli.js')).discoverCommand(positionals[1], values)
     case 'serve': return await serve(values)
     case 'connect': return await client(values)
     case 'libp2p': return await (await import('./libp2p/demo.js')).libp2pDemo()

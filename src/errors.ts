@@ -78,6 +78,16 @@ export interface QuicErrorOptions {
   cause?: unknown
 }
 
+/** An error with a stable string `code`: the base of the limits and discovery layers' errors. */
+export class CodedError<C extends string> extends Error {
+  readonly code: C
+
+  constructor (code: C, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+  }
+}
+
 /** A QUIC failure, with a stable `code` to branch on. */
 export class QuicError extends Error {
   override readonly name: string = 'QuicError'

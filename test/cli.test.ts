@@ -16,6 +16,10 @@ describe('node-msquic command', () => {
     expect(result.stdout).toMatch(/10,000 echo requests/)
     expect(result.stdout).toMatch(/64\.0 MiB on one stream/)
     expect(result.stdout).toMatch(/demo done/)
+    // The discovery scene: a registry, three providers and a client as processes.
+    expect(result.stdout).toMatch(/discovered 3 provider\(s\) of "echo"/)
+    expect(result.stdout.match(/\[client\] client \S+: called /g)).toHaveLength(3)
+    expect(result.stdout).toMatch(/discovery scene done/)
   })
 
   it('should echo through serve and connect', async () => {

@@ -3,6 +3,7 @@
  * `code`; bad arguments throw Node's `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` /
  * `ERR_OUT_OF_RANGE` synchronously (the helpers shared with the QUIC layer).
  */
+import { CodedError } from '../errors.js'
 export { invalidArgType, invalidArgValue } from '../errors.js'
 
 /** Stable error codes carried by {@link LimitsError}. */
@@ -20,15 +21,13 @@ export const LimitsErrorCode = {
 export type LimitsErrorCode = typeof LimitsErrorCode[keyof typeof LimitsErrorCode]
 
 /** A refusal or failure of the limits layer, with a stable `code` to branch on. */
-export class LimitsError extends Error {
+export class LimitsError extends CodedError<LimitsErrorCode> {
   override readonly name: string = 'LimitsError'
-  readonly code: LimitsErrorCode
   /** With `ERR_LIMITS_PROVIDERS_FAILED`: each provider's failure, in the order they were tried. */
   readonly errors?: readonly unknown[]
 
   constructor (code: LimitsErrorCode, message: string, options: { cause?: unknown, errors?: readonly unknown[] } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
+    super(code, message, options)
     if (options.errors !== undefined) this.errors = options.errors
   }
 }

@@ -1,0 +1,238 @@
+#!/usr/bin/env node
+// `node bench/discovery.mjs [--smoke] [--nodes N]`: node-msquic/discovery on a loopback network of
+// N registries (default 30, plus the bootstrap node), the same network over three transports, each
+// in its own process: node-msquic, @chainsafe/libp2p-quic, and TCP + noise + yamux.
+//   resolve p50/p99: one provider per name, fanOut 1; and three providers per name, fanOut 3
+//   advertise-to-discoverable: from advertise() until another node's resolve() finds it (p50)
+//   query-layer events/s on the JS thread: queries through the pending map per second (no network),
+//     and the kad-dht events the layer handled per second during the resolves
+//   memory per 10,000 records a DHT node stores (heap + array buffers, after GC)
+// Prints a table with ratios and writes it into BENCHMARKS.md between the discovery markers.
+// `--smoke`: 6 nodes and tiny counts; fails on any error (CI). Run after `npm run build:ts`.
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { runOnModernNode } from '../scripts/modern-node.mjs'
+import { percentile, runChild } from './lib.mjs'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+if (Number(process.versions.node.split('.')[0]) < 22) process.exit(runOnModernNode([fileURLToPath(import.meta.url), ...process.argv.slice(2)], { cwd: root }))
+const entry = join(root, 'dist', 'discovery', 'index.js')
+if (!existsSync(entry)) {
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1)
+}
+
+const TRANSPORTS = ['node-msquic', 'chainsafe', 'tcp']
+const smoke = process.argv.includes('--smoke')
+const nodesArg = process.argv.indexOf('--nodes')
+const size = smoke
+  ? { nodes: 6, resolves: 30, multi: 1, fresh: 3, records: 1000, layerOps: 20_000 }
+  : { nodes: nodesArg === -1 ? 30 : Number(process.argv[nodesArg + 1]), resolves: 300, multi: 8, fresh: 20, records: 10_000, layerOps: 500_000 }
+
+/** The libp2p options of each transport (create() runs node-msquic when given none). */
+async function transportOptions (name) {
+  if (name === 'node-msquic') return { listen: ['/ip4/127.0.0.1/udp/0/quic-v1'], libp2p: {} }
+  if (name === 'chainsafe') {
+    const { quic } = await import('@chainsafe/libp2p-quic')
+    return { listen: ['/ip4/127.0.0.1/udp/0/quic-v1'], libp2p: { transports: [quic()] } }
+  }
+  const [{ tcp }, { noise }, { yamux }] = await Promise.all([import('@libp2p/tcp'), import('@chainsafe/libp2p-noise'), import('@chainsafe/libp2p-yamux')])
+  return { listen: ['/ip4/127.0.0.1/tcp/0'], libp2p: { transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] } }
+}
+
+async function pool (count, concurrency, task) {
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => { while (next < count) await task(next++) }))
+}
+
+/** One transport's figures, in this (child) process. */
+async function measure (transport) {
+  const { ServiceRegistry, QueryLayer, recordKey, signRecord } = await import(pathToFileURL(entry).href)
+  const options = await transportOptions(transport)
+  const create = async bootstrap => await ServiceRegistry.create({ ...options, bootstrap, defaultTtl: 10 * 60_000, bootstrapTimeout: 30_000 })
+  const started = performance.now()
+  const bootstrapNode = await create([])
+  const bootstrap = [bootstrapNode.multiaddrs[0].toString()]
+  const nodes = []
+  for (let i = 0; i < size.nodes; i += 5) nodes.push(...await Promise.all(Array.from({ length: Math.min(5, size.nodes - i) }, async () => await create(bootstrap))))
+  const joinSeconds = (performance.now() - started) / 1000
+  const all = [bootstrapNode, ...nodes]
+  const errors = []
+  try {
+    // Every node provides one name of its own; `multi` names have three providers each.
+    await pool(nodes.length, 5, async i => { await nodes[i].advertise(`single-${i}`, { metadata: { i } }) })
+    await pool(size.multi, 3, async j => {
+      for (let k = 0; k < 3; k++) await nodes[(j * 3 + k) % nodes.length].advertise(`multi-${j}`, { metadata: { j, k } })
+    })
+    // A moment for the routing tables to settle after the burst of publications.
+    await new Promise(resolve => setTimeout(resolve, 500))
+
+    const rand = n => Math.floor(Math.random() * n)
+    const timed = async (fn, into) => {
+      const t = performance.now()
+      try {
+        await fn()
+        into.push(performance.now() - t)
+      } catch (error) {
+        errors.push(error.message)
+      }
+    }
+    const eventsBefore = all.reduce((n, r) => n + r.stats().dhtEvents, 0)
+    const resolveStarted = performance.now()
+    const single = []
+    for (let n = 0; n < size.resolves; n++) {
+      const target = rand(nodes.length)
+      let from = rand(nodes.length)
+      if (from === target) from = (from + 1) % nodes.length
+      await timed(async () => {
+        const record = await nodes[from].resolve(`single-${target}`, { fanOut: 1 })
+        if (record.peerId !== nodes[target].peerId.toString()) throw new Error('wrong provider')
+      }, single)
+    }
+    const fanOut = []
+    for (let n = 0; n < size.resolves; n++) {
+      const j = rand(size.multi)
+      // Never from one of the name's own providers (it would answer from its own record).
+      const providers = [0, 1, 2].map(k => (j * 3 + k) % nodes.length)
+      let from = rand(nodes.length)
+      while (providers.includes(from)) from = (from + 1) % nodes.length
+      await timed(async () => { await nodes[from].resolve(`multi-${j}`, { fanOut: 3 }) }, fanOut)
+    }
+    const resolveSeconds = (performance.now() - resolveStarted) / 1000
+    const dhtEventsPerSecond = (all.reduce((n, r) => n + r.stats().dhtEvents, 0) - eventsBefore) / resolveSeconds
+
+    // Advertise-to-discoverable: a new name, advertised, then resolved from another node until found.
+    const fresh = []
+    for (let n = 0; n < size.fresh; n++) {
+      const a = rand(nodes.length)
+      const b = (a + 1 + rand(nodes.length - 1)) % nodes.length
+      await timed(async () => {
+        await nodes[a].advertise(`fresh-${n}`)
+        for (;;) {
+          try {
+            await nodes[b].resolve(`fresh-${n}`, { timeout: 2000 })
+            return
+          } catch (error) {
+            if (error.code !== 'ERR_DISCOVERY_NOT_FOUND') throw error
+          }
+        }
+      }, fresh)
+    }
+
+    // The query layer alone: queries through the pending map (timer armed, answer, cleanup) per second.
+    const layer = new QueryLayer()
+    const answer = Promise.resolve(1)
+    const layerStarted = performance.now()
+    for (let n = 0; n < size.layerOps; n++) await layer.run('bench', {}, async () => await answer)
+    const layerPerSecond = size.layerOps / ((performance.now() - layerStarted) / 1000)
+    if (layer.pending.size !== 0 || layer.timers !== 0) errors.push('the query layer kept entries')
+
+    // Memory of stored records: one node stores `records` signed records as a DHT server does.
+    const holder = nodes[0]
+    const dht = holder.libp2p.services.dht
+    const privateKey = holder.libp2p.components.privateKey
+    const { Record } = await import('@libp2p/kad-dht')
+    const putValue = Object.values(dht.rpc.handlers).find(h => h.constructor.name === 'PutValueHandler')
+    const heap = () => { globalThis.gc?.(); globalThis.gc?.(); const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers }
+    const store = holder.libp2p.components.datastore
+    const stored = () => store.data?.size ?? NaN
+    const storedBefore = stored()
+    let recordBytes = 0
+    const before = heap()
+    for (let n = 0; n < size.records; n++) {
+      const value = await signRecord({ name: `mem-${n}`, peerId: holder.peerId.toString(), multiaddrs: holder.multiaddrs.map(String), metadata: { n, region: 'eu-west' }, sequence: n + 1, expiresAt: Date.now() + 3_600_000 }, privateKey)
+      recordBytes += value.byteLength / size.records
+      // kad-dht stores the record before its first query event; the query is cut off there.
+      // kad-dht's own PUT_VALUE handler (validation included), as if a peer had sent the record.
+      await putValue.handle(bootstrapNode.peerId, { type: 'PUT_VALUE', key: recordKey(`mem-${n}`, holder.peerId), record: new Record(recordKey(`mem-${n}`, holder.peerId), value, new Date()).serialize() })
+    }
+    const after = heap()
+    if (Number.isFinite(storedBefore) && stored() - storedBefore !== size.records) errors.push(`stored ${stored() - storedBefore} records of ${size.records}`)
+    const mbPer10k = (after - before) / 2 ** 20 * (10_000 / size.records)
+
+    return {
+      transport,
+      nodes: all.length,
+      joinSeconds,
+      single: { p50: percentile(single, 0.5), p99: percentile(single, 0.99), n: single.length },
+      fanOut: { p50: percentile(fanOut, 0.5), p99: percentile(fanOut, 0.99), n: fanOut.length },
+      fresh: { p50: percentile(fresh, 0.5), p99: percentile(fresh, 0.99), n: fresh.length },
+      layerPerSecond,
+      dhtEventsPerSecond,
+      mbPer10k,
+      recordBytes,
+      errors: errors.slice(0, 5),
+      errorCount: errors.length,
+      pending: all.reduce((n, r) => n + [...r.queries.pending.values()].filter(q => q.kind !== 'advertise').length, 0)
+    }
+  } finally {
+    await Promise.all(all.map(async r => { await r.stop() }))
+  }
+}
+
+if (process.argv[2] === '--child') {
+  const result = await measure(process.argv[3])
+  console.log(JSON.stringify(result))
+  process.exit(0)
+}
+
+const results = []
+for (const transport of TRANSPORTS) {
+  process.stdout.write(`${transport}: ${size.nodes + 1} nodes… `)
+  const args = ['--expose-gc', fileURLToPath(import.meta.url), '--child', transport, ...process.argv.slice(2)]
+  const run = await runChild(process.execPath, args, { cwd: root, limitMs: smoke ? 120_000 : 600_000 })
+  const result = run.error !== undefined ? { transport, error: run.error } : run
+  results.push(result)
+  console.log(result.error !== undefined ? `error: ${result.error}` : `resolve p50 ${result.single.p50.toFixed(1)} ms, fan-out 3 p50 ${result.fanOut.p50.toFixed(1)} ms, ${result.errorCount} errors`)
+}
+
+const ms = v => v === undefined ? '—' : `${v.toFixed(1)} ms`
+const fmt = n => Math.round(n).toLocaleString('en-US')
+const ours = results[0]
+const ratio = (pick, r) => r.error !== undefined || ours.error !== undefined ? '—' : `${(pick(r) / pick(ours)).toFixed(2)}×`
+const rows = [
+  ['resolve p50, one provider, fanOut 1', r => ms(r.single.p50), r => r.single.p50],
+  ['resolve p99, one provider, fanOut 1', r => ms(r.single.p99), r => r.single.p99],
+  ['resolve p50, three providers, fanOut 3', r => ms(r.fanOut.p50), r => r.fanOut.p50],
+  ['resolve p99, three providers, fanOut 3', r => ms(r.fanOut.p99), r => r.fanOut.p99],
+  ['advertise-to-discoverable p50', r => ms(r.fresh.p50), r => r.fresh.p50],
+  ['kad-dht events handled per second (during the resolves)', r => fmt(r.dhtEventsPerSecond), r => 1 / r.dhtEventsPerSecond],
+  ['query layer, queries per second on the JS thread (no network)', r => fmt(r.layerPerSecond), r => 1 / r.layerPerSecond],
+  ['memory per 10,000 stored records (after GC)', r => `${r.mbPer10k.toFixed(1)} MB`, r => r.mbPer10k],
+  ['network start (join of all nodes)', r => `${r.joinSeconds.toFixed(1)} s`, r => r.joinSeconds]
+]
+const version = name => JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version
+const cell = (r, show) => r.error !== undefined ? `error: ${r.error}` : show(r)
+const section = [
+  '<!-- discovery:begin -->',
+  '## Service discovery (`node bench/discovery.mjs`)',
+  '',
+  `Node ${process.versions.node}; libp2p ${version('libp2p')}; @libp2p/kad-dht ${version('@libp2p/kad-dht')}; @chainsafe/libp2p-quic ${version('@chainsafe/libp2p-quic')}; ${ours.nodes ?? size.nodes + 1} registries in one process on loopback per transport (2 cores shared); ${size.resolves} resolves of each kind from random nodes, one at a time; ${size.fresh} advertise-to-discoverable samples; records of about ${Math.round(ours.recordBytes ?? 0)} bytes signed; one run${smoke ? ' (smoke sizes)' : ''}; ${new Date().toISOString().slice(0, 10)}. The ratio columns are the other transport's figure over ours (above 1: ours is faster or smaller).`,
+  '',
+  '| figure | node-msquic | @chainsafe/libp2p-quic | TCP + noise + yamux | chainsafe / ours | TCP / ours |',
+  '|---|---|---|---|---|---|',
+  ...rows.map(([name, show, pick]) => `| ${name} | ${results.map(r => cell(r, show)).join(' | ')} | ${ratio(pick, results[1])} | ${ratio(pick, results[2])} |`),
+  '<!-- discovery:end -->'
+].join('\n')
+console.log('\n' + section)
+
+// Correctness (CI): ours must not fail; the others' errors are reported.
+const failures = []
+if (ours.error !== undefined) failures.push(ours.error)
+else {
+  if (ours.errorCount > 0) failures.push(`${ours.errorCount} errors: ${ours.errors.join('; ')}`)
+  if (ours.pending > 0) failures.push(`${ours.pending} lookups left pending`)
+  if (ours.single.n !== size.resolves || ours.fanOut.n !== size.resolves || ours.fresh.n !== size.fresh) failures.push('not every operation was measured')
+}
+for (const r of results.slice(1)) if (r.error !== undefined || r.errorCount > 0) console.log(`note: ${r.transport}: ${r.error ?? r.errors.join('; ')}`)
+for (const f of failures) console.error(`FAILED: node-msquic: ${f}`)
+if (failures.length > 0) process.exitCode = 1
+if (!smoke && failures.length === 0) {
+  const file = join(root, 'BENCHMARKS.md')
+  const text = readFileSync(file, 'utf8')
+  const start = text.indexOf('<!-- discovery:begin -->')
+  const end = text.indexOf('<!-- discovery:end -->')
+  writeFileSync(file, start === -1 ? `${text.trimEnd()}\n\n${section}\n` : text.slice(0, start) + section + text.slice(end + '<!-- discovery:end -->'.length))
+}

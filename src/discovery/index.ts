@@ -1,0 +1,35 @@
+/**
+ * node-msquic/discovery: service discovery on a private Kademlia DHT (@libp2p/kad-dht) over
+ * node-msquic's libp2p transport. Providers advertise signed records; clients discover, resolve
+ * and watch them, and call them, through an async query layer that never hangs.
+ *
+ * @example
+ * ```ts
+ * import { ServiceRegistry } from 'node-msquic/discovery'
+ * const registry = await ServiceRegistry.create()                       // a bootstrap node
+ * const bootstrap = [registry.multiaddrs[0].toString()]
+ * const provider = await ServiceRegistry.create({ bootstrap })
+ * await provider.handle('/echo/1', request => request)
+ * await provider.advertise('echo', { metadata: { region: 'eu' }, ttl: 60_000 })
+ * const client = await ServiceRegistry.create({ bootstrap })
+ * const record = await client.resolve('echo', { fanOut: 3, timeout: 2_000 })
+ * console.log(new TextDecoder().decode(await client.request(record, '/echo/1', 'hi')))
+ * ```
+ * @packageDocumentation
+ */
+export {
+  ServiceRegistry, Advertisement,
+  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES,
+  type ServiceRegistryOptions, type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions,
+  type WatchOptions, type WatchEvent, type RegistryStats, type RequestHandler, type DhtService, type DhtEvent
+} from './registry.js'
+export { ServiceClient, type ServiceClientOptions } from './client.js'
+export {
+  RECORD_NAMESPACE, KEY_PREFIX, SIGNING_DOMAIN, MAX_METADATA_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, MAX_MULTIADDRS,
+  RecordRejection, nameDigest, nameToCid, recordKey, parseRecordKey, signRecord, verifyRecord, verifyRecordForKey, selectRecord, newer,
+  type ServiceRecord, type JsonValue, type RejectionReason
+} from './record.js'
+export { QueryLayer, Query, Reputation, DEFAULT_QUERY_TIMEOUT, BASE_BACKOFF, MAX_BACKOFF, type QueryOptions, type QueryOutcome } from './query-layer.js'
+export { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
+export { METRICS_PREFIX, type SpanLike } from './telemetry.js'
+export { ownTransientConnections, type TransientOptions } from './transient.js'

@@ -1,0 +1,1032 @@
+/**
+ * ServiceRegistry: service discovery on a private Kademlia DHT (@libp2p/kad-dht) over node-msquic.
+ * Providers advertise signed records (a PUT_VALUE record and a provider record per name); clients
+ * discover, resolve and watch them through the async query layer (query-layer.ts). JS thread only.
+ */
+import type { Connection, Libp2p, Metrics, PeerId, PeerInfo, PrivateKey, Stream } from '@libp2p/interface'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { OperationLimiter } from '../limits/operation-limiter.js'
+import type { TransientConnectionManager } from '../limits/transient.js'
+import { ServiceClient, type ServiceClientOptions } from './client.js'
+import { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
+import { Query, QueryLayer, Reputation, outcomeOf, type QueryOptions, type QueryOutcome } from './query-layer.js'
+import {
+  RECORD_NAMESPACE, RecordRejection, checkName, nameToCid, newer, recordKey, selectRecord, signRecord,
+  verifyRecordForKey, MAX_RECORD_BYTES, type JsonValue, type ServiceRecord
+} from './record.js'
+import { Telemetry, loadTracing } from './telemetry.js'
+import { ownTransientConnections, type TransientOptions } from './transient.js'
+
+/** The DHT protocol of registries: a private DHT, never the public Amino DHT (`/ipfs/kad/1.0.0`). */
+export const DEFAULT_DHT_PROTOCOL = '/node-msquic/kad/1.0.0'
+/** Where a provider answers "your record for this name" directly (one request, one response). */
+export const RECORD_PROTOCOL = '/node-msquic/discovery/record/1.0.0'
+/** A record's lifetime when advertise() is given none (ms). */
+export const DEFAULT_TTL = 10 * 60_000
+/** The shortest TTL advertise() accepts (ms). */
+export const MIN_TTL = 100
+/** Providers fetched from in parallel by resolve() when it is given no `fanOut`. */
+export const DEFAULT_FAN_OUT = 3
+/** Milliseconds between watch() rounds when it is given no `interval`. */
+export const DEFAULT_WATCH_INTERVAL = 1_000
+/** Milliseconds a provider has to answer for its record before the DHT is read as well. */
+export const HEDGE_DELAY = 50
+/** The deadline of a publication (advertise, refresh, withdraw) at least, unless given one (ms). */
+export const PUBLISH_TIMEOUT = 30_000
+/** A request() or handle() message, at most (bytes), unless given another bound. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+
+/** The kad-dht service a registry runs on: the slice of @libp2p/kad-dht's KadDHT it uses. */
+export interface DhtService {
+  readonly validators: Record<string, (key: Uint8Array, value: Uint8Array) => void | Promise<void>>
+  readonly selectors: Record<string, (key: Uint8Array, values: Uint8Array[]) => number | Promise<number>>
+  get: (key: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  put: (key: Uint8Array, value: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  provide: (cid: ReturnType<typeof nameToCid>, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  findProviders: (cid: ReturnType<typeof nameToCid>, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  cancelReprovide: (cid: ReturnType<typeof nameToCid>) => Promise<void>
+  routingTable?: { size: number }
+}
+
+/** The fields of kad-dht query events the registry reads. */
+export interface DhtEvent {
+  /** The event's name: `PROVIDER`, `PEER_RESPONSE`, `VALUE`, `QUERY_ERROR`, … */
+  name: string
+  providers?: PeerInfo[]
+  record?: { key: Uint8Array, value: Uint8Array }
+  value?: Uint8Array
+  from?: PeerId
+  error?: Error
+}
+
+/** Options of a registry over an existing node (`new ServiceRegistry(libp2p, options)`). */
+export interface ServiceRegistryOptions {
+  /** The key records are signed with; must be the node's. Default: the node's own (from its components). */
+  privateKey?: PrivateKey
+  /** The name of the kad-dht service in `libp2p.services`. Default: the first service that looks like kad-dht. */
+  dhtService?: string
+  /** Deadline of queries given no `timeout` (ms). Default 5000. */
+  queryTimeout?: number
+  /** TTL of advertisements given none (ms). Default {@link DEFAULT_TTL}. */
+  defaultTtl?: number
+  /**
+   * The TransientConnectionManager that owns the node's connections to peers outside the DHT
+   * routing table (see transient.ts); false: none. Default: budget 256, TTL 60 s.
+   */
+  transient?: TransientOptions | TransientConnectionManager<string> | false
+  /** Time source of record expiry (ms since the epoch); tests pass a fake one. Default Date.now. */
+  now?: () => number
+  /** Stop the libp2p node in stop(). Default false (true for ServiceRegistry.create()). */
+  stopNode?: boolean
+}
+
+/** Options of {@link ServiceRegistry.create}. */
+export interface ServiceRegistryInit extends ServiceRegistryOptions {
+  /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/udp/0/quic-v1']`. */
+  listen?: string[]
+  /** Registry (or any member) multiaddrs, each with its /p2p/ id, dialled at start. Default none. */
+  bootstrap?: string[]
+  /** The node's identity. Default: a new Ed25519 key. */
+  privateKey?: PrivateKey
+  /** The DHT protocol. Default {@link DEFAULT_DHT_PROTOCOL}. */
+  protocol?: string
+  /**
+   * Which addresses of other peers the DHT keeps: 'all' (default, for loopback and private
+   * networks), 'private' (drop public ones) or 'public' (kad-dht's default, drops private ones).
+   */
+  addresses?: 'all' | 'private' | 'public'
+  /** Options of the node-msquic transport. */
+  transport?: import('../libp2p/transport.js').MsQuicTransportOptions
+  /** A libp2p metrics factory, e.g. `prometheusMetrics()`; the registry's metrics go through it. */
+  metrics?: (components: any) => Metrics
+  /** Options of kad-dht, merged over the registry's (k, alpha, timeouts...). */
+  dht?: Record<string, unknown>
+  /**
+   * Options of createLibp2p, merged over the registry's: e.g. other `transports` with
+   * `connectionEncrypters` and `streamMuxers` (the benchmark runs the same network over TCP).
+   */
+  libp2p?: Record<string, unknown>
+  /** Milliseconds to wait at start for the bootstrap peers to enter the routing table. Default 10000. */
+  bootstrapTimeout?: number
+}
+
+/** Options of advertise(). */
+export interface AdvertiseOptions {
+  /** Published with the record, returned to discoverers as given (≤ 1024 bytes encoded). */
+  metadata?: JsonValue | Uint8Array
+  /** Milliseconds the record lives; it is refreshed at about half of it (with jitter). */
+  ttl?: number
+  /** Addresses to publish. Default: the node's own. */
+  multiaddrs?: string[]
+  /** Deadline of each publication (ms). Default: the registry's query timeout, at least {@link PUBLISH_TIMEOUT}. */
+  timeout?: number
+  signal?: AbortSignal
+}
+
+/** Options of discover(). */
+export interface DiscoverOptions extends QueryOptions {
+  /** Stop after this many records. Default unlimited. */
+  limit?: number
+}
+
+/** Options of resolve(). */
+export interface ResolveOptions extends QueryOptions {
+  /** Providers asked at once; the first valid answer wins and the others are cancelled. Default 3. */
+  fanOut?: number
+}
+
+/** Options of watch(). */
+export interface WatchOptions {
+  /** Milliseconds between rounds (±20 % jitter). Default {@link DEFAULT_WATCH_INTERVAL}. */
+  interval?: number
+  /** Deadline of each round's discovery (ms). Default: the registry's query timeout. */
+  timeout?: number
+  /** Ends the watch (the iterator returns). */
+  signal?: AbortSignal
+}
+
+/** What watch() yields. */
+export interface WatchEvent {
+  /** `added`: a new provider; `updated`: a newer record of a known one; `gone`: expired, withdrawn or no longer found. */
+  type: 'added' | 'updated' | 'gone'
+  /** The provider's record (the last one seen, for `gone`). */
+  record: ServiceRecord
+}
+
+/** What stats() returns. */
+export interface RegistryStats {
+  /** Queries in the pending map now. */
+  pending: number
+  /** Deadline and backoff timers armed now. */
+  timers: number
+  /** Queries begun since start. */
+  queries: number
+  /** Finished queries by `kind:outcome`. */
+  outcomes: Record<string, number>
+  /** Records refused by reason (malformed, oversized, signature, expired, wrong-key). */
+  rejected: Record<string, number>
+  /** Query attempts retried after a network error. */
+  retries: number
+  /** kad-dht query events handled. */
+  dhtEvents: number
+  /** Services this node advertises now. */
+  advertised: number
+  /** Peers with a reputation. */
+  peers: number
+  /** Peers in the DHT routing table. */
+  routingTable: number
+}
+
+/** A request handler of {@link ServiceRegistry.handle}: the request bytes in, the response out. */
+export type RequestHandler = (request: Uint8Array, context: { peerId: PeerId, connection: Connection }) => Uint8Array | string | Promise<Uint8Array | string>
+
+const utf8 = new TextEncoder()
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms).unref()) }
+
+/** Reads a stream to its end, refusing more than `max` bytes. */
+async function readAll (stream: Stream, max: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of stream) {
+    const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+    size += bytes.byteLength
+    if (size > max) {
+      stream.abort(new Error('message too large'))
+      throw new DiscoveryError(DiscoveryErrorCode.RESPONSE_TOO_LARGE, `more than ${max} bytes`)
+    }
+    chunks.push(bytes)
+  }
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+}
+
+/** Sends `data` on `stream`, closes its write side, and reads the answer (at most `max` bytes). */
+async function exchange (stream: Stream, data: Uint8Array, max: number): Promise<Uint8Array> {
+  const reading = readAll(stream, max)
+  reading.catch(() => {})
+  if (data.byteLength > 0 && !stream.send(data)) await stream.onDrain()
+  await stream.close()
+  return await reading
+}
+
+/** The validator of dhtOptions(); a registry on the node swaps it for its own counting one. */
+const defaultValidator = Object.assign(async (key: Uint8Array, value: Uint8Array): Promise<void> => { await verifyRecordForKey(key, value) }, { [Symbol.for('node-msquic.discovery.validator')]: true })
+const isDefaultValidator = (fn: unknown): boolean => (fn as Record<symbol, unknown>)[Symbol.for('node-msquic.discovery.validator')] === true
+
+/** Whether an error is worth another attempt (network trouble, not a verdict). */
+function retryable (error: unknown): boolean {
+  if (isDiscoveryError(error)) return error.code === DiscoveryErrorCode.DIAL_FAILED
+  return true
+}
+
+/**
+ * A service registry on a libp2p node with kad-dht: advertise, discover, resolve, watch, dial.
+ * Every query goes through one pending map (see {@link QueryLayer}); stop() fails them all with
+ * `ERR_DISCOVERY_SHUTDOWN` at once.
+ */
+export class ServiceRegistry {
+  /** The libp2p node the registry runs on. */
+  readonly libp2p: Libp2p
+  /** The query layer; `queries.pending` is the pending map. */
+  readonly queries = new QueryLayer()
+  /** Peers' reputation, which orders fan-out. */
+  readonly reputation = new Reputation()
+  /** The manager of the node's transient connections, if any. */
+  readonly transient?: TransientConnectionManager<string>
+  readonly #dht: DhtService
+  readonly #privateKey: PrivateKey
+  readonly #telemetry: Telemetry
+  readonly #timeout: number
+  readonly #defaultTtl: number
+  readonly #now: () => number
+  readonly #stopNode: boolean
+  readonly #stopping = new AbortController()
+  readonly #advertisements = new Map<string, Advertisement>()
+  readonly #clients = new Set<ServiceClient>()
+  readonly #detachTransient?: () => void
+  #dhtEvents = 0
+  #stopped: Promise<void> | undefined
+
+  /**
+   * Wraps a started libp2p node that runs kad-dht (server mode, a private protocol, and an
+   * address mapper that keeps the addresses your peers use). The registry adds its record
+   * validator and selector to the DHT if they are missing; every DHT server of the network must
+   * run them (use {@link ServiceRegistry.dhtOptions} when you build the node).
+   */
+  constructor (libp2p: Libp2p, options: ServiceRegistryOptions = {}) {
+    this.libp2p = libp2p
+    const services = libp2p.services as Record<string, unknown>
+    const dht = (options.dhtService !== undefined ? services[options.dhtService] : Object.values(services).find(s => typeof (s as DhtService)?.findProviders === 'function' && typeof (s as DhtService)?.put === 'function')) as DhtService | undefined
+    if (dht === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_CONFIGURED, 'the libp2p node has no kad-dht service')
+    this.#dht = dht
+    const privateKey = options.privateKey ?? (libp2p as unknown as { components?: { privateKey?: PrivateKey } }).components?.privateKey
+    if (privateKey === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_CONFIGURED, 'no private key to sign records with: pass options.privateKey')
+    this.#privateKey = privateKey
+    this.#timeout = options.queryTimeout ?? 5_000
+    this.#defaultTtl = options.defaultTtl ?? DEFAULT_TTL
+    this.#now = options.now ?? Date.now
+    this.#stopNode = options.stopNode ?? false
+    // Records of this namespace are checked (and counted when refused) wherever this node stores or reads them.
+    // The registry's validator replaces the default one (it counts refusals and reads the
+    // registry's clock); a validator of the application's own is kept, and its refusals counted.
+    const previous = dht.validators[RECORD_NAMESPACE]
+    const validate = previous === undefined || isDefaultValidator(previous) ? async (key: Uint8Array, value: Uint8Array) => { await verifyRecordForKey(key, value, this.#now()) } : previous
+    dht.validators[RECORD_NAMESPACE] = async (key, value) => {
+      try {
+        await validate(key, value)
+      } catch (error) {
+        if (error instanceof RecordRejection) this.#telemetry.record(error.reason)
+        throw error
+      }
+    }
+    dht.selectors[RECORD_NAMESPACE] ??= selectRecord
+    this.#telemetry = new Telemetry(libp2p.metrics, {
+      records: () => this.#advertisements.size,
+      peers: () => this.reputation.size,
+      pending: () => this.queries.pending.size,
+      advertised: () => this.#advertisements.size
+    })
+    if (options.transient !== false) {
+      const { manager, detach } = ownTransientConnections(libp2p, dht, options.transient)
+      this.transient = manager
+      this.#detachTransient = detach
+    }
+    void libp2p.handle(RECORD_PROTOCOL, async (stream) => { await this.#answerRecord(stream) }, { maxInboundStreams: 256 }).catch(() => {})
+  }
+
+  /**
+   * The kad-dht options a registry needs on every DHT node: server mode, the protocol, the record
+   * validator and selector, and an address mapper. Pass them to `kadDHT()` when building your own node.
+   */
+  static async dhtOptions (protocol = DEFAULT_DHT_PROTOCOL, addresses: 'all' | 'private' | 'public' = 'all'): Promise<Record<string, unknown>> {
+    const kad = await import('@libp2p/kad-dht')
+    const mappers = { all: kad.passthroughMapper, private: kad.removePublicAddressesMapper, public: kad.removePrivateAddressesMapper }
+    return {
+      protocol,
+      clientMode: false,
+      peerInfoMapper: mappers[addresses],
+      validators: { [RECORD_NAMESPACE]: defaultValidator },
+      selectors: { [RECORD_NAMESPACE]: selectRecord },
+      // A private network is small and near: the first self-query need not wait a second, and
+      // k = 20 closest peers hold each record, so three requests in flight on one path find it
+      // (kad-dht's defaults, α = 10 on 10 disjoint paths, are for the open Amino DHT).
+      initialQuerySelfInterval: 50,
+      alpha: 3,
+      disjointPaths: 1
+    }
+  }
+
+  /**
+   * Starts a libp2p node on node-msquic with kad-dht (server mode, a private protocol), identify
+   * and ping, dials the bootstrap peers, and returns its registry. Needs libp2p, @libp2p/kad-dht,
+   * @libp2p/identify and @libp2p/ping installed (optional peer dependencies of node-msquic).
+   */
+  static async create (init: ServiceRegistryInit = {}): Promise<ServiceRegistry> {
+    const [{ createLibp2p }, { kadDHT }, { identify }, { ping }, { msquic }] = await Promise.all([
+      import('libp2p'), import('@libp2p/kad-dht'), import('@libp2p/identify'), import('@libp2p/ping'), import('../libp2p/index.js')
+    ]).catch((error: Error) => {
+      throw new DiscoveryError(DiscoveryErrorCode.NOT_CONFIGURED, `ServiceRegistry.create() needs libp2p, @libp2p/kad-dht, @libp2p/identify and @libp2p/ping installed (${error.message})`, { cause: error })
+    })
+    await loadTracing()
+    const { services: extraServices, ...libp2pOptions } = init.libp2p ?? {}
+    const node = await createLibp2p({
+      privateKey: init.privateKey,
+      addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/udp/0/quic-v1'] },
+      transports: [msquic(init.transport)],
+      connectionMonitor: { enabled: false },
+      // A registry is dialled by every member as it joins: js-libp2p's defaults (5 new
+      // connections per second per host, 10 pending) refuse a fleet started behind one address.
+      connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 256 },
+      ...(init.metrics !== undefined ? { metrics: init.metrics } : {}),
+      ...libp2pOptions,
+      services: {
+        identify: identify(),
+        ping: ping(),
+        dht: kadDHT({ ...await ServiceRegistry.dhtOptions(init.protocol, init.addresses), ...init.dht } as any),
+        ...(extraServices as Record<string, any> ?? {})
+      }
+    } as any)
+    const registry = new ServiceRegistry(node as unknown as Libp2p, { ...init, stopNode: init.stopNode ?? true })
+    try {
+      await registry.bootstrap(init.bootstrap ?? [], { timeout: init.bootstrapTimeout })
+    } catch (error) {
+      await registry.stop()
+      throw error
+    }
+    return registry
+  }
+
+  /** The node's peer id. */
+  get peerId (): PeerId {
+    return this.libp2p.peerId
+  }
+
+  /** The node's addresses, each ending in /p2p/<peer id>: what others bootstrap from. */
+  get multiaddrs (): Multiaddr[] {
+    return this.libp2p.getMultiaddrs()
+  }
+
+  /** Whether stop() was called. */
+  get stopped (): boolean {
+    return this.#stopped !== undefined
+  }
+
+  /**
+   * Dials `addrs` and waits until at least one peer is in the DHT routing table (ms `timeout`,
+   * default 10000). Resolves at once for an empty list.
+   */
+  async bootstrap (addrs: Array<string | Multiaddr>, options: { timeout?: number } = {}): Promise<void> {
+    if (addrs.length === 0) return
+    const timeout = options.timeout ?? 10_000
+    const signal = AbortSignal.timeout(timeout)
+    const results = await Promise.allSettled(addrs.map(async addr => await this.libp2p.dial(typeof addr === 'string' ? multiaddr(addr) : addr, { signal })))
+    if (results.every(r => r.status === 'rejected')) {
+      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `no bootstrap peer answered: ${(results[0] as PromiseRejectedResult).reason?.message}`, { cause: (results[0] as PromiseRejectedResult).reason })
+    }
+    const started = performance.now()
+    while ((this.#dht.routingTable?.size ?? 1) === 0) {
+      if (performance.now() - started > timeout) throw new DiscoveryError(DiscoveryErrorCode.TIMEOUT, `no bootstrap peer entered the routing table within ${timeout} ms`)
+      await sleep(5)
+    }
+  }
+
+  /** Figures of the query layer, records and peers. */
+  stats (): RegistryStats {
+    return {
+      pending: this.queries.pending.size,
+      timers: this.queries.timers,
+      queries: this.queries.begun,
+      outcomes: { ...this.#telemetry.outcomes },
+      rejected: { ...this.#telemetry.rejected },
+      retries: this.#telemetry.retries,
+      dhtEvents: this.#dhtEvents,
+      advertised: [...this.#advertisements.values()].filter(a => !a.withdrawn).length,
+      peers: this.reputation.size,
+      routingTable: this.#dht.routingTable?.size ?? 0
+    }
+  }
+
+  // --- advertising ---------------------------------------------------------------------------
+
+  /**
+   * Publishes `name` as a signed record and a provider record, refreshed at about half its TTL
+   * (with jitter) until withdrawn. A second advertise() of the same name replaces the first
+   * (its handle is withdrawn without publishing). Resolves once both are published.
+   */
+  async advertise (name: string, options: AdvertiseOptions = {}): Promise<Advertisement> {
+    checkName(name)
+    const ttl = options.ttl ?? this.#defaultTtl
+    if (typeof ttl !== 'number' || !(ttl >= MIN_TTL)) throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `ttl must be at least ${MIN_TTL} ms, got ${String(ttl)}`)
+    const previous = this.#advertisements.get(name)
+    const advertisement = new Advertisement(this, name, options.metadata, ttl, options.multiaddrs, previous?.record?.sequence ?? 0)
+    // Checks the metadata before anything is published.
+    await advertisement.sign()
+    previous?.cancel()
+    this.#advertisements.set(name, advertisement)
+    await advertisement.publish({ timeout: options.timeout, signal: options.signal })
+    return advertisement
+  }
+
+  /** @internal Signs a record with the node's key. */
+  async signRecord (record: ServiceRecord): Promise<Uint8Array> {
+    return await signRecord(record, this.#privateKey)
+  }
+
+  /** @internal The clock records expire by. */
+  now (): number {
+    return this.#now()
+  }
+
+  /** @internal The addresses a record publishes when given none. */
+  ownAddresses (): string[] {
+    return this.libp2p.getMultiaddrs().map(ma => ma.toString())
+  }
+
+  /** @internal Puts `value` under its key and provides the name, as one query. */
+  async publish (name: string, value: Uint8Array, options: QueryOptions, withdrawn: boolean, provide = true): Promise<void> {
+    const span = this.#telemetry.span('discovery.advertise', { 'discovery.name': name, 'discovery.withdraw': withdrawn })
+    const query = this.queries.begin('advertise', { timeout: options.timeout ?? Math.max(this.#timeout, PUBLISH_TIMEOUT), signal: options.signal })
+    let peers = 0
+    try {
+      const cid = nameToCid(name)
+      await query.race(query.retry(async signal => {
+        const drain = async (events: AsyncIterable<DhtEvent>): Promise<void> => {
+          for await (const event of events) {
+            this.#dhtEvents++
+            if (event.name === 'PEER_RESPONSE') peers++
+          }
+        }
+        await Promise.all([
+          drain(this.#dht.put(recordKey(name, this.peerId), value, { signal })),
+          withdrawn ? this.#dht.cancelReprovide(cid).catch(() => {}) : provide ? drain(this.#dht.provide(cid, { signal })) : undefined
+        ])
+      }, retryable, () => this.#telemetry.retry()))
+      this.#finish(query, span, 'success', undefined, peers)
+    } catch (error) {
+      const failure = this.#failure(query, error)
+      this.#finish(query, span, outcomeOf(failure), failure, peers)
+      throw failure
+    }
+  }
+
+  /** Answers a RECORD_PROTOCOL request: this node's current record for the name asked, or nothing. */
+  async #answerRecord (stream: Stream): Promise<void> {
+    try {
+      const name = Buffer.from(await readAll(stream, 1024)).toString('utf8')
+      const value = this.#advertisements.get(name)?.value
+      if (value !== undefined && !stream.send(value)) await stream.onDrain()
+      await stream.close()
+    } catch (error) {
+      stream.abort(error as Error)
+    }
+  }
+
+  // --- finding -------------------------------------------------------------------------------
+
+  /** Counts a refused record and marks its source down; returns undefined. */
+  #rejected (error: unknown, from?: string): undefined {
+    if (error instanceof RecordRejection) this.#telemetry.record(error.reason)
+    if (from !== undefined) this.reputation.failed(from)
+    return undefined
+  }
+
+  /** Asks the provider itself for its record of `name` (one stream). */
+  async #fetchDirect (name: string, provider: PeerInfo, signal: AbortSignal): Promise<ServiceRecord> {
+    const target = provider.multiaddrs.length > 0 && this.libp2p.getConnections(provider.id).length === 0
+      ? provider.multiaddrs.map(ma => ma.toString().includes('/p2p/') ? ma : ma.encapsulate(`/p2p/${provider.id.toString()}`))
+      : provider.id
+    let stream: Stream
+    try {
+      stream = await this.libp2p.dialProtocol(target, RECORD_PROTOCOL, { signal })
+    } catch (error) {
+      if (signal.aborted) throw signal.reason
+      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${provider.id.toString()} failed: ${(error as Error).message}`, { cause: error })
+    }
+    const onAbort = (): void => stream.abort(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      const value = await exchange(stream, utf8.encode(name), MAX_RECORD_BYTES)
+      if (value.byteLength === 0) throw new DiscoveryError(DiscoveryErrorCode.NOT_FOUND, `${provider.id.toString()} does not provide "${name}"`)
+      return await verifyRecordForKey(recordKey(name, provider.id), value, this.#now())
+    } catch (error) {
+      this.#rejected(error)
+      throw error
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Reads the provider's record of `name` from the DHT: the first valid copy any peer returns. */
+  async #fetchFromDht (name: string, provider: PeerInfo, signal: AbortSignal): Promise<ServiceRecord> {
+    const key = recordKey(name, provider.id)
+    let best: ServiceRecord | undefined
+    for await (const event of this.#dht.get(key, { signal })) {
+      this.#dhtEvents++
+      const value = event.name === 'VALUE' ? event.value : event.name === 'PEER_RESPONSE' ? event.record?.value : undefined
+      if (value === undefined) continue
+      const record = await verifyRecordForKey(key, value, this.#now()).catch(error => this.#rejected(error, event.from?.toString()))
+      if (record !== undefined && (best === undefined || newer(record, best))) {
+        best = record
+        // A copy from another node is as good as the provider's own, unless a newer one follows:
+        // the first valid one wins (the losers are cancelled with the query's signal).
+        break
+      }
+    }
+    if (best === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_FOUND, `no record of "${name}" by ${provider.id.toString()}`)
+    return best
+  }
+
+  /**
+   * One provider's live record of `name`: the provider is asked directly and the DHT is read at
+   * the same time; the first valid answer wins and the other is cancelled. Records are verified;
+   * a withdrawn one means the provider is gone (undefined). Never throws for bad records.
+   */
+  async #fetch (name: string, provider: PeerInfo, signal: AbortSignal): Promise<ServiceRecord | undefined> {
+    const from = provider.id.toString()
+    const started = performance.now()
+    const controller = new AbortController()
+    const onAbort = (): void => controller.abort(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      // A hedged read: the provider is asked first; the DHT is read too if it has not answered
+      // within HEDGE_DELAY or has failed. The first valid answer wins.
+      const direct = this.#fetchDirect(name, provider, controller.signal)
+      const fromDht = new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, HEDGE_DELAY)
+        direct.catch(() => {}).finally(() => { clearTimeout(timer); resolve() })
+      }).then(async () => {
+        if (controller.signal.aborted) throw controller.signal.reason
+        return await this.#fetchFromDht(name, provider, controller.signal)
+      })
+      const record = await Promise.any([direct, fromDht])
+      this.reputation.answered(from, performance.now() - started)
+      return record.withdrawn === true || record.expiresAt <= this.#now() ? undefined : record
+    } catch (error) {
+      if (signal.aborted) throw signal.reason
+      this.reputation.failed(from)
+      return undefined
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      controller.abort()
+    }
+  }
+
+  /** Providers of `name` as the DHT finds them, each once (this node first if it provides it). */
+  async * #providers (name: string, signal: AbortSignal, seen = new Set<string>()): AsyncGenerator<PeerInfo> {
+    if (this.#advertisements.get(name)?.withdrawn === false && !seen.has(this.peerId.toString())) {
+      seen.add(this.peerId.toString())
+      yield { id: this.peerId, multiaddrs: [] }
+    }
+    for await (const event of this.#dht.findProviders(nameToCid(name), { signal })) {
+      this.#dhtEvents++
+      if (event.name !== 'PROVIDER' || event.providers === undefined) continue
+      for (const provider of event.providers) {
+        const id = provider.id.toString()
+        if (seen.has(id)) continue
+        seen.add(id)
+        yield provider
+      }
+    }
+  }
+
+  /** The record this node itself advertises under `name`, if live. */
+  #own (name: string): ServiceRecord | undefined {
+    const advertisement = this.#advertisements.get(name)
+    const record = advertisement?.withdrawn === false ? advertisement.record : undefined
+    return record !== undefined && record.expiresAt > this.#now() ? record : undefined
+  }
+
+  /**
+   * Live records of `name` as they are found: deduplicated by provider, verified, expired and
+   * withdrawn ones left out. Ends when the DHT query ends, at `limit`, or at the deadline (which
+   * throws `ERR_DISCOVERY_TIMEOUT` only if nothing was found). Breaking out cancels the query.
+   */
+  async * discover (name: string, options: DiscoverOptions = {}): AsyncGenerator<ServiceRecord, void, undefined> {
+    checkName(name)
+    const limit = options.limit ?? Infinity
+    const query = this.queries.begin('discover', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
+    const span = this.#telemetry.span('discovery.discover', { 'discovery.name': name })
+    let found = 0
+    let contacted = 0
+    // Records arrive from concurrent fetches; this queue hands them to the consumer in order.
+    const ready: ServiceRecord[] = []
+    let wake: (() => void) | undefined
+    let producing = true
+    const fetches = new Set<Promise<void>>()
+    const notify = (): void => { const w = wake; wake = undefined; w?.() }
+    const produce = (async () => {
+      try {
+        await query.retry(async signal => {
+          for await (const provider of this.#providers(name, signal)) {
+            contacted++
+            const own = provider.id.equals(this.peerId) ? this.#own(name) : undefined
+            const fetch = (own !== undefined ? Promise.resolve(own) : this.#fetch(name, provider, signal)).then(record => {
+              if (record !== undefined) { ready.push(record); notify() }
+            }, () => {}).finally(() => { fetches.delete(fetch) })
+            fetches.add(fetch)
+          }
+        }, error => retryable(error) && contacted === 0, () => this.#telemetry.retry())
+        await Promise.all(fetches)
+      } finally {
+        producing = false
+        notify()
+      }
+    })()
+    produce.catch(() => {})
+    let failure: unknown
+    try {
+      while (found < limit) {
+        if (ready.length > 0) {
+          found++
+          yield ready.shift()!
+          continue
+        }
+        if (!producing) {
+          await produce
+          break
+        }
+        await query.race(new Promise<void>(resolve => { wake = resolve }))
+      }
+    } catch (error) {
+      // A deadline after something was found just ends the stream.
+      if (!(found > 0 && isDiscoveryError(error, DiscoveryErrorCode.TIMEOUT))) failure = this.#failure(query, error)
+    } finally {
+      const outcome: QueryOutcome = failure !== undefined ? outcomeOf(failure) : found > 0 ? 'success' : 'not-found'
+      span.setAttribute('discovery.records', found)
+      this.#finish(query, span, outcome, failure, contacted)
+    }
+    if (failure !== undefined) throw failure
+  }
+
+  /**
+   * The first live record of `name`: providers are fetched from `fanOut` at a time, best
+   * reputation first, as the DHT finds them; the first valid answer wins and the others are
+   * cancelled. Network errors are retried with backoff within the deadline. Rejects with
+   * `ERR_DISCOVERY_NOT_FOUND`, `ERR_DISCOVERY_TIMEOUT`, `ERR_DISCOVERY_ABORTED` or `ERR_DISCOVERY_SHUTDOWN`.
+   */
+  async resolve (name: string, options: ResolveOptions = {}): Promise<ServiceRecord> {
+    checkName(name)
+    const fanOut = options.fanOut ?? DEFAULT_FAN_OUT
+    if (!Number.isInteger(fanOut) || fanOut < 1) throw new RangeError(`fanOut must be a positive integer, got ${String(fanOut)}`)
+    const own = this.#own(name)
+    const query = this.queries.begin('resolve', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
+    const span = this.#telemetry.span('discovery.resolve', { 'discovery.name': name, 'discovery.fan_out': fanOut })
+    let contacted = 0
+    try {
+      const record = own ?? await query.race(query.retry(async signal => await this.#resolveOnce(name, fanOut, signal, () => contacted++), retryable, () => this.#telemetry.retry()))
+      this.#finish(query, span, 'success', undefined, contacted)
+      return record
+    } catch (error) {
+      const failure = this.#failure(query, error)
+      this.#finish(query, span, outcomeOf(failure), failure, contacted)
+      throw failure
+    }
+  }
+
+  /**
+   * One resolution attempt: providers are pulled from the DHT only while fewer than `fanOut` are
+   * being asked or waiting (so a provider this node already knows of costs no network query),
+   * best reputation first; the first valid record wins and everything else is cancelled.
+   */
+  async #resolveOnce (name: string, fanOut: number, signal: AbortSignal, contacted: () => void): Promise<ServiceRecord> {
+    const attempt = new AbortController()
+    const onAbort = (): void => attempt.abort(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    const seen = new Set<string>()
+    let providers: AsyncGenerator<PeerInfo> | undefined
+    const candidates: PeerInfo[] = []
+    let running = 0
+    let searching = true
+    let pulling = false
+    return await new Promise<ServiceRecord>((resolve, reject) => {
+      let settled = false
+      const finish = (error: unknown, record?: ServiceRecord): void => {
+        if (settled) return
+        settled = true
+        signal.removeEventListener('abort', onAbort)
+        attempt.abort()
+        void providers?.return(undefined).catch(() => {})
+        if (record !== undefined) resolve(record)
+        else reject(error)
+      }
+      const pull = async (): Promise<void> => {
+        pulling = true
+        providers ??= this.#providers(name, attempt.signal, seen)
+        try {
+          const next = await providers.next()
+          if (next.done === true) searching = false
+          else candidates.push(next.value)
+        } catch (error) {
+          searching = false
+          if (attempt.signal.aborted) finish(signal.aborted ? signal.reason : error)
+          else finish(new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `the provider search for "${name}" failed: ${(error as Error).message}`, { cause: error }))
+        } finally {
+          pulling = false
+        }
+        pump()
+      }
+      const pump = (): void => {
+        if (settled) return
+        if (candidates.length > 1) candidates.splice(0, candidates.length, ...this.reputation.order(candidates, p => p.id.toString()))
+        while (running < fanOut && candidates.length > 0) {
+          const provider = candidates.shift()!
+          running++
+          contacted()
+          this.#fetch(name, provider, attempt.signal).then(record => {
+            running--
+            if (record !== undefined) finish(undefined, record)
+            else pump()
+          }, error => { running--; if (attempt.signal.aborted) finish(error); else pump() })
+        }
+        if (searching && !pulling && running + candidates.length < fanOut) void pull()
+        else if (searching && !pulling && providers !== undefined) {
+          // Enough providers are being asked: stop the DHT query until more are needed.
+          void providers.return(undefined).catch(() => {})
+          providers = undefined
+        } else if (!searching && running === 0 && candidates.length === 0) {
+          finish(new DiscoveryError(DiscoveryErrorCode.NOT_FOUND, `no live record of "${name}" was found`))
+        }
+      }
+      pump()
+    })
+  }
+
+  /**
+   * Changes of `name`'s providers, polled every `interval` (with jitter): `added` for a new
+   * provider, `updated` for a newer record, `gone` when its record expires, is withdrawn or can no
+   * longer be found. Ends when `signal` aborts or the registry stops.
+   */
+  async * watch (name: string, options: WatchOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
+    checkName(name)
+    const interval = options.interval ?? DEFAULT_WATCH_INTERVAL
+    const stop = options.signal === undefined ? this.#stopping.signal : AbortSignal.any([options.signal, this.#stopping.signal])
+    const known = new Map<string, ServiceRecord>()
+    while (!stop.aborted) {
+      const current = new Map<string, ServiceRecord>()
+      try {
+        for await (const record of this.discover(name, { timeout: options.timeout ?? this.#timeout, signal: stop })) current.set(record.peerId, record)
+      } catch (error) {
+        if (stop.aborted) return
+        // A round that failed says nothing about who is gone; try again next round.
+        if (!isDiscoveryError(error, DiscoveryErrorCode.TIMEOUT) && !isDiscoveryError(error, DiscoveryErrorCode.NOT_FOUND)) throw error
+        if (isDiscoveryError(error, DiscoveryErrorCode.TIMEOUT)) for (const [peer, record] of known) current.set(peer, record)
+      }
+      const now = this.#now()
+      for (const [peer, record] of current) {
+        if (record.expiresAt <= now) continue
+        const before = known.get(peer)
+        if (before === undefined) yield { type: 'added', record }
+        else if (newer(record, before)) yield { type: 'updated', record }
+        known.set(peer, record)
+      }
+      for (const [peer, record] of known) {
+        const still = current.get(peer)
+        if (still === undefined || still.expiresAt <= now) {
+          known.delete(peer)
+          yield { type: 'gone', record }
+        }
+      }
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(done, interval * (0.8 + Math.random() * 0.4))
+        function done (): void { clearTimeout(timer); stop.removeEventListener('abort', done); resolve() }
+        stop.addEventListener('abort', done, { once: true })
+      })
+    }
+  }
+
+  // --- calling providers ---------------------------------------------------------------------
+
+  /** Opens a stream for `protocol` to the provider of `record` (its addresses, then its id). */
+  async dial (record: ServiceRecord, protocol: string, options: { signal?: AbortSignal } = {}): Promise<Stream> {
+    const peer = peerIdFromString(record.peerId)
+    const target = this.libp2p.getConnections(peer).length > 0 || record.multiaddrs.length === 0
+      ? peer
+      : record.multiaddrs.map(a => { const ma = multiaddr(a); return a.includes('/p2p/') ? ma : ma.encapsulate(`/p2p/${record.peerId}`) })
+    try {
+      return await this.libp2p.dialProtocol(target, protocol, { signal: options.signal })
+    } catch (error) {
+      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${record.peerId} for ${protocol} failed: ${(error as Error).message}`, { cause: error })
+    }
+  }
+
+  /**
+   * A small RPC: sends `request` to the provider of `record` on `protocol` (a new stream, its
+   * write side closed after the request) and resolves with the whole response.
+   */
+  async request (record: ServiceRecord, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number } = {}): Promise<Uint8Array> {
+    const stream = await this.dial(record, protocol, options)
+    return await this.#exchange(stream, request, options)
+  }
+
+  /** @internal request() on a connection already open (the service client's path). */
+  async requestOn (connection: Connection, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number } = {}): Promise<Uint8Array> {
+    let stream: Stream
+    try {
+      stream = await connection.newStream(protocol, { signal: options.signal })
+    } catch (error) {
+      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `opening a ${protocol} stream failed: ${(error as Error).message}`, { cause: error })
+    }
+    return await this.#exchange(stream, request, options)
+  }
+
+  async #exchange (stream: Stream, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number }): Promise<Uint8Array> {
+    const signal = options.signal
+    const onAbort = (): void => stream.abort(signal?.reason ?? new Error('aborted'))
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await exchange(stream, typeof request === 'string' ? utf8.encode(request) : request, options.maxResponseBytes ?? DEFAULT_MAX_MESSAGE_BYTES)
+    } catch (error) {
+      if (isDiscoveryError(error)) throw error
+      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `the request failed: ${(error as Error).message}`, { cause: error })
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Answers request() calls on `protocol`: each stream's bytes in, the handler's answer out. */
+  async handle (protocol: string, handler: RequestHandler, options: { maxRequestBytes?: number, maxInboundStreams?: number } = {}): Promise<void> {
+    await this.libp2p.handle(protocol, async (stream, connection) => {
+      try {
+        const request = await readAll(stream, options.maxRequestBytes ?? DEFAULT_MAX_MESSAGE_BYTES)
+        const response = await handler(request, { peerId: connection.remotePeer, connection })
+        const bytes = typeof response === 'string' ? utf8.encode(response) : response
+        if (bytes.byteLength > 0 && !stream.send(bytes)) await stream.onDrain()
+        await stream.close()
+      } catch (error) {
+        stream.abort(error as Error)
+      }
+    }, { maxInboundStreams: options.maxInboundStreams ?? 256 })
+  }
+
+  /**
+   * A client for the providers of `name`: they join and leave a {@link ProviderPool} as watch()
+   * sees them, and every call takes its class permit from one {@link OperationLimiter} first.
+   */
+  client (name: string, options: ServiceClientOptions & { limiter?: OperationLimiter }): ServiceClient {
+    const client = new ServiceClient(this, name, options, () => this.#clients.delete(client))
+    this.#clients.add(client)
+    return client
+  }
+
+  // --- shutdown ------------------------------------------------------------------------------
+
+  /**
+   * Fails every pending query with `ERR_DISCOVERY_SHUTDOWN` at once, stops refreshing (without
+   * publishing), ends watches and clients, and stops the node if the registry started it.
+   * Idempotent; later calls return the first call's promise.
+   */
+  async stop (): Promise<void> {
+    this.#stopped ??= (async () => {
+      this.queries.close()
+      this.#stopping.abort()
+      for (const advertisement of this.#advertisements.values()) advertisement.cancel()
+      this.#advertisements.clear()
+      await Promise.allSettled([...this.#clients].map(async client => { await client.close() }))
+      this.#detachTransient?.()
+      await this.libp2p.unhandle(RECORD_PROTOCOL).catch(() => {})
+      if (this.#stopNode) await this.libp2p.stop()
+    })()
+    return await this.#stopped
+  }
+
+  /** The DiscoveryError a query failed with (its own reason when its signal fired first). */
+  #failure (query: Query, error: unknown): unknown {
+    if (query.signal.aborted && isDiscoveryError(query.signal.reason)) return query.signal.reason
+    if (isDiscoveryError(error)) return error
+    return new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, (error as Error)?.message ?? String(error), { cause: error })
+  }
+
+  #finish (query: Query, span: ReturnType<Telemetry['span']>, outcome: QueryOutcome, error: unknown, peers: number): void {
+    query.end()
+    span.setAttribute('discovery.peers_contacted', peers)
+    Telemetry.end(span, outcome, error)
+    this.#telemetry.query(query.kind, outcome, performance.now() - query.started)
+    this.#telemetry.events(this.#dhtEvents - (this.#reported))
+    this.#reported = this.#dhtEvents
+  }
+
+  #reported = 0
+}
+
+/**
+ * A service this node advertises: its current record, refreshed at about half its TTL (with
+ * jitter) until withdraw(). Returned by {@link ServiceRegistry.advertise}.
+ */
+export class Advertisement {
+  /** The advertised service name. */
+  readonly name: string
+  /** Milliseconds each published record lives. */
+  readonly ttl: number
+  readonly #registry: ServiceRegistry
+  readonly #metadata: AdvertiseOptions['metadata']
+  readonly #multiaddrs?: string[]
+  #sequence: number
+  #record: ServiceRecord | undefined
+  #value: Uint8Array | undefined
+  #timer: NodeJS.Timeout | undefined
+  #withdrawn = false
+  #provided = false
+  #signedAt = 0
+  /** Refreshes published (successful or not) since advertise(). */
+  refreshes = 0
+  /** The last refresh's failure, if it failed (the next is tried sooner). */
+  lastError: unknown
+
+  /** @internal */
+  constructor (registry: ServiceRegistry, name: string, metadata: AdvertiseOptions['metadata'], ttl: number, multiaddrs: string[] | undefined, sequence: number) {
+    this.#registry = registry
+    this.name = name
+    this.#metadata = metadata
+    this.ttl = ttl
+    this.#multiaddrs = multiaddrs
+    this.#sequence = sequence
+  }
+
+  /** The record published last (undefined once withdrawn or cancelled). */
+  get record (): ServiceRecord | undefined {
+    return this.#record
+  }
+
+  /** @internal The signed bytes of `record` (or of the withdrawal), for the record protocol. */
+  get value (): Uint8Array | undefined {
+    return this.#value
+  }
+
+  /** Whether withdraw() was called (or the advertisement was replaced, or the registry stopped). */
+  get withdrawn (): boolean {
+    return this.#withdrawn
+  }
+
+  /** @internal Builds and signs the next record (sequence + 1, a new expiry). */
+  async sign (withdrawn = false): Promise<void> {
+    const now = this.#registry.now()
+    // A restarted provider still wins over its old records: sequences start from the clock.
+    this.#sequence = Math.max(this.#sequence + 1, now)
+    const record: ServiceRecord = {
+      name: this.name,
+      peerId: this.#registry.peerId.toString(),
+      multiaddrs: this.#multiaddrs ?? this.#registry.ownAddresses(),
+      metadata: this.#metadata,
+      sequence: this.#sequence,
+      expiresAt: now + (withdrawn ? Math.min(this.ttl, 60_000) : this.ttl),
+      ...(withdrawn ? { withdrawn: true } : {})
+    }
+    this.#signedAt = performance.now()
+    this.#value = await this.#registry.signRecord(record)
+    this.#record = withdrawn ? undefined : record
+  }
+
+  /** @internal Publishes the signed record and arms the next refresh. */
+  async publish (options: QueryOptions = {}, provide = true): Promise<void> {
+    try {
+      await this.#registry.publish(this.name, this.#value!, options, this.#withdrawn, provide)
+      this.#provided ||= provide
+      this.lastError = undefined
+      // The next refresh is due at about half the TTL from when this record was signed (not from
+      // when its slow publication ended), with jitter so that a fleet does not refresh in step.
+      this.#arm(this.#signedAt + this.ttl / 2 * (0.8 + Math.random() * 0.4) - performance.now())
+    } catch (error) {
+      this.lastError = error
+      // Try again well before the record expires.
+      this.#arm(Math.min(this.ttl / 4, 1_000))
+      throw error
+    }
+  }
+
+  #arm (delay: number): void {
+    clearTimeout(this.#timer)
+    if (this.#withdrawn || this.#registry.stopped) return
+    this.#timer = setTimeout(() => { void this.refresh().catch(() => {}) }, Math.max(0, delay))
+    this.#timer.unref()
+  }
+
+  /** Publishes a new record now (sequence + 1, a fresh expiry); the next refresh is re-armed. */
+  async refresh (options: QueryOptions = {}): Promise<void> {
+    if (this.#withdrawn) throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `"${this.name}" was withdrawn`)
+    this.refreshes++
+    await this.sign()
+    // The provider record lives 48 h and kad-dht reprovides it; a refresh only renews the record
+    // (unless the first provide failed).
+    await this.publish(options, !this.#provided)
+  }
+
+  /**
+   * Stops refreshing and publishes a newer record that says the service is gone (and stops
+   * reproviding the name): discoverers skip this provider from then on. Idempotent.
+   */
+  async withdraw (options: QueryOptions = {}): Promise<void> {
+    if (this.#withdrawn) return
+    this.#withdrawn = true
+    clearTimeout(this.#timer)
+    // The withdrawal stays this node's answer for the name (until it advertises it again).
+    await this.sign(true)
+    await this.#registry.publish(this.name, this.#value!, options, true)
+  }
+
+  /** @internal Stops refreshing without publishing (replaced, or the registry stopped). */
+  cancel (): void {
+    this.#withdrawn = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Metrics through libp2p's `components.metrics` (so @libp2p/prometheus-metrics or any other
+ * implementation picks them up) and tracing spans through `@opentelemetry/api`, an optional peer
+ * dependency: without it, or without an SDK registered by the application, spans are no-ops.
+ */
+import type { Counter, CounterGroup, HistogramGroup, Metrics } from '@libp2p/interface'
+import type { QueryOutcome } from './query-layer.js'
+
+/** Metric names share this prefix. */
+export const METRICS_PREFIX = 'node_msquic_discovery'
+
+/** The slice of an OpenTelemetry span the registry uses. */
+export interface SpanLike {
+  setAttribute: (key: string, value: string | number | boolean) => unknown
+  setStatus: (status: { code: number, message?: string }) => unknown
+  recordException: (error: Error) => unknown
+  end: () => void
+}
+
+interface TracerLike {
+  startSpan: (name: string, options?: { attributes?: Record<string, string | number | boolean> }) => SpanLike
+}
+
+const noopSpan: SpanLike = { setAttribute: () => noopSpan, setStatus: () => noopSpan, recordException: () => {}, end: () => {} }
+
+let api: { trace: { getTracer: (name: string, version?: string) => TracerLike } } | null | undefined
+/** Loads @opentelemetry/api once, if installed. */
+export async function loadTracing (): Promise<void> {
+  if (api !== undefined) return
+  try {
+    api = await import('@opentelemetry/api') as unknown as typeof api
+  } catch {
+    api = null
+  }
+}
+
+/** OpenTelemetry's span status codes (`SpanStatusCode`). */
+const STATUS_OK = 1
+const STATUS_ERROR = 2
+
+/** Counters and histograms of one registry, and its span factory. */
+export class Telemetry {
+  readonly #queries?: CounterGroup
+  readonly #latency?: HistogramGroup
+  readonly #rejected?: CounterGroup
+  readonly #retries?: Counter
+  readonly #events?: Counter
+  /** Rejected records by reason, also kept here (and in stats()) without a metrics component. */
+  readonly rejected: Record<string, number> = {}
+  retries = 0
+  readonly outcomes: Record<string, number> = {}
+
+  constructor (metrics: Metrics | undefined, gauges: { records: () => number, peers: () => number, pending: () => number, advertised: () => number }) {
+    if (metrics === undefined) return
+    this.#queries = metrics.registerCounterGroup(`${METRICS_PREFIX}_queries_total`, { label: 'outcome', help: 'Discovery queries by kind and outcome' })
+    this.#latency = metrics.registerHistogramGroup(`${METRICS_PREFIX}_query_duration_seconds`, { label: 'kind', help: 'Discovery query latency by kind', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
+    this.#rejected = metrics.registerCounterGroup(`${METRICS_PREFIX}_records_rejected_total`, { label: 'reason', help: 'Service records refused, by reason' })
+    this.#retries = metrics.registerCounter(`${METRICS_PREFIX}_retries_total`, { help: 'Query attempts retried after a network error' })
+    this.#events = metrics.registerCounter(`${METRICS_PREFIX}_dht_events_total`, { help: 'kad-dht query events handled by the query layer' })
+    metrics.registerMetricGroup(`${METRICS_PREFIX}_state`, {
+      label: 'gauge',
+      help: 'Discovery gauges: records stored, peers known, queries pending, services advertised',
+      calculate: () => ({ records: gauges.records(), peers: gauges.peers(), pending: gauges.pending(), advertised: gauges.advertised() })
+    })
+  }
+
+  /** Counts a finished query of `kind` and its latency. */
+  query (kind: string, outcome: QueryOutcome, ms: number): void {
+    const key = `${kind}:${outcome}`
+    this.outcomes[key] = (this.outcomes[key] ?? 0) + 1
+    this.#queries?.increment({ [key]: true })
+    this.#latency?.observe({ [kind]: ms / 1000 })
+  }
+
+  record (reason: string): void {
+    this.rejected[reason] = (this.rejected[reason] ?? 0) + 1
+    this.#rejected?.increment({ [reason]: true })
+  }
+
+  retry (): void {
+    this.retries++
+    this.#retries?.increment()
+  }
+
+  events (n: number): void {
+    if (n > 0) this.#events?.increment(n)
+  }
+
+  /** Starts a span (a no-op one without @opentelemetry/api or a registered SDK). */
+  span (name: string, attributes: Record<string, string | number | boolean>): SpanLike {
+    if (api == null) return noopSpan
+    return api.trace.getTracer('node-msquic/discovery').startSpan(name, { attributes })
+  }
+
+  /** Ends `span` with the query's outcome (and the error, if any). */
+  static end (span: SpanLike, outcome: QueryOutcome, error?: unknown): void {
+    span.setAttribute('discovery.outcome', outcome)
+    if (outcome === 'success') span.setStatus({ code: STATUS_OK })
+    else {
+      span.setStatus({ code: STATUS_ERROR, message: error instanceof Error ? error.message : outcome })
+      if (error instanceof Error) span.recordException(error)
+    }
+    span.end()
+  }
+}

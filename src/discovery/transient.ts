@@ -1,0 +1,101 @@
+/**
+ * The discovery layer's transient connections: every connection of the libp2p node to a peer that
+ * is not in the DHT routing table holds a reservation in one TransientConnectionManager. It is
+ * reserved when the connection opens (refused connections are closed at once), promoted when the
+ * peer enters the routing table, released when the connection closes, and the connection is closed
+ * when its reservation expires.
+ */
+import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
+import { TransientConnectionManager, type Reservation } from '../limits/transient.js'
+
+/** Options of the transient connection manager a registry makes. */
+export interface TransientOptions {
+  /** Transient connections at once, at most. Default 256. */
+  budget?: number
+  /** Milliseconds a connection may stay outside the routing table. Default 60000. */
+  ttl?: number
+  /** Transient connections per remote IP, at most. Default 32 (loopback: unlimited). */
+  perAddressLimit?: number
+}
+
+interface RoutingTableEvents {
+  addEventListener: (type: 'peer:add' | 'peer:remove', listener: (event: CustomEvent<PeerId>) => void) => void
+  removeEventListener: (type: 'peer:add' | 'peer:remove', listener: (event: CustomEvent<PeerId>) => void) => void
+}
+
+/** The IP of a connection's remote address (undefined for loopback, which has no per-address limit). */
+function remoteIp (connection: Connection): string | undefined {
+  const parts = connection.remoteAddr.toString().split('/')
+  const ip = parts[2]
+  if (ip === undefined || ip === '127.0.0.1' || ip === '::1') return undefined
+  return ip
+}
+
+/**
+ * Puts the node's non-routing-table connections under `manager` (made from `options` when it is
+ * not a manager). Returns the manager and a function that detaches it (and closes it if made here).
+ */
+export function ownTransientConnections (libp2p: Libp2p, dht: unknown, options?: TransientOptions | TransientConnectionManager<string>): { manager: TransientConnectionManager<string>, detach: () => void } {
+  const owned = !(options instanceof TransientConnectionManager)
+  const manager = options instanceof TransientConnectionManager
+    ? options
+    : new TransientConnectionManager<string>({ budget: options?.budget ?? 256, ttl: options?.ttl ?? 60_000, perAddressLimit: options?.perAddressLimit ?? 32 })
+  const table = (dht as { routingTable?: RoutingTableEvents }).routingTable
+  const inTable = new Set<string>()
+  const open = new Map<string, { connection: Connection, reservation: Reservation<string> }>()
+
+  const onOpen = (event: CustomEvent<Connection>): void => {
+    const connection = event.detail
+    const peer = connection.remotePeer.toString()
+    if (inTable.has(peer)) return
+    const reservation = manager.tryReserve(connection.id, { address: remoteIp(connection) })
+    if (reservation === null) {
+      // Over budget: refused fast, not left to time out.
+      void connection.close().catch(() => connection.abort(new Error('transient budget exhausted')))
+      return
+    }
+    open.set(connection.id, { connection, reservation })
+  }
+  const onClose = (event: CustomEvent<Connection>): void => {
+    const entry = open.get(event.detail.id)
+    if (entry === undefined) return
+    open.delete(event.detail.id)
+    entry.reservation.release('closed')
+  }
+  const onPeerAdd = (event: CustomEvent<PeerId>): void => {
+    const peer = event.detail.toString()
+    inTable.add(peer)
+    for (const [id, entry] of open) {
+      if (entry.connection.remotePeer.toString() !== peer) continue
+      entry.reservation.promote(peer)
+      // Promoted (or promoted late, after expiry): either way no longer transient.
+      open.delete(id)
+    }
+  }
+  const onPeerRemove = (event: CustomEvent<PeerId>): void => { inTable.delete(event.detail.toString()) }
+  const onExpired = (reservation: Reservation<string>): void => {
+    const entry = open.get(String(reservation.key))
+    if (entry === undefined) return
+    open.delete(String(reservation.key))
+    void entry.connection.close().catch(() => entry.connection.abort(new Error('transient connection expired')))
+  }
+
+  libp2p.addEventListener('connection:open', onOpen)
+  libp2p.addEventListener('connection:close', onClose)
+  table?.addEventListener('peer:add', onPeerAdd)
+  table?.addEventListener('peer:remove', onPeerRemove)
+  manager.on('expired', onExpired)
+  return {
+    manager,
+    detach: () => {
+      libp2p.removeEventListener('connection:open', onOpen)
+      libp2p.removeEventListener('connection:close', onClose)
+      table?.removeEventListener('peer:add', onPeerAdd)
+      table?.removeEventListener('peer:remove', onPeerRemove)
+      manager.off('expired', onExpired)
+      for (const entry of open.values()) entry.reservation.release('detached')
+      open.clear()
+      if (owned) manager.close()
+    }
+  }
+}

@@ -1,0 +1,31 @@
+/** Registries for the discovery tests: a bootstrap node and members on loopback, our transport. */
+import { ServiceRegistry, type ServiceRegistryInit } from '../../src/discovery/index.js'
+
+export class Network {
+  readonly registries: ServiceRegistry[] = []
+  bootstrapNode?: ServiceRegistry
+
+  async bootstrap (init: ServiceRegistryInit = {}): Promise<ServiceRegistry> {
+    this.bootstrapNode = await ServiceRegistry.create(init)
+    this.registries.push(this.bootstrapNode)
+    return this.bootstrapNode
+  }
+
+  async member (init: ServiceRegistryInit = {}): Promise<ServiceRegistry> {
+    const bootstrap = this.bootstrapNode ?? await this.bootstrap()
+    const registry = await ServiceRegistry.create({ bootstrap: [bootstrap.multiaddrs[0].toString()], ...init })
+    this.registries.push(registry)
+    return registry
+  }
+
+  async members (count: number, init: ServiceRegistryInit = {}): Promise<ServiceRegistry[]> {
+    const out: ServiceRegistry[] = []
+    // A few at a time: 2 cores, and each start dials the bootstrap node.
+    for (let i = 0; i < count; i += 5) out.push(...await Promise.all(Array.from({ length: Math.min(5, count - i) }, async () => await this.member(init))))
+    return out
+  }
+
+  async stop (): Promise<void> {
+    await Promise.all(this.registries.splice(0).map(async r => { await r.stop() }))
+  }
+}
