@@ -3,7 +3,7 @@
  * Providers advertise signed records (a PUT_VALUE record and a provider record per name); clients
  * discover, resolve and watch them through the async query layer (query-layer.ts). JS thread only.
  */
-import type { Connection, Libp2p, Metrics, PeerId, PeerInfo, PrivateKey, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId, PeerInfo, PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { OperationLimiter } from '../limits/operation-limiter.js'
@@ -13,173 +13,21 @@ import { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.j
 import { Query, QueryLayer, Reputation, outcomeOf, type QueryOptions, type QueryOutcome } from './query-layer.js'
 import {
   RECORD_NAMESPACE, RecordRejection, checkName, nameToCid, newer, recordKey, selectRecord, signRecord,
-  verifyRecordForKey, MAX_RECORD_BYTES, type JsonValue, type ServiceRecord
+  verifyRecordForKey, MAX_RECORD_BYTES, type ServiceRecord
 } from './record.js'
 import { Telemetry, loadTracing } from './telemetry.js'
-import { ownTransientConnections, type TransientOptions } from './transient.js'
+import { ownTransientConnections } from './transient.js'
+import { Advertisement } from './advertisement.js'
+import {
+  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, HEDGE_DELAY,
+  PUBLISH_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
+  type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions, type WatchOptions,
+  type WatchEvent, type RegistryStats, type RequestHandler
+} from './options.js'
 
-/** The DHT protocol of registries: a private DHT, never the public Amino DHT (`/ipfs/kad/1.0.0`). */
-export const DEFAULT_DHT_PROTOCOL = '/node-msquic/kad/1.0.0'
-/** Where a provider answers "your record for this name" directly (one request, one response). */
-export const RECORD_PROTOCOL = '/node-msquic/discovery/record/1.0.0'
-/** A record's lifetime when advertise() is given none (ms). */
-export const DEFAULT_TTL = 10 * 60_000
-/** The shortest TTL advertise() accepts (ms). */
-export const MIN_TTL = 100
-/** Providers fetched from in parallel by resolve() when it is given no `fanOut`. */
-export const DEFAULT_FAN_OUT = 3
-/** Milliseconds between watch() rounds when it is given no `interval`. */
-export const DEFAULT_WATCH_INTERVAL = 1_000
-/** Milliseconds a provider has to answer for its record before the DHT is read as well. */
-export const HEDGE_DELAY = 50
-/** The deadline of a publication (advertise, refresh, withdraw) at least, unless given one (ms). */
-export const PUBLISH_TIMEOUT = 30_000
-/** A request() or handle() message, at most (bytes), unless given another bound. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+export * from './options.js'
+export { Advertisement } from './advertisement.js'
 
-/** The kad-dht service a registry runs on: the slice of @libp2p/kad-dht's KadDHT it uses. */
-export interface DhtService {
-  readonly validators: Record<string, (key: Uint8Array, value: Uint8Array) => void | Promise<void>>
-  readonly selectors: Record<string, (key: Uint8Array, values: Uint8Array[]) => number | Promise<number>>
-  get: (key: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
-  put: (key: Uint8Array, value: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
-  provide: (cid: ReturnType<typeof nameToCid>, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
-  findProviders: (cid: ReturnType<typeof nameToCid>, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
-  cancelReprovide: (cid: ReturnType<typeof nameToCid>) => Promise<void>
-  routingTable?: { size: number }
-}
-
-/** The fields of kad-dht query events the registry reads. */
-export interface DhtEvent {
-  /** The event's name: `PROVIDER`, `PEER_RESPONSE`, `VALUE`, `QUERY_ERROR`, … */
-  name: string
-  providers?: PeerInfo[]
-  record?: { key: Uint8Array, value: Uint8Array }
-  value?: Uint8Array
-  from?: PeerId
-  error?: Error
-}
-
-/** Options of a registry over an existing node (`new ServiceRegistry(libp2p, options)`). */
-export interface ServiceRegistryOptions {
-  /** The key records are signed with; must be the node's. Default: the node's own (from its components). */
-  privateKey?: PrivateKey
-  /** The name of the kad-dht service in `libp2p.services`. Default: the first service that looks like kad-dht. */
-  dhtService?: string
-  /** Deadline of queries given no `timeout` (ms). Default 5000. */
-  queryTimeout?: number
-  /** TTL of advertisements given none (ms). Default {@link DEFAULT_TTL}. */
-  defaultTtl?: number
-  /**
-   * The TransientConnectionManager that owns the node's connections to peers outside the DHT
-   * routing table (see transient.ts); false: none. Default: budget 256, TTL 60 s.
-   */
-  transient?: TransientOptions | TransientConnectionManager<string> | false
-  /** Time source of record expiry (ms since the epoch); tests pass a fake one. Default Date.now. */
-  now?: () => number
-  /** Stop the libp2p node in stop(). Default false (true for ServiceRegistry.create()). */
-  stopNode?: boolean
-}
-
-/** Options of {@link ServiceRegistry.create}. */
-export interface ServiceRegistryInit extends ServiceRegistryOptions {
-  /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/udp/0/quic-v1']`. */
-  listen?: string[]
-  /** Registry (or any member) multiaddrs, each with its /p2p/ id, dialled at start. Default none. */
-  bootstrap?: string[]
-  /** The node's identity. Default: a new Ed25519 key. */
-  privateKey?: PrivateKey
-  /** The DHT protocol. Default {@link DEFAULT_DHT_PROTOCOL}. */
-  protocol?: string
-  /**
-   * Which addresses of other peers the DHT keeps: 'all' (default, for loopback and private
-   * networks), 'private' (drop public ones) or 'public' (kad-dht's default, drops private ones).
-   */
-  addresses?: 'all' | 'private' | 'public'
-  /** Options of the node-msquic transport. */
-  transport?: import('../libp2p/transport.js').MsQuicTransportOptions
-  /** A libp2p metrics factory, e.g. `prometheusMetrics()`; the registry's metrics go through it. */
-  metrics?: (components: any) => Metrics
-  /** Options of kad-dht, merged over the registry's (k, alpha, timeouts...). */
-  dht?: Record<string, unknown>
-  /**
-   * Options of createLibp2p, merged over the registry's: e.g. other `transports` with
-   * `connectionEncrypters` and `streamMuxers` (the benchmark runs the same network over TCP).
-   */
-  libp2p?: Record<string, unknown>
-  /** Milliseconds to wait at start for the bootstrap peers to enter the routing table. Default 10000. */
-  bootstrapTimeout?: number
-}
-
-/** Options of advertise(). */
-export interface AdvertiseOptions {
-  /** Published with the record, returned to discoverers as given (≤ 1024 bytes encoded). */
-  metadata?: JsonValue | Uint8Array
-  /** Milliseconds the record lives; it is refreshed at about half of it (with jitter). */
-  ttl?: number
-  /** Addresses to publish. Default: the node's own. */
-  multiaddrs?: string[]
-  /** Deadline of each publication (ms). Default: the registry's query timeout, at least {@link PUBLISH_TIMEOUT}. */
-  timeout?: number
-  signal?: AbortSignal
-}
-
-/** Options of discover(). */
-export interface DiscoverOptions extends QueryOptions {
-  /** Stop after this many records. Default unlimited. */
-  limit?: number
-}
-
-/** Options of resolve(). */
-export interface ResolveOptions extends QueryOptions {
-  /** Providers asked at once; the first valid answer wins and the others are cancelled. Default 3. */
-  fanOut?: number
-}
-
-/** Options of watch(). */
-export interface WatchOptions {
-  /** Milliseconds between rounds (±20 % jitter). Default {@link DEFAULT_WATCH_INTERVAL}. */
-  interval?: number
-  /** Deadline of each round's discovery (ms). Default: the registry's query timeout. */
-  timeout?: number
-  /** Ends the watch (the iterator returns). */
-  signal?: AbortSignal
-}
-
-/** What watch() yields. */
-export interface WatchEvent {
-  /** `added`: a new provider; `updated`: a newer record of a known one; `gone`: expired, withdrawn or no longer found. */
-  type: 'added' | 'updated' | 'gone'
-  /** The provider's record (the last one seen, for `gone`). */
-  record: ServiceRecord
-}
-
-/** What stats() returns. */
-export interface RegistryStats {
-  /** Queries in the pending map now. */
-  pending: number
-  /** Deadline and backoff timers armed now. */
-  timers: number
-  /** Queries begun since start. */
-  queries: number
-  /** Finished queries by `kind:outcome`. */
-  outcomes: Record<string, number>
-  /** Records refused by reason (malformed, oversized, signature, expired, wrong-key). */
-  rejected: Record<string, number>
-  /** Query attempts retried after a network error. */
-  retries: number
-  /** kad-dht query events handled. */
-  dhtEvents: number
-  /** Services this node advertises now. */
-  advertised: number
-  /** Peers with a reputation. */
-  peers: number
-  /** Peers in the DHT routing table. */
-  routingTable: number
-}
-
-/** A request handler of {@link ServiceRegistry.handle}: the request bytes in, the response out. */
-export type RequestHandler = (request: Uint8Array, context: { peerId: PeerId, connection: Connection }) => Uint8Array | string | Promise<Uint8Array | string>
 
 const utf8 = new TextEncoder()
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms).unref()) }
@@ -906,127 +754,4 @@ export class ServiceRegistry {
   }
 
   #reported = 0
-}
-
-/**
- * A service this node advertises: its current record, refreshed at about half its TTL (with
- * jitter) until withdraw(). Returned by {@link ServiceRegistry.advertise}.
- */
-export class Advertisement {
-  /** The advertised service name. */
-  readonly name: string
-  /** Milliseconds each published record lives. */
-  readonly ttl: number
-  readonly #registry: ServiceRegistry
-  readonly #metadata: AdvertiseOptions['metadata']
-  readonly #multiaddrs?: string[]
-  #sequence: number
-  #record: ServiceRecord | undefined
-  #value: Uint8Array | undefined
-  #timer: NodeJS.Timeout | undefined
-  #withdrawn = false
-  #provided = false
-  #signedAt = 0
-  /** Refreshes published (successful or not) since advertise(). */
-  refreshes = 0
-  /** The last refresh's failure, if it failed (the next is tried sooner). */
-  lastError: unknown
-
-  /** @internal */
-  constructor (registry: ServiceRegistry, name: string, metadata: AdvertiseOptions['metadata'], ttl: number, multiaddrs: string[] | undefined, sequence: number) {
-    this.#registry = registry
-    this.name = name
-    this.#metadata = metadata
-    this.ttl = ttl
-    this.#multiaddrs = multiaddrs
-    this.#sequence = sequence
-  }
-
-  /** The record published last (undefined once withdrawn or cancelled). */
-  get record (): ServiceRecord | undefined {
-    return this.#record
-  }
-
-  /** @internal The signed bytes of `record` (or of the withdrawal), for the record protocol. */
-  get value (): Uint8Array | undefined {
-    return this.#value
-  }
-
-  /** Whether withdraw() was called (or the advertisement was replaced, or the registry stopped). */
-  get withdrawn (): boolean {
-    return this.#withdrawn
-  }
-
-  /** @internal Builds and signs the next record (sequence + 1, a new expiry). */
-  async sign (withdrawn = false): Promise<void> {
-    const now = this.#registry.now()
-    // A restarted provider still wins over its old records: sequences start from the clock.
-    this.#sequence = Math.max(this.#sequence + 1, now)
-    const record: ServiceRecord = {
-      name: this.name,
-      peerId: this.#registry.peerId.toString(),
-      multiaddrs: this.#multiaddrs ?? this.#registry.ownAddresses(),
-      metadata: this.#metadata,
-      sequence: this.#sequence,
-      expiresAt: now + (withdrawn ? Math.min(this.ttl, 60_000) : this.ttl),
-      ...(withdrawn ? { withdrawn: true } : {})
-    }
-    this.#signedAt = performance.now()
-    this.#value = await this.#registry.signRecord(record)
-    this.#record = withdrawn ? undefined : record
-  }
-
-  /** @internal Publishes the signed record and arms the next refresh. */
-  async publish (options: QueryOptions = {}, provide = true): Promise<void> {
-    try {
-      await this.#registry.publish(this.name, this.#value!, options, this.#withdrawn, provide)
-      this.#provided ||= provide
-      this.lastError = undefined
-      // The next refresh is due at about half the TTL from when this record was signed (not from
-      // when its slow publication ended), with jitter so that a fleet does not refresh in step.
-      this.#arm(this.#signedAt + this.ttl / 2 * (0.8 + Math.random() * 0.4) - performance.now())
-    } catch (error) {
-      this.lastError = error
-      // Try again well before the record expires.
-      this.#arm(Math.min(this.ttl / 4, 1_000))
-      throw error
-    }
-  }
-
-  #arm (delay: number): void {
-    clearTimeout(this.#timer)
-    if (this.#withdrawn || this.#registry.stopped) return
-    this.#timer = setTimeout(() => { void this.refresh().catch(() => {}) }, Math.max(0, delay))
-    this.#timer.unref()
-  }
-
-  /** Publishes a new record now (sequence + 1, a fresh expiry); the next refresh is re-armed. */
-  async refresh (options: QueryOptions = {}): Promise<void> {
-    if (this.#withdrawn) throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `"${this.name}" was withdrawn`)
-    this.refreshes++
-    await this.sign()
-    // The provider record lives 48 h and kad-dht reprovides it; a refresh only renews the record
-    // (unless the first provide failed).
-    await this.publish(options, !this.#provided)
-  }
-
-  /**
-   * Stops refreshing and publishes a newer record that says the service is gone (and stops
-   * reproviding the name): discoverers skip this provider from then on. Idempotent.
-   */
-  async withdraw (options: QueryOptions = {}): Promise<void> {
-    if (this.#withdrawn) return
-    this.#withdrawn = true
-    clearTimeout(this.#timer)
-    // The withdrawal stays this node's answer for the name (until it advertises it again).
-    await this.sign(true)
-    await this.#registry.publish(this.name, this.#value!, options, true)
-  }
-
-  /** @internal Stops refreshing without publishing (replaced, or the registry stopped). */
-  cancel (): void {
-    this.#withdrawn = true
-    clearTimeout(this.#timer)
-    this.#timer = undefined
-  }
 }

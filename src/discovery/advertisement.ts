@@ -1,0 +1,132 @@
+/**
+ * Advertisement: one service this node advertises, its signed record and the refresh timer that
+ * keeps it alive until withdraw(). Made by ServiceRegistry.advertise(). JS thread only.
+ */
+import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
+import type { AdvertiseOptions } from './options.js'
+import type { QueryOptions } from './query-layer.js'
+import type { ServiceRecord } from './record.js'
+import type { ServiceRegistry } from './registry.js'
+
+/**
+ * A service this node advertises: its current record, refreshed at about half its TTL (with
+ * jitter) until withdraw(). Returned by {@link ServiceRegistry.advertise}.
+ */
+export class Advertisement {
+  /** The advertised service name. */
+  readonly name: string
+  /** Milliseconds each published record lives. */
+  readonly ttl: number
+  readonly #registry: ServiceRegistry
+  readonly #metadata: AdvertiseOptions['metadata']
+  readonly #multiaddrs?: string[]
+  #sequence: number
+  #record: ServiceRecord | undefined
+  #value: Uint8Array | undefined
+  #timer: NodeJS.Timeout | undefined
+  #withdrawn = false
+  #provided = false
+  #signedAt = 0
+  /** Refreshes published (successful or not) since advertise(). */
+  refreshes = 0
+  /** The last refresh's failure, if it failed (the next is tried sooner). */
+  lastError: unknown
+
+  /** @internal */
+  constructor (registry: ServiceRegistry, name: string, metadata: AdvertiseOptions['metadata'], ttl: number, multiaddrs: string[] | undefined, sequence: number) {
+    this.#registry = registry
+    this.name = name
+    this.#metadata = metadata
+    this.ttl = ttl
+    this.#multiaddrs = multiaddrs
+    this.#sequence = sequence
+  }
+
+  /** The record published last (undefined once withdrawn or cancelled). */
+  get record (): ServiceRecord | undefined {
+    return this.#record
+  }
+
+  /** @internal The signed bytes of `record` (or of the withdrawal), for the record protocol. */
+  get value (): Uint8Array | undefined {
+    return this.#value
+  }
+
+  /** Whether withdraw() was called (or the advertisement was replaced, or the registry stopped). */
+  get withdrawn (): boolean {
+    return this.#withdrawn
+  }
+
+  /** @internal Builds and signs the next record (sequence + 1, a new expiry). */
+  async sign (withdrawn = false): Promise<void> {
+    const now = this.#registry.now()
+    // A restarted provider still wins over its old records: sequences start from the clock.
+    this.#sequence = Math.max(this.#sequence + 1, now)
+    const record: ServiceRecord = {
+      name: this.name,
+      peerId: this.#registry.peerId.toString(),
+      multiaddrs: this.#multiaddrs ?? this.#registry.ownAddresses(),
+      metadata: this.#metadata,
+      sequence: this.#sequence,
+      expiresAt: now + (withdrawn ? Math.min(this.ttl, 60_000) : this.ttl),
+      ...(withdrawn ? { withdrawn: true } : {})
+    }
+    this.#signedAt = performance.now()
+    this.#value = await this.#registry.signRecord(record)
+    this.#record = withdrawn ? undefined : record
+  }
+
+  /** @internal Publishes the signed record and arms the next refresh. */
+  async publish (options: QueryOptions = {}, provide = true): Promise<void> {
+    try {
+      await this.#registry.publish(this.name, this.#value!, options, this.#withdrawn, provide)
+      this.#provided ||= provide
+      this.lastError = undefined
+      // The next refresh is due at about half the TTL from when this record was signed (not from
+      // when its slow publication ended), with jitter so that a fleet does not refresh in step.
+      this.#arm(this.#signedAt + this.ttl / 2 * (0.8 + Math.random() * 0.4) - performance.now())
+    } catch (error) {
+      this.lastError = error
+      // Try again well before the record expires.
+      this.#arm(Math.min(this.ttl / 4, 1_000))
+      throw error
+    }
+  }
+
+  #arm (delay: number): void {
+    clearTimeout(this.#timer)
+    if (this.#withdrawn || this.#registry.stopped) return
+    this.#timer = setTimeout(() => { void this.refresh().catch(() => {}) }, Math.max(0, delay))
+    this.#timer.unref()
+  }
+
+  /** Publishes a new record now (sequence + 1, a fresh expiry); the next refresh is re-armed. */
+  async refresh (options: QueryOptions = {}): Promise<void> {
+    if (this.#withdrawn) throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `"${this.name}" was withdrawn`)
+    this.refreshes++
+    await this.sign()
+    // The provider record lives 48 h and kad-dht reprovides it; a refresh only renews the record
+    // (unless the first provide failed).
+    await this.publish(options, !this.#provided)
+  }
+
+  /**
+   * Stops refreshing and publishes a newer record that says the service is gone (and stops
+   * reproviding the name): discoverers skip this provider from then on. Idempotent.
+   */
+  async withdraw (options: QueryOptions = {}): Promise<void> {
+    if (this.#withdrawn) return
+    this.#withdrawn = true
+    clearTimeout(this.#timer)
+    // The withdrawal stays this node's answer for the name (until it advertises it again).
+    await this.sign(true)
+    await this.#registry.publish(this.name, this.#value!, options, true)
+  }
+
+  /** @internal Stops refreshing without publishing (replaced, or the registry stopped). */
+  cancel (): void {
+    this.#withdrawn = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The ServiceRegistry's constants and option, event and statistics types (registry.ts re-exports
+ * them). Types only, and numbers.
+ */
+import type { Connection, Metrics, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
+import type { TransientConnectionManager } from '../limits/transient.js'
+import type { QueryOptions } from './query-layer.js'
+import type { JsonValue, ServiceRecord, nameToCid } from './record.js'
+import type { TransientOptions } from './transient.js'
+
+/** The DHT protocol of registries: a private DHT, never the public Amino DHT (`/ipfs/kad/1.0.0`). */
+export const DEFAULT_DHT_PROTOCOL = '/node-msquic/kad/1.0.0'
+/** Where a provider answers "your record for this name" directly (one request, one response). */
+export const RECORD_PROTOCOL = '/node-msquic/discovery/record/1.0.0'
+/** A record's lifetime when advertise() is given none (ms). */
+export const DEFAULT_TTL = 10 * 60_000
+/** The shortest TTL advertise() accepts (ms). */
+export const MIN_TTL = 100
+/** Providers fetched from in parallel by resolve() when it is given no `fanOut`. */
+export const DEFAULT_FAN_OUT = 3
+/** Milliseconds between watch() rounds when it is given no `interval`. */
+export const DEFAULT_WATCH_INTERVAL = 1_000
+/** Milliseconds a provider has to answer for its record before the DHT is read as well. */
+export const HEDGE_DELAY = 50
+/** The deadline of a publication (advertise, refresh, withdraw) at least, unless given one (ms). */
+export const PUBLISH_TIMEOUT = 30_000
+/** A request() or handle() message, at most (bytes), unless given another bound. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+
+/** The kad-dht service a registry runs on: the slice of @libp2p/kad-dht's KadDHT it uses. */
+export interface DhtService {
+  readonly validators: Record<string, (key: Uint8Array, value: Uint8Array) => void | Promise<void>>
+  readonly selectors: Record<string, (key: Uint8Array, values: Uint8Array[]) => number | Promise<number>>
+  get: (key: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  put: (key: Uint8Array, value: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  provide: (cid: ReturnType<typeof nameToCid>, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  findProviders: (cid: ReturnType<typeof nameToCid>, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  cancelReprovide: (cid: ReturnType<typeof nameToCid>) => Promise<void>
+  routingTable?: { size: number }
+}
+
+/** The fields of kad-dht query events the registry reads. */
+export interface DhtEvent {
+  /** The event's name: `PROVIDER`, `PEER_RESPONSE`, `VALUE`, `QUERY_ERROR`, … */
+  name: string
+  providers?: PeerInfo[]
+  record?: { key: Uint8Array, value: Uint8Array }
+  value?: Uint8Array
+  from?: PeerId
+  error?: Error
+}
+
+/** Options of a registry over an existing node (`new ServiceRegistry(libp2p, options)`). */
+export interface ServiceRegistryOptions {
+  /** The key records are signed with; must be the node's. Default: the node's own (from its components). */
+  privateKey?: PrivateKey
+  /** The name of the kad-dht service in `libp2p.services`. Default: the first service that looks like kad-dht. */
+  dhtService?: string
+  /** Deadline of queries given no `timeout` (ms). Default 5000. */
+  queryTimeout?: number
+  /** TTL of advertisements given none (ms). Default {@link DEFAULT_TTL}. */
+  defaultTtl?: number
+  /**
+   * The TransientConnectionManager that owns the node's connections to peers outside the DHT
+   * routing table (see transient.ts); false: none. Default: budget 256, TTL 60 s.
+   */
+  transient?: TransientOptions | TransientConnectionManager<string> | false
+  /** Time source of record expiry (ms since the epoch); tests pass a fake one. Default Date.now. */
+  now?: () => number
+  /** Stop the libp2p node in stop(). Default false (true for ServiceRegistry.create()). */
+  stopNode?: boolean
+}
+
+/** Options of {@link ServiceRegistry.create}. */
+export interface ServiceRegistryInit extends ServiceRegistryOptions {
+  /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/udp/0/quic-v1']`. */
+  listen?: string[]
+  /** Registry (or any member) multiaddrs, each with its /p2p/ id, dialled at start. Default none. */
+  bootstrap?: string[]
+  /** The node's identity. Default: a new Ed25519 key. */
+  privateKey?: PrivateKey
+  /** The DHT protocol. Default {@link DEFAULT_DHT_PROTOCOL}. */
+  protocol?: string
+  /**
+   * Which addresses of other peers the DHT keeps: 'all' (default, for loopback and private
+   * networks), 'private' (drop public ones) or 'public' (kad-dht's default, drops private ones).
+   */
+  addresses?: 'all' | 'private' | 'public'
+  /** Options of the node-msquic transport. */
+  transport?: import('../libp2p/transport.js').MsQuicTransportOptions
+  /** A libp2p metrics factory, e.g. `prometheusMetrics()`; the registry's metrics go through it. */
+  metrics?: (components: any) => Metrics
+  /** Options of kad-dht, merged over the registry's (k, alpha, timeouts...). */
+  dht?: Record<string, unknown>
+  /**
+   * Options of createLibp2p, merged over the registry's: e.g. other `transports` with
+   * `connectionEncrypters` and `streamMuxers` (the benchmark runs the same network over TCP).
+   */
+  libp2p?: Record<string, unknown>
+  /** Milliseconds to wait at start for the bootstrap peers to enter the routing table. Default 10000. */
+  bootstrapTimeout?: number
+}
+
+/** Options of advertise(). */
+export interface AdvertiseOptions {
+  /** Published with the record, returned to discoverers as given (≤ 1024 bytes encoded). */
+  metadata?: JsonValue | Uint8Array
+  /** Milliseconds the record lives; it is refreshed at about half of it (with jitter). */
+  ttl?: number
+  /** Addresses to publish. Default: the node's own. */
+  multiaddrs?: string[]
+  /** Deadline of each publication (ms). Default: the registry's query timeout, at least {@link PUBLISH_TIMEOUT}. */
+  timeout?: number
+  signal?: AbortSignal
+}
+
+/** Options of discover(). */
+export interface DiscoverOptions extends QueryOptions {
+  /** Stop after this many records. Default unlimited. */
+  limit?: number
+}
+
+/** Options of resolve(). */
+export interface ResolveOptions extends QueryOptions {
+  /** Providers asked at once; the first valid answer wins and the others are cancelled. Default 3. */
+  fanOut?: number
+}
+
+/** Options of watch(). */
+export interface WatchOptions {
+  /** Milliseconds between rounds (±20 % jitter). Default {@link DEFAULT_WATCH_INTERVAL}. */
+  interval?: number
+  /** Deadline of each round's discovery (ms). Default: the registry's query timeout. */
+  timeout?: number
+  /** Ends the watch (the iterator returns). */
+  signal?: AbortSignal
+}
+
+/** What watch() yields. */
+export interface WatchEvent {
+  /** `added`: a new provider; `updated`: a newer record of a known one; `gone`: expired, withdrawn or no longer found. */
+  type: 'added' | 'updated' | 'gone'
+  /** The provider's record (the last one seen, for `gone`). */
+  record: ServiceRecord
+}
+
+/** What stats() returns. */
+export interface RegistryStats {
+  /** Queries in the pending map now. */
+  pending: number
+  /** Deadline and backoff timers armed now. */
+  timers: number
+  /** Queries begun since start. */
+  queries: number
+  /** Finished queries by `kind:outcome`. */
+  outcomes: Record<string, number>
+  /** Records refused by reason (malformed, oversized, signature, expired, wrong-key). */
+  rejected: Record<string, number>
+  /** Query attempts retried after a network error. */
+  retries: number
+  /** kad-dht query events handled. */
+  dhtEvents: number
+  /** Services this node advertises now. */
+  advertised: number
+  /** Peers with a reputation. */
+  peers: number
+  /** Peers in the DHT routing table. */
+  routingTable: number
+}
+
+/** A request handler of {@link ServiceRegistry.handle}: the request bytes in, the response out. */
+export type RequestHandler = (request: Uint8Array, context: { peerId: PeerId, connection: Connection }) => Uint8Array | string | Promise<Uint8Array | string>
