@@ -86,12 +86,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     `from another process, the replays sent again every 200 ms; ${legit} legitimate clients, one every 10 ms, 5 s deadline each. Node ${process.version}.`, '',
     '| listener | legitimate clients connected | p50 ms | p99 ms | max ms | failures | peak handshaking | refused (handshakes / backlog) | first reply to each replay: Retry / handshake |',
     '|---|---:|---:|---:|---:|---|---:|---:|---:|']
+  const ms = n => Number.isNaN(n) ? '–' : n.toFixed(1)
   const results = []
   for (const [name, listenOptions, attack] of runs) {
     const r = await runFlood({ listenOptions, flood: attack, legit })
     results.push(r)
     const failed = Object.entries(r.failures).map(([code, n]) => `${n} ${code}`).join(', ') || '–'
-    out.push(`| ${name} | ${r.connected}/${r.total} (${(100 * r.connected / r.total).toFixed(0)}%) | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(1)} | ${failed} | ${r.stats.peakHandshaking} | ` +
+    out.push(`| ${name} | ${r.connected}/${r.total} (${(100 * r.connected / r.total).toFixed(0)}%) | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${failed} | ${r.stats.peakHandshaking} | ` +
       `${r.stats.refusedBy.handshakes} / ${r.stats.refusedBy.backlog} | ${r.replies === undefined ? '–' : `${r.replies.replies.retry} / ${r.replies.replies.handshake} (${r.replies.resent.toLocaleString('en-US')} sent again)`} |`)
   }
   const [reference, ours] = results
