@@ -25,8 +25,9 @@ describe('the query layer under shutdown, timeouts and aborts', () => {
         return 'ended'
       })().catch((e: unknown) => e))
     }
-    // Let them reach the silent peer.
-    await new Promise(resolve => setTimeout(resolve, 200))
+    // Let them all be in flight (on a loaded machine the last ones take a while to start).
+    const deadline = Date.now() + 20_000
+    while (client.stats().pending < 100 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
     expect(client.stats().pending).toBe(100)
     const started = performance.now()
     const stopping = client.stop()
