@@ -90,15 +90,25 @@ export function libp2pWorkloads (transport, { listenAddress = '/ip4/127.0.0.1/ud
   }
 
   async function handshakes ({ connections, concurrency, timeoutMs }) {
-    const server = await make(true)
+    // As in setup() below: no per-host rate limit on loopback. (js-libp2p's default of 5 new
+    // connections per second per host refuses the rest; node-msquic refuses them before the
+    // handshake, so its dials fail, while a transport that checks after the handshake has the
+    // dialer's connection closed after its dial succeeded.)
+    const server = await make(true, {}, { inboundConnectionThreshold: Infinity, maxIncomingPendingConnections: 100000 })
     const address = server.getMultiaddrs()[0]
     // libp2p keeps one connection per peer: each concurrent dialer is its own node.
     const clients = await Promise.all(Array.from({ length: concurrency }, () => make(false)))
-    let next = 0
+    // A client node is used by one operation at a time: two dials from one node to the same peer
+    // share one connection, and the first to close it fails the other.
+    const free = [...clients]
     const result = await runOps({ total: connections, concurrency, timeoutMs }, async () => {
-      const client = clients[next++ % clients.length]
-      const connection = await client.dial(address)
-      await connection.close()
+      const client = free.pop()
+      try {
+        const connection = await client.dial(address)
+        await connection.close()
+      } finally {
+        free.push(client)
+      }
     })
     if (!result.hung) {
       await Promise.all(clients.map(c => c.stop()))
@@ -153,16 +163,20 @@ export function libp2pWorkloads (transport, { listenAddress = '/ip4/127.0.0.1/ud
     const server = await make(true, { identify: identify() }, { inboundConnectionThreshold: Infinity, maxIncomingPendingConnections: 100000 })
     const address = server.getMultiaddrs()[0]
     const clients = await Promise.all(Array.from({ length: concurrency }, () => make(false, { identify: identify() })))
-    let next = 0
+    const free = [...clients]  // one operation per client node at a time (see handshakes())
     const result = await runOps({ total: connections, concurrency, timeoutMs }, async () => {
-      const client = clients[next++ % clients.length]
-      const identified = new Promise(resolve => {
-        const onIdentify = () => { client.removeEventListener('peer:identify', onIdentify); resolve() }
-        client.addEventListener('peer:identify', onIdentify)
-      })
-      const connection = await client.dial(address)
-      await identified
-      await connection.close()
+      const client = free.pop()
+      try {
+        const identified = new Promise(resolve => {
+          const onIdentify = () => { client.removeEventListener('peer:identify', onIdentify); resolve() }
+          client.addEventListener('peer:identify', onIdentify)
+        })
+        const connection = await client.dial(address)
+        await identified
+        await connection.close()
+      } finally {
+        free.push(client)
+      }
     })
     if (!result.hung) {
       await Promise.all(clients.map(c => c.stop()))

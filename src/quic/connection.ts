@@ -680,7 +680,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
           code: BigInt(code),
           error: typeof extra === 'string'
             ? new QuicError(QuicErrorCode.CERTIFICATE, extra, { status, statusName: native.statusName(status) })
-            : this.#state === 'connecting' && APPLICATION_ERRORS.has(BigInt(code))
+            : !this.#server && this.#state === 'connecting' && APPLICATION_ERRORS.has(BigInt(code))
               // The server's application closed it before the handshake completed (during the
               // handshake QUIC hides the application's code behind APPLICATION_ERROR): a refusal,
               // as from a server's `admit`.
