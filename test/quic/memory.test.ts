@@ -12,8 +12,12 @@ const measure = (trim: boolean): Figures => {
   return JSON.parse(child.stdout.trim().split('\n').at(-1) as string)
 }
 
+// Under the sanitizers (npm run test:sanitized) AddressSanitizer's allocator holds the memory, and
+// glibc's malloc_trim cannot return it: the trim is glibc's, so is this test.
+const sanitized = (process.env.NODE_MSQUIC_ADDON ?? '').includes('sanitize')
+
 describe('memory after bulk transfers', () => {
-  it('should give the high-water mark back once the last connection closed', () => {
+  it.skipIf(sanitized)('should give the high-water mark back once the last connection closed', () => {
     const kept = measure(false)
     const trimmed = measure(true)
     console.log(`bulk in worker threads, RSS MiB: idle trim off ${JSON.stringify(kept)}; default ${JSON.stringify(trimmed)}`)
