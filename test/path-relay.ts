@@ -44,10 +44,23 @@ export async function pathRelay (serverPort: number, seed = 1): Promise<PathRela
   let lead = 2
   let client: { port: number, address: string } | undefined
   const stats = { toServer: 0, toClient: 0, copies: 0, repliesToCopies: 0 }
+  // A delayed copy may come due after rebind() or close() closed its socket: it is dropped, as on a
+  // real path whose NAT mapping is gone (dgram throws ERR_SOCKET_DGRAM_NOT_RUNNING synchronously).
+  const delayed = new Set<NodeJS.Timeout>()
+  const send = (socket: Socket, message: Buffer, port: number, address: string): void => {
+    try { socket.send(message, port, address) } catch {}
+  }
+  const sendLater = (socket: Socket, message: Buffer): void => {
+    const timer = setTimeout(() => {
+      delayed.delete(timer)
+      send(socket, message, serverPort, '127.0.0.1')
+    }, lead)
+    delayed.add(timer)
+  }
   const fromServer = (message: Buffer): void => {
     if (client === undefined) return
     stats.toClient++
-    front.send(message, client.port, client.address)
+    send(front, message, client.port, client.address)
   }
   back.on('message', fromServer)
   front.on('message', (message, from) => {
@@ -56,11 +69,11 @@ export async function pathRelay (serverPort: number, seed = 1): Promise<PathRela
     const real = back
     if (attacker !== undefined && random() < share) {
       stats.copies++
-      attacker.send(message, serverPort, '127.0.0.1')
-      setTimeout(() => real.send(message, serverPort, '127.0.0.1'), lead)
+      send(attacker, message, serverPort, '127.0.0.1')
+      sendLater(real, message)
       return
     }
-    real.send(message, serverPort, '127.0.0.1')
+    send(real, message, serverPort, '127.0.0.1')
   })
   return {
     port: front.address().port,
@@ -81,6 +94,8 @@ export async function pathRelay (serverPort: number, seed = 1): Promise<PathRela
       lead = leadMs
     },
     close: () => {
+      for (const timer of delayed) clearTimeout(timer)
+      delayed.clear()
       front.close()
       back.close()
       attacker?.close()
