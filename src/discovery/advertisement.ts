@@ -31,6 +31,12 @@ export class Advertisement {
   refreshes = 0
   /** The last refresh's failure, if it failed (the next is tried sooner). */
   lastError: unknown
+  /**
+   * Settles when the first full publication does (the signed record stored on the k closest peers,
+   * the name provided there): advertise() may resolve before it (AdvertiseOptions.wait). Rejects with
+   * that publication's error (it is retried meanwhile; see lastError).
+   */
+  published: Promise<void> = Promise.resolve()
 
   /** @internal */
   constructor (registry: ServiceRegistry, name: string, metadata: AdvertiseOptions['metadata'], ttl: number, multiaddrs: string[] | undefined, sequence: number) {

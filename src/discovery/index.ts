@@ -19,7 +19,7 @@
  */
 export {
   ServiceRegistry, Advertisement,
-  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ANNOUNCE_PEERS,
   type ServiceRegistryOptions, type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions,
   type WatchOptions, type WatchEvent, type RegistryStats, type RequestHandler, type DhtService, type DhtEvent
 } from './registry.js'
@@ -33,3 +33,4 @@ export { QueryLayer, Query, Reputation, DEFAULT_QUERY_TIMEOUT, BASE_BACKOFF, MAX
 export { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
 export { METRICS_PREFIX, type SpanLike } from './telemetry.js'
 export { ownTransientConnections, type TransientOptions } from './transient.js'
+export { compactMemoryDatastore } from './datastore.js'

@@ -24,6 +24,8 @@ export const DEFAULT_WATCH_INTERVAL = 1_000
 export const HEDGE_DELAY = 50
 /** The deadline of a publication (advertise, refresh, withdraw) at least, unless given one (ms). */
 export const PUBLISH_TIMEOUT = 30_000
+/** Peers of the routing table an advertisement is announced to at once (see announce.ts). */
+export const DEFAULT_ANNOUNCE_PEERS = 8
 /** A request() or handle() message, at most (bytes), unless given another bound. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
@@ -60,6 +62,12 @@ export interface ServiceRegistryOptions {
   queryTimeout?: number
   /** TTL of advertisements given none (ms). Default {@link DEFAULT_TTL}. */
   defaultTtl?: number
+  /**
+   * Peers of the routing table closest to a name that advertise() sends its provider record to at
+   * once, before the full publication (see AdvertiseOptions.wait). 0: none, advertise() always waits
+   * for the full publication. Default {@link DEFAULT_ANNOUNCE_PEERS}.
+   */
+  announcePeers?: number
   /**
    * The TransientConnectionManager that owns the node's connections to peers outside the DHT
    * routing table (see transient.ts); false: none. Default: budget 256, TTL 60 s.
@@ -112,6 +120,13 @@ export interface AdvertiseOptions {
   /** Deadline of each publication (ms). Default: the registry's query timeout, at least {@link PUBLISH_TIMEOUT}. */
   timeout?: number
   signal?: AbortSignal
+  /**
+   * When advertise() resolves: `'discoverable'` (default) once the provider record has reached
+   * the peers of this node's routing table closest to the name (the full publication goes on in
+   * the background: `advertisement.published`); `'published'` once the whole publication is done
+   * (the signed record stored on the k closest peers a lookup finds, and the name provided there).
+   */
+  wait?: 'discoverable' | 'published'
 }
 
 /** Options of discover(). */

@@ -18,9 +18,11 @@ import {
 import { Telemetry, loadTracing } from './telemetry.js'
 import { ownTransientConnections } from './transient.js'
 import { Advertisement } from './advertisement.js'
+import { announceNearby } from './announce.js'
+import { compactMemoryDatastore } from './datastore.js'
 import {
   DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, HEDGE_DELAY,
-  PUBLISH_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
+  PUBLISH_TIMEOUT, DEFAULT_ANNOUNCE_PEERS, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
   type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions, type WatchOptions,
   type WatchEvent, type RegistryStats, type RequestHandler
 } from './options.js'
@@ -85,6 +87,7 @@ export class ServiceRegistry {
   readonly #privateKey: PrivateKey
   readonly #telemetry: Telemetry
   readonly #timeout: number
+  readonly #announcePeers: number
   readonly #defaultTtl: number
   readonly #now: () => number
   readonly #stopNode: boolean
@@ -111,6 +114,8 @@ export class ServiceRegistry {
     if (privateKey === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_CONFIGURED, 'no private key to sign records with: pass options.privateKey')
     this.#privateKey = privateKey
     this.#timeout = options.queryTimeout ?? 5_000
+    this.#announcePeers = options.announcePeers ?? DEFAULT_ANNOUNCE_PEERS
+    if (!Number.isInteger(this.#announcePeers) || this.#announcePeers < 0) throw new RangeError(`announcePeers must be a non-negative integer, got ${String(options.announcePeers)}`)
     this.#defaultTtl = options.defaultTtl ?? DEFAULT_TTL
     this.#now = options.now ?? Date.now
     this.#stopNode = options.stopNode ?? false
@@ -177,8 +182,11 @@ export class ServiceRegistry {
     })
     await loadTracing()
     const { services: extraServices, ...libp2pOptions } = init.libp2p ?? {}
+    const datastore = await compactMemoryDatastore()
     const node = await createLibp2p({
       privateKey: init.privateKey,
+      // Records kept in buffers of their own size (see datastore.ts); a `libp2p.datastore` wins.
+      ...(datastore !== undefined ? { datastore } : {}),
       addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/udp/0/quic-v1'] },
       transports: [msquic(init.transport)],
       connectionMonitor: { enabled: false },
@@ -271,8 +279,41 @@ export class ServiceRegistry {
     await advertisement.sign()
     previous?.cancel()
     this.#advertisements.set(name, advertisement)
-    await advertisement.publish({ timeout: options.timeout, signal: options.signal })
+    const publishOptions = { timeout: options.timeout, signal: options.signal }
+    if (options.wait !== undefined && options.wait !== 'discoverable' && options.wait !== 'published') {
+      throw new TypeError(`wait must be 'discoverable' or 'published', got ${String(options.wait)}`)
+    }
+    // Discoverable first (the provider record sent to the nearest known peers), then the full
+    // publication in the background; without a routing table to announce to, the full one is awaited.
+    const announced = options.wait === 'published' ? undefined : await this.#announce(name, publishOptions)
+    const published = advertisement.publish(publishOptions)
+    advertisement.published = published
+    if (announced === undefined || announced === 0) {
+      await published
+    } else {
+      // Failures are retried by the advertisement and kept in lastError; `published` reports them.
+      published.catch(() => {})
+    }
     return advertisement
+  }
+
+  /**
+   * Sends the provider record of `name` to the nearest peers of the routing table (announce.ts):
+   * resolves with how many took it, or undefined when that is not possible here. Never throws.
+   */
+  async #announce (name: string, options: QueryOptions): Promise<number | undefined> {
+    if (this.#announcePeers === 0) return undefined
+    const query = this.queries.begin('announce', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
+    const span = this.#telemetry.span('discovery.announce', { 'discovery.name': name })
+    try {
+      const sent = await query.race(announceNearby(this.#dht, nameToCid(name), this.peerId, this.libp2p.getMultiaddrs(), this.#announcePeers, query.signal))
+      this.#finish(query, span, sent === undefined || sent === 0 ? 'not-found' : 'success', undefined, sent ?? 0)
+      return sent
+    } catch (error) {
+      const failure = this.#failure(query, error)
+      this.#finish(query, span, outcomeOf(failure), failure, 0)
+      return undefined
+    }
   }
 
   /** @internal Signs a record with the node's key. */

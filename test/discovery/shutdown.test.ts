@@ -52,12 +52,18 @@ describe('the query layer under shutdown, timeouts and aborts', () => {
     setTimeout(() => controller.abort(new Error('changed my mind')), 100)
     const error = await aborted.then(() => undefined, (e: unknown) => e)
     expect(error).toMatchObject({ code: DiscoveryErrorCode.ABORTED, cause: { message: 'changed my mind' } })
-    await expect(client.advertise('never-published', { timeout: 300 })).rejects.toMatchObject({ code: DiscoveryErrorCode.TIMEOUT })
+    await expect(client.advertise('never-published', { timeout: 300, wait: 'published' })).rejects.toMatchObject({ code: DiscoveryErrorCode.TIMEOUT })
+    // By default advertise() resolves once the provider record went to the nearest peer (a black
+    // hole takes it: ADD_PROVIDER has no answer); the full publication still times out, in `published`.
+    const advertisement = await client.advertise('half-published', { timeout: 300 })
+    await expect(advertisement.published).rejects.toMatchObject({ code: DiscoveryErrorCode.TIMEOUT })
+    expect(advertisement.lastError).toMatchObject({ code: DiscoveryErrorCode.TIMEOUT })
+    advertisement.cancel()
     const iterator = client.discover('slow', { timeout: 300 })
     await expect(iterator.next()).rejects.toMatchObject({ code: DiscoveryErrorCode.TIMEOUT })
     expect(client.stats().pending).toBe(0)
     expect(client.stats().timers).toBe(0)
-    expect(client.stats().outcomes).toMatchObject({ 'resolve:timeout': 1, 'resolve:aborted': 1, 'advertise:timeout': 1, 'discover:timeout': 1 })
+    expect(client.stats().outcomes).toMatchObject({ 'resolve:timeout': 1, 'resolve:aborted': 1, 'advertise:timeout': 2, 'announce:success': 1, 'discover:timeout': 1 })
   })
 
   it('breaking out of discover() ends its query', async () => {
