@@ -2,7 +2,8 @@
 // `node bench/discovery.mjs [--smoke] [--nodes N]`: node-msquic/discovery on a loopback network of
 // N registries (default 30, plus the bootstrap node), the same network over three transports, each
 // in its own process: node-msquic, @chainsafe/libp2p-quic, and TCP + noise + yamux.
-//   resolve p50/p99: one provider per name, fanOut 1; and three providers per name, fanOut 3
+//   resolve p50/p99: one provider per name, fanOut 1; and three providers per name, fanOut 3 (all
+//     at once, and hedged: one more provider every HEDGE_MS without an answer)
 //   advertise-to-discoverable: from advertise() until another node's resolve() finds it (p50); the
 //     advertisement's full publication goes on meanwhile (each sample starts once the previous one's is done)
 //   query-layer events/s on the JS thread: queries through the pending map per second (no network),
@@ -26,6 +27,8 @@ if (!existsSync(entry)) {
 }
 
 const TRANSPORTS = ['node-msquic', 'chainsafe', 'tcp']
+/** The hedge of the hedged fan-out: about the 95th percentile of a direct record fetch on loopback. */
+const HEDGE_MS = 5
 const smoke = process.argv.includes('--smoke')
 const nodesArg = process.argv.indexOf('--nodes')
 const size = smoke
@@ -93,14 +96,18 @@ async function measure (transport) {
         if (record.peerId !== nodes[target].peerId.toString()) throw new Error('wrong provider')
       }, single)
     }
+    // Three providers per name: fanOut 3 all at once, and hedged (one more every HEDGE_MS without an
+    // answer), interleaved so that both see the same network.
     const fanOut = []
-    for (let n = 0; n < size.resolves; n++) {
+    const hedged = []
+    for (let n = 0; n < 2 * size.resolves; n++) {
       const j = rand(size.multi)
       // Never from one of the name's own providers (it would answer from its own record).
       const providers = [0, 1, 2].map(k => (j * 3 + k) % nodes.length)
       let from = rand(nodes.length)
       while (providers.includes(from)) from = (from + 1) % nodes.length
-      await timed(async () => { await nodes[from].resolve(`multi-${j}`, { fanOut: 3 }) }, fanOut)
+      const options = n % 2 === 0 ? { fanOut: 3 } : { fanOut: 3, hedge: HEDGE_MS }
+      await timed(async () => { await nodes[from].resolve(`multi-${j}`, options) }, n % 2 === 0 ? fanOut : hedged)
     }
     const resolveSeconds = (performance.now() - resolveStarted) / 1000
     const dhtEventsPerSecond = (all.reduce((n, r) => n + r.stats().dhtEvents, 0) - eventsBefore) / resolveSeconds
@@ -164,6 +171,7 @@ async function measure (transport) {
       joinSeconds,
       single: { p50: percentile(single, 0.5), p99: percentile(single, 0.99), n: single.length },
       fanOut: { p50: percentile(fanOut, 0.5), p99: percentile(fanOut, 0.99), n: fanOut.length },
+      hedged: { p50: percentile(hedged, 0.5), p99: percentile(hedged, 0.99), n: hedged.length },
       fresh: { p50: percentile(fresh, 0.5), p99: percentile(fresh, 0.99), n: fresh.length },
       layerPerSecond,
       dhtEventsPerSecond,
@@ -203,6 +211,8 @@ const rows = [
   ['resolve p99, one provider, fanOut 1', r => ms(r.single.p99), r => r.single.p99],
   ['resolve p50, three providers, fanOut 3', r => ms(r.fanOut.p50), r => r.fanOut.p50],
   ['resolve p99, three providers, fanOut 3', r => ms(r.fanOut.p99), r => r.fanOut.p99],
+  [`resolve p50, three providers, fanOut 3 hedged ${HEDGE_MS} ms`, r => ms(r.hedged?.p50), r => r.hedged?.p50],
+  [`resolve p99, three providers, fanOut 3 hedged ${HEDGE_MS} ms`, r => ms(r.hedged?.p99), r => r.hedged?.p99],
   ['advertise-to-discoverable p50', r => ms(r.fresh.p50), r => r.fresh.p50],
   ['kad-dht events handled per second (during the resolves)', r => fmt(r.dhtEventsPerSecond), r => 1 / r.dhtEventsPerSecond],
   ['query layer, queries per second on the JS thread (no network)', r => fmt(r.layerPerSecond), r => 1 / r.layerPerSecond],
@@ -230,7 +240,7 @@ if (ours.error !== undefined) failures.push(ours.error)
 else {
   if (ours.errorCount > 0) failures.push(`${ours.errorCount} errors: ${ours.errors.join('; ')}`)
   if (ours.pending > 0) failures.push(`${ours.pending} lookups left pending`)
-  if (ours.single.n !== size.resolves || ours.fanOut.n !== size.resolves || ours.fresh.n !== size.fresh) failures.push('not every operation was measured')
+  if (ours.single.n !== size.resolves || ours.fanOut.n !== size.resolves || ours.hedged.n !== size.resolves || ours.fresh.n !== size.fresh) failures.push('not every operation was measured')
 }
 for (const r of results.slice(1)) if (r.error !== undefined || r.errorCount > 0) console.log(`note: ${r.transport}: ${r.error ?? r.errors.join('; ')}`)
 for (const f of failures) console.error(`FAILED: node-msquic: ${f}`)

@@ -139,6 +139,12 @@ export interface DiscoverOptions extends QueryOptions {
 export interface ResolveOptions extends QueryOptions {
   /** Providers asked at once; the first valid answer wins and the others are cancelled. Default 3. */
   fanOut?: number
+  /**
+   * Hedged fan-out: ask the best provider first and one more (up to `fanOut`) each time this many
+   * milliseconds pass without an answer, or at once when one fails ("The Tail at Scale": most
+   * answers cost one request, slow ones still race). Default 0: all `fanOut` at once.
+   */
+  hedge?: number
 }
 
 /** Options of watch(). */

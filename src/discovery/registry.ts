@@ -557,12 +557,14 @@ export class ServiceRegistry {
     checkName(name)
     const fanOut = options.fanOut ?? DEFAULT_FAN_OUT
     if (!Number.isInteger(fanOut) || fanOut < 1) throw new RangeError(`fanOut must be a positive integer, got ${String(fanOut)}`)
+    const hedge = options.hedge ?? 0
+    if (typeof hedge !== 'number' || !(hedge >= 0) || hedge === Infinity) throw new RangeError(`hedge must be a finite number of milliseconds ≥ 0, got ${String(hedge)}`)
     const own = this.#own(name)
     const query = this.queries.begin('resolve', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
     const span = this.#telemetry.span('discovery.resolve', { 'discovery.name': name, 'discovery.fan_out': fanOut })
     let contacted = 0
     try {
-      const record = own ?? await query.race(query.retry(async signal => await this.#resolveOnce(name, fanOut, signal, () => contacted++), retryable, () => this.#telemetry.retry()))
+      const record = own ?? await query.race(query.retry(async signal => await this.#resolveOnce(name, fanOut, hedge, signal, () => contacted++), retryable, () => this.#telemetry.retry()))
       this.#finish(query, span, 'success', undefined, contacted)
       return record
     } catch (error) {
@@ -577,7 +579,7 @@ export class ServiceRegistry {
    * being asked or waiting (so a provider this node already knows of costs no network query),
    * best reputation first; the first valid record wins and everything else is cancelled.
    */
-  async #resolveOnce (name: string, fanOut: number, signal: AbortSignal, contacted: () => void): Promise<ServiceRecord> {
+  async #resolveOnce (name: string, fanOut: number, hedge: number, signal: AbortSignal, contacted: () => void): Promise<ServiceRecord> {
     const attempt = new AbortController()
     const onAbort = (): void => attempt.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
@@ -587,11 +589,15 @@ export class ServiceRegistry {
     let running = 0
     let searching = true
     let pulling = false
+    // Providers that may be asked at once: all of fanOut, or with a hedge one more per hedge period.
+    let allowed = hedge > 0 ? 1 : fanOut
+    let hedgeTimer: NodeJS.Timeout | undefined
     return await new Promise<ServiceRecord>((resolve, reject) => {
       let settled = false
       const finish = (error: unknown, record?: ServiceRecord): void => {
         if (settled) return
         settled = true
+        clearTimeout(hedgeTimer)
         signal.removeEventListener('abort', onAbort)
         attempt.abort()
         void providers?.return(undefined).catch(() => {})
@@ -617,16 +623,22 @@ export class ServiceRegistry {
       const pump = (): void => {
         if (settled) return
         if (candidates.length > 1) candidates.splice(0, candidates.length, ...this.reputation.order(candidates, p => p.id.toString()))
-        while (running < fanOut && candidates.length > 0) {
+        while (running < allowed && candidates.length > 0) {
           const provider = candidates.shift()!
           running++
           contacted()
+          if (allowed < fanOut) {
+            // No answer within the hedge period: one more provider may be asked.
+            clearTimeout(hedgeTimer)
+            hedgeTimer = setTimeout(() => { allowed++; pump() }, hedge)
+          }
           this.#fetch(name, provider, attempt.signal).then(record => {
             running--
             if (record !== undefined) finish(undefined, record)
             else pump()
           }, error => { running--; if (attempt.signal.aborted) finish(error); else pump() })
         }
+        // Candidates are gathered for the whole fanOut (a hedge period passing needs one at hand).
         if (searching && !pulling && running + candidates.length < fanOut) void pull()
         else if (searching && !pulling && providers !== undefined) {
           // Enough providers are being asked: stop the DHT query until more are needed.
