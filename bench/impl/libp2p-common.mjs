@@ -29,11 +29,15 @@ export function libp2pWorkloads (transport, { listenAddress = '/ip4/127.0.0.1/ud
     await stream.close()
   }
 
+  // Both nodes run identify, as every real js-libp2p node does, and the workload starts once it has
+  // run both ways (what a peer learns from it may change how streams are opened).
   async function pair (protocol, handler) {
-    const server = await make(true)
+    const server = await make(true, { identify: identify() })
     await server.handle(protocol, handler, { maxInboundStreams: 100000 })
-    const client = await make(false)
+    const client = await make(false, { identify: identify() })
+    const identified = Promise.all([client, server].map(node => new Promise(resolve => node.addEventListener('peer:identify', resolve, { once: true }))))
     const connection = await client.dial(server.getMultiaddrs()[0])
+    await identified
     return { server, client, connection }
   }
 

@@ -23,4 +23,4 @@ export { MsQuicMuxer, MsQuicMuxerFactory, MsQuicMultiaddrConnection, MUXER_PROTO
 export { createLibp2pCertificate, verifyLibp2pCertificate, peerIdOf, LIBP2P_EXTENSION_OID, type Libp2pCertificate } from './certificate.js'
 export { Libp2pQuicError, Libp2pQuicErrorCode, StreamResetCode, ConnectionCloseCode } from './errors.js'
 export { quicV1Filter, parseQuicAddress } from './multiaddr.js'
-export { NegotiationGate, PeerNegotiations, type NegotiationOptions, type NegotiationOutcome } from './negotiation.js'
+export { LAZY_NEGOTIATION_MARKER, NegotiationGate, PeerNegotiations, type NegotiationOptions, type NegotiationOutcome } from './negotiation.js'

@@ -6,8 +6,8 @@
  * (busy) instead of timing out. js-libp2p takes the negotiated stream as it is (`stream.protocol`
  * set). Outbound `newStream()` with one protocol is negotiated here too, at most as many at once
  * per connection (the rest wait for a slot), and a busy answer from the peer fails it at once with
- * ERR_LIBP2P_BUSY; with `lazyDial`, a protocol the peer already accepted on the connection is
- * dialled lazily (the proposal leaves with the first data, in one send). Both sides run multistream-select 1.0 on the native stream core (its prefix
+ * ERR_LIBP2P_BUSY; towards a peer known to take it (lazyDial), a protocol is dialled lazily (the
+ * proposal leaves with the first data, in one send). Both sides run multistream-select 1.0 on the native stream core (its prefix
  * reader, with the message codec of src/negotiation), before the libp2p stream reads anything:
  * bytes a lazy dialer sends after its proposal, and a FIN right behind them, stay in the stream for
  * the handler (a negotiation through js-libp2p's byte stream would lose them).
@@ -36,14 +36,23 @@ export interface NegotiationOptions {
   /** Milliseconds one negotiation may take (without a caller's signal). Default 10000. */
   timeout?: number
   /**
-   * Dial protocols the peer already accepted on the connection lazily: the proposal leaves with the
-   * stream's first bytes (and its FIN) in one send and newStream() does not wait for the answer, as
-   * go-libp2p does. Listeners on go-libp2p, rust-libp2p and this transport accept it; js-libp2p's
-   * own listener over other transports (@libp2p/utils 7.4 streams) does not see a FIN that came
-   * with the proposal, and hangs. Default false.
+   * Lazy dialing: the proposal leaves with the stream's first bytes (and its FIN) in one send and
+   * newStream() does not wait for the answer, as go-libp2p does (a refusal then resets the stream).
+   * Listeners on go-libp2p, rust-libp2p and this transport accept it; js-libp2p's own listener over
+   * other transports (@libp2p/utils 7.4 streams) does not see a FIN that came with the proposal, and
+   * hangs. So by default (`'auto'`) a stream is dialled lazily only to a peer whose identify lists
+   * {@link LAZY_NEGOTIATION_MARKER} (this transport's listener, with negotiation on), for a protocol
+   * that identify listed or that the peer already accepted on the connection. `true`: to any peer,
+   * for protocols it already accepted on the connection. `false`: never.
    */
-  lazyDial?: boolean
+  lazyDial?: boolean | 'auto'
 }
+
+/**
+ * A protocol id this transport registers (never opened) so that identify tells peers its listener
+ * takes lazy proposals, even with the FIN in the same flight (see NegotiationOptions.lazyDial).
+ */
+export const LAZY_NEGOTIATION_MARKER = '/node-msquic/lazy-negotiation/1.0.0'
 
 export type NegotiationOutcome = 'completed' | 'failed' | 'timeout' | 'busy'
 
@@ -149,11 +158,26 @@ export class PeerNegotiations {
   outbound = 0
   readonly #outboundWaiting: Array<() => void> = []
   readonly #gate: NegotiationGate
-  // Protocols the peer accepted on this connection: later streams for them are dialled lazily.
+  // Protocols the peer accepted on this connection: later streams for them may be dialled lazily.
   readonly #accepted = new Set<string>()
+  // The protocols the peer's identify listed, once it showed LAZY_NEGOTIATION_MARKER.
+  #lazyProtocols: ReadonlySet<string> | undefined
 
   constructor (gate: NegotiationGate) {
     this.#gate = gate
+  }
+
+  /** @internal The peer's identify listed `protocols`, LAZY_NEGOTIATION_MARKER among them. */
+  takesLazyProposals (protocols: readonly string[]): void {
+    this.#lazyProtocols = new Set(protocols)
+  }
+
+  /** Whether a stream for `protocol` is dialled lazily on this connection now. */
+  dialsLazily (protocol: string): boolean {
+    const mode = this.#gate.lazyDial
+    if (mode === false) return false
+    if (this.#lazyProtocols !== undefined) return this.#lazyProtocols.has(protocol) || this.#accepted.has(protocol)
+    return mode === true && this.#accepted.has(protocol)
   }
 
   /** Negotiates an inbound stream against `protocols`; resolves with the protocol, or null when the stream was refused or failed (it is reset then). */
@@ -163,11 +187,10 @@ export class PeerNegotiations {
 
   /**
    * Negotiates an outbound stream for `protocol` (waiting for a slot first); throws on failure, the
-   * stream reset. With `lazyDial`, a protocol the peer already accepted on this connection is
-   * dialled lazily (as go-libp2p does for protocols it knows the peer speaks): the proposal waits for the stream's
-   * first bytes and leaves with them in one send, and this resolves at once; the answer is read in
-   * the background, and a refusal (na, or busy) aborts the stream with the error newStream() would
-   * have thrown.
+   * stream reset. When dialsLazily(protocol) (as go-libp2p does for protocols it knows the peer
+   * speaks), the proposal waits for the stream's first bytes and leaves with them in one send, and
+   * this resolves at once; the answer is read in the background, and a refusal (na, or busy) aborts
+   * the stream with the error newStream() would have thrown.
    */
   async outboundStream (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
     const limit = this.#gate.maxOutboundPerConnection
@@ -187,7 +210,7 @@ export class PeerNegotiations {
       })
     }
     this.outbound++
-    if (!this.#gate.lazyDial || !this.#accepted.has(protocol)) return await this.#select(stream, protocol, signal)
+    if (!this.dialsLazily(protocol)) return await this.#select(stream, protocol, signal)
     void this.#select(stream, protocol, signal).catch(() => {})
     return protocol
   }
@@ -195,7 +218,7 @@ export class PeerNegotiations {
   async #select (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
     try {
       const selected = await selectOnCore(stream, protocol, signal !== undefined ? { signal } : { deadlines: this.#gate.deadlines })
-      if (this.#gate.lazyDial && this.#accepted.size < MAX_KNOWN_PROTOCOLS) this.#accepted.add(protocol)
+      if (this.#gate.lazyDial !== false && this.#accepted.size < MAX_KNOWN_PROTOCOLS) this.#accepted.add(protocol)
       return selected
     } catch (error) {
       const code = stream.core.readError?.errorCode ?? stream.core.writeError?.errorCode
@@ -217,7 +240,7 @@ export class PeerNegotiations {
 /** The transport's negotiation limits and counters, shared by its connections. */
 export class NegotiationGate {
   readonly maxOutboundPerConnection: number
-  readonly lazyDial: boolean
+  readonly lazyDial: boolean | 'auto'
   readonly timeout: number
   /** Each negotiation's timeout, without a caller's signal. */
   readonly deadlines: Deadlines
@@ -239,7 +262,8 @@ export class NegotiationGate {
     this.#queuedPerConnection = options.maxQueuedPerConnection ?? streamCredit
     this.#queuedOverall = options.maxQueued ?? 1024
     this.maxOutboundPerConnection = options.maxOutboundNegotiationsPerConnection ?? 32
-    this.lazyDial = options.lazyDial ?? false
+    this.lazyDial = options.lazyDial ?? 'auto'
+    if (this.lazyDial !== true && this.lazyDial !== false && this.lazyDial !== 'auto') throw new TypeError(`negotiation.lazyDial must be true, false or 'auto', got ${String(this.lazyDial)}`)
     this.timeout = options.timeout ?? 10_000
     this.deadlines = new Deadlines(this.timeout)
     this.#counter = metrics?.registerCounterGroup('libp2p_msquic_negotiations_total', { label: 'outcome', help: 'Protocol negotiations by outcome (inbound, and outbound busy answers)' })

@@ -3,7 +3,7 @@
  * libp2p TLS certificate inside the handshake, and hands js-libp2p connections whose streams are
  * native QUIC streams (no encryption or muxer upgrade on top).
  */
-import { serviceCapabilities, transportSymbol, TypedEventEmitter, type ComponentLogger, type Connection, type ConnectionGater, type CreateListenerOptions, type DialTransportOptions, type Listener, type ListenerEvents, type Logger, type Metrics, type PeerId, type PrivateKey, type Transport, type Upgrader } from '@libp2p/interface'
+import { serviceCapabilities, transportSymbol, TypedEventEmitter, type ComponentLogger, type Connection, type Stream, type ConnectionGater, type CreateListenerOptions, type DialTransportOptions, type Listener, type ListenerEvents, type Logger, type Metrics, type PeerId, type PrivateKey, type Transport, type Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { QuicError, QuicErrorCode } from '../errors.js'
 import type { QuicSettings } from '../quic/config.js'
@@ -15,7 +15,7 @@ import { createLibp2pCertificate, verifyLibp2pCertificate, type Libp2pCertificat
 import { Libp2pQuicError, Libp2pQuicErrorCode } from './errors.js'
 import { expandWildcard, parseQuicAddress, quicMultiaddr, quicV1Filter, type QuicAddress } from './multiaddr.js'
 import { MsQuicMultiaddrConnection, MsQuicMuxerFactory } from './muxer.js'
-import { NegotiationGate, type NegotiationOptions } from './negotiation.js'
+import { LAZY_NEGOTIATION_MARKER, NegotiationGate, type NegotiationOptions, type PeerNegotiations } from './negotiation.js'
 
 /** ALPN of libp2p over QUIC (libp2p/specs quic/README.md). */
 export const LIBP2P_ALPN = 'libp2p'
@@ -58,8 +58,13 @@ export interface MsQuicTransportOptions {
 export interface MsQuicTransportComponents {
   privateKey: PrivateKey
   logger: ComponentLogger
-  /** The protocols inbound streams are negotiated against (without it js-libp2p negotiates them). */
-  registrar?: { getProtocols: () => string[] }
+  /**
+   * The protocols inbound streams are negotiated against (without it js-libp2p negotiates them);
+   * `handle` registers LAZY_NEGOTIATION_MARKER, so that identify announces it.
+   */
+  registrar?: { getProtocols: () => string[], handle?: (protocol: string, handler: (stream: Stream) => void) => Promise<void> }
+  /** The node's events: 'peer:identify' tells which peers take lazy proposals. */
+  events?: { addEventListener: (type: 'peer:identify', listener: (event: CustomEvent<{ protocols: string[], connection: Connection }>) => void) => void }
   metrics?: Metrics
   /** js-libp2p's connection manager: its inbound limits are read for admission (see AdmissionOptions). */
   connectionManager?: unknown
@@ -84,6 +89,8 @@ export class MsQuicTransport implements Transport {
   readonly #options: MsQuicTransportOptions
   readonly #log: Logger
   #credentials: Promise<Libp2pCertificate> | undefined
+  // Each connection's share of the negotiation limits, found again on identify.
+  readonly #peers = new WeakMap<QuicConnection, PeerNegotiations>()
   /** The negotiation limits and counters (undefined with `negotiation: false`). */
   readonly negotiation: NegotiationGate | undefined
 
@@ -92,6 +99,25 @@ export class MsQuicTransport implements Transport {
     this.#options = options
     this.#log = components.logger.forComponent('libp2p:msquic')
     this.negotiation = options.negotiation === false ? undefined : new NegotiationGate(options.negotiation, components.metrics, options.maxStreams ?? 256)
+    if (this.negotiation !== undefined) this.#announceLazyNegotiation(components)
+  }
+
+  /**
+   * Our listener negotiates inbound streams itself and takes lazy proposals, FIN included: the
+   * marker protocol tells peers so through identify, and a peer's identify showing it makes our
+   * dialer lazy towards that peer (NegotiationOptions.lazyDial).
+   */
+  #announceLazyNegotiation (components: MsQuicTransportComponents): void {
+    // The marker is never opened: a stream to it is refused.
+    void components.registrar?.handle?.(LAZY_NEGOTIATION_MARKER, stream => { stream.abort(new Error('A capability marker, not a protocol')) })
+      .catch(() => {})
+    if (this.negotiation?.lazyDial === false) return
+    components.events?.addEventListener('peer:identify', event => {
+      const { protocols, connection } = event.detail
+      if (!protocols.includes(LAZY_NEGOTIATION_MARKER)) return
+      const quic = quicConnectionOf(connection)
+      if (quic !== undefined) this.#peers.get(quic)?.takesLazyProposals(protocols)
+    })
   }
 
   /** @internal The certificate every connection of this transport presents (the spec allows reuse). */
@@ -120,14 +146,16 @@ export class MsQuicTransport implements Transport {
   /** @internal */
   muxerFactory (connection: QuicConnection, direction: 'inbound' | 'outbound'): MsQuicMuxerFactory {
     const registrar = this.#components.registrar
+    const peer = this.negotiation?.peer()
+    if (peer !== undefined) this.#peers.set(connection, peer)
     return new MsQuicMuxerFactory({
       connection,
       logger: this.#components.logger,
       name: `libp2p:msquic:${direction}`,
       maxReadBufferLength: this.#options.maxReadBufferLength,
-      negotiation: this.negotiation === undefined
+      negotiation: peer === undefined
         ? undefined
-        : { peer: this.negotiation.peer(), protocols: registrar === undefined ? undefined : () => registrar.getProtocols() }
+        : { peer, protocols: registrar === undefined ? undefined : () => registrar.getProtocols() }
     })
   }
 

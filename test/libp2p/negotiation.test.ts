@@ -1,6 +1,6 @@
 import * as lp from 'it-length-prefixed'
 import { afterEach, describe, expect, it } from 'vitest'
-import { MsQuicTransport, StreamResetCode, type MsQuicTransportOptions } from '../../src/libp2p/index.js'
+import { LAZY_NEGOTIATION_MARKER, MsQuicTransport, StreamResetCode, type MsQuicTransportOptions } from '../../src/libp2p/index.js'
 import type { MsQuicMuxer } from '../../src/libp2p/muxer.js'
 import type { MsQuicStream } from '../../src/libp2p/stream.js'
 import { ECHO, createNode, echo, type TestNode } from './nodes.js'
@@ -109,10 +109,45 @@ describe('bounded negotiation in the libp2p transport', () => {
     expect(b.transport().negotiation?.counts.timeout).toBe(0)
   })
 
-  it('with lazyDial, dials a protocol the peer already accepted lazily: the proposal leaves with the data, and a later refusal resets the stream', async () => {
+  it('by default dials lazily a peer whose identify shows the marker, for the protocols it listed; never with lazyDial: false', async () => {
+    const a = await node()
+    const b = await node()
+    const never = await node({ negotiation: { lazyDial: false } })
+    for (const n of [a, b, never]) expect(n.node.getProtocols()).toContain(LAZY_NEGOTIATION_MARKER)
+    for (const dialer of [a, never]) {
+      await dialer.node.dial(b.node.getMultiaddrs()[0])
+      await expect.poll(async () => (await dialer.node.peerStore.get(b.node.peerId)).protocols).toContain(LAZY_NEGOTIATION_MARKER)
+    }
+    const lazyBefore = b.transport().negotiation?.lazy ?? 0
+    // The very first echo stream is lazy: identify listed the protocol.
+    expect(Buffer.from(await echo(a.node, b.node.peerId, Buffer.from('first'))).toString()).toBe('first')
+    expect(b.transport().negotiation?.lazy).toBe(lazyBefore + 1)
+    expect(Buffer.from(await echo(never.node, b.node.peerId, Buffer.from('waits'))).toString()).toBe('waits')
+    expect(b.transport().negotiation?.lazy).toBe(lazyBefore + 1)
+    // The marker is not a protocol: a stream to it is refused.
+    await expect((async () => {
+      const stream = await a.node.dialProtocol(b.node.peerId, LAZY_NEGOTIATION_MARKER, { runOnLimitedConnection: true } as any)
+      for await (const _ of stream);
+    })()).rejects.toThrow()
+  })
+
+  it('does not dial lazily a peer without the marker (js-libp2p negotiating for itself)', async () => {
+    const a = await node()
+    const b = await node({ negotiation: false })
+    expect(b.node.getProtocols()).not.toContain(LAZY_NEGOTIATION_MARKER)
+    await a.node.dial(b.node.getMultiaddrs()[0])
+    await expect.poll(async () => (await a.node.peerStore.get(b.node.peerId)).protocols).toContain(ECHO)
+    // js-libp2p's own listener would hang on a FIN that came with a lazy proposal.
+    for (let i = 0; i < 3; i++) expect(Buffer.from(await echo(a.node, b.node.peerId, Buffer.from(`n${i}`))).toString()).toBe(`n${i}`)
+  })
+
+  it('with lazyDial: true, dials a protocol the peer already accepted lazily: the proposal leaves with the data, and a later refusal resets the stream', async () => {
     const a = await node({ negotiation: { lazyDial: true } })
     const b = await node()
+    // Without the marker in b's identify, only what b accepted on the connection is dialled lazily.
+    await b.node.unhandle(LAZY_NEGOTIATION_MARKER)
     await a.node.dial(b.node.getMultiaddrs()[0])
+    await expect.poll(async () => (await a.node.peerStore.get(b.node.peerId)).protocols).toContain(ECHO)
     const lazyBefore = b.transport().negotiation?.lazy ?? 0
     // The first stream waits for the answer; the second sends its proposal, data and FIN at once.
     expect(Buffer.from(await echo(a.node, b.node.peerId, Buffer.from('first'))).toString()).toBe('first')
