@@ -1,11 +1,11 @@
 /**
  * Optimistic provide (as go-libp2p-kad-dht's "optimistic provide" does for the IPFS DHT): the
  * provider record of a name goes at once to the peers of this node's routing table closest to the
- * name's key, without waiting for a lookup to converge. kad-dht's provide() sends nothing before its lookup has queried every one of the k
- * closest peers it finds (about 20 requests on a 30-node network, 200 to 500 ms here); a discoverer's
- * own lookup starts from the closest peers it knows, which on a small private DHT are the same
- * ones, so the service is discoverable after one round of messages. The full provide still runs
- * (Advertisement.published). JS thread only.
+ * name's key, without waiting for a lookup to converge. kad-dht's provide() sends nothing before
+ * its lookup has queried every one of the k closest peers it finds (about 20 requests on a 30-node
+ * network, 200 to 500 ms here); a discoverer's own lookup starts from the closest peers it knows,
+ * which on a small private DHT are the same ones, so the service is discoverable after one round of
+ * messages. The full provide still runs (Advertisement.published). JS thread only.
  *
  * This reaches into kad-dht's routing table, network and provider store (not its public API): when
  * they are missing (another kad-dht version), announceNearby() returns undefined and advertise()

@@ -273,6 +273,9 @@ export class ServiceRegistry {
     checkName(name)
     const ttl = options.ttl ?? this.#defaultTtl
     if (typeof ttl !== 'number' || !(ttl >= MIN_TTL)) throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `ttl must be at least ${MIN_TTL} ms, got ${String(ttl)}`)
+    if (options.wait !== undefined && options.wait !== 'discoverable' && options.wait !== 'published') {
+      throw new TypeError(`wait must be 'discoverable' or 'published', got ${String(options.wait)}`)
+    }
     const previous = this.#advertisements.get(name)
     const advertisement = new Advertisement(this, name, options.metadata, ttl, options.multiaddrs, previous?.record?.sequence ?? 0)
     // Checks the metadata before anything is published.
@@ -280,9 +283,6 @@ export class ServiceRegistry {
     previous?.cancel()
     this.#advertisements.set(name, advertisement)
     const publishOptions = { timeout: options.timeout, signal: options.signal }
-    if (options.wait !== undefined && options.wait !== 'discoverable' && options.wait !== 'published') {
-      throw new TypeError(`wait must be 'discoverable' or 'published', got ${String(options.wait)}`)
-    }
     // Discoverable first (the provider record sent to the nearest known peers), then the full
     // publication in the background; without a routing table to announce to, the full one is awaited.
     const announced = options.wait === 'published' ? undefined : await this.#announce(name, publishOptions)
