@@ -25,7 +25,7 @@ export const HEDGE_DELAY = 50
 /** The deadline of a publication (advertise, refresh, withdraw) at least, unless given one (ms). */
 export const PUBLISH_TIMEOUT = 30_000
 /** Peers of the routing table an advertisement is announced to at once (see announce.ts). */
-export const DEFAULT_ANNOUNCE_PEERS = 8
+export const DEFAULT_ANNOUNCE_PEERS = 20
 /** A request() or handle() message, at most (bytes), unless given another bound. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 

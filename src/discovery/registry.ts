@@ -638,8 +638,9 @@ export class ServiceRegistry {
             else pump()
           }, error => { running--; if (attempt.signal.aborted) finish(error); else pump() })
         }
-        // Candidates are gathered for the whole fanOut (a hedge period passing needs one at hand).
-        if (searching && !pulling && running + candidates.length < fanOut) void pull()
+        // Candidates are gathered for those that may be asked, plus one at hand for the next hedge
+        // period (more would keep the DHT query going for providers that may never be asked).
+        if (searching && !pulling && running + candidates.length < Math.min(fanOut, allowed + 1)) void pull()
         else if (searching && !pulling && providers !== undefined) {
           // Enough providers are being asked: stop the DHT query until more are needed.
           void providers.return(undefined).catch(() => {})

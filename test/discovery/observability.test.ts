@@ -75,12 +75,16 @@ describe('observability', () => {
     exporter.reset()
     await net.bootstrap()
     const [provider, client] = await net.members(2)
-    await provider.advertise('traced')
+    // The advertise span ends with the full publication (advertise() resolves once discoverable).
+    await (await provider.advertise('traced')).published
     await client.resolve('traced', { fanOut: 2 })
     await expect(client.resolve('not-there', { timeout: 2000 })).rejects.toMatchObject({ code: DiscoveryErrorCode.NOT_FOUND })
     const spans = exporter.getFinishedSpans()
     const advertise = spans.find(s => s.name === 'discovery.advertise')
     expect(advertise?.attributes).toMatchObject({ 'discovery.name': 'traced', 'discovery.outcome': 'success' })
+    const announce = spans.find(s => s.name === 'discovery.announce')
+    expect(announce?.attributes).toMatchObject({ 'discovery.name': 'traced', 'discovery.outcome': 'success' })
+    expect(announce?.attributes['discovery.peers_contacted']).toBeGreaterThanOrEqual(1)
     const resolves = spans.filter(s => s.name === 'discovery.resolve')
     expect(resolves.map(s => s.attributes['discovery.outcome'])).toEqual(['success', 'not-found'])
     expect(resolves[0].attributes).toMatchObject({ 'discovery.name': 'traced', 'discovery.fan_out': 2 })
