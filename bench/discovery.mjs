@@ -3,7 +3,8 @@
 // N registries (default 30, plus the bootstrap node), the same network over three transports, each
 // in its own process: node-msquic, @chainsafe/libp2p-quic, and TCP + noise + yamux.
 //   resolve p50/p99: one provider per name, fanOut 1; and three providers per name, fanOut 3 (all
-//     at once, and hedged: one more provider every HEDGE_MS without an answer)
+//     at once, and hedged as by default: one more provider once the 95th percentile of the node's
+//     recent answer latencies has passed without an answer)
 //   advertise-to-discoverable: from advertise() until another node's resolve() finds it (p50); the
 //     advertisement's full publication goes on meanwhile (each sample starts once the previous one's is done)
 //   query-layer events/s on the JS thread: queries through the pending map per second (no network),
@@ -27,8 +28,6 @@ if (!existsSync(entry)) {
 }
 
 const TRANSPORTS = ['node-msquic', 'chainsafe', 'tcp']
-/** The hedge of the hedged fan-out: about the 95th percentile of a direct record fetch on loopback. */
-const HEDGE_MS = 5
 const smoke = process.argv.includes('--smoke')
 const nodesArg = process.argv.indexOf('--nodes')
 const size = smoke
@@ -86,30 +85,46 @@ async function measure (transport) {
     }
     const eventsBefore = all.reduce((n, r) => n + r.stats().dhtEvents, 0)
     const resolveStarted = performance.now()
+    // Interleaved, so that every kind sees the same network: one provider per name with fanOut 1;
+    // three providers per name with fanOut 3 all at once (hedge 0), and with the default hedge
+    // ('auto': one more provider once the 95th percentile of recent answer latencies has passed).
+    // Each round runs the three in a random order, 5 ms apart: the providers a resolve cancelled
+    // wind down in between instead of in the next one's measurement.
     const single = []
-    for (let n = 0; n < size.resolves; n++) {
-      const target = rand(nodes.length)
-      let from = rand(nodes.length)
-      if (from === target) from = (from + 1) % nodes.length
-      await timed(async () => {
-        const record = await nodes[from].resolve(`single-${target}`, { fanOut: 1 })
-        if (record.peerId !== nodes[target].peerId.toString()) throw new Error('wrong provider')
-      }, single)
-    }
-    // Three providers per name: fanOut 3 all at once, and hedged (one more every HEDGE_MS without an
-    // answer), interleaved so that both see the same network.
     const fanOut = []
     const hedged = []
-    for (let n = 0; n < 2 * size.resolves; n++) {
+    let paused = 0
+    const resolveOne = async kind => {
+      if (kind === single) {
+        const target = rand(nodes.length)
+        let from = rand(nodes.length)
+        if (from === target) from = (from + 1) % nodes.length
+        await timed(async () => {
+          const record = await nodes[from].resolve(`single-${target}`, { fanOut: 1 })
+          if (record.peerId !== nodes[target].peerId.toString()) throw new Error('wrong provider')
+        }, single)
+        return
+      }
       const j = rand(size.multi)
       // Never from one of the name's own providers (it would answer from its own record).
       const providers = [0, 1, 2].map(k => (j * 3 + k) % nodes.length)
       let from = rand(nodes.length)
       while (providers.includes(from)) from = (from + 1) % nodes.length
-      const options = n % 2 === 0 ? { fanOut: 3 } : { fanOut: 3, hedge: HEDGE_MS }
-      await timed(async () => { await nodes[from].resolve(`multi-${j}`, options) }, n % 2 === 0 ? fanOut : hedged)
+      const options = kind === fanOut ? { fanOut: 3, hedge: 0 } : { fanOut: 3 }
+      await timed(async () => { await nodes[from].resolve(`multi-${j}`, options) }, kind)
     }
-    const resolveSeconds = (performance.now() - resolveStarted) / 1000
+    for (let n = 0; n < size.resolves; n++) {
+      const order = [single, fanOut, hedged]
+      for (let i = order.length - 1; i > 0; i--) { const k = rand(i + 1); [order[i], order[k]] = [order[k], order[i]] }
+      for (const kind of order) {
+        const pause = performance.now()
+        await new Promise(resolve => setTimeout(resolve, 5))
+        paused += performance.now() - pause
+        await resolveOne(kind)
+      }
+    }
+    const hedgeDelays = nodes.map(r => r.stats().hedgeDelay).sort((a, b) => a - b)
+    const resolveSeconds = (performance.now() - resolveStarted - paused) / 1000
     const dhtEventsPerSecond = (all.reduce((n, r) => n + r.stats().dhtEvents, 0) - eventsBefore) / resolveSeconds
 
     // Advertise-to-discoverable: a new name, advertised, then resolved from another node until found.
@@ -172,6 +187,7 @@ async function measure (transport) {
       single: { p50: percentile(single, 0.5), p99: percentile(single, 0.99), n: single.length },
       fanOut: { p50: percentile(fanOut, 0.5), p99: percentile(fanOut, 0.99), n: fanOut.length },
       hedged: { p50: percentile(hedged, 0.5), p99: percentile(hedged, 0.99), n: hedged.length },
+      hedgeDelay: hedgeDelays[Math.floor(hedgeDelays.length / 2)],
       fresh: { p50: percentile(fresh, 0.5), p99: percentile(fresh, 0.99), n: fresh.length },
       layerPerSecond,
       dhtEventsPerSecond,
@@ -199,7 +215,7 @@ for (const transport of TRANSPORTS) {
   const run = await runChild(process.execPath, args, { cwd: root, limitMs: smoke ? 120_000 : 600_000 })
   const result = run.error !== undefined ? { transport, error: run.error } : run
   results.push(result)
-  console.log(result.error !== undefined ? `error: ${result.error}` : `resolve p50 ${result.single.p50.toFixed(1)} ms, fan-out 3 p50 ${result.fanOut.p50.toFixed(1)} ms, ${result.errorCount} errors`)
+  console.log(result.error !== undefined ? `error: ${result.error}` : `resolve p50 ${result.single.p50.toFixed(1)} ms, fan-out 3 p50 ${result.fanOut.p50.toFixed(1)} ms (hedged ${result.hedged.p50.toFixed(1)} ms), ${result.errorCount} errors`)
 }
 
 const ms = v => v === undefined ? '—' : `${v.toFixed(1)} ms`
@@ -209,10 +225,11 @@ const ratio = (pick, r) => r.error !== undefined || ours.error !== undefined ? '
 const rows = [
   ['resolve p50, one provider, fanOut 1', r => ms(r.single.p50), r => r.single.p50],
   ['resolve p99, one provider, fanOut 1', r => ms(r.single.p99), r => r.single.p99],
-  ['resolve p50, three providers, fanOut 3', r => ms(r.fanOut.p50), r => r.fanOut.p50],
-  ['resolve p99, three providers, fanOut 3', r => ms(r.fanOut.p99), r => r.fanOut.p99],
-  [`resolve p50, three providers, fanOut 3 hedged ${HEDGE_MS} ms`, r => ms(r.hedged?.p50), r => r.hedged?.p50],
-  [`resolve p99, three providers, fanOut 3 hedged ${HEDGE_MS} ms`, r => ms(r.hedged?.p99), r => r.hedged?.p99],
+  ['resolve p50, three providers, fanOut 3 all at once (hedge 0)', r => ms(r.fanOut.p50), r => r.fanOut.p50],
+  ['resolve p99, three providers, fanOut 3 all at once (hedge 0)', r => ms(r.fanOut.p99), r => r.fanOut.p99],
+  ['resolve p50, three providers, fanOut 3 hedged (the default)', r => ms(r.hedged?.p50), r => r.hedged?.p50],
+  ['resolve p99, three providers, fanOut 3 hedged (the default)', r => ms(r.hedged?.p99), r => r.hedged?.p99],
+  ['the automatic hedge at the end (median over the nodes)', r => ms(r.hedgeDelay), r => r.hedgeDelay],
   ['advertise-to-discoverable p50', r => ms(r.fresh.p50), r => r.fresh.p50],
   ['kad-dht events handled per second (during the resolves)', r => fmt(r.dhtEventsPerSecond), r => 1 / r.dhtEventsPerSecond],
   ['query layer, queries per second on the JS thread (no network)', r => fmt(r.layerPerSecond), r => 1 / r.layerPerSecond],

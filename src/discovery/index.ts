@@ -20,6 +20,7 @@
 export {
   ServiceRegistry, Advertisement,
   DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ANNOUNCE_PEERS,
+  HEDGE_DELAY, AUTO_HEDGE_QUANTILE, AUTO_HEDGE_MIN, AUTO_HEDGE_SAMPLES,
   type ServiceRegistryOptions, type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions,
   type WatchOptions, type WatchEvent, type RegistryStats, type RequestHandler, type DhtService, type DhtEvent
 } from './registry.js'

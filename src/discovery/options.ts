@@ -20,8 +20,21 @@ export const MIN_TTL = 100
 export const DEFAULT_FAN_OUT = 3
 /** Milliseconds between watch() rounds when it is given no `interval`. */
 export const DEFAULT_WATCH_INTERVAL = 1_000
-/** Milliseconds a provider has to answer for its record before the DHT is read as well. */
+/**
+ * Milliseconds a provider has to answer for its record before the DHT is read as well; also
+ * resolve()'s automatic hedge while too few answers are known (AUTO_HEDGE_SAMPLES).
+ */
 export const HEDGE_DELAY = 50
+/**
+ * resolve()'s automatic hedge (`hedge: 'auto'`): one more provider is asked once the request has
+ * waited longer than this quantile of the node's recent answer latencies ("The Tail at Scale":
+ * about one request in twenty gets a second).
+ */
+export const AUTO_HEDGE_QUANTILE = 0.95
+/** The automatic hedge never waits less (ms): a hedge on every request is fan-out all at once. */
+export const AUTO_HEDGE_MIN = 1
+/** Answers known before the automatic hedge follows their latency (until then: HEDGE_DELAY). */
+export const AUTO_HEDGE_SAMPLES = 16
 /** The deadline of a publication (advertise, refresh, withdraw) at least, unless given one (ms). */
 export const PUBLISH_TIMEOUT = 30_000
 /** Peers of the routing table an advertisement is announced to at once (see announce.ts). */
@@ -142,9 +155,11 @@ export interface ResolveOptions extends QueryOptions {
   /**
    * Hedged fan-out: ask the best provider first and one more (up to `fanOut`) each time this many
    * milliseconds pass without an answer, or at once when one fails ("The Tail at Scale": most
-   * answers cost one request, slow ones still race). Default 0: all `fanOut` at once.
+   * answers cost one request, slow ones still race). `'auto'` (default): the 95th percentile of
+   * this node's recent answer latencies (see {@link AUTO_HEDGE_QUANTILE}; `stats().hedgeDelay`).
+   * 0: all `fanOut` at once.
    */
-  hedge?: number
+  hedge?: number | 'auto'
 }
 
 /** Options of watch(). */
@@ -187,6 +202,8 @@ export interface RegistryStats {
   peers: number
   /** Peers in the DHT routing table. */
   routingTable: number
+  /** The wait (ms) before resolve() asks one more provider, with `hedge: 'auto'` (the default), now. */
+  hedgeDelay: number
 }
 
 /** A request handler of {@link ServiceRegistry.handle}: the request bytes in, the response out. */

@@ -222,10 +222,17 @@ interface PeerScore {
   latency: number
 }
 
+/** Answer latencies {@link Reputation.quantile} reads: the most recent ones, of every peer. */
+const RECENT_LATENCIES = 256
+
 /** Peers' reputation from their answers, failures and latency; orders fan-out (best first). */
 export class Reputation {
   readonly #peers = new Map<string, PeerScore>()
   readonly #max: number
+  // The last RECENT_LATENCIES answer latencies (a ring), and a sorted copy made on demand.
+  readonly #recent = new Float64Array(RECENT_LATENCIES)
+  #recorded = 0
+  #sorted: Float64Array | undefined
 
   constructor (maxPeers = 10_000) {
     this.#max = maxPeers
@@ -247,6 +254,20 @@ export class Reputation {
     const entry = this.#entry(peer)
     entry.latency = entry.answers === 0 ? ms : entry.latency * 0.8 + ms * 0.2
     entry.answers++
+    this.#recent[this.#recorded++ % RECENT_LATENCIES] = ms
+    this.#sorted = undefined
+  }
+
+  /**
+   * The `q`-quantile (0 to 1) of the most recent answer latencies of all peers (ms), or undefined
+   * while fewer than `minSamples` are known. Sorts at most once per answer (256 numbers).
+   */
+  quantile (q: number, minSamples = 1): number | undefined {
+    const count = Math.min(this.#recorded, RECENT_LATENCIES)
+    if (count === 0 || count < minSamples) return undefined
+    this.#sorted ??= this.#recent.slice(0, count).sort()
+    // Nearest rank: the smallest latency with at least q of them at or below it.
+    return this.#sorted[Math.min(count - 1, Math.max(0, Math.ceil(q * count) - 1))]
   }
 
   /** `peer` failed to answer (error, timeout or a bad record). */

@@ -22,6 +22,7 @@ import { announceNearby } from './announce.js'
 import { compactMemoryDatastore } from './datastore.js'
 import {
   DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, HEDGE_DELAY,
+  AUTO_HEDGE_QUANTILE, AUTO_HEDGE_MIN, AUTO_HEDGE_SAMPLES,
   PUBLISH_TIMEOUT, DEFAULT_ANNOUNCE_PEERS, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
   type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions, type WatchOptions,
   type WatchEvent, type RegistryStats, type RequestHandler
@@ -258,8 +259,15 @@ export class ServiceRegistry {
       dhtEvents: this.#dhtEvents,
       advertised: [...this.#advertisements.values()].filter(a => !a.withdrawn).length,
       peers: this.reputation.size,
-      routingTable: this.#dht.routingTable?.size ?? 0
+      routingTable: this.#dht.routingTable?.size ?? 0,
+      hedgeDelay: this.#autoHedge()
     }
+  }
+
+  /** resolve()'s automatic hedge now (ms): see AUTO_HEDGE_QUANTILE. */
+  #autoHedge (): number {
+    const recent = this.reputation.quantile(AUTO_HEDGE_QUANTILE, AUTO_HEDGE_SAMPLES)
+    return recent === undefined ? HEDGE_DELAY : Math.max(AUTO_HEDGE_MIN, recent)
   }
 
   // --- advertising ---------------------------------------------------------------------------
@@ -267,7 +275,8 @@ export class ServiceRegistry {
   /**
    * Publishes `name` as a signed record and a provider record, refreshed at about half its TTL
    * (with jitter) until withdrawn. A second advertise() of the same name replaces the first
-   * (its handle is withdrawn without publishing). Resolves once both are published.
+   * (its handle is withdrawn without publishing). Resolves once discoverable, or once both are
+   * published with `wait: 'published'` (see AdvertiseOptions.wait and `advertisement.published`).
    */
   async advertise (name: string, options: AdvertiseOptions = {}): Promise<Advertisement> {
     checkName(name)
@@ -460,7 +469,10 @@ export class ServiceRegistry {
     }
   }
 
-  /** Providers of `name` as the DHT finds them, each once (this node first if it provides it). */
+  /**
+   * Providers of `name` as the DHT finds them, each once (this node first if it provides it), those
+   * of one DHT answer best reputation first.
+   */
   async * #providers (name: string, signal: AbortSignal, seen = new Set<string>()): AsyncGenerator<PeerInfo> {
     if (this.#advertisements.get(name)?.withdrawn === false && !seen.has(this.peerId.toString())) {
       seen.add(this.peerId.toString())
@@ -469,7 +481,9 @@ export class ServiceRegistry {
     for await (const event of this.#dht.findProviders(nameToCid(name), { signal })) {
       this.#dhtEvents++
       if (event.name !== 'PROVIDER' || event.providers === undefined) continue
-      for (const provider of event.providers) {
+      // The best of those one answer names first: the first one found is asked at once.
+      const fresh = event.providers.filter(provider => !seen.has(provider.id.toString()))
+      for (const provider of fresh.length > 1 ? this.reputation.order(fresh, p => p.id.toString()) : fresh) {
         const id = provider.id.toString()
         if (seen.has(id)) continue
         seen.add(id)
@@ -548,20 +562,23 @@ export class ServiceRegistry {
   }
 
   /**
-   * The first live record of `name`: providers are fetched from `fanOut` at a time, best
-   * reputation first, as the DHT finds them; the first valid answer wins and the others are
-   * cancelled. Network errors are retried with backoff within the deadline. Rejects with
+   * The first live record of `name`: providers are fetched up to `fanOut` at a time, best
+   * reputation first, as the DHT finds them (hedged: one more each `hedge` period without an
+   * answer, see ResolveOptions.hedge); the first valid answer wins and the others are cancelled. Network errors are retried with backoff within the deadline. Rejects with
    * `ERR_DISCOVERY_NOT_FOUND`, `ERR_DISCOVERY_TIMEOUT`, `ERR_DISCOVERY_ABORTED` or `ERR_DISCOVERY_SHUTDOWN`.
    */
   async resolve (name: string, options: ResolveOptions = {}): Promise<ServiceRecord> {
     checkName(name)
     const fanOut = options.fanOut ?? DEFAULT_FAN_OUT
     if (!Number.isInteger(fanOut) || fanOut < 1) throw new RangeError(`fanOut must be a positive integer, got ${String(fanOut)}`)
-    const hedge = options.hedge ?? 0
-    if (typeof hedge !== 'number' || !(hedge >= 0) || hedge === Infinity) throw new RangeError(`hedge must be a finite number of milliseconds ≥ 0, got ${String(hedge)}`)
+    const hedgeOption = options.hedge ?? 'auto'
+    if (hedgeOption !== 'auto' && (typeof hedgeOption !== 'number' || !(hedgeOption >= 0) || hedgeOption === Infinity)) {
+      throw new RangeError(`hedge must be 'auto' or a finite number of milliseconds ≥ 0, got ${String(hedgeOption)}`)
+    }
+    const hedge = fanOut === 1 ? 0 : hedgeOption === 'auto' ? this.#autoHedge() : hedgeOption
     const own = this.#own(name)
     const query = this.queries.begin('resolve', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
-    const span = this.#telemetry.span('discovery.resolve', { 'discovery.name': name, 'discovery.fan_out': fanOut })
+    const span = this.#telemetry.span('discovery.resolve', { 'discovery.name': name, 'discovery.fan_out': fanOut, 'discovery.hedge_ms': hedge })
     let contacted = 0
     try {
       const record = own ?? await query.race(query.retry(async signal => await this.#resolveOnce(name, fanOut, hedge, signal, () => contacted++), retryable, () => this.#telemetry.retry()))

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { RECORD_PROTOCOL, type ServiceRegistry } from '../../src/discovery/index.js'
+import { AUTO_HEDGE_MIN, HEDGE_DELAY, RECORD_PROTOCOL, type ServiceRegistry } from '../../src/discovery/index.js'
 import { Network } from './network.js'
 
 const net = new Network()
@@ -39,15 +39,48 @@ describe('resolve() with a hedge', () => {
     expect(client.stats().pending).toBe(0)
   })
 
-  it('without a hedge asks all fanOut providers at once', async () => {
+  it('with hedge 0 asks all fanOut providers at once', async () => {
     const { client, asked } = await providers('parallel', 3)
-    await client.resolve('parallel', { fanOut: 3, timeout: 5_000 })
+    await client.resolve('parallel', { fanOut: 3, hedge: 0, timeout: 5_000 })
     expect(asked()).toBe(3)
+  })
+
+  it('by default hedges at the 95th percentile of the recent answer latencies: fast ones, soon', async () => {
+    const { client, all, asked } = await providers('auto', 3)
+    // The seeded answers: 19 of 1 ms; one slow answer more leaves the 95th percentile at 1 ms.
+    client.reputation.answered('someone else', 400)
+    expect(client.stats().hedgeDelay).toBe(1)
+    // None answers directly: all three are asked about 1 ms apart, before the first one's DHT copy
+    // is read (after 50 ms), which then answers. (A 50 ms hedge would ask two at most.)
+    const record = await client.resolve('auto', { timeout: 5_000 })
+    expect(asked()).toBe(3)
+    expect(all.map(p => p.peerId.toString())).toContain(record.peerId)
+  })
+
+  it('by default hedges at the 95th percentile of the recent answer latencies: slow ones, late', async () => {
+    const { client, all, asked } = await providers('auto-slow', 3)
+    for (let n = 0; n < 256; n++) client.reputation.answered('someone else', 60_000)
+    expect(client.stats().hedgeDelay).toBe(60_000)
+    // Only one provider is asked; its DHT copy answers for it.
+    const record = await client.resolve('auto-slow', { timeout: 5_000 })
+    expect(asked()).toBe(1)
+    expect(all.map(p => p.peerId.toString())).toContain(record.peerId)
+  })
+
+  it('waits HEDGE_DELAY before the second provider while too few answers are known', async () => {
+    await net.bootstrap()
+    const fresh = await net.member()
+    expect(fresh.stats().hedgeDelay).toBe(HEDGE_DELAY)
+    for (let n = 0; n < 15; n++) fresh.reputation.answered('someone', 0.2)
+    expect(fresh.stats().hedgeDelay).toBe(HEDGE_DELAY)
+    fresh.reputation.answered('someone', 0.2)
+    // Never below AUTO_HEDGE_MIN (a hedge on every request would be fan-out all at once).
+    expect(fresh.stats().hedgeDelay).toBe(AUTO_HEDGE_MIN)
   })
 
   it('refuses a bad hedge', async () => {
     const registry = await net.bootstrap()
-    for (const hedge of [-1, Infinity, Number.NaN, '5']) {
+    for (const hedge of [-1, Infinity, Number.NaN, '5', 'automatic']) {
       await expect(registry.resolve('x', { hedge: hedge as number })).rejects.toThrow(RangeError)
     }
   })

@@ -75,4 +75,18 @@ describe('Reputation', () => {
     expect(reputation.size).toBe(3)
     expect(reputation.get('a')).toBeUndefined()
   })
+
+  it('gives quantiles of the 256 most recent answer latencies, of every peer', () => {
+    const reputation = new Reputation()
+    expect(reputation.quantile(0.5)).toBeUndefined()
+    for (let ms = 1; ms <= 100; ms++) reputation.answered(`peer-${ms % 7}`, ms)
+    expect(reputation.quantile(0.5)).toBe(50)
+    expect(reputation.quantile(0.95)).toBe(95)
+    expect(reputation.quantile(1)).toBe(100)
+    expect(reputation.quantile(0.5, 101)).toBeUndefined()
+    // 256 newer answers push the old ones out.
+    for (let n = 0; n < 256; n++) reputation.answered('late', 1000 + n)
+    expect(reputation.quantile(0)).toBe(1000)
+    expect(reputation.quantile(0.95)).toBe(1000 + Math.ceil(0.95 * 256) - 1)
+  })
 })
