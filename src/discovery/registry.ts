@@ -564,7 +564,8 @@ export class ServiceRegistry {
   /**
    * The first live record of `name`: providers are fetched up to `fanOut` at a time, best
    * reputation first, as the DHT finds them (hedged: one more each `hedge` period without an
-   * answer, see ResolveOptions.hedge); the first valid answer wins and the others are cancelled. Network errors are retried with backoff within the deadline. Rejects with
+   * answer, see ResolveOptions.hedge); the first valid answer wins and the others are cancelled.
+   * Network errors are retried with backoff within the deadline. Rejects with
    * `ERR_DISCOVERY_NOT_FOUND`, `ERR_DISCOVERY_TIMEOUT`, `ERR_DISCOVERY_ABORTED` or `ERR_DISCOVERY_SHUTDOWN`.
    */
   async resolve (name: string, options: ResolveOptions = {}): Promise<ServiceRecord> {
