@@ -483,8 +483,9 @@ export class ServiceRegistry {
       if (event.name !== 'PROVIDER' || event.providers === undefined) continue
       // The best of those one answer names first: the first one found is asked at once.
       const fresh = event.providers.filter(provider => !seen.has(provider.id.toString()))
-      for (const provider of fresh.length > 1 ? this.reputation.order(fresh, p => p.id.toString()) : fresh) {
+      for (const provider of this.reputation.order(fresh, p => p.id.toString())) {
         const id = provider.id.toString()
+        // An answer may name a provider twice.
         if (seen.has(id)) continue
         seen.add(id)
         yield provider
