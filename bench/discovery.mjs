@@ -1,23 +1,28 @@
 #!/usr/bin/env node
 // `node bench/discovery.mjs [--smoke] [--nodes N]`: node-msquic/discovery on a loopback network of
-// N registries (default 30, plus the bootstrap node), the same network over three transports, each
-// in its own process: node-msquic, @chainsafe/libp2p-quic, and TCP + noise + yamux.
+// N registries (default 30, plus the bootstrap node), the same network over three transports:
+// node-msquic, @chainsafe/libp2p-quic, and TCP + noise + yamux. Each transport's network runs twice:
+// every registry in a process of its own, as deployed (bench/discovery-network.mjs), then all of
+// them in one process, where one JavaScript thread does every node's work (the "one thread" rows).
 //   resolve p50/p99: one provider per name, fanOut 1; and three providers per name, fanOut 3 (all
 //     at once, and hedged as by default: one more provider once the 95th percentile of the node's
 //     recent answer latencies has passed without an answer)
 //   advertise-to-discoverable: from advertise() until another node's resolve() finds it (p50); the
 //     advertisement's full publication goes on meanwhile (each sample starts once the previous one's is done)
-//   query-layer events/s on the JS thread: queries through the pending map per second (no network),
-//     and the kad-dht events the layer handled per second during the resolves
+//   query-layer events/s on the JS thread: queries through the pending map per second (no network)
+//   where the resolves' provider searches found their first provider (stats().lookups): this node's
+//     own provider store, one round to the nearest peers, or kad-dht's iterative query
 //   memory per 10,000 records a DHT node stores (heap + array buffers, after GC)
 // Prints a table with ratios and writes it into BENCHMARKS.md between the discovery markers.
+// The query layer and the memory are measured in the one-process run.
 // `--smoke`: 6 nodes and tiny counts; fails on any error (CI). Run after `npm run build:ts`.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { runOnModernNode } from '../scripts/modern-node.mjs'
-import { percentile, runChild } from './lib.mjs'
+import { interleave, latencies, lookupsSince, measureNetwork, pool, sumLookups, transportOptions } from './discovery-network.mjs'
+import { runChild } from './lib.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 if (Number(process.versions.node.split('.')[0]) < 22) process.exit(runOnModernNode([fileURLToPath(import.meta.url), ...process.argv.slice(2)], { cwd: root }))
@@ -33,22 +38,6 @@ const nodesArg = process.argv.indexOf('--nodes')
 const size = smoke
   ? { nodes: 6, resolves: 30, multi: 1, fresh: 3, records: 1000, layerOps: 20_000 }
   : { nodes: nodesArg === -1 ? 30 : Number(process.argv[nodesArg + 1]), resolves: 300, multi: 8, fresh: 20, records: 10_000, layerOps: 500_000 }
-
-/** The libp2p options of each transport (create() runs node-msquic when given none). */
-async function transportOptions (name) {
-  if (name === 'node-msquic') return { listen: ['/ip4/127.0.0.1/udp/0/quic-v1'], libp2p: {} }
-  if (name === 'chainsafe') {
-    const { quic } = await import('@chainsafe/libp2p-quic')
-    return { listen: ['/ip4/127.0.0.1/udp/0/quic-v1'], libp2p: { transports: [quic()] } }
-  }
-  const [{ tcp }, { noise }, { yamux }] = await Promise.all([import('@libp2p/tcp'), import('@chainsafe/libp2p-noise'), import('@chainsafe/libp2p-yamux')])
-  return { listen: ['/ip4/127.0.0.1/tcp/0'], libp2p: { transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] } }
-}
-
-async function pool (count, concurrency, task) {
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => { while (next < count) await task(next++) }))
-}
 
 /** One transport's figures, in this (child) process. */
 async function measure (transport) {
@@ -83,8 +72,7 @@ async function measure (transport) {
         errors.push(error.message)
       }
     }
-    const eventsBefore = all.reduce((n, r) => n + r.stats().dhtEvents, 0)
-    const resolveStarted = performance.now()
+    const lookupsBefore = sumLookups(all.map(r => r.stats().lookups))
     // Interleaved, so that every kind sees the same network: one provider per name with fanOut 1;
     // three providers per name with fanOut 3 all at once (hedge 0), and with the default hedge
     // ('auto': one more provider once the 95th percentile of recent answer latencies has passed).
@@ -93,7 +81,6 @@ async function measure (transport) {
     const single = []
     const fanOut = []
     const hedged = []
-    let paused = 0
     const resolveOne = async kind => {
       if (kind === single) {
         const target = rand(nodes.length)
@@ -113,19 +100,9 @@ async function measure (transport) {
       const options = kind === fanOut ? { fanOut: 3, hedge: 0 } : { fanOut: 3 }
       await timed(async () => { await nodes[from].resolve(`multi-${j}`, options) }, kind)
     }
-    for (let n = 0; n < size.resolves; n++) {
-      const order = [single, fanOut, hedged]
-      for (let i = order.length - 1; i > 0; i--) { const k = rand(i + 1); [order[i], order[k]] = [order[k], order[i]] }
-      for (const kind of order) {
-        const pause = performance.now()
-        await new Promise(resolve => setTimeout(resolve, 5))
-        paused += performance.now() - pause
-        await resolveOne(kind)
-      }
-    }
+    await interleave(size.resolves, [single, fanOut, hedged], resolveOne)
     const hedgeDelays = nodes.map(r => r.stats().hedgeDelay).sort((a, b) => a - b)
-    const resolveSeconds = (performance.now() - resolveStarted - paused) / 1000
-    const dhtEventsPerSecond = (all.reduce((n, r) => n + r.stats().dhtEvents, 0) - eventsBefore) / resolveSeconds
+    const lookups = lookupsSince(lookupsBefore, sumLookups(all.map(r => r.stats().lookups)))
 
     // Advertise-to-discoverable: a new name, advertised, then resolved from another node until found.
     // Each sample starts on a network at rest: the previous advertisement's full publication (which
@@ -184,13 +161,9 @@ async function measure (transport) {
       transport,
       nodes: all.length,
       joinSeconds,
-      single: { p50: percentile(single, 0.5), p99: percentile(single, 0.99), n: single.length },
-      fanOut: { p50: percentile(fanOut, 0.5), p99: percentile(fanOut, 0.99), n: fanOut.length },
-      hedged: { p50: percentile(hedged, 0.5), p99: percentile(hedged, 0.99), n: hedged.length },
-      hedgeDelay: hedgeDelays[Math.floor(hedgeDelays.length / 2)],
-      fresh: { p50: percentile(fresh, 0.5), p99: percentile(fresh, 0.99), n: fresh.length },
+      ...latencies({ single, fanOut, hedged, fresh }, hedgeDelays),
       layerPerSecond,
-      dhtEventsPerSecond,
+      lookups,
       mbPer10k,
       recordBytes,
       errors: errors.slice(0, 5),
@@ -207,59 +180,81 @@ if (process.argv[2] === '--child') {
   console.log(JSON.stringify(result))
   process.exit(0)
 }
+if (process.argv[2] === '--network') {
+  const result = await measureNetwork(process.argv[3], size, entry)
+  console.log(JSON.stringify(result))
+  process.exit(0)
+}
 
 const results = []
+const summary = r => r.error !== undefined ? `error: ${r.error}` : `resolve p50 ${r.single.p50.toFixed(1)} / p99 ${r.single.p99.toFixed(1)} ms, fan-out 3 hedged p50 ${r.hedged.p50.toFixed(1)} ms, ${r.errorCount} errors`
 for (const transport of TRANSPORTS) {
-  process.stdout.write(`${transport}: ${size.nodes + 1} nodes… `)
-  const args = ['--expose-gc', fileURLToPath(import.meta.url), '--child', transport, ...process.argv.slice(2)]
-  const run = await runChild(process.execPath, args, { cwd: root, limitMs: smoke ? 120_000 : 600_000 })
-  const result = run.error !== undefined ? { transport, error: run.error } : run
+  const result = { transport }
+  // The same workload twice: every node in a process of its own, then all of them on one thread.
+  for (const [key, mode, label] of [['network', '--network', 'processes'], ['one', '--child', 'one process']]) {
+    process.stdout.write(`${transport}: ${size.nodes + 1} nodes in ${label}… `)
+    const args = ['--expose-gc', fileURLToPath(import.meta.url), mode, transport, ...process.argv.slice(2)]
+    const run = await runChild(process.execPath, args, { cwd: root, limitMs: smoke ? 180_000 : 900_000 })
+    result[key] = run
+    console.log(summary(run))
+  }
   results.push(result)
-  console.log(result.error !== undefined ? `error: ${result.error}` : `resolve p50 ${result.single.p50.toFixed(1)} ms, fan-out 3 p50 ${result.fanOut.p50.toFixed(1)} ms (hedged ${result.hedged.p50.toFixed(1)} ms), ${result.errorCount} errors`)
 }
 
 const ms = v => v === undefined ? '—' : `${v.toFixed(1)} ms`
 const fmt = n => Math.round(n).toLocaleString('en-US')
-const ours = results[0]
-const ratio = (pick, r) => r.error !== undefined || ours.error !== undefined ? '—' : `${(pick(r) / pick(ours)).toFixed(2)}×`
-const rows = [
-  ['resolve p50, one provider, fanOut 1', r => ms(r.single.p50), r => r.single.p50],
-  ['resolve p99, one provider, fanOut 1', r => ms(r.single.p99), r => r.single.p99],
-  ['resolve p50, three providers, fanOut 3 all at once (hedge 0)', r => ms(r.fanOut.p50), r => r.fanOut.p50],
-  ['resolve p99, three providers, fanOut 3 all at once (hedge 0)', r => ms(r.fanOut.p99), r => r.fanOut.p99],
-  ['resolve p50, three providers, fanOut 3 hedged (the default)', r => ms(r.hedged?.p50), r => r.hedged?.p50],
-  ['resolve p99, three providers, fanOut 3 hedged (the default)', r => ms(r.hedged?.p99), r => r.hedged?.p99],
-  ['the automatic hedge at the end (median over the nodes)', r => ms(r.hedgeDelay), r => r.hedgeDelay],
-  ['advertise-to-discoverable p50', r => ms(r.fresh.p50), r => r.fresh.p50],
-  ['kad-dht events handled per second (during the resolves)', r => fmt(r.dhtEventsPerSecond), r => 1 / r.dhtEventsPerSecond],
-  ['query layer, queries per second on the JS thread (no network)', r => fmt(r.layerPerSecond), r => 1 / r.layerPerSecond],
-  ['memory per 10,000 stored records (after GC)', r => `${r.mbPer10k.toFixed(1)} MB`, r => r.mbPer10k],
-  ['network start (join of all nodes)', r => `${r.joinSeconds.toFixed(1)} s`, r => r.joinSeconds]
+const [ours, ...others] = results
+// The latency figures of one layout: [label, figure].
+const latencyRows = [
+  ['resolve p50, one provider, fanOut 1', r => r.single.p50],
+  ['resolve p99, one provider, fanOut 1', r => r.single.p99],
+  ['resolve p50, three providers, fanOut 3 all at once (hedge 0)', r => r.fanOut.p50],
+  ['resolve p99, three providers, fanOut 3 all at once (hedge 0)', r => r.fanOut.p99],
+  ['resolve p50, three providers, fanOut 3 hedged (the default)', r => r.hedged.p50],
+  ['resolve p99, three providers, fanOut 3 hedged (the default)', r => r.hedged.p99],
+  ['the automatic hedge at the end (median over the nodes)', r => r.hedgeDelay],
+  ['advertise-to-discoverable p50', r => r.fresh.p50]
 ]
+const lookupsRow = "where the resolves' provider searches found the first provider: own store / nearest peers / iterative query"
+// [label, which run, shown, compared (smaller is better; none: no ratio)]
+const rows = [
+  ...latencyRows.map(([name, pick]) => [name, 'network', r => ms(pick(r)), pick]),
+  [lookupsRow, 'network', r => showLookups(r.lookups), undefined],
+  ['network start (join of all nodes)', 'network', r => `${r.joinSeconds.toFixed(1)} s`, r => r.joinSeconds],
+  ...latencyRows.map(([name, pick]) => [`one thread: ${name}`, 'one', r => ms(pick(r)), pick]),
+  [`one thread: ${lookupsRow}`, 'one', r => showLookups(r.lookups), undefined],
+  ['query layer, queries per second on the JS thread (no network)', 'one', r => fmt(r.layerPerSecond), r => 1 / r.layerPerSecond],
+  ['memory per 10,000 stored records (after GC)', 'one', r => `${r.mbPer10k.toFixed(1)} MB`, r => r.mbPer10k]
+]
+const showLookups = l => l === undefined ? '—' : `${l.local} / ${l.nearby} / ${l.iterative}${l.none > 0 ? ` (${l.none} none)` : ''}`
+const failed = run => run === undefined || run.error !== undefined
+const cell = (r, key, show) => failed(r[key]) ? `error: ${r[key]?.error}` : show(r[key])
+const ratio = (r, key, pick) => pick === undefined || failed(r[key]) || failed(ours[key]) ? '—' : `${(pick(r[key]) / pick(ours[key])).toFixed(2)}×`
 const version = name => JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version
-const cell = (r, show) => r.error !== undefined ? `error: ${r.error}` : show(r)
+const count = ours.network?.nodes ?? ours.one?.nodes ?? size.nodes + 1
 const section = [
   '<!-- discovery:begin -->',
   '## Service discovery (`node bench/discovery.mjs`)',
   '',
-  `Node ${process.versions.node}; libp2p ${version('libp2p')}; @libp2p/kad-dht ${version('@libp2p/kad-dht')}; @chainsafe/libp2p-quic ${version('@chainsafe/libp2p-quic')}; ${ours.nodes ?? size.nodes + 1} registries in one process on loopback per transport (2 cores shared); ${size.resolves} resolves of each kind from random nodes, one at a time; ${size.fresh} advertise-to-discoverable samples; records of about ${Math.round(ours.recordBytes ?? 0)} bytes signed; one run${smoke ? ' (smoke sizes)' : ''}; ${new Date().toISOString().slice(0, 10)}. The ratio columns are the other transport's figure over ours (above 1: ours is faster or smaller).`,
+  `Node ${process.versions.node}; libp2p ${version('libp2p')}; @libp2p/kad-dht ${version('@libp2p/kad-dht')}; @chainsafe/libp2p-quic ${version('@chainsafe/libp2p-quic')}; a loopback network of ${count} registries per transport on 2 shared cores, run twice: each registry in a process of its own (as deployed), then all ${count} in one process (rows "one thread": every node's kad-dht and peer-store work queues on one JavaScript thread); ${size.resolves} resolves of each kind from random nodes, one at a time, timed on the resolving node; ${size.fresh} advertise-to-discoverable samples; records of about ${Math.round(ours.one?.recordBytes ?? 0)} bytes signed; one run${smoke ? ' (smoke sizes)' : ''}; ${new Date().toISOString().slice(0, 10)}. The ratio columns are the other transport's figure over ours (above 1: ours is faster or smaller).`,
   '',
   '| figure | node-msquic | @chainsafe/libp2p-quic | TCP + noise + yamux | chainsafe / ours | TCP / ours |',
   '|---|---|---|---|---|---|',
-  ...rows.map(([name, show, pick]) => `| ${name} | ${results.map(r => cell(r, show)).join(' | ')} | ${ratio(pick, results[1])} | ${ratio(pick, results[2])} |`),
+  ...rows.map(([name, key, show, pick]) => `| ${name} | ${results.map(r => cell(r, key, show)).join(' | ')} | ${others.map(r => ratio(r, key, pick)).join(' | ')} |`),
   '<!-- discovery:end -->'
 ].join('\n')
 console.log('\n' + section)
 
-// Correctness (CI): ours must not fail; the others' errors are reported.
+// Correctness (CI): ours must not fail, in either layout; the others' errors are reported.
 const failures = []
-if (ours.error !== undefined) failures.push(ours.error)
-else {
-  if (ours.errorCount > 0) failures.push(`${ours.errorCount} errors: ${ours.errors.join('; ')}`)
-  if (ours.pending > 0) failures.push(`${ours.pending} lookups left pending`)
-  if (ours.single.n !== size.resolves || ours.fanOut.n !== size.resolves || ours.hedged.n !== size.resolves || ours.fresh.n !== size.fresh) failures.push('not every operation was measured')
+for (const key of ['network', 'one']) {
+  const run = ours[key]
+  if (failed(run)) { failures.push(`${key}: ${run?.error}`); continue }
+  if (run.errorCount > 0) failures.push(`${key}: ${run.errorCount} errors: ${run.errors.join('; ')}`)
+  if (run.pending > 0) failures.push(`${key}: ${run.pending} lookups left pending`)
+  if (run.single.n !== size.resolves || run.fanOut.n !== size.resolves || run.hedged.n !== size.resolves || run.fresh.n !== size.fresh) failures.push(`${key}: not every operation was measured`)
+  for (const r of others) if (failed(r[key]) || r[key].errorCount > 0) console.log(`note: ${r.transport} (${key}): ${r[key]?.error ?? r[key].errors.join('; ')}`)
 }
-for (const r of results.slice(1)) if (r.error !== undefined || r.errorCount > 0) console.log(`note: ${r.transport}: ${r.error ?? r.errors.join('; ')}`)
 for (const f of failures) console.error(`FAILED: node-msquic: ${f}`)
 if (failures.length > 0) process.exitCode = 1
 if (!smoke && failures.length === 0) {

@@ -19,7 +19,7 @@
  */
 export {
   ServiceRegistry, Advertisement,
-  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ANNOUNCE_PEERS,
+  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS,
   HEDGE_DELAY, AUTO_HEDGE_QUANTILE, AUTO_HEDGE_MIN, AUTO_HEDGE_SAMPLES,
   type ServiceRegistryOptions, type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions,
   type WatchOptions, type WatchEvent, type RegistryStats, type RequestHandler, type DhtService, type DhtEvent
@@ -35,3 +35,4 @@ export { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.j
 export { METRICS_PREFIX, type SpanLike } from './telemetry.js'
 export { ownTransientConnections, type TransientOptions } from './transient.js'
 export { compactMemoryDatastore } from './datastore.js'
+export { MAX_PROVIDERS_ANSWER, MAX_PROVIDERS_ANSWER_BYTES } from './nearby.js'

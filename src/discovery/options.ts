@@ -12,6 +12,8 @@ import type { TransientOptions } from './transient.js'
 export const DEFAULT_DHT_PROTOCOL = '/node-msquic/kad/1.0.0'
 /** Where a provider answers "your record for this name" directly (one request, one response). */
 export const RECORD_PROTOCOL = '/node-msquic/discovery/record/1.0.0'
+/** Where a registry answers "the providers of this name you store" (one request, one response; see nearby.ts). */
+export const PROVIDERS_PROTOCOL = '/node-msquic/discovery/providers/1.0.0'
 /** A record's lifetime when advertise() is given none (ms). */
 export const DEFAULT_TTL = 10 * 60_000
 /** The shortest TTL advertise() accepts (ms). */
@@ -39,6 +41,8 @@ export const AUTO_HEDGE_SAMPLES = 16
 export const PUBLISH_TIMEOUT = 30_000
 /** Peers of the routing table an advertisement is announced to at once (see announce.ts). */
 export const DEFAULT_ANNOUNCE_PEERS = 20
+/** Peers a provider search asks in one round before kad-dht's iterative query (see nearby.ts): kad-dht's α here. */
+export const NEARBY_PEERS = 3
 /** A request() or handle() message, at most (bytes), unless given another bound. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
@@ -81,6 +85,13 @@ export interface ServiceRegistryOptions {
    * for the full publication. Default {@link DEFAULT_ANNOUNCE_PEERS}.
    */
   announcePeers?: number
+  /**
+   * Peers of the routing table closest to a name that a provider search asks first (one
+   * PROVIDERS_PROTOCOL request each, in parallel) when this node's own provider store has none; kad-dht's
+   * iterative query runs only if they know of no provider (see nearby.ts). 0: the iterative query
+   * always. Default {@link NEARBY_PEERS}.
+   */
+  nearbyPeers?: number
   /**
    * The TransientConnectionManager that owns the node's connections to peers outside the DHT
    * routing table (see transient.ts); false: none. Default: budget 256, TTL 60 s.
@@ -204,6 +215,12 @@ export interface RegistryStats {
   routingTable: number
   /** The wait (ms) before resolve() asks one more provider, with `hedge: 'auto'` (the default), now. */
   hedgeDelay: number
+  /**
+   * Provider searches by where they found their first provider: this node's own provider store
+   * (`local`), one round to the nearest peers (`nearby`, see ServiceRegistryOptions.nearbyPeers),
+   * kad-dht's iterative query (`iterative`), or nowhere (`none`).
+   */
+  lookups: { local: number, nearby: number, iterative: number, none: number }
 }
 
 /** A request handler of {@link ServiceRegistry.handle}: the request bytes in, the response out. */

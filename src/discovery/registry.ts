@@ -20,10 +20,12 @@ import { ownTransientConnections } from './transient.js'
 import { Advertisement } from './advertisement.js'
 import { announceNearby } from './announce.js'
 import { compactMemoryDatastore } from './datastore.js'
+import { answerProviders, nearbyProviders, localProviders } from './nearby.js'
+import { exchange, readAll } from './wire.js'
 import {
-  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, HEDGE_DELAY,
+  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, HEDGE_DELAY,
   AUTO_HEDGE_QUANTILE, AUTO_HEDGE_MIN, AUTO_HEDGE_SAMPLES,
-  PUBLISH_TIMEOUT, DEFAULT_ANNOUNCE_PEERS, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
+  PUBLISH_TIMEOUT, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
   type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions, type WatchOptions,
   type WatchEvent, type RegistryStats, type RequestHandler
 } from './options.js'
@@ -33,32 +35,11 @@ export { Advertisement } from './advertisement.js'
 
 
 const utf8 = new TextEncoder()
+
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms).unref()) }
 
-/** Reads a stream to its end, refusing more than `max` bytes. */
-async function readAll (stream: Stream, max: number): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for await (const chunk of stream) {
-    const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
-    size += bytes.byteLength
-    if (size > max) {
-      stream.abort(new Error('message too large'))
-      throw new DiscoveryError(DiscoveryErrorCode.RESPONSE_TOO_LARGE, `more than ${max} bytes`)
-    }
-    chunks.push(bytes)
-  }
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
-}
-
-/** Sends `data` on `stream`, closes its write side, and reads the answer (at most `max` bytes). */
-async function exchange (stream: Stream, data: Uint8Array, max: number): Promise<Uint8Array> {
-  const reading = readAll(stream, max)
-  reading.catch(() => {})
-  if (data.byteLength > 0 && !stream.send(data)) await stream.onDrain()
-  await stream.close()
-  return await reading
-}
+/** Where a provider search found its first provider (RegistryStats.lookups). */
+type LookupSource = keyof RegistryStats['lookups']
 
 /** The validator of dhtOptions(); a registry on the node swaps it for its own counting one. */
 const defaultValidator = Object.assign(async (key: Uint8Array, value: Uint8Array): Promise<void> => { await verifyRecordForKey(key, value) }, { [Symbol.for('node-msquic.discovery.validator')]: true })
@@ -89,6 +70,8 @@ export class ServiceRegistry {
   readonly #telemetry: Telemetry
   readonly #timeout: number
   readonly #announcePeers: number
+  readonly #nearbyPeers: number
+  readonly #lookups = { local: 0, nearby: 0, iterative: 0, none: 0 }
   readonly #defaultTtl: number
   readonly #now: () => number
   readonly #stopNode: boolean
@@ -117,6 +100,8 @@ export class ServiceRegistry {
     this.#timeout = options.queryTimeout ?? 5_000
     this.#announcePeers = options.announcePeers ?? DEFAULT_ANNOUNCE_PEERS
     if (!Number.isInteger(this.#announcePeers) || this.#announcePeers < 0) throw new RangeError(`announcePeers must be a non-negative integer, got ${String(options.announcePeers)}`)
+    this.#nearbyPeers = options.nearbyPeers ?? NEARBY_PEERS
+    if (!Number.isInteger(this.#nearbyPeers) || this.#nearbyPeers < 0) throw new RangeError(`nearbyPeers must be a non-negative integer, got ${String(options.nearbyPeers)}`)
     this.#defaultTtl = options.defaultTtl ?? DEFAULT_TTL
     this.#now = options.now ?? Date.now
     this.#stopNode = options.stopNode ?? false
@@ -146,6 +131,7 @@ export class ServiceRegistry {
       this.#detachTransient = detach
     }
     void libp2p.handle(RECORD_PROTOCOL, async (stream) => { await this.#answerRecord(stream) }, { maxInboundStreams: 256 }).catch(() => {})
+    void libp2p.handle(PROVIDERS_PROTOCOL, async (stream) => { await answerProviders(stream, dht, libp2p) }, { maxInboundStreams: 256 }).catch(() => {})
   }
 
   /**
@@ -260,7 +246,8 @@ export class ServiceRegistry {
       advertised: [...this.#advertisements.values()].filter(a => !a.withdrawn).length,
       peers: this.reputation.size,
       routingTable: this.#dht.routingTable?.size ?? 0,
-      hedgeDelay: this.#autoHedge()
+      hedgeDelay: this.#autoHedge(),
+      lookups: { ...this.#lookups }
     }
   }
 
@@ -470,26 +457,44 @@ export class ServiceRegistry {
   }
 
   /**
-   * Providers of `name` as the DHT finds them, each once (this node first if it provides it), those
-   * of one DHT answer best reputation first.
+   * Providers of `name`, each once: this node first if it provides it, then those of its own
+   * provider store, then those the nearest peers name in one round (nearby.ts), then those kad-dht's
+   * iterative query finds; the next source is read only when the caller asks for more. Those of
+   * one answer come best reputation first.
    */
   async * #providers (name: string, signal: AbortSignal, seen = new Set<string>()): AsyncGenerator<PeerInfo> {
+    // Counted as the first provider is found (stats().lookups), not when the caller lets go.
+    const lookups = this.#lookups
+    let found = false
+    const counted = (source: LookupSource): void => { if (!found) { found = true; lookups[source]++ } }
     if (this.#advertisements.get(name)?.withdrawn === false && !seen.has(this.peerId.toString())) {
       seen.add(this.peerId.toString())
+      counted('local')
       yield { id: this.peerId, multiaddrs: [] }
     }
-    for await (const event of this.#dht.findProviders(nameToCid(name), { signal })) {
-      this.#dhtEvents++
-      if (event.name !== 'PROVIDER' || event.providers === undefined) continue
-      // The best of those one answer names first: the first one found is asked at once.
-      const fresh = event.providers.filter(provider => !seen.has(provider.id.toString()))
-      for (const provider of this.reputation.order(fresh, p => p.id.toString())) {
-        const id = provider.id.toString()
-        // An answer may name a provider twice.
-        if (seen.has(id)) continue
-        seen.add(id)
+    const cid = nameToCid(name)
+    const reputation = this.reputation
+    // One answer's providers not yet seen, best reputation first (an answer may name one twice).
+    const unseen = function * (providers: PeerInfo[], source: LookupSource): Generator<PeerInfo> {
+      for (const provider of reputation.order(providers.filter(p => !seen.has(p.id.toString())), p => p.id.toString())) {
+        if (seen.has(provider.id.toString())) continue
+        seen.add(provider.id.toString())
+        counted(source)
         yield provider
       }
+    }
+    try {
+      const local = await localProviders(this.#dht, this.libp2p.peerStore, cid, signal, peer => this.libp2p.getConnections(peer).length > 0)
+      yield * unseen(local ?? [], 'local')
+      // (Without kad-dht's internals both are undefined: its own query is the only source.)
+      const nearby = this.#nearbyPeers === 0 ? undefined : nearbyProviders({ libp2p: this.libp2p, dht: this.#dht, rejected: (error, from) => this.#rejected(error, from) }, name, this.#nearbyPeers, signal)
+      for await (const answer of nearby ?? []) yield * unseen(answer, 'nearby')
+      for await (const event of this.#dht.findProviders(cid, { signal })) {
+        this.#dhtEvents++
+        if (event.name === 'PROVIDER' && event.providers !== undefined) yield * unseen(event.providers, 'iterative')
+      }
+    } finally {
+      if (!found) lookups.none++
     }
   }
 
@@ -805,6 +810,7 @@ export class ServiceRegistry {
       await Promise.allSettled([...this.#clients].map(async client => { await client.close() }))
       this.#detachTransient?.()
       await this.libp2p.unhandle(RECORD_PROTOCOL).catch(() => {})
+      await this.libp2p.unhandle(PROVIDERS_PROTOCOL).catch(() => {})
       if (this.#stopNode) await this.libp2p.stop()
     })()
     return await this.#stopped
