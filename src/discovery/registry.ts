@@ -71,7 +71,6 @@ export class ServiceRegistry {
   readonly #timeout: number
   readonly #announcePeers: number
   readonly #nearbyPeers: number
-  readonly #lookups = { local: 0, nearby: 0, iterative: 0, none: 0 }
   readonly #defaultTtl: number
   readonly #now: () => number
   readonly #stopNode: boolean
@@ -247,7 +246,7 @@ export class ServiceRegistry {
       peers: this.reputation.size,
       routingTable: this.#dht.routingTable?.size ?? 0,
       hedgeDelay: this.#autoHedge(),
-      lookups: { ...this.#lookups }
+      lookups: { ...this.#telemetry.lookups }
     }
   }
 
@@ -462,11 +461,16 @@ export class ServiceRegistry {
    * iterative query finds; the next source is read only when the caller asks for more. Those of
    * one answer come best reputation first.
    */
-  async * #providers (name: string, signal: AbortSignal, seen = new Set<string>()): AsyncGenerator<PeerInfo> {
+  async * #providers (name: string, signal: AbortSignal, seen = new Set<string>(), onFound?: (source: LookupSource) => void): AsyncGenerator<PeerInfo> {
     // Counted as the first provider is found (stats().lookups), not when the caller lets go.
-    const lookups = this.#lookups
+    const telemetry = this.#telemetry
     let found = false
-    const counted = (source: LookupSource): void => { if (!found) { found = true; lookups[source]++ } }
+    const counted = (source: LookupSource): void => {
+      if (found) return
+      found = true
+      telemetry.lookup(source)
+      onFound?.(source)
+    }
     if (this.#advertisements.get(name)?.withdrawn === false && !seen.has(this.peerId.toString())) {
       seen.add(this.peerId.toString())
       counted('local')
@@ -494,7 +498,7 @@ export class ServiceRegistry {
         if (event.name === 'PROVIDER' && event.providers !== undefined) yield * unseen(event.providers, 'iterative')
       }
     } finally {
-      if (!found) lookups.none++
+      if (!found) telemetry.lookup('none')
     }
   }
 
@@ -587,12 +591,17 @@ export class ServiceRegistry {
     const query = this.queries.begin('resolve', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
     const span = this.#telemetry.span('discovery.resolve', { 'discovery.name': name, 'discovery.fan_out': fanOut, 'discovery.hedge_ms': hedge })
     let contacted = 0
+    // Where the provider search found its first provider ('own': this node's own record answered).
+    let lookup: LookupSource | 'own' = own !== undefined ? 'own' : 'none'
+    const found = (source: LookupSource): void => { if (lookup === 'none') lookup = source }
     try {
-      const record = own ?? await query.race(query.retry(async signal => await this.#resolveOnce(name, fanOut, hedge, signal, () => contacted++), retryable, () => this.#telemetry.retry()))
+      const record = own ?? await query.race(query.retry(async signal => await this.#resolveOnce(name, fanOut, hedge, signal, () => contacted++, found), retryable, () => this.#telemetry.retry()))
+      span.setAttribute('discovery.lookup', lookup)
       this.#finish(query, span, 'success', undefined, contacted)
       return record
     } catch (error) {
       const failure = this.#failure(query, error)
+      span.setAttribute('discovery.lookup', lookup)
       this.#finish(query, span, outcomeOf(failure), failure, contacted)
       throw failure
     }
@@ -603,7 +612,7 @@ export class ServiceRegistry {
    * being asked or waiting (so a provider this node already knows of costs no network query),
    * best reputation first; the first valid record wins and everything else is cancelled.
    */
-  async #resolveOnce (name: string, fanOut: number, hedge: number, signal: AbortSignal, contacted: () => void): Promise<ServiceRecord> {
+  async #resolveOnce (name: string, fanOut: number, hedge: number, signal: AbortSignal, contacted: () => void, found: (source: LookupSource) => void): Promise<ServiceRecord> {
     const attempt = new AbortController()
     const onAbort = (): void => attempt.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
@@ -630,7 +639,7 @@ export class ServiceRegistry {
       }
       const pull = async (): Promise<void> => {
         pulling = true
-        providers ??= this.#providers(name, attempt.signal, seen)
+        providers ??= this.#providers(name, attempt.signal, seen, found)
         try {
           const next = await providers.next()
           if (next.done === true) searching = false

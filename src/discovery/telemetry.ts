@@ -45,10 +45,13 @@ export class Telemetry {
   readonly #rejected?: CounterGroup
   readonly #retries?: Counter
   readonly #events?: Counter
+  readonly #lookups?: CounterGroup
   /** Rejected records by reason, also kept here (and in stats()) without a metrics component. */
   readonly rejected: Record<string, number> = {}
   retries = 0
   readonly outcomes: Record<string, number> = {}
+  /** Provider searches by where they found their first provider (RegistryStats.lookups). */
+  readonly lookups = { local: 0, nearby: 0, iterative: 0, none: 0 }
 
   constructor (metrics: Metrics | undefined, gauges: { records: () => number, peers: () => number, pending: () => number, advertised: () => number }) {
     if (metrics === undefined) return
@@ -57,6 +60,7 @@ export class Telemetry {
     this.#rejected = metrics.registerCounterGroup(`${METRICS_PREFIX}_records_rejected_total`, { label: 'reason', help: 'Service records refused, by reason' })
     this.#retries = metrics.registerCounter(`${METRICS_PREFIX}_retries_total`, { help: 'Query attempts retried after a network error' })
     this.#events = metrics.registerCounter(`${METRICS_PREFIX}_dht_events_total`, { help: 'kad-dht query events handled by the query layer' })
+    this.#lookups = metrics.registerCounterGroup(`${METRICS_PREFIX}_lookups_total`, { label: 'source', help: 'Provider searches by where they found their first provider: local, nearby, iterative, none' })
     metrics.registerMetricGroup(`${METRICS_PREFIX}_state`, {
       label: 'gauge',
       help: 'Discovery gauges: records stored, peers known, queries pending, services advertised',
@@ -75,6 +79,12 @@ export class Telemetry {
   record (reason: string): void {
     this.rejected[reason] = (this.rejected[reason] ?? 0) + 1
     this.#rejected?.increment({ [reason]: true })
+  }
+
+  /** Counts a provider search by where it found its first provider. */
+  lookup (source: keyof Telemetry['lookups']): void {
+    this.lookups[source]++
+    this.#lookups?.increment({ [source]: true })
   }
 
   retry (): void {

@@ -53,6 +53,11 @@ describe('observability', () => {
     expect(recorded.values.get(`${METRICS_PREFIX}_queries_total`)).toMatchObject({ 'resolve:success': 2, 'resolve:not-found': 1 })
     expect(recorded.values.get(`${METRICS_PREFIX}_query_duration_seconds`)).toMatchObject({ 'resolve:count': 3 })
     expect(recorded.values.get(`${METRICS_PREFIX}_dht_events_total`)?.[''] ?? 0).toBeGreaterThan(0)
+    // Two searches found the provider (in the node's own store or from the nearest peers), one found none.
+    const lookups = recorded.values.get(`${METRICS_PREFIX}_lookups_total`) ?? {}
+    expect((lookups.local ?? 0) + (lookups.nearby ?? 0) + (lookups.iterative ?? 0)).toBe(2)
+    expect(lookups.none).toBe(1)
+    expect(client.stats().lookups).toMatchObject(lookups)
     const gauges = await recorded.calculated.get(`${METRICS_PREFIX}_state`)!() as Record<string, number>
     expect(gauges).toMatchObject({ pending: 0 })
     expect(gauges.peers).toBeGreaterThan(0)
@@ -90,5 +95,7 @@ describe('observability', () => {
     expect(resolves[0].attributes).toMatchObject({ 'discovery.name': 'traced', 'discovery.fan_out': 2 })
     expect(resolves[0].attributes['discovery.peers_contacted']).toBeGreaterThanOrEqual(1)
     expect(resolves[1].status.code).toBe(2)
+    expect(['local', 'nearby', 'iterative']).toContain(resolves[0].attributes['discovery.lookup'])
+    expect(resolves[1].attributes['discovery.lookup']).toBe('none')
   })
 })
