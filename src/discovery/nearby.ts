@@ -26,7 +26,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createHash } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import { RecordRejection, nameToCid } from './record.js'
-import { PROVIDERS_PROTOCOL } from './options.js'
+import { NEARBY_TIMEOUT, PROVIDERS_PROTOCOL } from './options.js'
 import { exchange, readAll } from './wire.js'
 
 /** Providers in one answer, at most (kad-dht's k). */
@@ -115,7 +115,8 @@ export interface NearbyContext {
 /**
  * Asks the `count` peers of the routing table closest to `name`'s key for the providers of `name`
  * they store, in parallel; yields each answer's providers as it arrives (failures and empty answers
- * yield nothing). Ends when every peer answered or failed; returning early cancels the rest.
+ * yield nothing). Ends when every peer answered, failed or was given up on (NEARBY_TIMEOUT);
+ * returning early cancels the rest.
  * Undefined without kad-dht's internals.
  */
 export function nearbyProviders (context: NearbyContext, name: string, count: number, signal: AbortSignal): AsyncGenerator<PeerInfo[]> | undefined {
@@ -131,17 +132,19 @@ async function * ask ({ libp2p, rejected }: NearbyContext, kad: KadInternals, na
   const onAbort = (): void => controller.abort(outer.reason)
   if (outer.aborted) onAbort()
   else outer.addEventListener('abort', onAbort, { once: true })
+  // A peer that has not answered within NEARBY_TIMEOUT is given up on (it may have gone away).
+  const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(NEARBY_TIMEOUT)])
   const request = async (peer: PeerId): Promise<PeerInfo[]> => {
-    const stream = await libp2p.dialProtocol(peer, PROVIDERS_PROTOCOL, { signal: controller.signal })
-    const stop = (): void => stream.abort(controller.signal.reason)
-    controller.signal.addEventListener('abort', stop, { once: true })
+    const stream = await libp2p.dialProtocol(peer, PROVIDERS_PROTOCOL, { signal })
+    const stop = (): void => stream.abort(signal.reason)
+    signal.addEventListener('abort', stop, { once: true })
     try {
       return decodeProviders(await exchange(stream, Buffer.from(name, 'utf8'), MAX_PROVIDERS_ANSWER_BYTES))
     } catch (error) {
       if (error instanceof RecordRejection) rejected(error, peer.toString())
       throw error
     } finally {
-      controller.signal.removeEventListener('abort', stop)
+      signal.removeEventListener('abort', stop)
     }
   }
   const pending = new Map<number, Promise<[number, PeerInfo[]]>>()

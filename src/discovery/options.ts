@@ -43,6 +43,12 @@ export const PUBLISH_TIMEOUT = 30_000
 export const DEFAULT_ANNOUNCE_PEERS = 20
 /** Peers a provider search asks in one round before kad-dht's iterative query (see nearby.ts): kad-dht's α here. */
 export const NEARBY_PEERS = 3
+/**
+ * How long a provider search waits for a nearby peer's answer (ms) before it gives up on it: a peer
+ * of the routing table that has gone away is dialled until the dial times out (seconds), and the
+ * iterative query waits for the round to end.
+ */
+export const NEARBY_TIMEOUT = 1_000
 /** A request() or handle() message, at most (bytes), unless given another bound. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 

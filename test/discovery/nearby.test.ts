@@ -3,9 +3,10 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it } from 'vitest'
-import { PROVIDERS_PROTOCOL, RecordRejection, ServiceRegistry, nameToCid } from '../../src/discovery/index.js'
+import { NEARBY_TIMEOUT, PROVIDERS_PROTOCOL, RecordRejection, ServiceRegistry, nameToCid } from '../../src/discovery/index.js'
 import { decodeProviders, encodeProviders } from '../../src/discovery/nearby.js'
 import { Network } from './network.js'
+import { until } from '../helpers.js'
 
 const net = new Network()
 afterEach(async () => { await net.stop() })
@@ -26,8 +27,9 @@ async function lateJoiner (name: string, init = {}): Promise<{ provider: Service
   const [provider] = await net.members(6)
   await provider.advertise(name, { metadata: { n: 1 }, wait: 'published' })
   const asker = await net.member(init)
-  // Its routing table fills from the bootstrap node's answers.
-  for (let i = 0; i < 100 && (dhtOf(asker).routingTable.size as number) < 4; i++) await new Promise(resolve => setTimeout(resolve, 20))
+  // Its routing table fills from the bootstrap node's answers: the tests pick the nearest peers from
+  // it, so it must be complete first (else the peers asked are not the ones the test set up).
+  await until(() => dhtOf(asker).routingTable.size === net.registries.length - 1, 'a full routing table')
   expect(await dhtOf(asker).providers.getProviders(nameToCid(name))).toEqual([])
   return { provider, asker }
 }
@@ -70,6 +72,20 @@ describe('provider search: own store, then one round to the nearest peers, then 
     expect(record.peerId).toBe(provider.peerId.toString())
     expect(asker.stats().rejected.malformed).toBeGreaterThanOrEqual(1)
     expect(asker.reputation.score(liars[0].peerId.toString())).toBeLessThan(asker.reputation.score('a peer never seen'))
+  })
+
+  it('gives up on nearest peers that do not answer (NEARBY_TIMEOUT) and finds the provider anyway', async () => {
+    const { provider, asker } = await lateJoiner('silent')
+    // As peers that have gone away without closing their connections: the request is taken, never
+    // answered (the provider too, if it is one of them: it still serves its record).
+    for (const peer of nearest(asker, 'silent')) {
+      await peer.libp2p.unhandle(PROVIDERS_PROTOCOL)
+      await peer.libp2p.handle(PROVIDERS_PROTOCOL, async () => { await new Promise(() => {}) })
+    }
+    // Waiting on them for good would end in ERR_DISCOVERY_TIMEOUT.
+    const record = await asker.resolve('silent', { timeout: NEARBY_TIMEOUT * 4 })
+    expect(record.peerId).toBe(provider.peerId.toString())
+    expect(asker.stats().lookups).toMatchObject({ nearby: 0, iterative: 1 })
   })
 
   it('asks no one with nearbyPeers: 0, and refuses a bad nearbyPeers', async () => {
