@@ -24,6 +24,11 @@ interface KadInternals {
   providers: { addProvider: (cid: CID, provider: PeerId, options?: { signal?: AbortSignal }) => Promise<void> }
 }
 
+/** Where kad-dht places `cid` in its key space: the sha256 of its multihash (its convertBuffer()). */
+export function kadId (cid: CID): Uint8Array {
+  return createHash('sha256').update(cid.multihash.bytes).digest()
+}
+
 function internals (dht: unknown): KadInternals | undefined {
   const d = dht as Partial<KadInternals> | undefined
   return typeof d?.routingTable?.closestPeers === 'function' && typeof d?.network?.sendMessage === 'function' && typeof d?.providers?.addProvider === 'function'
@@ -40,8 +45,7 @@ export async function announceNearby (dht: unknown, cid: CID, self: PeerId, mult
   const kad = internals(dht)
   if (kad === undefined || count < 1) return undefined
   const target = cid.multihash.bytes
-  // kad-dht places a key at the sha256 of its bytes (its convertBuffer()).
-  const peers = kad.routingTable.closestPeers(createHash('sha256').update(target).digest(), { count })
+  const peers = kad.routingTable.closestPeers(kadId(cid), { count })
   if (peers.length === 0) return undefined
   await kad.providers.addProvider(cid, self, { signal })
   // The message kad-dht's provide() sends (its protobuf field names; the type by name).

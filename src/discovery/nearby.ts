@@ -21,13 +21,14 @@
  * answer is empty, and the registry uses findProviders() alone. JS thread only.
  */
 import type { Libp2p, PeerId, PeerInfo, PeerStore, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createHash } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import { RecordRejection, nameToCid } from './record.js'
 import { NEARBY_TIMEOUT, PROVIDERS_PROTOCOL } from './options.js'
 import { exchange, readAll } from './wire.js'
+import { kadId } from './announce.js'
 
 /** Providers in one answer, at most (kad-dht's k). */
 export const MAX_PROVIDERS_ANSWER = 20
@@ -48,16 +49,18 @@ function internals (dht: unknown): KadInternals | undefined {
 /**
  * The providers of `cid` in this node's own provider store, with the addresses its peer store
  * holds (those it has none for are left out, as kad-dht does); undefined without kad-dht's internals.
- * A provider `connected` says this node has a connection to comes without addresses (it is dialled
- * by its id, on that connection): a peer-store read costs more than the rest of a local lookup.
+ * `known` gives a provider's addresses without a peer-store read (which costs more than the rest of
+ * a local lookup) when it can: [] for a peer this node is connected to (dialled by its id), this
+ * node's own addresses for itself (it has no peer-store entry).
  */
-export async function localProviders (dht: unknown, peerStore: PeerStore, cid: CID, signal?: AbortSignal, connected?: (peer: PeerId) => boolean): Promise<PeerInfo[] | undefined> {
+export async function localProviders (dht: unknown, peerStore: PeerStore, cid: CID, signal?: AbortSignal, known?: (peer: PeerId) => Multiaddr[] | undefined): Promise<PeerInfo[] | undefined> {
   const kad = internals(dht)
   if (kad === undefined) return undefined
   const found: PeerInfo[] = []
   for (const id of (await kad.providers.getProviders(cid, { signal })).slice(0, MAX_PROVIDERS_ANSWER)) {
-    if (connected?.(id) === true) {
-      found.push({ id, multiaddrs: [] })
+    const given = known?.(id)
+    if (given !== undefined) {
+      found.push({ id, multiaddrs: given })
       continue
     }
     const peer = await peerStore.get(id, { signal }).catch(() => undefined)
@@ -93,9 +96,8 @@ export async function answerProviders (stream: Stream, dht: unknown, libp2p: Lib
   try {
     const name = Buffer.from(await readAll(stream, 255)).toString('utf8')
     // This node as a provider has no peer-store entry: its own addresses stand in (as in kad-dht's handler).
-    const self = (peer: PeerId): boolean => peer.equals(libp2p.peerId)
-    const providers = name.length === 0 ? [] : (await localProviders(dht, libp2p.peerStore, nameToCid(name), undefined, self) ?? [])
-      .map(p => self(p.id) ? { id: p.id, multiaddrs: libp2p.getMultiaddrs() } : p)
+    const self = (peer: PeerId): Multiaddr[] | undefined => peer.equals(libp2p.peerId) ? libp2p.getMultiaddrs() : undefined
+    const providers = name.length === 0 ? [] : await localProviders(dht, libp2p.peerStore, nameToCid(name), undefined, self) ?? []
     const answer = encodeProviders(providers)
     if (!stream.send(answer)) await stream.onDrain()
     await stream.close()
@@ -126,14 +128,11 @@ export function nearbyProviders (context: NearbyContext, name: string, count: nu
 }
 
 async function * ask ({ libp2p, rejected }: NearbyContext, kad: KadInternals, name: string, count: number, outer: AbortSignal): AsyncGenerator<PeerInfo[]> {
-  // kad-dht places a key at the sha256 of its bytes (its convertBuffer()).
-  const peers = kad.routingTable.closestPeers(createHash('sha256').update(nameToCid(name).multihash.bytes).digest(), { count })
+  const peers = kad.routingTable.closestPeers(kadId(nameToCid(name)), { count })
+  // The caller's signal, returning early (controller), or a peer that has not answered within
+  // NEARBY_TIMEOUT (it may have gone away) ends a request.
   const controller = new AbortController()
-  const onAbort = (): void => controller.abort(outer.reason)
-  if (outer.aborted) onAbort()
-  else outer.addEventListener('abort', onAbort, { once: true })
-  // A peer that has not answered within NEARBY_TIMEOUT is given up on (it may have gone away).
-  const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(NEARBY_TIMEOUT)])
+  const signal = AbortSignal.any([outer, controller.signal, AbortSignal.timeout(NEARBY_TIMEOUT)])
   const request = async (peer: PeerId): Promise<PeerInfo[]> => {
     const stream = await libp2p.dialProtocol(peer, PROVIDERS_PROTOCOL, { signal })
     const stop = (): void => stream.abort(signal.reason)
@@ -156,7 +155,6 @@ async function * ask ({ libp2p, rejected }: NearbyContext, kad: KadInternals, na
       if (found.length > 0) yield found
     }
   } finally {
-    outer.removeEventListener('abort', onAbort)
     controller.abort()
   }
 }

@@ -20,7 +20,7 @@ import { ownTransientConnections } from './transient.js'
 import { Advertisement } from './advertisement.js'
 import { announceNearby } from './announce.js'
 import { compactMemoryDatastore } from './datastore.js'
-import { answerProviders, nearbyProviders, localProviders } from './nearby.js'
+import { answerProviders, nearbyProviders, localProviders, type NearbyContext } from './nearby.js'
 import { exchange, readAll } from './wire.js'
 import {
   DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, HEDGE_DELAY,
@@ -35,7 +35,6 @@ export { Advertisement } from './advertisement.js'
 
 
 const utf8 = new TextEncoder()
-
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms).unref()) }
 
 /** Where a provider search found its first provider (RegistryStats.lookups). */
@@ -71,6 +70,7 @@ export class ServiceRegistry {
   readonly #timeout: number
   readonly #announcePeers: number
   readonly #nearbyPeers: number
+  readonly #nearby: NearbyContext
   readonly #defaultTtl: number
   readonly #now: () => number
   readonly #stopNode: boolean
@@ -130,6 +130,7 @@ export class ServiceRegistry {
       this.#detachTransient = detach
     }
     void libp2p.handle(RECORD_PROTOCOL, async (stream) => { await this.#answerRecord(stream) }, { maxInboundStreams: 256 }).catch(() => {})
+    this.#nearby = { libp2p, dht, rejected: (error, from) => this.#rejected(error, from) }
     void libp2p.handle(PROVIDERS_PROTOCOL, async (stream) => { await answerProviders(stream, dht, libp2p) }, { maxInboundStreams: 256 }).catch(() => {})
   }
 
@@ -480,7 +481,7 @@ export class ServiceRegistry {
     const reputation = this.reputation
     // One answer's providers not yet seen, best reputation first (an answer may name one twice).
     const unseen = function * (providers: PeerInfo[], source: LookupSource): Generator<PeerInfo> {
-      for (const provider of reputation.order(providers.filter(p => !seen.has(p.id.toString())), p => p.id.toString())) {
+      for (const provider of reputation.order(providers, p => p.id.toString())) {
         if (seen.has(provider.id.toString())) continue
         seen.add(provider.id.toString())
         counted(source)
@@ -488,10 +489,11 @@ export class ServiceRegistry {
       }
     }
     try {
-      const local = await localProviders(this.#dht, this.libp2p.peerStore, cid, signal, peer => this.libp2p.getConnections(peer).length > 0)
+      // A provider this node is connected to is dialled by its id, on that connection.
+      const local = await localProviders(this.#dht, this.libp2p.peerStore, cid, signal, peer => this.libp2p.getConnections(peer).length > 0 ? [] : undefined)
       yield * unseen(local ?? [], 'local')
       // (Without kad-dht's internals both are undefined: its own query is the only source.)
-      const nearby = this.#nearbyPeers === 0 ? undefined : nearbyProviders({ libp2p: this.libp2p, dht: this.#dht, rejected: (error, from) => this.#rejected(error, from) }, name, this.#nearbyPeers, signal)
+      const nearby = this.#nearbyPeers === 0 ? undefined : nearbyProviders(this.#nearby, name, this.#nearbyPeers, signal)
       for await (const answer of nearby ?? []) yield * unseen(answer, 'nearby')
       for await (const event of this.#dht.findProviders(cid, { signal })) {
         this.#dhtEvents++
