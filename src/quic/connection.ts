@@ -26,6 +26,14 @@ const APPLICATION_ERRORS = new Set([0xbn, 0xcn])
 export type StreamAdapterFactory<T> = (core: StreamCore) => T
 
 const duplexAdapter: StreamAdapterFactory<QuicStream> = core => new QuicStream(core)
+const keepDirections: StreamAdapterFactory<QuicStream> = core => new QuicStream(core, { autoDestroy: false })
+
+// The Duplex for `options`, checked before anything starts.
+function duplexFor (options: { autoDestroy?: unknown }): StreamAdapterFactory<QuicStream> {
+  const { autoDestroy } = checkOptions(options)
+  if (autoDestroy !== undefined && typeof autoDestroy !== 'boolean') throw invalidArgType('autoDestroy', 'a boolean', autoDestroy)
+  return autoDestroy === false ? keepDirections : duplexAdapter
+}
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -52,6 +60,12 @@ export interface OpenStreamOptions {
   body?: Uint8Array
   /** With `body`: end the writable side after it (FIN in the same call). Default false. */
   end?: boolean
+  /**
+   * What the Duplex does once a direction fails (see QuicStream and the README's "After an
+   * error"): destroyed, as Node streams are (true, the default), or the other direction left
+   * working until the app ends it (false). Not used by `openStreamWith()`.
+   */
+  autoDestroy?: boolean
 }
 
 export interface AcceptStreamOptions {
@@ -62,6 +76,8 @@ export interface AcceptStreamOptions {
    * queued for their own takers. Default: the oldest of either.
    */
   unidirectional?: boolean
+  /** As `openStream()`'s `autoDestroy` (default true). Not used by `acceptStreamWith()`. */
+  autoDestroy?: boolean
 }
 
 export interface CloseOptions {
@@ -388,7 +404,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * more (see `blockedStreams` and the `streamsBlocked` event) rather than failing.
    */
   async openStream (options: OpenStreamOptions = {}): Promise<QuicStream> {
-    return await this.openStreamWith(duplexAdapter, options)
+    return await this.openStreamWith(duplexFor(options), options)
   }
 
   /** Opens a stream as `openStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */
@@ -485,7 +501,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    * closed and no stream is left.
    */
   async acceptStream (options: AcceptStreamOptions = {}): Promise<QuicStream> {
-    return await this.acceptStreamWith(duplexAdapter, options)
+    return await this.acceptStreamWith(duplexFor(options), options)
   }
 
   /** Accepts a stream as `acceptStream()` does, with the adapter `factory` makes (see {@link StreamAdapterFactory}). */

@@ -55,6 +55,12 @@ export interface RequestInfo {
    * `sessionTickets: '0rtt'`): it could be a replay, so answer it only if answering twice is harmless.
    */
   earlyData: boolean
+  /**
+   * Aborts when the client gives up before the answer (it cancelled, timed out or went away; the
+   * reason is the stream's error). The request keeps its stream credit, and its place among the
+   * `concurrency` running, until the handler returns: stop work here to free them sooner.
+   */
+  readonly signal: AbortSignal
 }
 
 /** Answers one request: the reply body (or a promise of it). A thrown error resets the stream. */
@@ -216,6 +222,9 @@ class Responder implements StreamSink {
   readonly #server: RequestServer
   #connection: QuicConnection | undefined
   #answered = false
+  #info: RequestInfo | undefined
+  // Made only for handlers that read `info.signal`.
+  #cancel: AbortController | undefined
 
   constructor (core: StreamCore, server: RequestServer) {
     this.#core = core
@@ -234,7 +243,7 @@ class Responder implements StreamSink {
     }
     let result: ReturnType<RequestHandler>
     try {
-      result = handler(body, { connection, streamId: this.#core.id, earlyData: this.#core.earlyData })
+      result = handler(body, this.#requestInfo(connection))
     } catch (error) {
       this.#fail(error)
       return
@@ -265,7 +274,28 @@ class Responder implements StreamSink {
     const valid = (typeof code === 'number' && Number.isSafeInteger(code) && code >= 0) || (typeof code === 'bigint' && code >= 0n && code < 2n ** 62n)
     if (this.#answer(true)) this.#core.abort(valid ? code : RequestResetCode.HANDLER_FAILED)
     const connection = this.#connection as QuicConnection
-    connection.emit('requestError', error, { connection, streamId: this.#core.id, earlyData: this.#core.earlyData })
+    connection.emit('requestError', error, this.#requestInfo(connection))
+  }
+
+  #requestInfo (connection: QuicConnection): RequestInfo {
+    if (this.#info !== undefined) return this.#info
+    const signal = (): AbortSignal => this.#signal()
+    this.#info = { connection, streamId: this.#core.id, earlyData: this.#core.earlyData, get signal () { return signal() } }
+    return this.#info
+  }
+
+  #signal (): AbortSignal {
+    if (this.#cancel === undefined) {
+      this.#cancel = new AbortController()
+      if (this.#core.closed || this.#core.read === 'reset') this.#cancelled()
+    }
+    return this.#cancel.signal
+  }
+
+  // The client gave up before the answer: tell the handler, if it listens.
+  #cancelled (): void {
+    if (this.#answered || this.#cancel === undefined || this.#cancel.signal.aborted) return
+    this.#cancel.abort(this.#core.readError ?? this.#core.writeError ?? new QuicError(QuicErrorCode.STREAM_RESET, 'The client went away before the answer', { direction: 'read' }))
   }
 
   // The stream is answered once; from then on it closes natively when done (its credit returns),
@@ -278,11 +308,11 @@ class Responder implements StreamSink {
     return !this.#core.closed
   }
 
+  onReadError (): void { this.#cancelled() }
+  onWriteError (): void { this.#cancelled() }
+  onClosed (): void { this.#cancelled() }
   onData (): boolean { return false }
   onEnd (): void {}
-  onReadError (): void {}
   onWritable (): void {}
-  onWriteError (): void {}
   onAcknowledged (): void {}
-  onClosed (): void {}
 }

@@ -131,6 +131,8 @@ export class StreamCore {
   #flowing = false
   #prefix: PrefixReader | undefined
   #closed = false
+  // Closed because this side's app closed the connection (no failure is reported then).
+  #quiet = false
   #blocked = false
   #id: number | undefined
   #earlyData = false
@@ -158,9 +160,19 @@ export class StreamCore {
     }
   }
 
-  /** The adapter that hears this core from now on; what is pending waits for `resume()`. */
+  /**
+   * The adapter that hears this core from now on; what is pending waits for `resume()`. The first
+   * adapter also hears what happened before it existed (a stream queued for accept, or moved), in
+   * order: failures, a FIN with nothing before it, the end of the native stream.
+   */
   attach (sink: StreamSink): void {
+    const first = this.#sink === noSink
     this.#sink = sink
+    if (!first) return
+    if (this.#readError !== undefined) sink.onReadError(this.#readError)
+    if (this.#writeError !== undefined) sink.onWriteError(this.#writeError)
+    if (this.#peerFin) this.#deliver()
+    if (this.#closed) sink.onClosed(this.#quiet)
   }
 
   get read (): ReadState { return this.#read }
@@ -253,6 +265,29 @@ export class StreamCore {
     this.#pending.length = 0
     this.#prefix = undefined
     if (!this.#closed) this.native.shutdown(StreamShutdown.AbortReceive, code)
+  }
+
+  /**
+   * The app is done with the stream: ends what is still open of it, in one native call. A read side
+   * the peer has not finished is stopped (STOP_SENDING `code`, undelivered bytes dropped); a write
+   * side the app has not ended is reset (RESET_STREAM `code`); a FIN already queued still goes out
+   * in full. Once both directions are done the native stream closes and the peer gets its stream
+   * credit back. Idempotent; no error is reported for what this side ends itself.
+   */
+  release (code: number | bigint = 0): void {
+    let flags = 0
+    if (this.#read === 'open') {
+      this.#read = 'stopped'
+      this.#pending.length = 0
+      this.#prefix = undefined
+      if (!this.#peerFin) flags |= StreamShutdown.AbortReceive
+    }
+    if (this.#write === 'open') {
+      this.#write = 'reset'
+      flags |= StreamShutdown.AbortSend
+    }
+    if (flags !== 0 && !this.#closed) this.native.shutdown(flags, code)
+    this.#rejectOpened()
   }
 
   /** Aborts both directions with `code` (what they still carry is lost). Idempotent. */
@@ -357,7 +392,8 @@ export class StreamCore {
       this.native.consumed(chunk.length)
       this.#flowing = this.#sink.onData(chunk)
     }
-    if (this.#peerFin && this.#pending.length === 0 && this.#read === 'open' && this.#prefix === undefined) {
+    // The end is told to an adapter: one not attached yet hears of it in attach().
+    if (this.#peerFin && this.#pending.length === 0 && this.#read === 'open' && this.#prefix === undefined && this.#sink !== noSink) {
       this.#read = 'ended'
       this.#sink.onEnd()
     }
@@ -437,11 +473,12 @@ export class StreamCore {
     this.#parent[kStreamClosed](this)
     this.#setBlocked(false)
     const byConnection = (flags & ShutdownFlag.ConnectionShutdown) !== 0
-    const quiet = byConnection && this.#parent[kClosedByApp]()
+    const quiet = this.#quiet = byConnection && this.#parent[kClosedByApp]()
     const readOpen = this.#read === 'open' && !this.#peerFin
     const writeOpen = this.#write === 'open' || this.#write === 'ending'
     if (quiet) {
-      if (readOpen) this.#read = 'reset'
+      // This side's app closed the connection: its streams end as if it had ended them itself.
+      if (readOpen) this.#read = 'stopped'
       if (writeOpen) this.#write = 'reset'
     } else if (readOpen || writeOpen) {
       const cause = (byConnection ? this.#parent[kCloseError]() : undefined)

@@ -5,10 +5,14 @@
  * holds the peer back through QUIC flow control. Writes complete at once while MsQuic's ideal send
  * buffer has room (the native send window), and wait for room beyond that. JS thread only.
  *
- * The two directions fail independently (see StreamCore): a peer's RESET_STREAM fails the
- * readable side and a peer's STOP_SENDING the writable side, each reported once as an 'error'
- * whose `direction` names it, while the other direction goes on. The stream is destroyed
- * ('close') once both directions are done.
+ * Lifetime (docs/lifecycle.md, "After an error"): QUIC fails the directions one at a time (a peer's
+ * RESET_STREAM fails our read side, its STOP_SENDING our write side), but Node code is written
+ * against one rule: after 'error' the stream is destroyed and 'close' follows. So by default
+ * (`autoDestroy: true`) a failed direction ends the stream: the other direction is released (reset,
+ * or stopped) and the peer gets its stream credit back, whatever the handlers do. One exception
+ * keeps HTTP/3's early response: on a stream this side opened, the peer's STOP_SENDING ends only
+ * our request; its answer is still read to the end, then the stream closes. `autoDestroy: false`
+ * keeps each direction independent until the app ends it.
  */
 import { Duplex, type DuplexOptions } from 'node:stream'
 import { QuicError, QuicErrorCode, closedError, invalidArgType, invalidState } from '../errors.js'
@@ -37,6 +41,17 @@ export interface QuicStreamHandle {
   state: MovedStreamState
 }
 
+/** How the Duplex treats a failed direction (see the file comment). */
+export interface QuicStreamOptions {
+  /**
+   * Node's contract (default true): after 'error' the stream is destroyed and the other direction
+   * released, so nothing waits on a stream whose peer gave up. False: a failed direction leaves the
+   * other working until the app ends it with end()/destroy() (a reply after the peer reset its
+   * request, say); the app then owns the stream's lifetime.
+   */
+  autoDestroy?: boolean
+}
+
 /** @internal */
 export interface MovedStreamState {
   core: CoreSnapshot
@@ -44,6 +59,7 @@ export interface MovedStreamState {
   read: Uint8Array[]
   readable: boolean
   writable: boolean
+  autoDestroy: boolean
 }
 
 export class QuicStream extends Duplex {
@@ -54,34 +70,43 @@ export class QuicStream extends Duplex {
   // otherwise come before that code could attach a listener.
   #owned = false
   #deferred: Array<[QuicError, 'read' | 'write']> | undefined
-  // Which directions failed; a stream emits one 'error' at most (as Node streams do).
+  // Which directions this side has, and which failed; a stream emits one 'error' at most (as Node
+  // streams do).
+  readonly #hasRead: boolean
+  readonly #hasWrite: boolean
+  readonly #autoDestroy: boolean
   #readFailed = false
   #writeFailed = false
   #errorEmitted = false
+  // destroy() called by this adapter after a failure: the core was released already.
+  #failing = false
   #transferred = false
   // end(chunk) on an idle stream: the chunk's write carries the FIN (one native send, not two).
   #finWithWrite = false
   #acknowledged?: { promise: Promise<void>, resolve: () => void, reject: (error: Error) => void }
 
   /** @internal Streams are made by QuicConnection (openStream, acceptStream) and adopt(). */
-  constructor (core: StreamCore, moved?: MovedStreamState) {
+  constructor (core: StreamCore, options: QuicStreamOptions = {}, moved?: MovedStreamState) {
     // A one-way stream is born ended on the side that carries nothing. A direction that failed
     // before this adapter existed is reported (at the hand-over) like any other failure.
     const sides = moved !== undefined
       ? { readable: moved.readable, writable: moved.writable }
       : { readable: !(core.local && core.unidirectional), writable: !(!core.local && core.unidirectional) && core.write !== 'ending' }
-    // autoDestroy off: the stream is destroyed when both directions are done ([kSettle]), not at the
-    // first 'error', so that one direction's failure leaves the other working.
-    super({ allowHalfOpen: true, autoDestroy: false, highWaterMark: INITIAL_SEND_WINDOW, ...sides } as DuplexOptions)
+    const autoDestroy = moved?.autoDestroy ?? options.autoDestroy ?? true
+    // Node's autoDestroy as the app chose: its own machinery (async iterators, write errors) then
+    // destroys as Node code expects. Failures of one direction are decided here ([kSettle], #fail).
+    super({ allowHalfOpen: true, autoDestroy, highWaterMark: INITIAL_SEND_WINDOW, ...sides } as DuplexOptions)
     this.#core = core
+    this.#hasRead = sides.readable
+    this.#hasWrite = sides.writable || core.write === 'ending'
+    this.#autoDestroy = autoDestroy
+    // What the old reader left comes first; attach() then tells of a FIN that is already here.
+    for (const chunk of moved?.read ?? []) this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    const endedBefore = core.read === 'ended'
+    // Failures that came before this adapter (a reset before the accept, or before a move) are
+    // told now, and reported at the hand-over.
     core.attach(this)
-    if (moved !== undefined) {
-      for (const chunk of moved.read) this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-      if (core.read === 'ended') this.push(null)
-    }
-    // Failures that came before this adapter (a reset before the accept, or before a move).
-    if (core.readError !== undefined) this.#fail(core.readError, 'read')
-    if (core.writeError !== undefined) this.#fail(core.writeError, 'write')
+    if (moved !== undefined && endedBefore) this.push(null)
     this.once('end', settleOnce)
     this.once('finish', settleOnce)
   }
@@ -99,7 +124,7 @@ export class QuicStream extends Duplex {
       throw invalidArgType('handle', 'a handle from stream.transfer()', handle)
     }
     const core = new StreamCore(runtime().adoptStream(handle.id), elsewhere, handle.state.core.local, { snapshot: handle.state.core })
-    const stream = new QuicStream(core, handle.state)
+    const stream = new QuicStream(core, {}, handle.state)
     stream[kHandOver]()
     return stream
   }
@@ -128,7 +153,7 @@ export class QuicStream extends Duplex {
       throw refuse('needs the writes made so far to finish first (wait for \'drain\' or \'finish\')')
     }
     const id = runtime().transferStream(this.#core.native)
-    const state: MovedStreamState = { core: this.#core.detach(), read: [], readable: this.readable, writable: this.writable }
+    const state: MovedStreamState = { core: this.#core.detach(), read: [], readable: this.readable, writable: this.writable, autoDestroy: this.#autoDestroy }
     this.#transferred = true
     // Destroyed before its buffer is read out, so the read-out ends nothing ('end' never comes).
     this.destroy()
@@ -343,20 +368,25 @@ export class QuicStream extends Duplex {
       callback(error)  // the stream lives on in another thread
       return
     }
-    // Both directions done: MsQuic finishes on its own (aborting could discard data in flight).
-    // Otherwise the stream ends abruptly for the peer too: destroy() aborts with code 0;
-    // reset(code) and stopSending(code) choose codes. (A peer's own code is never echoed back.)
-    if (error !== null || !this.#readDone() || !this.#writeDone()) this.#core.abort(0)
+    // What is still open ends now, so the native stream closes and the peer's credit returns: a
+    // read side not finished is stopped, a write side not ended is reset (code 0; reset(code) and
+    // stopSending(code) choose codes). A FIN already queued still goes out: aborting it could
+    // discard data in flight. destroy(error) from the app is abrupt: both directions, at once.
+    // (A peer's own code is never echoed back.)
+    if (error !== null && !this.#failing) this.#core.abort(0)
+    else this.#core.release(0)
     this.#releaseWrite()
     callback(error)
   }
 
+  // Whether a direction is done from the app's point of view: never there, failed, or ended.
   #readDone (): boolean {
-    return this.readableEnded || this.#readFailed || (!this.readable && this.#core.read !== 'open') || this.#core.read === 'stopped'
+    return !this.#hasRead || this.#readFailed || this.readableEnded || this.#core.read === 'stopped'
   }
 
   #writeDone (): boolean {
-    return this.writableFinished || this.#writeFailed || this.#core.write === 'reset' || (!this.writable && !this.writableEnded)
+    const write = this.#core.write
+    return !this.#hasWrite || this.#writeFailed || this.writableFinished || write === 'reset' || (write === 'stopped' && this.writableEnded)
   }
 
   /** @internal Destroys the stream once both directions are done. */
@@ -372,8 +402,14 @@ export class QuicStream extends Duplex {
     if (this.destroyed) return
     const write = direction === 'write'
     if (write ? this.#writeFailed : this.#readFailed) return
-    // A write side the app already finished has nothing left to fail: only `acknowledged` says so.
-    if (write && this.writableFinished) return
+    if (write && this.writableEnded) {
+      // A write side the app already ended has nothing left to fail: no 'error' (`acknowledged`
+      // and `writeError` say what became of it). On a stream the peer opened, its STOP_SENDING
+      // means it no longer wants the answer: the rest of its request is not wanted either.
+      if (this.#autoDestroy && !this.#core.local && !this.#readDone()) this.#end()
+      else this[kSettle]()
+      return
+    }
     if (write) {
       this.#writeFailed = true
       // A write waiting is discarded with its direction (its failure is this 'error').
@@ -381,16 +417,25 @@ export class QuicStream extends Duplex {
     } else {
       this.#readFailed = true
     }
-    // The other direction is done too (or never existed): the stream is over, as a Node stream
-    // ends on an error (with no second 'error' if the other direction already reported one).
-    if (write ? this.#readDone() : this.#writeDone()) {
-      this.destroy(this.#errorEmitted ? undefined : error)
+    const otherDone = write ? this.#readDone() : this.#writeDone()
+    const keepReading = write && this.#core.local && !otherDone
+    // The early response: on a stream this side opened, the peer's STOP_SENDING ends our request;
+    // its answer is read to the end (or until it fails), and [kSettle] then closes the stream.
+    if (otherDone || (this.#autoDestroy && !keepReading)) {
+      this.#end(error)
       return
     }
     // Only this direction failed: 'error' says which (`error.direction`), and the other goes on.
     if (this.#errorEmitted) return
     this.#errorEmitted = true
     this.emit('error', error)
+  }
+
+  // The stream is over: what is left of it is released, then 'error' (once, if any) and 'close'.
+  #end (error?: QuicError): void {
+    this.#core.release(0)
+    this.#failing = true
+    this.destroy(this.#errorEmitted ? undefined : error)
   }
 
   #releaseWrite (): void {

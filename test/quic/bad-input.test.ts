@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
-import { connect, createSelfSignedCertificate, listen, QuicErrorCode } from '../../src/index.js'
-import { pair, readAll, testCertificate } from '../helpers.js'
+import { connect, createSelfSignedCertificate, listen, QuicErrorCode, type QuicStream } from '../../src/index.js'
+import { pair, readAll, testCertificate, until } from '../helpers.js'
 
 describe('bad input', () => {
   it('should refuse ports out of range', async () => {
@@ -97,6 +97,43 @@ describe('bad input', () => {
     expect(text).toBe('after all')
     inbound.end()
     await readAll(adopted)
+    await client.close()
+    await listener.close()
+  })
+
+  it('should check write() and end() arguments before the stream\'s state, in every state (as Node\'s Writable does)', async () => {
+    const { listener, client, server } = await pair()
+    // The server stops every stream's request at once (STOP_SENDING): the write side fails.
+    void (async () => { for await (const s of server) { s.on('error', () => {}); s.stopSending(3); s.resume() } })()
+    const states: Record<string, (s: QuicStream) => Promise<void>> = {
+      open: async () => {},
+      ended: async s => { s.end() },
+      'reset by this side': async s => { s.reset(1) },
+      'stopped by this side': async s => { s.stopSending(1) },
+      destroyed: async s => { s.destroy() },
+      'failed (the peer\'s STOP_SENDING)': async s => { s.write('x'); await until(() => s.writeState === 'stopped', 'STOP_SENDING') },
+      'failed, directions kept (autoDestroy: false)': async s => { s.write('x'); await until(() => s.writeState === 'stopped', 'STOP_SENDING') }
+    }
+    const bad: Array<[string, unknown, string]> = [
+      ['undefined', undefined, 'ERR_INVALID_ARG_TYPE'],
+      ['a function', () => {}, 'ERR_INVALID_ARG_TYPE'],
+      ['a number', 5, 'ERR_INVALID_ARG_TYPE'],
+      ['an object', {}, 'ERR_INVALID_ARG_TYPE'],
+      ['null', null, 'ERR_STREAM_NULL_VALUES']
+    ]
+    for (const [state, reach] of Object.entries(states)) {
+      for (const [what, chunk, code] of bad) {
+        const s = await client.openStream({ autoDestroy: !state.includes('autoDestroy') })
+        s.on('error', () => {})
+        await reach(s)
+        expect(() => s.write(chunk as never), `write(${what}) on a stream ${state}`).toThrow(expect.objectContaining({ code }))
+        // end(chunk) writes a chunk other than null/undefined, and takes a function as its callback.
+        if (typeof chunk !== 'function' && chunk !== undefined && chunk !== null) {
+          expect(() => s.end(chunk as never), `end(${what}) on a stream ${state}`).toThrow(expect.objectContaining({ code }))
+        }
+        s.destroy()
+      }
+    }
     await client.close()
     await listener.close()
   })

@@ -100,7 +100,8 @@ describe('connection failures', () => {
     const { listener, client, server } = await pair()
     const stream = await client.openStream()
     stream.write('partial')
-    const inbound = await server.acceptStream()
+    // autoDestroy: false keeps the directions apart (by default the reset would end the stream).
+    const inbound = await server.acceptStream({ autoDestroy: false })
     const failed = once(inbound, 'error')
     stream.reset(77)
     // RESET_STREAM ends the server's reading side only: its reply still reaches the client.

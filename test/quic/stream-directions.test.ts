@@ -8,11 +8,11 @@ import { QuicErrorCode, type QuicStream } from '../../src/index.js'
 import { once, pair, readAll, until } from '../helpers.js'
 
 describe('stream directions', () => {
-  it('should keep writing after the peer resets its sending side', async () => {
+  it('should keep writing after the peer resets its sending side, when the app asks (autoDestroy: false)', async () => {
     const { listener, client, server } = await pair()
     const outbound = await client.openStream()
     outbound.write('request')
-    const inbound = await server.acceptStream()
+    const inbound = await server.acceptStream({ autoDestroy: false })
     const failed = once(inbound, 'error')
     outbound.reset(5)
     const [error] = await failed
