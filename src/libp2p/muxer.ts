@@ -161,6 +161,8 @@ export class MsQuicMuxer extends TypedEventEmitter<StreamMuxerEvents<MsQuicStrea
   }
 
   #track (stream: MsQuicStream): void {
+    // A peer stream can end while it waits to be accepted: it is never listed (no 'close' would come).
+    if (stream.status !== 'open') return
     this.streams.push(stream)
     stream.addEventListener('close', () => {
       const index = this.streams.indexOf(stream)

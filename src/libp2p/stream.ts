@@ -53,6 +53,9 @@ export class MsQuicStream extends AbstractStream {
   #corkedFin = false
   // The last corked send found the window full: later sends report it until 'drain'.
   #full = false
+  // Reading ended at the peer's FIN with nothing buffered: bytes a reader gives back (unshift) are
+  // still to be read.
+  #closedAtFin = false
   readonly #flush = (): void => { this.#flushCork() }
 
   constructor (init: MsQuicStreamInit) {
@@ -70,11 +73,27 @@ export class MsQuicStream extends AbstractStream {
         // and stops delivery: the rest waits in QUIC flow control.
         return this.readBuffer.byteLength === 0 && this.readStatus === 'readable'
       },
-      onEnd: () => { this.onRemoteCloseWrite() },
+      onEnd: () => {
+        this.onRemoteCloseWrite()
+        // The read status follows the wire: with nothing left to read, the FIN ends reading now, not
+        // at the next dispatch (a handler that checks `readStatus` after its answer, as kad-dht's
+        // does, would otherwise read again, meet the end of the stream and abort its answer).
+        if (this.readBuffer.byteLength === 0 && (this.readStatus === 'readable' || this.readStatus === 'paused')) {
+          this.readStatus = 'closed'
+          this.#closedAtFin = true
+          this.maybeDispatchEnd()
+        }
+      },
       onReadError: error => {
         if (this.status !== 'open' && this.status !== 'closing') return
-        if (error.code === QuicErrorCode.STREAM_RESET) this.onRemoteReset()
-        else this.onTransportClosed(error)
+        if (error.code === QuicErrorCode.STREAM_RESET) {
+          // A libp2p reset ends the whole stream: what is left of our sending side ends too, so
+          // the native stream closes and the peer gets its stream credit back.
+          core.release(StreamResetCode.NO_ERROR)
+          this.onRemoteReset()
+        } else {
+          this.onTransportClosed(error)
+        }
       },
       onWritable: () => {
         this.#full = false
@@ -116,6 +135,18 @@ export class MsQuicStream extends AbstractStream {
   /** @internal The id, once a local stream has started. */
   refreshId (): void {
     this.id = String(this.#core.id ?? this.id)
+  }
+
+  /**
+   * Gives bytes back to the stream, ahead of any not read yet. After the peer's FIN ended reading,
+   * they make it readable again until they are read (a multistream-select reader hands back what
+   * followed the protocol that way, once it is done).
+   */
+  override unshift (data: Parameters<AbstractStream['unshift']>[0]): void {
+    if (this.#closedAtFin && this.readStatus === 'closed' && data.byteLength > 0 && this.status !== 'reset' && this.status !== 'aborted') {
+      this.readStatus = 'readable'
+    }
+    super.unshift(data)
   }
 
   // Delivery restarts once the consumer has taken everything buffered here.

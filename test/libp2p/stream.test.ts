@@ -169,3 +169,46 @@ describe('libp2p streams over StreamCore', () => {
     expect(Buffer.concat(chunks).toString()).toBe('the answer')
   })
 })
+
+describe('libp2p streams that cannot leak', () => {
+  // Each ending on a connection with 4 streams of credit, six times: a stream that kept its credit
+  // would stop the fifth open. Every stream ends on both sides, in js-libp2p and natively.
+  const CREDIT = 4
+  const endings: Record<string, (local: Stream, remote: Stream) => Promise<void>> = {
+    'abort()': async local => { local.abort(new Error('gave up')) },
+    'closeRead(), then close()': async local => { await local.closeRead(); await local.close() },
+    'close() (closeWrite), then reading to the end': async local => { await local.close(); for await (const chunk of local) void chunk },
+    'a remote reset': async (_local, remote) => { remote.abort(new Error('the other side gave up')) },
+    // A QUIC peer may reset only its sending side (quic-go's CancelWrite): a libp2p reset all the same.
+    'a remote reset of its sending side only': async (_local, remote) => { (remote as MsQuicStream).core.reset(StreamResetCode.NO_ERROR) }
+  }
+  for (const [name, end] of Object.entries(endings)) {
+    it(`${name}: both sides end, the credit comes back, no native stream is left`, async () => {
+      const { a, b, next } = await setup('/ending/1.0.0', { maxStreams: CREDIT })
+      const seen: Stream[] = []
+      for (let round = 0; round < CREDIT + 2; round++) {
+        const local = await a.dialProtocol(b.peerId, '/ending/1.0.0')
+        local.send(Buffer.from('a request'))
+        const remote = await next()
+        // The remote side is a handler written as libp2p code is: read to the end, answer, close.
+        const handled = (async () => {
+          try {
+            for await (const chunk of remote) void chunk
+            if (remote.writeStatus === 'writable') remote.send(Buffer.from('the answer'))
+            await remote.close()
+          } catch {}
+        })()
+        await end(local, remote)
+        await handled
+        for (const s of [local, remote]) {
+          if (s.status === 'open') await new Promise(resolve => s.addEventListener('close', resolve, { once: true }))
+        }
+        seen.push(local, remote)
+      }
+      expect(seen.every(s => ['closed', 'reset', 'aborted'].includes(s.status))).toBe(true)
+      const quic = (node: TestNode): QuicConnection => quicConnectionOf(node.getConnections(node === a ? b.peerId : a.peerId)[0]) as QuicConnection
+      await expect.poll(() => quic(a).stats().openStreams + quic(b).stats().openStreams).toBe(0)
+      await expect.poll(() => a.getConnections(b.peerId)[0].streams.length + b.getConnections(a.peerId)[0].streams.length).toBe(0)
+    })
+  }
+})
