@@ -1,0 +1,40 @@
+/** A seeded generator for the soaks: the same seed gives the same sequence of choices. */
+export class Random {
+  #state: number
+
+  constructor (seed: number) {
+    this.#state = (seed >>> 0) || 0x9e3779b9
+  }
+
+  /** An integer in [0, n). */
+  int (n: number): number {
+    // xorshift32
+    let x = this.#state
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    this.#state = x >>> 0
+    return this.#state % n
+  }
+
+  /** True with probability p. */
+  chance (p: number): boolean {
+    return this.int(1_000_000) < p * 1_000_000
+  }
+
+  pick<T> (items: readonly T[]): T {
+    return items[this.int(items.length)]
+  }
+
+  /** `n` bytes of a pattern that depends on `tag` (checked on the far side where echoed). */
+  bytes (n: number, tag: number): Buffer {
+    const out = Buffer.allocUnsafe(n)
+    for (let i = 0; i < n; i++) out[i] = (tag + i) & 0xff
+    return out
+  }
+}
+
+/** Resolves after `ms` (0: the next turn of the event loop). */
+export async function sleep (ms: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, ms))
+}
