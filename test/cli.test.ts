@@ -1,15 +1,16 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, it, expect } from 'vitest'
+import { run } from './child.js'
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
 describe('node-msquic command', () => {
-  it('should run the loopback demo and report what happened', () => {
-    const result = spawnSync(process.execPath, [cli], { encoding: 'utf8', timeout: 60_000 })
+  it('should run the loopback demo and report what happened', async () => {
+    const result = await run(process.execPath, [cli], { timeout: 60_000 })
     expect(result.stderr).toBe('')
     expect(result.status).toBe(0)
     expect(result.stdout).toMatch(/certificate verified/)
@@ -34,10 +35,10 @@ describe('node-msquic command', () => {
         })
         server.on('exit', code => reject(new Error(`serve exited with ${code}`)))
       })
-      const result = spawnSync(process.execPath, [cli, 'connect', '--port', port, '--ca', ca], { input: 'over QUIC', encoding: 'utf8', timeout: 20_000 })
+      const result = await run(process.execPath, [cli, 'connect', '--port', port, '--ca', ca], { input: 'over QUIC', timeout: 20_000 })
       expect(result.status).toBe(0)
       expect(result.stdout).toBe('over QUIC')
-      const untrusted = spawnSync(process.execPath, [cli, 'connect', '--port', port, '--message', 'x'], { encoding: 'utf8', timeout: 20_000 })
+      const untrusted = await run(process.execPath, [cli, 'connect', '--port', port, '--message', 'x'], { timeout: 20_000 })
       expect(untrusted.status).toBe(1)
       expect(untrusted.stderr).toMatch(/ERR_QUIC_CERTIFICATE/)
     } finally {

@@ -1,12 +1,12 @@
-import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { run } from '../child.js'
 
 const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 
 describe('node-msquic libp2p', () => {
-  it('starts two nodes, connects them over QUIC, pings and echoes, and prints what happened', () => {
-    const result = spawnSync(process.execPath, [cli, 'libp2p'], { encoding: 'utf8', timeout: 60_000 })
+  it('starts two nodes, connects them over QUIC, pings and echoes, and prints what happened', async () => {
+    const result = await run(process.execPath, [cli, 'libp2p'], { timeout: 60_000 })
     expect(result.stderr).toBe('')
     expect(result.status).toBe(0)
     expect(result.stdout).toMatch(/node A: 12D3KooW\w+/)

@@ -1,7 +1,7 @@
-import { execFileSync } from 'node:child_process'
 import { describe, it, expect } from 'vitest'
 import { TransientConnectionManager, systemClock, type RejectReason } from '../../src/limits/index.js'
 import { FakeClock } from './fake-clock.js'
+import { runNode } from '../child.js'
 
 function manager (options: { budget?: number, ttl?: number, perAddressLimit?: number } = {}): { clock: FakeClock, transient: TransientConnectionManager<string> } {
   const clock = new FakeClock()
@@ -86,7 +86,7 @@ describe('TransientConnectionManager', () => {
     expect(clock.pending).toBe(0)
   })
 
-  it('should never keep a process alive with its sweep timer', () => {
+  it('should never keep a process alive with its sweep timer', async () => {
     const handle = systemClock.setTimeout(() => {}, 60_000) as NodeJS.Timeout
     expect(handle.hasRef()).toBe(false)
     systemClock.clearTimeout(handle)
@@ -96,7 +96,7 @@ describe('TransientConnectionManager', () => {
       const transient = new TransientConnectionManager({ budget: 1, ttl: 60_000 })
       transient.tryReserve('a')
       console.log(transient.count)`
-    const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 })
+    const output = await runNode(['--input-type=module', '-e', script], { timeout: 20_000 })
     expect(output.trim()).toBe('1')
   })
 

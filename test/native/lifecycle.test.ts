@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { describe, it, expect } from 'vitest'
 import { listen, QuicErrorCode } from '../../src/index.js'
+import { run } from '../child.js'
 import { pair, readAll, testCertificate } from '../helpers.js'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
@@ -46,9 +46,9 @@ describe('closing', () => {
 
 describe('environment teardown', () => {
   for (const mode of ['exit', 'throw']) {
-    it(`should let a process with open connections end promptly (${mode})`, () => {
+    it(`should let a process with open connections end promptly (${mode})`, async () => {
       const started = Date.now()
-      const result = spawnSync(process.execPath, [fixture('open-connections.mjs'), mode], { encoding: 'utf8', timeout: 20_000 })
+      const result = await run(process.execPath, [fixture('open-connections.mjs'), mode], { timeout: 20_000 })
       expect(result.signal).toBeNull()
       expect(result.status).toBe(mode === 'exit' ? 0 : 1)
       if (mode === 'throw') expect(result.stderr).toMatch(/deliberate/)
@@ -78,8 +78,8 @@ describe('environment teardown', () => {
     await mine.listener.close()
   })
 
-  it('should collect idle, closed objects without crashing', () => {
-    const result = spawnSync(process.execPath, ['--expose-gc', fixture('gc.mjs')], { encoding: 'utf8', timeout: 30_000 })
+  it('should collect idle, closed objects without crashing', async () => {
+    const result = await run(process.execPath, ['--expose-gc', fixture('gc.mjs')], { timeout: 30_000 })
     expect(result.stderr).toBe('')
     expect(result.status).toBe(0)
     const { created, finalised } = JSON.parse(result.stdout)

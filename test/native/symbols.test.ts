@@ -1,19 +1,19 @@
-import { execFileSync } from 'node:child_process'
 import { createServer, connect as tlsConnect } from 'node:tls'
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { describe, it, expect } from 'vitest'
+import { run } from '../child.js'
 import { pair, readAll, testCertificate } from '../helpers.js'
 
 const addon = fileURLToPath(new URL('../../build/Release/node_msquic.node', import.meta.url))
 
 describe('symbol isolation', () => {
-  it('should export nothing but the module entry, and no OpenSSL symbol', () => {
-    const defined = execFileSync('nm', ['-D', '--defined-only', addon], { encoding: 'utf8' })
+  it('should export nothing but the module entry, and no OpenSSL symbol', async () => {
+    const defined = (await run('nm', ['-D', '--defined-only', addon])).stdout
       .split('\n').filter(Boolean).map(line => line.split(' ').pop())
     expect(defined.sort()).toEqual(['napi_register_module_v1', 'node_api_module_get_api_version_v1'])
-    const all = execFileSync('nm', ['-D', addon], { encoding: 'utf8' })
+    const all = (await run('nm', ['-D', addon])).stdout
     expect(all).not.toMatch(/\b(SSL_|EVP_|X509|OPENSSL_|BN_|CRYPTO_|ERR_)\w*/)
   })
 

@@ -1,13 +1,13 @@
-import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { setIdleTrim, trimMemory } from '../../src/index.js'
+import { run } from '../child.js'
 
 const bench = fileURLToPath(new URL('../../bench/memory.mjs', import.meta.url))
 interface Figures { start: number, peak: number, closed: number, later: number }
 /** bench/memory.mjs's measurement in a process of its own (RSS in MiB). */
-const measure = (trim: boolean): Figures => {
-  const child = spawnSync(process.execPath, [bench, '--child', JSON.stringify({ workers: 2, streams: 4, perStream: 32 * 2 ** 20, trim })], { encoding: 'utf8' })
+const measure = async (trim: boolean): Promise<Figures> => {
+  const child = await run(process.execPath, [bench, '--child', JSON.stringify({ workers: 2, streams: 4, perStream: 32 * 2 ** 20, trim })])
   expect(child.status, child.stderr).toBe(0)
   return JSON.parse(child.stdout.trim().split('\n').at(-1) as string)
 }
@@ -17,9 +17,9 @@ const measure = (trim: boolean): Figures => {
 const sanitized = (process.env.NODE_MSQUIC_ADDON ?? '').includes('sanitize')
 
 describe('memory after bulk transfers', () => {
-  it.skipIf(sanitized)('should give the high-water mark back once the last connection closed', () => {
-    const kept = measure(false)
-    const trimmed = measure(true)
+  it.skipIf(sanitized)('should give the high-water mark back once the last connection closed', async () => {
+    const kept = await measure(false)
+    const trimmed = await measure(true)
     console.log(`bulk in worker threads, RSS MiB: idle trim off ${JSON.stringify(kept)}; default ${JSON.stringify(trimmed)}`)
     // The transfer really raised the mark, and without a trim most of it stays.
     expect(kept.peak - kept.start).toBeGreaterThan(100)

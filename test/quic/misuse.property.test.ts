@@ -4,16 +4,16 @@
  * value or an error that has a stable `code`, start nothing it refused, leave nothing open, and the
  * process must neither crash nor hang.
  */
-import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, it, expect } from 'vitest'
+import { run } from '../child.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/misuse.mjs', import.meta.url))
 
 describe('misuse, property-based', () => {
   for (const seed of [1, 2]) {
-    it(`should answer arbitrary arguments with coded errors and start nothing (seed ${seed})`, () => {
-      const child = spawnSync(process.execPath, [fixture, String(seed), '250'], { encoding: 'utf8', timeout: 240_000 })
+    it(`should answer arbitrary arguments with coded errors and start nothing (seed ${seed})`, async () => {
+      const child = await run(process.execPath, [fixture, String(seed), '250'], { timeout: 240_000 })
       expect(child.signal).toBeNull()
       expect(child.stderr).toBe('')
       expect(child.status).toBe(0)
