@@ -70,6 +70,10 @@ export interface NativeConnection extends NativeHandle {
   stats(): Omit<QuicConnectionStats, 'openStreams'>
   /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
   sendDatagram(data: Uint8Array): boolean
+  /** Client: whether streams send 0-RTT data before the handshake completes (asked for, and the ticket was usable). */
+  earlyData(): boolean
+  /** Starts a connection prepared for early data (whose streams were queued first); false if it had started or was shut down. */
+  start(): boolean
 }
 
 /** What NativeStream.send() did. */
@@ -128,7 +132,7 @@ export interface NativeBinding {
   /** `retryAbove` -1: never. With `deferAdmission`, each connection waits for admit() before its handshake. */
   Listener: new (configuration: NativeConfiguration, ip: string, port: number, backlog: number, budget: number, datagramQueue: number,
     maxHandshakes: number, retryAbove: number, deferAdmission: boolean) => NativeListener
-  Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number, sessionTicket?: Buffer) => NativeConnection
+  Connection: new (configuration: NativeConfiguration, ip: string, port: number, serverName: string, expectedHost: string, budget: number, datagramQueue: number, sessionTicket?: Buffer, earlyData?: boolean) => NativeConnection
 }
 
 /** The constants the addon exports (native/core/event.h and MsQuic's flags). */

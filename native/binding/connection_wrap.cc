@@ -21,11 +21,14 @@ Napi::Function ConnectionWrap::Init(Napi::Env env) {
                       InstanceMethod<&ConnectionWrap::JS_Info>("info"),
                       InstanceMethod<&ConnectionWrap::JS_Stats>("stats"),
                       InstanceMethod<&ConnectionWrap::JS_SendDatagram>("sendDatagram"),
-                      InstanceMethod<&ConnectionWrap::JS_ServeRequests>("serveRequests")});
+                      InstanceMethod<&ConnectionWrap::JS_ServeRequests>("serveRequests"),
+                      InstanceMethod<&ConnectionWrap::JS_EarlyData>("earlyData"),
+                      InstanceMethod<&ConnectionWrap::JS_Start>("start")});
 }
 
 // new Connection(external) for server connections (from the drain), or
-// new Connection(configuration, ip, port, serverName, expectedHost, streamReceiveBudget, datagramQueue[, ticket]).
+// new Connection(configuration, ip, port, serverName, expectedHost, streamReceiveBudget, datagramQueue[, ticket[, earlyData]]).
+// With earlyData and a ticket MsQuic took, earlyData() is true: streams may send 0-RTT data at once.
 ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ConnectionWrap>(info) {
   Napi::Env env = info.Env();
   Tag(env, info.This(), kConnectionTag);
@@ -51,6 +54,7 @@ ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
   ConnectionOptions options;
   options.stream_receive_budget = info[5].As<Napi::Number>().Uint32Value();
   options.datagram_send_queue = info[6].As<Napi::Number>().Uint32Value();
+  options.early_data = info.Length() > 8 && info[8].ToBoolean().Value();
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
   connection_ = Connection::OpenClient(runtime, options, &status);
   if (connection_) {
@@ -59,7 +63,7 @@ ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
       auto buffer = info[7].As<Napi::Buffer<uint8_t>>();
       ticket.assign(reinterpret_cast<const char*>(buffer.Data()), buffer.Length());
     }
-    status = connection_->Start(*configuration, remote, info[3].As<Napi::String>().Utf8Value(),
+    status = connection_->Start(configuration, remote, info[3].As<Napi::String>().Utf8Value(),
                                 info[4].As<Napi::String>().Utf8Value(), ticket);
     if (QUIC_FAILED(status)) {
       connection_->ForceClose();  // never started: no SHUTDOWN_COMPLETE will come
@@ -71,6 +75,18 @@ ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
     return;
   }
   state->Pin(*connection_, info.This().As<Napi::Object>());
+}
+
+// earlyData() -> whether streams of this client connection send 0-RTT data before the handshake.
+Napi::Value ConnectionWrap::JS_EarlyData(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), connection_->early_data());
+}
+
+// start() -> whether a connection prepared for early data started now (false: it had already, or
+// it was shut down first).
+Napi::Value ConnectionWrap::JS_Start(const Napi::CallbackInfo& info) {
+  EnvState::Get(info.Env())->CountCall();
+  return Napi::Boolean::New(info.Env(), QUIC_SUCCEEDED(connection_->StartDeferred()));
 }
 
 // shutdown(code, silent)

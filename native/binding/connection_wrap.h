@@ -29,6 +29,8 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   Napi::Value JS_Stats(const Napi::CallbackInfo& info);
   Napi::Value JS_SendDatagram(const Napi::CallbackInfo& info);
   Napi::Value JS_ServeRequests(const Napi::CallbackInfo& info);
+  Napi::Value JS_EarlyData(const Napi::CallbackInfo& info);
+  Napi::Value JS_Start(const Napi::CallbackInfo& info);
   std::shared_ptr<Connection> connection_;
 };
 

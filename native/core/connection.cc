@@ -40,12 +40,12 @@ std::shared_ptr<Connection> Connection::AdoptServer(std::shared_ptr<Listener> li
   return connection;
 }
 
-QUIC_STATUS Connection::Start(const Configuration& configuration, const QUIC_ADDR& remote,
+QUIC_STATUS Connection::Start(std::shared_ptr<Configuration> configuration, const QUIC_ADDR& remote,
                               const std::string& server_name, const std::string& expected_host,
                               const std::string& ticket) {
   HandleUse use(*this);
   if (!use) return QUIC_STATUS_INVALID_STATE;
-  verify_ = configuration.verify();
+  verify_ = configuration->verify();
   expected_host_ = expected_host;
   QUIC_ADDR address = remote;
   // Setting the address ourselves lets an IP literal go without SNI (MsQuic 2.5 would send the IP).
@@ -54,13 +54,29 @@ QUIC_STATUS Connection::Start(const Configuration& configuration, const QUIC_ADD
   if (QUIC_FAILED(status)) return status;
   if (!ticket.empty()) {
     // A ticket MsQuic cannot use (corrupt, from another MsQuic version) is ignored: a full
-    // handshake follows, as when the server declines a ticket.
-    MsQuic->SetParam(handle_, QUIC_PARAM_CONN_RESUMPTION_TICKET, static_cast<uint32_t>(ticket.size()),
-                     ticket.data());
+    // handshake follows, as when the server declines a ticket. Only a ticket it took carries the
+    // keys that 0-RTT data is sent with; if the server refuses that data, MsQuic sends it again
+    // once the handshake completes (QuicLossDetectionOnZeroRttRejected).
+    const bool taken = QUIC_SUCCEEDED(MsQuic->SetParam(handle_, QUIC_PARAM_CONN_RESUMPTION_TICKET,
+                                                       static_cast<uint32_t>(ticket.size()), ticket.data()));
+    early_data_ = taken && options_.early_data;
   }
-  return MsQuic->ConnectionStart(handle_, configuration.handle(), QuicAddrGetFamily(&remote),
+  if (early_data_) {
+    deferred_start_.reset(new DeferredStart{std::move(configuration), QuicAddrGetFamily(&remote), server_name,
+                                            QuicAddrGetPort(&remote)});
+    return QUIC_STATUS_SUCCESS;
+  }
+  return MsQuic->ConnectionStart(handle_, configuration->handle(), QuicAddrGetFamily(&remote),
                                  server_name.empty() ? nullptr : server_name.c_str(),
                                  QuicAddrGetPort(&remote));
+}
+
+QUIC_STATUS Connection::StartDeferred() {
+  std::unique_ptr<DeferredStart> start = std::move(deferred_start_);
+  HandleUse use(*this);
+  if (!start || !use || shutdown_begun_.load()) return QUIC_STATUS_INVALID_STATE;
+  return MsQuic->ConnectionStart(handle_, start->configuration->handle(), start->family,
+                                 start->server_name.empty() ? nullptr : start->server_name.c_str(), start->port);
 }
 
 QUIC_STATUS Connection::Shutdown(uint64_t code, bool silent) {

@@ -24,8 +24,9 @@ struct ConnectionOptions {
   uint32_t datagram_send_queue = 64;
   // Received datagrams waiting for the app; beyond it new ones are dropped (and counted).
   uint32_t datagram_receive_queue = 1024;
+  // Client: the app opted in to 0-RTT (replayable early data). Only with a ticket MsQuic took.
+  bool early_data = false;
 };
-
 
 
 class Connection : public Handle {
@@ -40,9 +41,18 @@ class Connection : public Handle {
 
   // JS thread. `server_name` may be empty (no SNI); `expected_host` is what the certificate must name.
   // `ticket`: a session ticket from an earlier connection to resume (empty: a full handshake).
-  QUIC_STATUS Start(const Configuration& configuration, const QUIC_ADDR& remote,
+  // With `early_data` in the options and a ticket MsQuic took, streams send what they are given
+  // before the handshake completes as 0-RTT data (see early_data()), and the connection is only
+  // prepared: StartDeferred() starts it, so that streams opened before go out in its first flight
+  // (MsQuic's pattern for 0-RTT: open and send, then ConnectionStart).
+  QUIC_STATUS Start(std::shared_ptr<Configuration> configuration, const QUIC_ADDR& remote,
                     const std::string& server_name, const std::string& expected_host,
                     const std::string& ticket = std::string());
+  // JS thread: starts a connection Start() prepared for early data; INVALID_STATE if it already
+  // started or was shut down meanwhile (then nothing happens).
+  QUIC_STATUS StartDeferred();
+  // Whether streams of this connection may send 0-RTT data (set by Start, before any stream opens).
+  bool early_data() const { return early_data_; }
   // JS thread. Graceful (CONNECTION_CLOSE with `code`) unless `silent`. Asynchronous.
   QUIC_STATUS Shutdown(uint64_t code, bool silent);
   // JS thread: changes the peer's stream credit. Raising takes effect at once; lowering withholds
@@ -123,6 +133,15 @@ class Connection : public Handle {
   std::string server_name_;
   bool send_resumption_ticket_ = false;
   bool session_resumed_ = false;
+  bool early_data_ = false;             // JS thread: Start took a ticket and the app asked for 0-RTT
+  // JS thread: what ConnectionStart needs, kept from Start() until StartDeferred() (early data).
+  struct DeferredStart {
+    std::shared_ptr<Configuration> configuration;
+    QUIC_ADDRESS_FAMILY family;
+    std::string server_name;
+    uint16_t port;
+  };
+  std::unique_ptr<DeferredStart> deferred_start_;
   QUIC_ADDR local_address_ = {};
   QUIC_ADDR remote_address_ = {};
   QUIC_ADDR initial_local_ = {};

@@ -25,6 +25,7 @@ std::shared_ptr<Stream> Stream::Open(const std::shared_ptr<Connection>& connecti
   stream->unidirectional_ = unidirectional;
   stream->budget_ = budget;
   stream->collect_limit_ = collect_limit;
+  if (connection->early_data()) stream->early_flag_ = QUIC_SEND_FLAG_ALLOW_0_RTT;
   HQUIC handle = nullptr;
   *status = MsQuic->StreamOpen(connection_handle,
                                unidirectional ? QUIC_STREAM_OPEN_FLAG_UNIDIRECTIONAL
@@ -121,7 +122,8 @@ QUIC_STATUS Stream::Send(const uint8_t* data, size_t length, bool fin, bool* ful
     if (full != nullptr) *full = sender_waiting_;
   }
   QUIC_STATUS status = MsQuic->StreamSend(handle_, &block->buffer, length > 0 ? 1 : 0,
-                                          (fin ? QUIC_SEND_FLAG_FIN : QUIC_SEND_FLAG_NONE) | extra_flags, block);
+                                          (fin ? QUIC_SEND_FLAG_FIN : QUIC_SEND_FLAG_NONE) | extra_flags | early_flag_,
+                                          block);
   if (QUIC_FAILED(status)) {
     std::lock_guard<std::mutex> lock(send_mutex_);
     sends_.erase(block);

@@ -90,6 +90,9 @@ class Stream : public Handle {
 
   uint64_t id_ = UINT64_MAX;
   bool unidirectional_ = false;
+  // A local stream of a connection that sends early data: its sends may go out as 0-RTT (MsQuic
+  // uses the flag only while the handshake is not complete). Set at open, JS thread.
+  QUIC_SEND_FLAGS early_flag_ = QUIC_SEND_FLAG_NONE;
 
   // Receive budget, shared by the worker (RECEIVE) and the JS thread (Consumed).
   std::mutex receive_mutex_;

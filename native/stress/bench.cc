@@ -15,7 +15,7 @@ namespace nmq::harness {
 namespace {
 using Clock = std::chrono::steady_clock;
 
-std::shared_ptr<Connection> Dial(Loop& loop, const Configuration& configuration, uint16_t port) {
+std::shared_ptr<Connection> Dial(Loop& loop, const std::shared_ptr<Configuration>& configuration, uint16_t port) {
   QUIC_STATUS status = QUIC_STATUS_SUCCESS;
   auto connection = Connection::OpenClient(loop.runtime_ptr(), ConnectionOptions{}, &status);
   if (!connection || QUIC_FAILED(connection->Start(configuration, Loopback(port), "", "127.0.0.1"))) {
@@ -126,7 +126,7 @@ void Bulk(Loop& loop, const TestCredentials& credentials, const BenchOptions& o)
   Server server(loop, ServerConfiguration(loop.runtime(), credentials, 100),
                 up ? ServerMode::kSink : ServerMode::kSource, o.bytes);
   auto client_config = ClientConfiguration(loop.runtime(), credentials);
-  ClientConnection client(Dial(loop, *client_config, server.port()));
+  ClientConnection client(Dial(loop, client_config, server.port()));
   loop.RunUntil([&] { return client.connected; }, kTimeout);
   bool done = false;
   uint64_t received = 0;
@@ -156,7 +156,7 @@ void Bulk(Loop& loop, const TestCredentials& credentials, const BenchOptions& o)
 void Echo(Loop& loop, const TestCredentials& credentials, const BenchOptions& o) {
   Server server(loop, ServerConfiguration(loop.runtime(), credentials, 1000), ServerMode::kEcho);
   auto client_config = ClientConfiguration(loop.runtime(), credentials);
-  ClientConnection client(Dial(loop, *client_config, server.port()));
+  ClientConnection client(Dial(loop, client_config, server.port()));
   loop.RunUntil([&] { return client.connected; }, kTimeout);
   uint32_t started = 0, completed = 0, errors = 0;
   std::vector<double> latencies;
@@ -198,7 +198,7 @@ void Handshakes(Loop& loop, const TestCredentials& credentials, const BenchOptio
   std::deque<std::unique_ptr<ClientConnection>> live;
   std::function<void()> start_one = [&] {
     ++started;
-    auto c = std::make_unique<ClientConnection>(Dial(loop, *client_config, server.port()),
+    auto c = std::make_unique<ClientConnection>(Dial(loop, client_config, server.port()),
                                                 [](ClientConnection& self) { self.connection->Shutdown(0, false); });
     c->on_closed = [&](ClientConnection& self) {
       if (self.connected) ++completed;
@@ -223,11 +223,11 @@ void Idle(Loop& loop, const TestCredentials& credentials, const BenchOptions& o)
   auto client_config = ClientConfiguration(loop.runtime(), credentials);
   // Warm up allocators with one connection before measuring.
   std::vector<std::unique_ptr<ClientConnection>> clients;
-  clients.push_back(std::make_unique<ClientConnection>(Dial(loop, *client_config, server.port())));
+  clients.push_back(std::make_unique<ClientConnection>(Dial(loop, client_config, server.port())));
   loop.RunUntil([&] { return server.stats().connections == 1; }, kTimeout);
   const uint64_t before = ResidentBytes();
   for (uint32_t i = 0; i < o.connections; ++i) {
-    clients.push_back(std::make_unique<ClientConnection>(Dial(loop, *client_config, server.port())));
+    clients.push_back(std::make_unique<ClientConnection>(Dial(loop, client_config, server.port())));
   }
   loop.RunUntil([&] { return server.stats().connections == o.connections + 1; }, kTimeout);
   const uint64_t after = ResidentBytes();

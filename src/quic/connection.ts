@@ -190,6 +190,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   readonly #closed: Promise<QuicCloseInfo>
   #resolveClosed!: (info: QuicCloseInfo) => void
   #connected?: { resolve: () => void, reject: (error: Error) => void }
+  // The handshake's outcome, made for whoever asks first and shared by all who ask.
+  #handshake: Promise<void> | undefined
   #state: 'connecting' | 'open' | 'closing' | 'closed' | 'transferred'
   #closeInfo?: QuicCloseInfo
   #info?: { alpn: string, serverName?: string, sessionResumed?: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress }
@@ -295,6 +297,22 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   /** Server side: the name the client asked for (TLS SNI); undefined if it sent none, and on clients. */
   get serverName (): string | undefined {
     return this.#info?.serverName
+  }
+
+  /**
+   * Resolves once the handshake has completed (at once if it has); rejects if it fails. connect()
+   * resolves after it, unless it was asked for early data (`earlyData`).
+   */
+  get connected (): Promise<void> {
+    return this[kConnected]
+  }
+
+  /**
+   * Client side: whether what streams and requests send before the handshake completes goes out as
+   * 0-RTT data (`connect({ sessionTicket, earlyData: true })` with a ticket MsQuic could use).
+   */
+  get earlyData (): boolean {
+    return !this.#server && this.#native.earlyData()
   }
 
   /** Whether the handshake resumed an earlier session (see `sessionTicket`). */
@@ -613,8 +631,10 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   /** @internal */
   get [kConnected] (): Promise<void> {
+    if (this.#handshake !== undefined) return this.#handshake
     if (this.#state !== 'connecting') return this.#state === 'open' ? Promise.resolve() : Promise.reject(this[kCloseError]() ?? closedError('The connection'))
-    return new Promise((resolve, reject) => { this.#connected = { resolve, reject } })
+    this.#handshake = new Promise((resolve, reject) => { this.#connected = { resolve, reject } })
+    return this.#handshake
   }
 
   /** @internal The app took this connection from its listener's backlog. */

@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createSelfSignedCertificate, type QuicConnection } from '../../src/index.js'
 import {
-  NodeServer, PeerServer, Results, STACKS, makeCertificates, nodeConnect, nodeScenario, peerBinary, pemFile, runPeerClient,
+  NodeServer, PeerServer, Results, STACKS, makeCertificates, nodeConnect, nodeScenario, pattern, peerBinary, pemFile, readAll, runPeerClient,
   type CertificateSet, type Direction, type NodeConnectionRecord, type NodeServerOptions, type PeerName, type PeerRecord, type ScenarioOptions
 } from './harness.js'
 
@@ -31,7 +31,8 @@ const SCENARIOS = ['handshake', 'echo', 'download', 'upload', 'uni', 'reset-from
 
 /** A server of either kind, as the tests need it. */
 type Server = { kind: 'node', node: NodeServer } | { kind: 'peer', peer: PeerServer }
-type ServerConfig = 'standard' | 'rsa' | 'limited' | 'dual-stack' | 'ipv6' | 'self-signed' | 'resumption'
+// 'other-keys': a second server like 'standard', with ticket keys of its own (it cannot read the first's tickets).
+type ServerConfig = 'standard' | 'rsa' | 'limited' | 'dual-stack' | 'ipv6' | 'self-signed' | 'resumption' | 'other-keys'
 
 interface ClientCall {
   scenario: string
@@ -231,6 +232,32 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
         })
         // quinn does not tell its server whether a handshake resumed; quic-go and aioquic do.
         if (peer !== 'quinn') await server.waitFor(r => r.event === 'connection' && r.resumed === true, 10_000, from)
+      })
+      it('node→peer', 'early data: 0-RTT accepted, and refused then resent', async () => {
+        const server = await peerServer('standard')
+        const ticket = await withNodeClient({ port: server.port }, async c => {
+          await nodeScenario(c, 'echo', { ...options, streams: 1 })
+          return c.sessionTicket ?? await new Promise<Buffer>(resolve => c.once('sessionTicket', resolve))
+        })
+        // Streams opened with their body right after connect() leave in the first flight.
+        const echoEarly = async (port: number): Promise<void> => {
+          await withNodeClient({ port, sessionTicket: ticket, earlyData: true }, async c => {
+            expect(c.earlyData).toBe(true)
+            const bodies = [0, 1, 2].map(i => pattern(1000 + i * 7, i))
+            const streams = await Promise.all(bodies.map(async body => await c.openStream({ body: Buffer.concat([Buffer.from('echo\n'), body]), end: true })))
+            const echoed = await Promise.all(streams.map(async stream => await readAll(stream)))
+            echoed.forEach((got, i) => { expect(got.equals(bodies[i])).toBe(true) })
+          })
+        }
+        const from = server.records.length
+        await echoEarly(server.port)
+        // quinn's server does not report 0-RTT; quic-go's and aioquic's do.
+        if (peer !== 'quinn') await server.waitFor(r => r.event === 'connection' && r.used0rtt === true, 10_000, from)
+        // A server that cannot read the ticket refuses the early data: it comes again, whole and once.
+        const other = await peerServer('other-keys')
+        const fromOther = other.records.length
+        await echoEarly(other.port)
+        if (peer !== 'quinn') await other.waitFor(r => r.event === 'connection' && r.used0rtt === false, 10_000, fromOther)
       })
     })
 

@@ -281,7 +281,8 @@ async def run_server(options):
     tickets = {}
     config = configuration(options, False)
     server = await serve(options.host, options.port, configuration=config, create_protocol=ServerProtocol,
-                         session_ticket_fetcher=tickets.pop if options.zero_rtt else None,
+                         # Single use (anti-replay); a ticket this server never issued is None, not a KeyError.
+                         session_ticket_fetcher=(lambda label: tickets.pop(label, None)) if options.zero_rtt else None,
                          session_ticket_handler=(lambda t: tickets.__setitem__(t.ticket, t)) if options.zero_rtt else None)
     sockname = server._transport.get_extra_info("sockname")
     emit({"event": "listening", "port": sockname[1], "address": sockname[0]})
