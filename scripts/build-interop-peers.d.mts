@@ -9,6 +9,7 @@ export interface PeerEntry {
 export interface FoundPeer { name: string, path: string, built: boolean, missing?: string }
 export interface BuildResult extends FoundPeer { state: 'cached' | 'built' | 'no-toolchain' | 'failed', detail?: string }
 export const PEERS: PeerEntry[]
+export const inCi: boolean
 export function cacheDir (): string
 export function childEnv (extra?: Record<string, string>): NodeJS.ProcessEnv
 export function findPeer (name: string): Promise<FoundPeer>

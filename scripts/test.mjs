@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { PEERS, buildPeers } from './build-interop-peers.mjs'
+import { PEERS, buildPeers, inCi } from './build-interop-peers.mjs'
 import { runOnModernNode } from './modern-node.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -19,7 +19,6 @@ const run = (command, args) => new Promise(resolve => {
 })
 // Filters (test file names) choose what runs; `compliance` names the mocha suites below.
 const filters = process.argv.slice(2).filter(arg => !arg.startsWith('-'))
-const inCi = process.env.CI === 'true' || process.env.CI === '1'
 
 // The interop peers the chosen test files run, built before vitest starts (the tests never build):
 // a first run on a fresh machine compiles quic-go, quinn, aioquic's venv and go-libp2p for a few minutes.

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'vitest'
-import { childEnv, findPeer } from '../../scripts/build-interop-peers.mjs'
+import { childEnv, findPeer, inCi } from '../../scripts/build-interop-peers.mjs'
 import { connect, listen, type ConnectOptions, type ListenOptions, type QuicConnection, type QuicListener, type QuicStream } from '../../src/index.js'
 
 export type PeerName = 'quicgo' | 'quinn' | 'aioquic'
@@ -20,14 +20,14 @@ export const STACKS: Record<PeerName, string> = { quicgo: 'quic-go', quinn: 'qui
  * The launcher of an interop peer (scripts/build-interop-peers.mjs), for a suite's (async) describe
  * callback. `npm test` builds every peer before the tests start; where one is not built (its toolchain
  * is missing, or vitest was started directly), this registers one skipped test that says why and
- * returns undefined. In CI (CI=true or CI=1) it registers a failing test instead: .ci/run installs
- * every toolchain, so a missing peer there is a fault.
+ * returns undefined. In CI it registers a failing test instead: .ci/run installs every toolchain, so
+ * a missing peer there is a fault.
  */
 export async function requirePeer (name: string): Promise<string | undefined> {
   const peer = await findPeer(name)
   if (peer.built) return peer.path
   const why = peer.missing ?? 'it is not built'
-  if (process.env.CI === 'true' || process.env.CI === '1') {
+  if (inCi) {
     test(`the ${name} peer is built`, () => { throw new Error(`the ${name} peer is missing: ${why}; .ci/run installs every toolchain, and npm test builds every peer before the tests`) })
   } else {
     test.skip(`the ${name} peer is missing: ${why}; npm test builds it before the tests start`, () => {})
