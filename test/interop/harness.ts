@@ -3,32 +3,36 @@
  * node-msquic's own side of the peer protocol (test/interop/peers/README.md) as server and client.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { peerPaths } from '../../scripts/build-interop-peers.mjs'
+import { test } from 'vitest'
+import { childEnv, findPeer, inCi } from '../../scripts/build-interop-peers.mjs'
 import { connect, listen, type ConnectOptions, type ListenOptions, type QuicConnection, type QuicListener, type QuicStream } from '../../src/index.js'
 
 export type PeerName = 'quicgo' | 'quinn' | 'aioquic'
 export const STACKS: Record<PeerName, string> = { quicgo: 'quic-go', quinn: 'quinn', aioquic: 'aioquic' }
 
-/** The peer's launcher, or undefined when it is not built (then the suite skips, except in CI). */
-export function peerBinary (peer: PeerName): string | undefined {
-  const path = peerPaths()[peer]
-  return path !== undefined && existsSync(path) ? path : undefined
-}
-
 /**
- * The environment for peers and openssl: without the sanitizer runtimes `npm run test:sanitized`
- * preloads into Node (the peers are not under test, and ASan in a Go or Python process only adds noise).
+ * The launcher of an interop peer (scripts/build-interop-peers.mjs), for a suite's (async) describe
+ * callback. `npm test` builds every peer before the tests start; where one is not built (its toolchain
+ * is missing, or vitest was started directly), this registers one skipped test that says why and
+ * returns undefined. In CI it registers a failing test instead: .ci/run installs every toolchain, so
+ * a missing peer there is a fault.
  */
-export function childEnv (): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  for (const name of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS', 'NODE_OPTIONS']) delete env[name]
-  return env
+export async function requirePeer (name: string): Promise<string | undefined> {
+  const peer = await findPeer(name)
+  if (peer.built) return peer.path
+  const why = peer.missing ?? 'it is not built'
+  if (inCi) {
+    test(`the ${name} peer is built`, () => { throw new Error(`the ${name} peer is missing: ${why}; .ci/run installs every toolchain, and npm test builds every peer before the tests`) })
+  } else {
+    test.skip(`the ${name} peer is missing: ${why}; npm test builds it before the tests start`, () => {})
+  }
+  return undefined
 }
 
 // ---- certificates ----

@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createSelfSignedCertificate, type QuicConnection } from '../../src/index.js'
 import {
-  NodeServer, PeerServer, Results, STACKS, makeCertificates, nodeConnect, nodeScenario, pattern, peerBinary, pemFile, readAll, runPeerClient,
+  NodeServer, PeerServer, Results, STACKS, makeCertificates, nodeConnect, nodeScenario, pattern, pemFile, readAll, requirePeer, runPeerClient,
   type CertificateSet, type Direction, type NodeConnectionRecord, type NodeServerOptions, type PeerName, type PeerRecord, type ScenarioOptions
 } from './harness.js'
 
@@ -48,17 +48,10 @@ interface ClientCall {
 
 export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
   const stack = STACKS[peer]
-  const binary = peerBinary(peer)
-  const inCi = process.env.CI === 'true' || process.env.CI === '1'
-  if (binary === undefined && !inCi) {
-    describe.skip(`${stack}: the peer is not built (node scripts/build-interop-peers.mjs builds it)`, () => { test('interop', () => {}) })
-    return
-  }
-  describe(`interop with ${stack}`, () => {
-    if (binary === undefined) {
-      test('the peer is built', () => { throw new Error(`the ${stack} peer is missing: .ci/run builds it with scripts/build-interop-peers.mjs`) })
-      return
-    }
+  describe(`interop with ${stack}`, async () => {
+    const found = await requirePeer(peer)
+    if (found === undefined) return
+    const binary: string = found
     const results = new Results(stack)
     let certs: CertificateSet
     let selfSigned: { cert: string, key: string, certFile: string, keyFile: string }
@@ -106,13 +99,13 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
         const args = ['--cert', certFile, '--key', keyFile, '--alpn', 'interop,other', '--datagrams', '--0rtt']
         if (config === 'limited') args.push('--max-streams', '4', '--accept-delay', '300')
         args.push('--host', config === 'dual-stack' ? '::' : config === 'ipv6' ? '::1' : '127.0.0.1')
-        servers.set(key, PeerServer.start(binary!, args).then(p => ({ kind: 'peer', peer: p })))
+        servers.set(key, PeerServer.start(binary, args).then(p => ({ kind: 'peer', peer: p })))
       }
       return servers.get(key)!.then(s => (s as { peer: PeerServer }).peer)
     }
 
     function peerClient (call: ClientCall): Promise<PeerRecord & { exitCode: number | null, stderr: string }> {
-      return runPeerClient(binary!, [
+      return runPeerClient(binary, [
         '--host', call.host ?? '127.0.0.1', '--port', String(call.port), '--alpn', call.alpn ?? 'interop',
         '--ca', call.caFile ?? certs.caFile, '--sni', call.sni ?? 'localhost', '--scenario', call.scenario,
         '--streams', String(call.streams ?? options.streams), '--size', String(call.size ?? sizeOf(call.scenario)),

@@ -1,23 +1,16 @@
 /**
- * Interop with go-libp2p (test/interop/go-libp2p, built from the Go module proxy into
- * ~/.cache/node-msquic/go-libp2p-peer): both directions, identify, ping and an echo protocol on
+ * Interop with go-libp2p (test/interop/go-libp2p, one of the interop peers scripts/build-interop-peers.mjs
+ * builds before `npm test` starts the tests): both directions, identify, ping and an echo protocol on
  * 1,000 streams at concurrency 10. go-libp2p negotiates lazily once identify told it the protocol
  * (proposal and data in one flight), which the listener side here takes.
  */
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync } from 'node:fs'
-import { homedir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { spawn } from 'node:child_process'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { MsQuicTransport } from '../../src/libp2p/index.js'
+import { requirePeer } from '../interop/harness.js'
 import { ECHO, createNode, echo, pool, type TestNode } from './nodes.js'
-
-const source = fileURLToPath(new URL('../interop/go-libp2p', import.meta.url))
-const cache = join(process.env.NODE_MSQUIC_CACHE ?? join(homedir(), '.cache', 'node-msquic'), 'go-libp2p-peer')
-const binary = join(cache, 'peer')
 
 const nodes: TestNode[] = []
 const children: Array<ReturnType<typeof spawn>> = []
@@ -36,14 +29,9 @@ async function run (file: string, args: string[]): Promise<{ status: number | nu
   return { status, stdout, stderr }
 }
 
-beforeAll(() => {
-  if (existsSync(binary)) return
-  mkdirSync(cache, { recursive: true })
-  const built = spawnSync('go', ['build', '-o', binary, '.'], { cwd: source, encoding: 'utf8', timeout: 900_000 })
-  if (built.status !== 0) throw new Error(`building the go-libp2p peer failed: ${built.stderr}`)
-}, 900_000)
-
-describe('interop with go-libp2p', () => {
+describe('interop with go-libp2p', async () => {
+  const binary = await requirePeer('go-libp2p')
+  if (binary === undefined) return
   it('go-libp2p dials ours: identify, ping, 1,000 echo streams at concurrency 10 (lazy multistream-select)', async () => {
     let transport: MsQuicTransport | undefined
     const ours = await createNode({ transport: components => (transport = new MsQuicTransport(components)) })
