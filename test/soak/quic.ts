@@ -428,6 +428,7 @@ export async function soak (options: SoakOptions): Promise<SoakReport> {
   })()
   // The request path: handlers that answer, fail, take a while, or answer too much.
   requestListener.serveRequests(async body => {
+    if (checking) return body
     const kind = serverRandom.int(5)
     if (kind === 1) await sleep(serverRandom.int(4))
     if (kind === 2) throw Object.assign(new Error('handler failed'), { errorCode: 0x77 })
@@ -517,8 +518,7 @@ export async function soak (options: SoakOptions): Promise<SoakReport> {
   }
   let request = false
   try {
-    await requests.request('final', { timeout: 5_000 })
-    request = true
+    request = String(await requests.request('final', { timeout: 5_000 })) === 'final'
   } catch (error) {
     errors.log(error)
   }
