@@ -1,3 +1,7 @@
+import { StreamCode } from './codes.js'
+// The argument checks live in args.ts; re-exported here for the modules that take them from the error table.
+export { invalidArgType, invalidArgValue, invalidState, checkOptions, checkSignal } from './args.js'
+
 /**
  * The one error table. Transport and peer failures are {@link QuicError}s with a stable `code`;
  * misuse (a bad argument, a closed object) throws a TypeError or RangeError synchronously.
@@ -78,8 +82,13 @@ export interface QuicErrorOptions {
   cause?: unknown
 }
 
-/** An error with a stable string `code`: the base of the limits and discovery layers' errors. */
-export class CodedError<C extends string> extends Error {
+/**
+ * The one base of this package's errors: a stable string `code` to branch on. Every layer has its
+ * subclass and its own table of codes (QuicError here; NegotiationError; LimitsError;
+ * Libp2pQuicError; DiscoveryError). Each class is branded (see {@link brand}): `instanceof` holds
+ * across two copies of the package in one process, as with undici's errors.
+ */
+export class CodedError<C extends string = string> extends Error {
   readonly code: C
 
   constructor (code: C, message: string, options: { cause?: unknown } = {}) {
@@ -88,10 +97,23 @@ export class CodedError<C extends string> extends Error {
   }
 }
 
+/**
+ * Gives `cls` an `instanceof` that checks a brand shared by every copy of this package
+ * (`Symbol.for`), not the class object of one copy. Each class gets its own: a subclass would
+ * otherwise inherit its parent's check.
+ */
+export function brand (cls: abstract new (...args: any[]) => Error, name: string): void {
+  const mark = Symbol.for(`node-msquic.${name}`)
+  Object.defineProperty(cls.prototype, mark, { value: true })
+  Object.defineProperty(cls, Symbol.hasInstance, {
+    value: (value: unknown): boolean => typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[mark] === true
+  })
+}
+brand(CodedError, 'CodedError')
+
 /** A QUIC failure, with a stable `code` to branch on. */
-export class QuicError extends Error {
+export class QuicError extends CodedError<QuicErrorCode> {
   override readonly name: string = 'QuicError'
-  readonly code: QuicErrorCode
   readonly status?: number
   readonly statusName?: string
   /** The application error code the peer sent, or that we sent (see {@link ErrorCode}). */
@@ -99,8 +121,7 @@ export class QuicError extends Error {
   readonly direction?: 'read' | 'write'
 
   constructor (code: QuicErrorCode, message: string, options: QuicErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
+    super(code, message, options)
     this.status = options.status
     this.statusName = options.statusName
     this.errorCode = options.errorCode === undefined ? undefined : BigInt(options.errorCode)
@@ -114,9 +135,9 @@ export class QuicError extends Error {
  */
 export const NegotiationResetCode = {
   /** Negotiation failed: no common protocol, a malformed message, a timeout or an abort. */
-  PROTOCOL_NEGOTIATION_FAILED: 0x1001n,
+  PROTOCOL_NEGOTIATION_FAILED: StreamCode.PROTOCOL_NEGOTIATION_FAILED,
   /** Refused for a resource limit (`ERR_NEGOTIATION_BUSY`); the peer may retry with a backoff. */
-  RESOURCE_LIMIT_EXCEEDED: 0x1002n
+  RESOURCE_LIMIT_EXCEEDED: StreamCode.RESOURCE_LIMIT_EXCEEDED
 } as const
 
 export type NegotiationResetCode = typeof NegotiationResetCode[keyof typeof NegotiationResetCode]
@@ -144,6 +165,8 @@ export class NegotiationError extends QuicError {
     this.retryable = options.retryable ?? false
   }
 }
+brand(QuicError, 'QuicError')
+brand(NegotiationError, 'NegotiationError')
 
 const byStatus: Record<string, QuicErrorCode> = {
   QUIC_STATUS_CONNECTION_REFUSED: QuicErrorCode.CONNECTION_REFUSED,
@@ -176,37 +199,6 @@ export function errorFromStatus (statusName: string, status: number, message: st
   return new QuicError(code, `${message} (${statusName})`, { ...options, status, statusName })
 }
 
-/** Throws a TypeError with Node's `ERR_INVALID_ARG_TYPE` code. */
-export function invalidArgType (name: string, expected: string, actual: unknown): TypeError {
-  const error = new TypeError(`The "${name}" option must be ${expected}; received ${describe(actual)}`)
-  return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' })
-}
-
-/** A RangeError or TypeError with Node's `ERR_INVALID_ARG_VALUE` / `ERR_OUT_OF_RANGE` code. */
-export function invalidArgValue (name: string, reason: string, actual: unknown, range = false): Error {
-  const error = range ? new RangeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
-    : new TypeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
-  return Object.assign(error, { code: range ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_VALUE' })
-}
-
-/** An Error with Node's `ERR_INVALID_STATE` code: the call does not fit the object's state now. */
-export function invalidState (message: string): Error {
-  return Object.assign(new Error(message), { code: 'ERR_INVALID_STATE' })
-}
-
-/** `options` as an object (undefined: `{}`), or a TypeError with `ERR_INVALID_ARG_TYPE`. */
-export function checkOptions<T extends object> (options: T | undefined, name = 'options'): T {
-  if (options === undefined) return {} as T
-  if (typeof options !== 'object' || options === null) throw invalidArgType(name, 'an object', options)
-  return options
-}
-
-/** `signal` if it is an AbortSignal or undefined, else a TypeError with `ERR_INVALID_ARG_TYPE`. */
-export function checkSignal (signal: unknown): AbortSignal | undefined {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an AbortSignal', signal)
-  return signal
-}
-
 /** The error thrown when a closed object is used. */
 export function closedError (what: string): QuicError {
   return new QuicError(QuicErrorCode.CLOSED, `${what} is closed`)
@@ -215,10 +207,4 @@ export function closedError (what: string): QuicError {
 /** The error an aborted operation rejects with. */
 export function abortedError (signal: AbortSignal, what: string): QuicError {
   return new QuicError(QuicErrorCode.ABORTED, `${what} was aborted`, { cause: signal.reason })
-}
-
-function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
-  if (value === null || value === undefined || typeof value !== 'object') return String(value)
-  return `an instance of ${value.constructor?.name ?? 'Object'}`
 }

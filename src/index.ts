@@ -22,6 +22,8 @@ export {
 export { distributeConnections, receiveConnections, type DistributeOptions } from './quic/workers.js'
 export { createSelfSignedCertificate, type SelfSignedOptions } from './quic/certificate.js'
 export type { QuicSettings, TlsOptions, PeerCertificate, VerifyPeer } from './quic/config.js'
+/** The QUIC layer's defaults, which the libp2p and discovery layers build on. */
+export { DEFAULTS as QUIC_DEFAULTS } from './quic/config.js'
 export {
   selectProtocol, acceptProtocol, MULTISTREAM_PROTOCOL_ID, MAX_PROTOCOL_ID_LENGTH, MAX_PROPOSALS, NEGOTIATION_TIMEOUT,
   type SelectProtocolOptions, type AcceptProtocolOptions, type NegotiationOptions,
@@ -30,6 +32,7 @@ export {
   type DialProtocolOptions, type DialedProtocol, type NegotiationMetricsOptions, type NegotiationSnapshot,
   type NegotiationPhase, type PhaseHistogram, type AdaptiveLimitOptions
 } from './negotiation/index.js'
-export { QuicError, QuicErrorCode, NegotiationError, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
+export { CodedError, QuicError, QuicErrorCode, NegotiationError, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
+export { StreamCode, ConnectionCode } from './codes.js'
 export { setWorkerCount, getDeliveryStats } from './native.js'
 export { trimMemory, setIdleTrim } from './quic/memory.js'

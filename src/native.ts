@@ -6,7 +6,8 @@ import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { errorFromStatus, invalidArgType, invalidArgValue, invalidState } from './errors.js'
+import { invalidArgType, invalidArgValue, invalidState } from './args.js'
+import { errorFromStatus } from './errors.js'
 import type { QuicConnectionStats } from './quic/connection.js'
 
 /** Fields shared by the native events; see native/core/event.h. */

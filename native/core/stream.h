@@ -123,7 +123,8 @@ class Stream : public Handle {
 };
 
 // The application error code a collecting stream is aborted with when its message outgrows the
-// limit (both directions); the TS layer exports it as MESSAGE_TOO_LARGE_CODE.
-constexpr uint64_t kMessageTooLargeCode = 0x1003;
+// limit (both directions): StreamCode.MESSAGE_TOO_LARGE in src/codes.ts, the table of every code on
+// the wire (test/native/constants.test.ts checks they agree).
+constexpr uint64_t kMessageTooLargeCode = 0x2001;
 
 }  // namespace nmq

@@ -9,6 +9,7 @@ import { BlockList, isIPv6 } from 'node:net'
 import type { ConnectionGater, MultiaddrConnection } from '@libp2p/interface'
 import type { AdmitConnection, IncomingConnection } from '../quic/listener.js'
 import type { Reservation, TransientConnectionManager } from '../limits/transient.js'
+import { invalidArgValue, optionalInteger } from '../args.js'
 import { quicMultiaddr } from './multiaddr.js'
 
 export interface AdmissionOptions {
@@ -58,7 +59,7 @@ function matcher (name: string, entries: string[]): (host: string) => boolean {
       if (prefix === undefined) list.addAddress(ip, family)
       else list.addSubnet(ip, Number(prefix), family)
     } catch {
-      throw Object.assign(new TypeError(`${name}: not an IP address or CIDR range: ${entry}`), { code: 'ERR_INVALID_ARG_VALUE' })
+      throw invalidArgValue(name, 'must list IP addresses or CIDR ranges', entry)
     }
   }
   return host => list.check(host, isIPv6(host) ? 'ipv6' : 'ipv4')
@@ -113,13 +114,7 @@ export class InboundAdmission {
 
   constructor (options: AdmissionOptions = {}, connectionManager?: unknown, gater?: ConnectionGater) {
     const node = (typeof connectionManager === 'object' && connectionManager !== null ? connectionManager : {}) as ConnectionManagerLike
-    const number = (name: string, value: unknown, fallback: number): number => {
-      const n = value ?? fallback
-      if (typeof n !== 'number' || !(Number.isInteger(n) || n === Infinity) || n < 1) {
-        throw Object.assign(new RangeError(`admission.${name} must be a positive integer or Infinity (got ${String(n)})`), { code: 'ERR_OUT_OF_RANGE' })
-      }
-      return n
-    }
+    const number = (name: string, value: unknown, fallback: number): number => optionalInteger(`admission.${name}`, value, { min: 1, infinite: true }, fallback)
     this.maxPending = Math.min(2 ** 31, number('maxIncomingPendingConnections', options.maxIncomingPendingConnections,
       typeof node.maxIncomingPendingConnections === 'number' ? node.maxIncomingPendingConnections : DEFAULT_MAX_PENDING))
     const points = node.inboundConnectionRateLimiter?.points

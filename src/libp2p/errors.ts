@@ -1,4 +1,6 @@
 /** Errors and wire codes of the libp2p transport. */
+import { ConnectionCode, StreamCode } from '../codes.js'
+import { CodedError, brand } from '../errors.js'
 
 export const Libp2pQuicErrorCode = {
   /** The peer's certificate is not a valid libp2p certificate (libp2p/specs tls/tls.md). */
@@ -13,40 +15,37 @@ export const Libp2pQuicErrorCode = {
 
 export type Libp2pQuicErrorCode = typeof Libp2pQuicErrorCode[keyof typeof Libp2pQuicErrorCode]
 
-export class Libp2pQuicError extends Error {
-  readonly code: Libp2pQuicErrorCode
-  constructor (code: Libp2pQuicErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
-    this.name = 'Libp2pQuicError'
-  }
+/** A failure of the libp2p transport, with a stable `code` (the package's one error base). */
+export class Libp2pQuicError extends CodedError<Libp2pQuicErrorCode> {
+  override readonly name: string = 'Libp2pQuicError'
 }
+brand(Libp2pQuicError, 'Libp2pQuicError')
 
 /**
  * Application error codes on the wire, as libp2p/specs error-codes (and go-libp2p's
- * `network.StreamErrorCode` / `ConnErrorCode`) number them. A reset carries the aborting error's
- * own `errorCode` when it has one.
+ * `network.StreamErrorCode` / `ConnErrorCode`) number them: the libp2p part of src/codes.ts, as
+ * numbers. A reset carries the aborting error's own `errorCode` when it has one.
  */
 export const StreamResetCode = {
-  NO_ERROR: 0,
-  PROTOCOL_NEGOTIATION_FAILED: 0x1001,
-  RESOURCE_LIMIT_EXCEEDED: 0x1002,
-  RATE_LIMITED: 0x1003,
-  PROTOCOL_VIOLATION: 0x1004,
-  SUPPLANTED: 0x1005,
-  GARBAGE_COLLECTED: 0x1006,
-  SHUTDOWN: 0x1007,
-  GATED: 0x1008
+  NO_ERROR: Number(StreamCode.NO_ERROR),
+  PROTOCOL_NEGOTIATION_FAILED: Number(StreamCode.PROTOCOL_NEGOTIATION_FAILED),
+  RESOURCE_LIMIT_EXCEEDED: Number(StreamCode.RESOURCE_LIMIT_EXCEEDED),
+  RATE_LIMITED: Number(StreamCode.RATE_LIMITED),
+  PROTOCOL_VIOLATION: Number(StreamCode.PROTOCOL_VIOLATION),
+  SUPPLANTED: Number(StreamCode.SUPPLANTED),
+  GARBAGE_COLLECTED: Number(StreamCode.GARBAGE_COLLECTED),
+  SHUTDOWN: Number(StreamCode.SHUTDOWN),
+  GATED: Number(StreamCode.GATED)
 } as const
 
 export const ConnectionCloseCode = {
-  NO_ERROR: 0,
-  PROTOCOL_NEGOTIATION_FAILED: 0x1000,
-  RESOURCE_LIMIT_EXCEEDED: 0x1001,
-  RATE_LIMITED: 0x1002,
-  PROTOCOL_VIOLATION: 0x1003,
-  SUPPLANTED: 0x1004,
-  GARBAGE_COLLECTED: 0x1005,
-  SHUTDOWN: 0x1006,
-  GATED: 0x1007
+  NO_ERROR: Number(ConnectionCode.NO_ERROR),
+  PROTOCOL_NEGOTIATION_FAILED: Number(ConnectionCode.PROTOCOL_NEGOTIATION_FAILED),
+  RESOURCE_LIMIT_EXCEEDED: Number(ConnectionCode.RESOURCE_LIMIT_EXCEEDED),
+  RATE_LIMITED: Number(ConnectionCode.RATE_LIMITED),
+  PROTOCOL_VIOLATION: Number(ConnectionCode.PROTOCOL_VIOLATION),
+  SUPPLANTED: Number(ConnectionCode.SUPPLANTED),
+  GARBAGE_COLLECTED: Number(ConnectionCode.GARBAGE_COLLECTED),
+  SHUTDOWN: Number(ConnectionCode.SHUTDOWN),
+  GATED: Number(ConnectionCode.GATED)
 } as const

@@ -17,7 +17,7 @@ export function msquic (options: MsQuicTransportOptions = {}): (components: MsQu
   return components => new MsQuicTransport(components, options)
 }
 
-export { MsQuicTransport, MsQuicLibp2pListener, quicConnectionOf, LIBP2P_ALPN, type MsQuicTransportOptions, type MsQuicTransportComponents } from './transport.js'
+export { MsQuicTransport, MsQuicLibp2pListener, quicConnectionOf, LIBP2P_ALPN, LIBP2P_DEFAULTS, type MsQuicTransportOptions, type MsQuicTransportComponents } from './transport.js'
 export { MsQuicStream, resetCodeOf } from './stream.js'
 export { MsQuicMuxer, MsQuicMuxerFactory, MsQuicMultiaddrConnection, MUXER_PROTOCOL } from './muxer.js'
 export { createLibp2pCertificate, verifyLibp2pCertificate, peerIdOf, LIBP2P_EXTENSION_OID, type Libp2pCertificate } from './certificate.js'

@@ -6,7 +6,7 @@
 import { serviceCapabilities, transportSymbol, TypedEventEmitter, type ComponentLogger, type Connection, type Stream, type ConnectionGater, type CreateListenerOptions, type DialTransportOptions, type Listener, type ListenerEvents, type Logger, type Metrics, type PeerId, type PrivateKey, type Transport, type Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { QuicError, QuicErrorCode } from '../errors.js'
-import type { QuicSettings } from '../quic/config.js'
+import { DEFAULTS as QUIC_DEFAULTS, type QuicSettings } from '../quic/config.js'
 import { connect } from '../quic/connect.js'
 import type { QuicConnection } from '../quic/connection.js'
 import { listen, type QuicListener } from '../quic/listener.js'
@@ -19,6 +19,16 @@ import { LAZY_NEGOTIATION_MARKER, NegotiationGate, type NegotiationOptions, type
 
 /** ALPN of libp2p over QUIC (libp2p/specs quic/README.md). */
 export const LIBP2P_ALPN = 'libp2p'
+
+/**
+ * The transport's own defaults; the rest are the QUIC layer's (QUIC_DEFAULTS). More streams than a
+ * raw QUIC connection grants (js-libp2p nodes run several protocols on one connection), and
+ * keep-alives, which libp2p connections are expected to have.
+ */
+export const LIBP2P_DEFAULTS = {
+  maxStreams: 256,
+  keepAliveInterval: 5_000
+} as const
 
 export interface MsQuicTransportOptions {
   /** Streams the peer may have open at once on a connection (QUIC stream credit). Default 256. */
@@ -130,11 +140,11 @@ export class MsQuicTransport implements Transport {
   settings (): QuicSettings {
     const o = this.#options
     return {
-      maxBidirectionalStreams: o.maxStreams ?? 256,
+      maxBidirectionalStreams: o.maxStreams ?? LIBP2P_DEFAULTS.maxStreams,
       maxUnidirectionalStreams: 0,
-      idleTimeout: o.idleTimeout ?? 30_000,
-      keepAliveInterval: o.keepAliveInterval ?? 5_000,
-      handshakeTimeout: o.handshakeTimeout ?? 10_000,
+      idleTimeout: o.idleTimeout ?? QUIC_DEFAULTS.idleTimeout,
+      keepAliveInterval: o.keepAliveInterval ?? LIBP2P_DEFAULTS.keepAliveInterval,
+      handshakeTimeout: o.handshakeTimeout ?? QUIC_DEFAULTS.handshakeTimeout,
       streamReceiveWindow: o.streamReceiveWindow,
       connectionReceiveWindow: o.connectionReceiveWindow,
       streamReceiveBudget: o.streamReceiveBudget,

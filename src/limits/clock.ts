@@ -2,7 +2,7 @@
  * Time for the limits layer: a clock object passed in, so tests drive expiry with a fake clock
  * instead of waiting. JS thread only.
  */
-import { invalidArgType } from './errors.js'
+import { invalidArgType } from '../args.js'
 
 /** What the limits layer needs of time. Milliseconds throughout. */
 export interface Clock {

@@ -3,8 +3,7 @@
  * `code`; bad arguments throw Node's `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` /
  * `ERR_OUT_OF_RANGE` synchronously (the helpers shared with the QUIC layer).
  */
-import { CodedError } from '../errors.js'
-export { invalidArgType, invalidArgValue } from '../errors.js'
+import { CodedError, brand } from '../errors.js'
 
 /** Stable error codes carried by {@link LimitsError}. */
 export const LimitsErrorCode = {
@@ -31,13 +30,14 @@ export class LimitsError extends CodedError<LimitsErrorCode> {
     if (options.errors !== undefined) this.errors = options.errors
   }
 }
+brand(LimitsError, 'LimitsError')
 
 /** The error an aborted wait rejects with; the signal's reason is its `cause`. */
-export function abortedError (signal: AbortSignal, what: string): LimitsError {
+export function limitsAbortedError (signal: AbortSignal, what: string): LimitsError {
   return new LimitsError(LimitsErrorCode.ABORTED, `${what} was aborted`, { cause: signal.reason })
 }
 
 /** The error a closed object's operations reject with. */
-export function closedError (what: string): LimitsError {
+export function limitsClosedError (what: string): LimitsError {
   return new LimitsError(LimitsErrorCode.CLOSED, `${what} is closed`)
 }

@@ -3,8 +3,8 @@
  * and a weight (HTB's rate/ceil with APF's lendable share). Placed above provider routing, so a
  * class limit holds however many providers there are. JS thread only.
  */
-import { integer, optionsObject, positiveNumber, signalOption } from './args.js'
-import { abortedError, closedError, invalidArgType, invalidArgValue } from './errors.js'
+import { checkOptions, checkSignal, integer, invalidArgType, invalidArgValue, positiveNumber } from '../args.js'
+import { limitsAbortedError, limitsClosedError } from './errors.js'
 
 /** One class of operations. */
 export interface OperationClassOptions {
@@ -82,12 +82,12 @@ class ClassState {
   peak = 0
 
   constructor (name: string, options: unknown, capacity: number) {
-    const { guaranteed, ceiling, weight, lendable } = optionsObject(`classes.${name}`, options)
+    const { guaranteed, ceiling, weight, lendable } = checkOptions(options, `classes.${name}`)
     this.name = name
-    this.guaranteed = integer(`classes.${name}.guaranteed`, guaranteed, 0)
-    this.ceiling = integer(`classes.${name}.ceiling`, ceiling ?? Infinity, Math.max(1, this.guaranteed), true)
+    this.guaranteed = integer(`classes.${name}.guaranteed`, guaranteed, { min: 0 })
+    this.ceiling = integer(`classes.${name}.ceiling`, ceiling ?? Infinity, { min: Math.max(1, this.guaranteed), infinite: true })
     this.weight = positiveNumber(`classes.${name}.weight`, weight ?? 1)
-    if (lendable !== undefined && typeof lendable !== 'boolean') integer(`classes.${name}.lendable`, lendable, 0)
+    if (lendable !== undefined && typeof lendable !== 'boolean') integer(`classes.${name}.lendable`, lendable, { min: 0 })
     if (typeof lendable === 'number' && lendable > this.guaranteed) {
       throw invalidArgValue(`classes.${name}.lendable`, `must be at most the guarantee (${this.guaranteed})`, lendable, true)
     }
@@ -154,7 +154,7 @@ export class OperationLimiter {
 
   constructor (options: OperationLimiterOptions) {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    this.#capacity = integer('capacity', options.capacity, 1)
+    this.#capacity = integer('capacity', options.capacity, { min: 1 })
     if (typeof options.classes !== 'object' || options.classes === null) throw invalidArgType('classes', 'an object', options.classes)
     this.#classes = Object.entries(options.classes).map(([name, init]) => new ClassState(name, init, this.#capacity))
     if (this.#classes.length === 0) throw invalidArgValue('classes', 'must name at least one class', options.classes)
@@ -209,9 +209,9 @@ export class OperationLimiter {
    */
   acquire (cls: string, options?: { signal?: AbortSignal }): Promise<Permit> {
     const state = this.#class(cls)
-    const signal = signalOption(optionsObject('options', options).signal)
-    if (this.#closed) return Promise.reject(closedError('The limiter'))
-    if (signal?.aborted === true) return Promise.reject(abortedError(signal, 'acquire()'))
+    const signal = checkSignal(checkOptions(options, 'options').signal)
+    if (this.#closed) return Promise.reject(limitsClosedError('The limiter'))
+    if (signal?.aborted === true) return Promise.reject(limitsAbortedError(signal, 'acquire()'))
     if (state.waiters.size === 0 && this.#admits(state)) return Promise.resolve(this.#grant(state))
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
@@ -222,7 +222,7 @@ export class OperationLimiter {
           if (!state.waiters.delete(waiter)) return
           this.#left(state)
           state.aborted++
-          reject(abortedError(signal as AbortSignal, 'acquire()'))
+          reject(limitsAbortedError(signal as AbortSignal, 'acquire()'))
         }
       }
       state.waiters.add(waiter)
@@ -236,7 +236,7 @@ export class OperationLimiter {
    * Raising it serves waiters at once. Guarantees beyond a lowered capacity are served first come.
    */
   resize (capacity: number): void {
-    this.#capacity = integer('capacity', capacity, 0)
+    this.#capacity = integer('capacity', capacity, { min: 0 })
     this.#dispatch()
   }
 
@@ -269,7 +269,7 @@ export class OperationLimiter {
     for (const state of this.#classes) {
       for (const waiter of state.waiters) {
         waiter.signal?.removeEventListener('abort', waiter.onAbort)
-        waiter.reject(closedError('The limiter'))
+        waiter.reject(limitsClosedError('The limiter'))
       }
       state.waiters.clear()
       state.credit = 0

@@ -4,8 +4,8 @@
  * together (per-provider limits multiply by the number of providers). JS thread only.
  */
 import { setMaxListeners } from 'node:events'
-import { integer, nonEmptyString, optionsObject, signalOption } from './args.js'
-import { LimitsError, LimitsErrorCode, abortedError, closedError, invalidArgType, invalidArgValue } from './errors.js'
+import { checkOptions, checkSignal, integer, invalidArgType, invalidArgValue, nonEmptyString } from '../args.js'
+import { LimitsError, LimitsErrorCode, limitsAbortedError, limitsClosedError } from './errors.js'
 import { OperationLimiter, type Permit } from './operation-limiter.js'
 
 /** One provider: how to reach it and how many connections it allows. */
@@ -82,13 +82,13 @@ class Provider<C> {
   drained?: () => void
 
   constructor (options: unknown) {
-    const { id, connect, maxConnections, close, alive } = optionsObject('provider', options)
+    const { id, connect, maxConnections, close, alive } = checkOptions(options, 'provider')
     this.id = nonEmptyString('provider.id', id)
     if (typeof connect !== 'function') throw invalidArgType('provider.connect', 'a function', connect)
     if (close !== undefined && typeof close !== 'function') throw invalidArgType('provider.close', 'a function', close)
     if (alive !== undefined && typeof alive !== 'function') throw invalidArgType('provider.alive', 'a function', alive)
     this.connect = connect as Provider<C>['connect']
-    this.max = integer('provider.maxConnections', maxConnections, 1)
+    this.max = integer('provider.maxConnections', maxConnections, { min: 1 })
     this.closeConnection = close as Provider<C>['closeConnection']
     this.alive = alive as Provider<C>['alive']
   }
@@ -171,7 +171,7 @@ export class ProviderPool<C> {
 
   /** Adds a provider; waiting runs may use it at once. */
   addProvider (options: ProviderOptions<C>): void {
-    if (this.#closed) throw closedError('The pool')
+    if (this.#closed) throw limitsClosedError('The pool')
     const provider = new Provider<C>(options)
     if (this.#providers.has(provider.id)) throw invalidArgValue('provider.id', 'is already in the pool', provider.id)
     this.#providers.set(provider.id, provider)
@@ -207,8 +207,8 @@ export class ProviderPool<C> {
    */
   run<R> (cls: string, fn: (connection: C, context: RunContext) => R | Promise<R>, options?: { signal?: AbortSignal }): Promise<R> {
     if (typeof fn !== 'function') throw invalidArgType('fn', 'a function', fn)
-    const own = signalOption(optionsObject('options', options).signal)
-    if (this.#closed) return Promise.reject(closedError('The pool'))
+    const own = checkSignal(checkOptions(options, 'options').signal)
+    if (this.#closed) return Promise.reject(limitsClosedError('The pool'))
     const signal = own === undefined ? this.#closing.signal : AbortSignal.any([own, this.#closing.signal])
     // Synchronous: an unknown class throws here, before anything waits.
     const permit = this.#limiter.acquire(cls, { signal })
@@ -220,7 +220,7 @@ export class ProviderPool<C> {
     try {
       permit = await pending
     } catch (error) {
-      throw this.#closed ? closedError('The pool') : error
+      throw this.#closed ? limitsClosedError('The pool') : error
     }
     try {
       const lease = await this.#lease(signal)
@@ -259,8 +259,8 @@ export class ProviderPool<C> {
   close (): Promise<void> {
     if (!this.#closed) {
       this.#closed = true
-      this.#closing.abort(closedError('The pool'))
-      for (const waiter of this.#waiters) this.#unwait(waiter).reject(closedError('The pool'))
+      this.#closing.abort(limitsClosedError('The pool'))
+      for (const waiter of this.#waiters) this.#unwait(waiter).reject(limitsClosedError('The pool'))
       const removals = [...this.#providers.keys()].map(id => this.removeProvider(id))
       this.#closedPromise = Promise.all([...removals, ...this.#removals]).then(() => {})
     }
@@ -272,7 +272,7 @@ export class ProviderPool<C> {
     const tried = new Set<Provider<C>>()
     const errors: unknown[] = []
     for (;;) {
-      if (this.#closed) throw closedError('The pool')
+      if (this.#closed) throw limitsClosedError('The pool')
       let provider = this.#claim(tried)
       if (provider === undefined) {
         if (!this.#hasUntried(tried)) {
@@ -302,7 +302,7 @@ export class ProviderPool<C> {
         if (this.#preferred === provider) this.#preferred = undefined
         this.#checkDrained(provider)
         this.#serveWaiters()
-        if (signal.aborted) throw this.#closed ? closedError('The pool') : abortedError(signal, 'run()')
+        if (signal.aborted) throw this.#closed ? limitsClosedError('The pool') : limitsAbortedError(signal, 'run()')
         errors.push(error)
         tried.add(provider)
         continue
@@ -377,7 +377,7 @@ export class ProviderPool<C> {
         onAbort: () => {
           if (!this.#waiters.has(waiter)) return
           this.#unwait(waiter)
-          reject(this.#closed ? closedError('The pool') : abortedError(signal, 'run()'))
+          reject(this.#closed ? limitsClosedError('The pool') : limitsAbortedError(signal, 'run()'))
         }
       }
       this.#waiters.add(waiter)

@@ -4,9 +4,8 @@
  * sweep timer. JS thread only: every check-and-update runs without an await in between.
  */
 import { EventEmitter } from 'node:events'
-import { integer, nonEmptyString, optionsObject, positiveNumber } from './args.js'
+import { checkOptions, integer, invalidArgType, nonEmptyString, positiveNumber } from '../args.js'
 import { clockOption, type Clock } from './clock.js'
-import { invalidArgType } from './errors.js'
 import { MillisecondHistogram, type Histogram } from './histogram.js'
 
 /** A reservation's state: `reserved` until exactly one terminal transition. */
@@ -234,9 +233,9 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
   constructor (options: TransientConnectionManagerOptions) {
     super()
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    this.#budget = integer('budget', options.budget, 1)
+    this.#budget = integer('budget', options.budget, { min: 1 })
     this.#ttl = positiveNumber('ttl', options.ttl)
-    this.#perAddressLimit = integer('perAddressLimit', options.perAddressLimit ?? Infinity, 1, true)
+    this.#perAddressLimit = integer('perAddressLimit', options.perAddressLimit ?? Infinity, { min: 1, infinite: true })
     this.#clock = clockOption(options.clock)
     this.#owner = {
       now: () => this.#clock.now(),
@@ -280,7 +279,7 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
    */
   tryReserve (key: ReservationKey, meta?: ReservationMeta): Reservation<P> | null {
     checkKey(key)
-    const { address, handshaking } = optionsObject('meta', meta)
+    const { address, handshaking } = checkOptions(meta, 'meta')
     if (address !== undefined) nonEmptyString('meta.address', address)
     if (handshaking !== undefined && typeof handshaking !== 'boolean') throw invalidArgType('meta.handshaking', 'a boolean', handshaking)
     const reason = this.#refusal(key, address as string | undefined)

@@ -1,6 +1,6 @@
 /** createSelfSignedCertificate(): development and test credentials. */
 import { isIP } from 'node:net'
-import { checkOptions, invalidArgType, invalidArgValue } from '../errors.js'
+import { checkOptions, invalidArgType, invalidArgValue } from '../args.js'
 import { native } from '../native.js'
 
 export interface SelfSignedOptions {

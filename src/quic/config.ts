@@ -5,7 +5,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { QuicError, QuicErrorCode, invalidArgType, invalidArgValue } from '../errors.js'
+import { invalidArgType, invalidArgValue, optionalInteger } from '../args.js'
+import { QuicError, QuicErrorCode } from '../errors.js'
 import { runtime, type NativeConfiguration } from '../native.js'
 
 /** Transport settings for a listener's connections or a client connection. */
@@ -63,6 +64,7 @@ export interface TlsOptions {
   verifyPeer?: VerifyPeer
 }
 
+/** The QUIC layer's defaults (exported as QUIC_DEFAULTS; the layers above import them). */
 export const DEFAULTS = {
   maxBidirectionalStreams: 100,
   maxUnidirectionalStreams: 100,
@@ -81,12 +83,8 @@ const CONGESTION_CONTROL: Record<string, number> = { cubic: 0, bbr: 1 }
 const MAX_U16 = 65535
 const MAX_U32 = 2 ** 32 - 1
 
-function integer (name: string, value: unknown, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'number') throw invalidArgType(name, 'a number', value)
-  if (!Number.isInteger(value) || value < min || value > max) throw invalidArgValue(name, `must be an integer from ${min} to ${max}`, value, true)
-  return value
-}
+// An integer option from `min` to `max`, or undefined when not given.
+const integer = (name: string, value: unknown, min: number, max: number): number | undefined => optionalInteger(name, value, { min, max }, undefined)
 
 /** Validated settings, in native (MsQuic) names, plus the binding's receive budget. */
 export function nativeSettings (options: QuicSettings): { settings: Record<string, number>, budget: number, datagramQueue: number } {

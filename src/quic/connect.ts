@@ -1,7 +1,8 @@
 /** connect(): a client connection, verified against `ca` (or the system's roots) by default. */
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { abortedError, invalidArgType, invalidArgValue, checkSignal } from '../errors.js'
+import { checkSignal, invalidArgType, invalidArgValue } from '../args.js'
+import { abortedError } from '../errors.js'
 import { runtime } from '../native.js'
 import { alpnList, clientConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions } from './config.js'
 import { QuicConnection } from './connection.js'

@@ -4,7 +4,8 @@
  * it is called. JS thread only.
  */
 import { EventEmitter } from 'node:events'
-import { QuicError, QuicErrorCode, type ErrorCode, abortedError, checkOptions, checkSignal, closedError, errorFromStatus, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { checkOptions, checkSignal, invalidArgType, invalidArgValue, invalidState } from '../args.js'
+import { QuicError, QuicErrorCode, type ErrorCode, abortedError, closedError, errorFromStatus } from '../errors.js'
 import { Ev, PeerStreamFlag, isDispatching, kOnNativeEvent, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'

@@ -1,5 +1,5 @@
 /** Validation of QUIC application error codes. */
-import { invalidArgValue } from '../errors.js'
+import { invalidArgValue } from '../args.js'
 
 const MAX_ERROR_CODE = 2n ** 62n - 1n
 

@@ -6,10 +6,12 @@
  * handshakes pile up (`retryAbove`), new clients must first pass a stateless Retry. `admit`
  * decides on each connection before its handshake starts. JS thread.
  */
+import { ConnectionCode } from '../codes.js'
 import { EventEmitter } from 'node:events'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { checkOptions, checkSignal, closedError, invalidArgType, invalidArgValue, invalidState } from '../errors.js'
+import { checkOptions, checkSignal, invalidArgType, invalidArgValue, invalidState } from '../args.js'
+import { closedError } from '../errors.js'
 import { Ev, kOnNativeEvent, runtime, type NativeAddress, type NativeConnection, type NativeListener } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { DEFAULTS, alpnList, createConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions, type VerifyPeer } from './config.js'
@@ -72,8 +74,11 @@ export interface IncomingConnection {
 /** Decides on a new connection before its handshake: true admits it. */
 export type AdmitConnection = (connection: IncomingConnection) => boolean | Promise<boolean>
 
-/** The application error code a connection refused by `admit` is closed with. */
-export const AdmissionRefusedCode = 0x1006n
+/**
+ * The application error code a connection refused by `admit` is closed with: libp2p's
+ * RESOURCE_LIMIT_EXCEEDED connection code (src/codes.ts), which says what happened to any peer.
+ */
+export const AdmissionRefusedCode = ConnectionCode.RESOURCE_LIMIT_EXCEEDED
 
 export interface ListenerStats {
   /** Connections received and not yet accepted: `handshaking` + `waiting`. */

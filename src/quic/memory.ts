@@ -6,7 +6,7 @@
  * resident with every connection closed; 130 MiB after a trim). So when this thread's last
  * connection closes, a trim runs after a short idle delay. JS thread.
  */
-import { invalidArgValue } from '../errors.js'
+import { invalidArgValue } from '../args.js'
 import { runtime } from '../native.js'
 
 let open = 0

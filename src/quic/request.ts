@@ -5,8 +5,10 @@
  * per-chunk events and no receive budget round trips. Both ends are adapters over StreamCore.
  * JS thread only.
  */
-import { QuicError, QuicErrorCode, abortedError, checkOptions, checkSignal, invalidArgType, invalidArgValue } from '../errors.js'
-import { SendResult, native } from '../native.js'
+import { checkOptions, checkSignal, invalidArgType, invalidArgValue, optionalInteger } from '../args.js'
+import { QuicError, QuicErrorCode, abortedError } from '../errors.js'
+import { StreamCode } from '../codes.js'
+import { SendResult } from '../native.js'
 import type { QuicConnection } from './connection.js'
 import type { StreamCore, StreamSink } from './stream-core.js'
 
@@ -17,14 +19,14 @@ export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 /** Default number of requests a connection serves at once (its bidirectional stream credit). */
 export const DEFAULT_REQUEST_CONCURRENCY = 100
 
-/** Application error codes the request path resets streams with. */
+/** Application error codes the request path resets streams with (values: src/codes.ts). */
 export const RequestResetCode = {
   /** A request or reply outgrew its cap (both directions are aborted). */
-  MESSAGE_TOO_LARGE: BigInt(native.constants.messageTooLargeCode),
+  MESSAGE_TOO_LARGE: StreamCode.MESSAGE_TOO_LARGE,
   /** The server's handler threw (or rejected) an error without an `errorCode` of its own. */
-  HANDLER_FAILED: 0x1004n,
+  HANDLER_FAILED: StreamCode.HANDLER_FAILED,
   /** The client gave up (its signal or timeout) before the reply came. */
-  CANCELLED: 0x1005n
+  CANCELLED: StreamCode.CANCELLED
 } as const
 
 /** Options of `connection.request()`. */
@@ -66,12 +68,7 @@ export interface RequestInfo {
 /** Answers one request: the reply body (or a promise of it). A thrown error resets the stream. */
 export type RequestHandler = (body: Buffer, info: RequestInfo) => Uint8Array | string | Promise<Uint8Array | string>
 
-function checkMessageCap (name: string, value: unknown): number {
-  if (value === undefined) return DEFAULT_MAX_MESSAGE_BYTES
-  if (typeof value !== 'number') throw invalidArgType(name, 'a number', value)
-  if (!Number.isInteger(value) || value < 1 || value > MAX_MESSAGE_BYTES) throw invalidArgValue(name, `must be an integer from 1 to ${MAX_MESSAGE_BYTES}`, value, true)
-  return value
-}
+const checkMessageCap = (name: string, value: unknown): number => optionalInteger(name, value, { min: 1, max: MAX_MESSAGE_BYTES }, DEFAULT_MAX_MESSAGE_BYTES)
 
 function toBytes (name: string, value: unknown): Uint8Array {
   if (typeof value === 'string') return Buffer.from(value)
@@ -165,10 +162,11 @@ class RequestCall implements StreamSink {
 export function checkServeRequests (handler: unknown, options: unknown): { maxRequestBytes: number, concurrency: number } {
   if (typeof handler !== 'function') throw invalidArgType('handler', 'a function', handler)
   if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-  const { maxRequestBytes, concurrency = DEFAULT_REQUEST_CONCURRENCY } = options as ServeRequestsOptions
-  if (typeof concurrency !== 'number') throw invalidArgType('concurrency', 'a number', concurrency)
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 65535) throw invalidArgValue('concurrency', 'must be an integer from 1 to 65535', concurrency, true)
-  return { maxRequestBytes: checkMessageCap('maxRequestBytes', maxRequestBytes), concurrency }
+  const { maxRequestBytes, concurrency } = options as ServeRequestsOptions
+  return {
+    maxRequestBytes: checkMessageCap('maxRequestBytes', maxRequestBytes),
+    concurrency: optionalInteger('concurrency', concurrency, { min: 1, max: 65535 }, DEFAULT_REQUEST_CONCURRENCY)
+  }
 }
 
 /**

@@ -15,7 +15,8 @@
  * keeps each direction independent until the app ends it.
  */
 import { Duplex, type DuplexOptions } from 'node:stream'
-import { QuicError, QuicErrorCode, closedError, invalidArgType, invalidState } from '../errors.js'
+import { invalidArgType, invalidState } from '../args.js'
+import { QuicError, QuicErrorCode, closedError } from '../errors.js'
 import { SendResult, isDispatching, runtime } from '../native.js'
 import { checkErrorCode } from './error-code.js'
 import { StreamCore, elsewhere, isCoreSnapshot, type CoreSnapshot, type PrefixReader } from './stream-core.js'

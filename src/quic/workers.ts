@@ -4,7 +4,7 @@
  * event of a moved connection reaches the worker that adopted it, in order.
  */
 import { parentPort, type MessagePort, type Worker } from 'node:worker_threads'
-import { invalidArgType, invalidArgValue } from '../errors.js'
+import { invalidArgType, invalidArgValue } from '../args.js'
 import { QuicConnection, type QuicConnectionHandle } from './connection.js'
 import type { QuicListener } from './listener.js'
 

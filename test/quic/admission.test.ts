@@ -18,7 +18,7 @@ describe('admission before the handshake', () => {
     expect(seen[0].remoteAddress.address).toBe('127.0.0.1')
     expect(seen[0].localAddress.port).toBe(port)
     expect(listener.stats()).toMatchObject({ refused: 1, refusedBy: { admission: 1, handshakes: 0, backlog: 0 }, handshaking: 0 })
-    expect(AdmissionRefusedCode).toBe(0x1006n)
+    expect(AdmissionRefusedCode).toBe(0x1001n)
     await listener.close()
   })
 
