@@ -176,16 +176,16 @@ export function errorFromStatus (statusName: string, status: number, message: st
   return new QuicError(code, `${message} (${statusName})`, { ...options, status, statusName })
 }
 
-/** Throws a TypeError with Node's `ERR_INVALID_ARG_TYPE` code. */
-export function invalidArgType (name: string, expected: string, actual: unknown): TypeError {
-  const error = new TypeError(`The "${name}" option must be ${expected}; received ${describe(actual)}`)
+/** Throws a TypeError with Node's `ERR_INVALID_ARG_TYPE` code. `what`: an option or a positional argument. */
+export function invalidArgType (name: string, expected: string, actual: unknown, what: 'option' | 'argument' = 'option'): TypeError {
+  const error = new TypeError(`The "${name}" ${what} must be ${expected}; received ${describe(actual)}`)
   return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' })
 }
 
 /** A RangeError or TypeError with Node's `ERR_INVALID_ARG_VALUE` / `ERR_OUT_OF_RANGE` code. */
-export function invalidArgValue (name: string, reason: string, actual: unknown, range = false): Error {
-  const error = range ? new RangeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
-    : new TypeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
+export function invalidArgValue (name: string, reason: string, actual: unknown, range = false, what: 'option' | 'argument' = 'option'): Error {
+  const message = `The "${name}" ${what} ${reason}; received ${describe(actual)}`
+  const error = range ? new RangeError(message) : new TypeError(message)
   return Object.assign(error, { code: range ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_VALUE' })
 }
 
@@ -218,7 +218,8 @@ export function abortedError (signal: AbortSignal, what: string): QuicError {
 }
 
 function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
+  // Long enough for a whole multiaddr with its peer id (about 100 characters).
+  if (typeof value === 'string') return JSON.stringify(value.length > 120 ? value.slice(0, 120) + '…' : value)
   if (value === null || value === undefined || typeof value !== 'object') return String(value)
   return `an instance of ${value.constructor?.name ?? 'Object'}`
 }
