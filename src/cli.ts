@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { connect, createSelfSignedCertificate, listen, type QuicConnection, type QuicStream } from './index.js'
-import { discoveryCommands, discoveryScene, type CliValues, type Command } from './discovery/cli.js'
+import { discoveryCommands, discoveryScene, wholeNumber, type CliValues, type Command } from './discovery/cli.js'
 import { invalidArgValue } from './errors.js'
 
 async function readStream (stream: QuicStream): Promise<Buffer> {
@@ -83,11 +83,11 @@ async function demo (): Promise<void> {
   console.log(`client: closed (${closed.by}, code ${closed.code}); demo done`)
 }
 
-function wholeNumber (flag: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'string' || !/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw invalidArgValue(flag, `must be a whole number from ${min} to ${max}`, value, /^\d+$/.test(String(value)))
-  }
-  return Number(value)
+/** A UDP port from the command line: `min` (0: any free one) to 65535. */
+function port (flag: string, value: unknown, min: number): number {
+  const number = wholeNumber(flag, value)
+  if (number < min || number > 65535) throw invalidArgValue(flag, `must be a port from ${min} to 65535`, number, true)
+  return number
 }
 
 const text = (value: CliValues[string]): string | undefined => typeof value === 'string' ? value : undefined
@@ -102,7 +102,7 @@ const serveCommand: Command<ServeArgs> = {
   parse: (values, positionals) => {
     if (positionals.length > 0) throw new Error(`serve takes no arguments besides its options; got ${JSON.stringify(positionals[0])}`)
     if ((values.cert === undefined) !== (values.key === undefined)) throw new Error('--cert and --key go together')
-    return { host: text(values.host) ?? '127.0.0.1', port: values.port === undefined ? 4433 : wholeNumber('--port', values.port, 0, 65535), alpn: text(values.alpn) ?? 'echo', cert: text(values.cert), key: text(values.key), caOut: text(values['ca-out']) }
+    return { host: text(values.host) ?? '127.0.0.1', port: values.port === undefined ? 4433 : port('--port', values.port, 0), alpn: text(values.alpn) ?? 'echo', cert: text(values.cert), key: text(values.key), caOut: text(values['ca-out']) }
   },
   run: async (args, signal) => {
     let cert: string, key: string
@@ -135,7 +135,7 @@ const connectCommand: Command<ConnectArgs> = {
   parse: (values, positionals) => {
     if (positionals.length > 0) throw new Error(`connect takes no arguments besides its options; got ${JSON.stringify(positionals[0])}`)
     if (values.port === undefined) throw new Error('connect needs --port P')
-    return { host: text(values.host) ?? '127.0.0.1', port: wholeNumber('--port', values.port, 1, 65535), alpn: text(values.alpn) ?? 'echo', servername: text(values.servername), ca: text(values.ca), insecure: values.insecure === true, message: text(values.message) }
+    return { host: text(values.host) ?? '127.0.0.1', port: port('--port', values.port, 1), alpn: text(values.alpn) ?? 'echo', servername: text(values.servername), ca: text(values.ca), insecure: values.insecure === true, message: text(values.message) }
   },
   run: async (args, signal) => {
     const connection = await connect({

@@ -63,7 +63,7 @@ function nameArg (command: string, positionals: string[]): string {
 }
 
 /** A whole number from the command line (`--ttl 1m` is refused as it is typed, not as NaN). */
-function wholeNumber (flag: string, text: unknown, unit = ''): number {
+export function wholeNumber (flag: string, text: unknown, unit = ''): number {
   if (typeof text !== 'string' || !/^\d+$/.test(text)) throw invalidArgValue(flag, `must be a whole number${unit}`, text)
   return Number(text)
 }

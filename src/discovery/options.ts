@@ -293,10 +293,10 @@ export function serviceName (value: unknown, name = 'name'): string {
   return value
 }
 
-/** A protocol id as libp2p takes it: a string starting with "/". */
-export function protocolId (value: unknown, name = 'protocol'): string {
-  if (typeof value !== 'string') throw invalidArgType(name, 'a string', value, 'argument')
-  if (!value.startsWith('/') || value.length < 2) throw invalidArgValue(name, 'must be a protocol id such as "/echo/1.0.0"', value, false, 'argument')
+/** A protocol id as libp2p takes it: a string starting with "/" (an argument, or an option `what` says). */
+export function protocolId (value: unknown, name = 'protocol', what: 'option' | 'argument' = 'argument'): string {
+  if (typeof value !== 'string') throw invalidArgType(name, 'a string', value, what)
+  if (!value.startsWith('/') || value.length < 2) throw invalidArgValue(name, 'must be a protocol id such as "/echo/1.0.0"', value, false, what)
   return value
 }
 
@@ -304,7 +304,7 @@ export function protocolId (value: unknown, name = 'protocol'): string {
 export function milliseconds (name: string, value: unknown, min = 0): number {
   if (typeof value !== 'number') throw invalidArgType(name, 'a number of milliseconds', value)
   if (!(value > 0 && value >= min && value <= MAX_TTL)) {
-    throw invalidArgValue(name, `must be a number of milliseconds from ${min > 0 ? min : '> 0'} to ${MAX_TTL}`, value, true)
+    throw invalidArgValue(name, `must be a number of milliseconds ${min > 0 ? `from ${min} to` : '> 0 and at most'} ${MAX_TTL}`, value, true)
   }
   return value
 }
@@ -473,7 +473,7 @@ export function registryInit (init: ServiceRegistryInit | undefined): ServiceReg
   const listen = checked.listen === undefined ? [...DEFAULT_LISTEN] : multiaddrList('listen', checked.listen, { dial: false, quic })
   if (listen.length === 0) throw invalidArgValue('listen', 'must hold at least one address', checked.listen)
   const bootstrap = multiaddrList('bootstrap', checked.bootstrap, { dial: true, quic })
-  if (checked.protocol !== undefined) protocolId(checked.protocol, 'protocol')
+  if (checked.protocol !== undefined) protocolId(checked.protocol, 'protocol', 'option')
   if (checked.addresses !== undefined && !['all', 'private', 'public'].includes(checked.addresses)) {
     throw invalidArgValue('addresses', "must be 'all', 'private' or 'public'", checked.addresses)
   }

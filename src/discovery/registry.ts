@@ -854,7 +854,7 @@ export class ServiceRegistry {
    */
   client (name: string, options: ServiceClientOptions & { limiter?: OperationLimiter }): ServiceClient {
     serviceName(name)
-    protocolId(checkOptions(options).protocol, 'protocol')
+    protocolId(checkOptions(options).protocol, 'protocol', 'option')
     this.#refuseIfStopped('client()')
     const client = new ServiceClient(this, name, options, () => this.#clients.delete(client))
     this.#clients.add(client)
