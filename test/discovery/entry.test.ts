@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
+import { DISCOVERY_PACKAGES } from '../../src/discovery/peers.js'
 
 const node = async (script: string): Promise<string> => (await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd(), encoding: 'utf8' })).stdout
 
@@ -24,5 +26,13 @@ describe('node-msquic/discovery', () => {
     const { entry, index, same } = JSON.parse(output)
     expect(entry).toEqual(index)
     expect(same).toBe(true)
+  })
+
+  it('names in its install line the majors package.json accepts as peer dependencies', () => {
+    const { peerDependencies } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
+    for (const spec of DISCOVERY_PACKAGES) {
+      const at = spec.lastIndexOf('@')
+      expect(peerDependencies[spec.slice(0, at)], spec).toMatch(new RegExp(`^\\^${spec.slice(at + 1)}\\.`))
+    }
   })
 })
