@@ -35,7 +35,7 @@ function missingPackage (error: unknown): string | undefined {
  * brings it (the packages above, plus any other that is missing although they are installed, as
  * a strict package manager leaves libp2p's own dependencies out of node-msquic's reach).
  */
-export function notInstalled (what: string, cause?: unknown): DiscoveryError {
+function notInstalled (what: string, cause?: unknown): DiscoveryError {
   const missing = DISCOVERY_PACKAGES.map(bare).filter(name => !installed(name))
   const named = missingPackage(cause)
   const extra = named !== undefined && missing.length === 0 ? [named] : []
