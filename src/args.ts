@@ -5,16 +5,16 @@
  * starts. Lowest layer: imports nothing. JS thread, no state.
  */
 
-/** A TypeError with Node's `ERR_INVALID_ARG_TYPE` code. */
-export function invalidArgType (name: string, expected: string, actual: unknown): TypeError {
-  const error = new TypeError(`The "${name}" option must be ${expected}; received ${describe(actual)}`)
+/** A TypeError with Node's `ERR_INVALID_ARG_TYPE` code. `what`: an option or a positional argument. */
+export function invalidArgType (name: string, expected: string, actual: unknown, what: 'option' | 'argument' = 'option'): TypeError {
+  const error = new TypeError(`The "${name}" ${what} must be ${expected}; received ${describe(actual)}`)
   return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' })
 }
 
 /** A RangeError with `ERR_OUT_OF_RANGE` (`range`), else a TypeError with `ERR_INVALID_ARG_VALUE`. */
-export function invalidArgValue (name: string, reason: string, actual: unknown, range = false): Error {
-  const error = range ? new RangeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
-    : new TypeError(`The "${name}" option ${reason}; received ${describe(actual)}`)
+export function invalidArgValue (name: string, reason: string, actual: unknown, range = false, what: 'option' | 'argument' = 'option'): Error {
+  const message = `The "${name}" ${what} ${reason}; received ${describe(actual)}`
+  const error = range ? new RangeError(message) : new TypeError(message)
   return Object.assign(error, { code: range ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_VALUE' })
 }
 
@@ -84,7 +84,8 @@ export function optionalBoolean (name: string, value: unknown, fallback: boolean
 }
 
 function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
+  // Long enough for a whole multiaddr with its peer id (about 100 characters).
+  if (typeof value === 'string') return JSON.stringify(value.length > 120 ? value.slice(0, 120) + '…' : value)
   if (value === null || value === undefined || typeof value !== 'object') return String(value)
   return `an instance of ${value.constructor?.name ?? 'Object'}`
 }

@@ -6,28 +6,15 @@
  *   node-msquic connect [options] sends a message (or stdin) on a stream and prints the echo
  *   node-msquic libp2p           two js-libp2p nodes on node-msquic/libp2p: connect, ping, echo
  *   node-msquic registry | provide | discover   service discovery (node-msquic/discovery)
+ * Every command checks all of its arguments before it starts anything: an unknown option, a
+ * missing or bad value is a usage error (exit code 2). Ctrl-C (SIGINT) or SIGTERM stops it;
+ * a second one exits at once. The process exits once the command has stopped what it started.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { connect, createSelfSignedCertificate, listen, type QuicConnection, type QuicStream } from './index.js'
-
-const usage = `Usage:
-  node-msquic                      run a loopback demo (server and client in this process)
-  node-msquic serve [--host 127.0.0.1] [--port 4433] [--alpn echo] [--cert F --key F] [--ca-out F]
-                                   echo every stream back; without --cert a self-signed certificate
-                                   is made (--ca-out writes it, for the client's --ca)
-  node-msquic connect --port P [--host 127.0.0.1] [--alpn echo] [--ca F | --insecure] [--servername N]
-                      [--message TEXT]
-                                   send TEXT (default: standard input) and print the echo
-  node-msquic libp2p               two js-libp2p nodes on this transport connect over QUIC, identify,
-                                   ping and echo (needs libp2p, @libp2p/identify and @libp2p/ping)
-  node-msquic registry [--listen ADDR]
-                                   a discovery registry (a kad-dht bootstrap node); prints its address
-  node-msquic provide NAME --bootstrap ADDR [--metadata JSON] [--ttl MS]
-                                   advertise NAME and answer hello calls until stopped
-  node-msquic discover NAME --bootstrap ADDR [--expect N] [--timeout MS] [--call]
-                                   find NAME's providers (N of them, default 1) and call each
-                                   (the discovery commands also need @libp2p/kad-dht)`
+import { discoveryCommands, discoveryScene, wholeNumber, type CliValues, type Command } from './discovery/cli.js'
+import { invalidArgValue } from './errors.js'
 
 async function readStream (stream: QuicStream): Promise<Buffer> {
   const chunks: Buffer[] = []
@@ -96,98 +83,189 @@ async function demo (): Promise<void> {
   console.log(`client: closed (${closed.by}, code ${closed.code}); demo done`)
 }
 
-type Values = Record<string, string | boolean | string[] | undefined>
-
-async function serve (values: Values): Promise<void> {
-  let cert: string, key: string
-  if (typeof values.cert === 'string' && typeof values.key === 'string') {
-    cert = readFileSync(values.cert, 'utf8')
-    key = readFileSync(values.key, 'utf8')
-  } else {
-    ({ cert, key } = await createSelfSignedCertificate())
-    if (typeof values['ca-out'] === 'string') writeFileSync(values['ca-out'], cert)
-  }
-  const listener = await listen({ host: String(values.host ?? '127.0.0.1'), port: Number(values.port ?? 4433), alpn: String(values.alpn ?? 'echo'), cert, key })
-  const address = listener.address()
-  console.log(`echo server listening on ${address.address}:${address.port} (ALPN "${String(values.alpn ?? 'echo')}")`)
-  const stop = (): void => { void listener.close() }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
-  for await (const connection of listener) {
-    console.log(`connection from ${connection.remoteAddress?.address}:${connection.remoteAddress?.port}`)
-    void echo(connection)
-  }
+/** A UDP port from the command line: `min` (0: any free one) to 65535. */
+function port (flag: string, value: unknown, min: number): number {
+  const number = wholeNumber(flag, value)
+  if (number < min || number > 65535) throw invalidArgValue(flag, `must be a port from ${min} to 65535`, number, true)
+  return number
 }
 
-async function client (values: Values): Promise<void> {
-  if (values.port === undefined) throw new Error('connect needs --port')
-  const connection = await connect({
-    host: String(values.host ?? '127.0.0.1'),
-    port: Number(values.port),
-    alpn: String(values.alpn ?? 'echo'),
-    servername: typeof values.servername === 'string' ? values.servername : undefined,
-    ca: typeof values.ca === 'string' ? readFileSync(values.ca, 'utf8') : undefined,
-    rejectUnauthorized: values.insecure !== true
-  })
-  const message = typeof values.message === 'string' ? Buffer.from(values.message) : readFileSync(0)
-  const stream = await connection.openStream()
-  stream.end(message)
-  process.stdout.write(await readStream(stream))
-  if (typeof values.message === 'string') process.stdout.write('\n')
-  await connection.close()
-}
+const text = (value: CliValues[string]): string | undefined => typeof value === 'string' ? value : undefined
 
-async function main (): Promise<void> {
-  const { positionals, values } = parseArgs({
-    allowPositionals: true,
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      alpn: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      ca: { type: 'string' },
-      'ca-out': { type: 'string' },
-      servername: { type: 'string' },
-      insecure: { type: 'boolean' },
-      message: { type: 'string' },
-      listen: { type: 'string', multiple: true },
-      bootstrap: { type: 'string', multiple: true },
-      metadata: { type: 'string' },
-      ttl: { type: 'string' },
-      timeout: { type: 'string' },
-      expect: { type: 'string' },
-      call: { type: 'boolean' },
-      'no-discovery': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' }
+interface ServeArgs { host: string, port: number, alpn: string, cert?: string, key?: string, caOut?: string }
+
+const serveCommand: Command<ServeArgs> = {
+  usage: `node-msquic serve [--host 127.0.0.1] [--port 4433] [--alpn echo] [--cert F --key F] [--ca-out F]
+                                   echo every stream back; without --cert a self-signed certificate
+                                   is made (--ca-out writes it, for the client's --ca)`,
+  options: { host: { type: 'string' }, port: { type: 'string' }, alpn: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, 'ca-out': { type: 'string' } },
+  parse: (values, positionals) => {
+    if (positionals.length > 0) throw new Error(`serve takes no arguments besides its options; got ${JSON.stringify(positionals[0])}`)
+    if ((values.cert === undefined) !== (values.key === undefined)) throw new Error('--cert and --key go together')
+    return { host: text(values.host) ?? '127.0.0.1', port: values.port === undefined ? 4433 : port('--port', values.port, 0), alpn: text(values.alpn) ?? 'echo', cert: text(values.cert), key: text(values.key), caOut: text(values['ca-out']) }
+  },
+  run: async (args, signal) => {
+    let cert: string, key: string
+    if (args.cert !== undefined && args.key !== undefined) {
+      cert = readFileSync(args.cert, 'utf8')
+      key = readFileSync(args.key, 'utf8')
+    } else {
+      ({ cert, key } = await createSelfSignedCertificate())
+      if (args.caOut !== undefined) writeFileSync(args.caOut, cert)
     }
-  })
-  if (values.help === true) {
-    console.log(usage)
-    return
+    const listener = await listen({ host: args.host, port: args.port, alpn: args.alpn, cert, key })
+    const address = listener.address()
+    console.log(`echo server listening on ${address.address}:${address.port} (ALPN "${args.alpn}")`)
+    signal.addEventListener('abort', () => { void listener.close() }, { once: true })
+    for await (const connection of listener) {
+      console.log(`connection from ${connection.remoteAddress?.address}:${connection.remoteAddress?.port}`)
+      void echo(connection)
+    }
+    return 0
   }
-  switch (positionals[0]) {
-    case undefined: {
-      await demo()
-      // The discovery scene needs js-libp2p and kad-dht; without them the QUIC demo stands alone.
-      if (values['no-discovery'] !== true) {
-        const scene = await import('./discovery/cli.js').catch(() => undefined)
-        if (scene === undefined) console.log('(the discovery scene needs libp2p, @libp2p/kad-dht, @libp2p/identify and @libp2p/ping)')
-        else await scene.discoveryScene()
-      }
+}
+
+interface ConnectArgs { host: string, port: number, alpn: string, servername?: string, ca?: string, insecure: boolean, message?: string }
+
+const connectCommand: Command<ConnectArgs> = {
+  usage: `node-msquic connect --port P [--host 127.0.0.1] [--alpn echo] [--ca F | --insecure] [--servername N]
+                      [--message TEXT]
+                                   send TEXT (default: standard input) and print the echo`,
+  options: { host: { type: 'string' }, port: { type: 'string' }, alpn: { type: 'string' }, ca: { type: 'string' }, insecure: { type: 'boolean' }, servername: { type: 'string' }, message: { type: 'string' } },
+  parse: (values, positionals) => {
+    if (positionals.length > 0) throw new Error(`connect takes no arguments besides its options; got ${JSON.stringify(positionals[0])}`)
+    if (values.port === undefined) throw new Error('connect needs --port P')
+    return { host: text(values.host) ?? '127.0.0.1', port: port('--port', values.port, 1), alpn: text(values.alpn) ?? 'echo', servername: text(values.servername), ca: text(values.ca), insecure: values.insecure === true, message: text(values.message) }
+  },
+  run: async (args, signal) => {
+    const connection = await connect({
+      host: args.host,
+      port: args.port,
+      alpn: args.alpn,
+      servername: args.servername,
+      ca: args.ca !== undefined ? readFileSync(args.ca, 'utf8') : undefined,
+      rejectUnauthorized: !args.insecure,
+      signal
+    })
+    const message = args.message !== undefined ? Buffer.from(args.message) : readFileSync(0)
+    const stream = await connection.openStream()
+    stream.end(message)
+    process.stdout.write(await readStream(stream))
+    if (args.message !== undefined) process.stdout.write('\n')
+    await connection.close()
+    return 0
+  }
+}
+
+/** Exits at once on Ctrl-C: for the demos, which hold nothing a peer waits for. */
+function exitOnInterrupt (signal: AbortSignal): () => void {
+  const exit = (): never => process.exit(130)
+  signal.addEventListener('abort', exit, { once: true })
+  return () => signal.removeEventListener('abort', exit)
+}
+
+const demoCommand: Command<{ discovery: boolean }> = {
+  usage: `node-msquic [--no-discovery]
+                                   run a loopback demo (server and client in this process), then the
+                                   discovery scene: a registry, 3 providers and a client as processes`,
+  options: { 'no-discovery': { type: 'boolean' } },
+  parse: (values, positionals) => {
+    if (positionals.length > 0) throw new Error(`unknown command ${JSON.stringify(positionals[0])}`)
+    return { discovery: values['no-discovery'] !== true }
+  },
+  run: async (args, signal) => {
+    const done = exitOnInterrupt(signal)
+    await demo()
+    done()
+    if (args.discovery) await discoveryScene(signal)
+    return 0
+  }
+}
+
+const libp2pCommand: Command<undefined> = {
+  usage: `node-msquic libp2p
+                                   two js-libp2p nodes on this transport connect over QUIC, identify,
+                                   ping and echo (needs libp2p, @libp2p/identify and @libp2p/ping)`,
+  options: {},
+  parse: (values, positionals) => {
+    if (positionals.length > 0) throw new Error(`libp2p takes no arguments; got ${JSON.stringify(positionals[0])}`)
+    return undefined
+  },
+  run: async (args, signal) => {
+    exitOnInterrupt(signal)
+    await (await import('./libp2p/demo.js')).libp2pDemo()
+    return 0
+  }
+}
+
+const commands: Record<string, Command> = { serve: serveCommand, connect: connectCommand, libp2p: libp2pCommand, ...discoveryCommands }
+
+const usage = ['Usage:', ...[demoCommand, ...Object.values(commands)].map(c => `  ${c.usage}`),
+  '  (the discovery commands need libp2p, @libp2p/kad-dht, @libp2p/identify and @libp2p/ping installed;',
+  '   ADDR is a multiaddr such as /ip4/0.0.0.0/udp/4001/quic-v1, and --bootstrap the one a registry prints)',
+  '  Exit codes: 0 done (or stopped with Ctrl-C), 1 failed, 2 a usage error, 130 interrupted.'].join('\n')
+
+/** Prints a usage error (the command's usage line) and returns its exit code, 2. */
+function usageError (message: string, command?: Command): number {
+  console.error(`node-msquic: ${message}`)
+  console.error(command === undefined ? usage : `Usage: ${command.usage}\n(node-msquic --help lists every command)`)
+  return 2
+}
+
+/** parseArgs' refusal, said shortly. */
+function parseError (error: Error & { code?: string }): string {
+  const option = /option '(-[^' ]+)/i.exec(error.message)?.[1]
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option ?? error.message}`
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return option !== undefined ? `${option} needs a value` : error.message
+  return error.message
+}
+
+async function main (argv: string[]): Promise<number> {
+  const name = argv[0] === undefined || argv[0].startsWith('-') ? undefined : argv[0]
+  const command: Command | undefined = name === undefined ? demoCommand : commands[name]
+  if (command === undefined) return usageError(`unknown command ${JSON.stringify(name)}`)
+  let args: unknown
+  try {
+    const { values, positionals } = parseArgs({ args: name === undefined ? argv : argv.slice(1), options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+    if (values.help === true) {
+      console.log(command === demoCommand ? usage : `Usage: ${command.usage}`)
+      return 0
+    }
+    args = command.parse(values, positionals)
+  } catch (error) {
+    return usageError(parseError(error as Error), command)
+  }
+  // The first Ctrl-C (or SIGTERM) asks the command to stop; another one a second later exits at
+  // once. (npx forwards the terminal's SIGINT to the process group that already got it: one
+  // Ctrl-C arrives twice.)
+  const interrupt = new AbortController()
+  let interrupted = 0
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupt.signal.aborted) {
+      if (performance.now() - interrupted > 1_000) process.exit(130)
       return
     }
-    case 'registry': return await (await import('./discovery/cli.js')).registryCommand(values)
-    case 'provide': return await (await import('./discovery/cli.js')).provideCommand(positionals[1], values)
-    case 'discover': return await (await import('./discovery/cli.js')).discoverCommand(positionals[1], values)
-    case 'serve': return await serve(values)
-    case 'connect': return await client(values)
-    case 'libp2p': return await (await import('./libp2p/demo.js')).libp2pDemo()
-    default: throw new Error(`unknown command "${positionals[0]}"\n${usage}`)
+    interrupted = performance.now()
+    interrupt.abort(new Error(`interrupted (${signal})`))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    return await command.run(args, interrupt.signal)
+  } catch (error) {
+    if (interrupt.signal.aborted) {
+      console.error('node-msquic: interrupted')
+      return 130
+    }
+    const code = (error as { code?: unknown })?.code
+    console.error(`node-msquic: ${error instanceof Error ? error.message : String(error)}${code !== undefined ? ` (${String(code)})` : ''}`)
+    return 1
   }
 }
 
-main().catch(error => {
-  console.error(`node-msquic: ${error instanceof Error ? error.message : String(error)}${error?.code !== undefined ? ` (${String(error.code)})` : ''}`)
-  process.exitCode = 1
+// Everything the command started is stopped when main() resolves: exit then, not when the last
+// timer of a dependency runs out (stdout and stderr are synchronous on Linux, nothing is lost).
+main(process.argv.slice(2)).then(code => process.exit(code), error => {
+  console.error(error)
+  process.exit(1)
 })

@@ -106,8 +106,12 @@ export class Advertisement {
     this.#timer.unref()
   }
 
-  /** Publishes a new record now (sequence + 1, a fresh expiry); the next refresh is re-armed. */
+  /**
+   * Publishes a new record now (sequence + 1, a fresh expiry); the next refresh is re-armed.
+   * Refuses with `ERR_DISCOVERY_SHUTDOWN` once the registry stopped.
+   */
   async refresh (options: QueryOptions = {}): Promise<void> {
+    if (this.#registry.stopped) throw new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry is stopped; refresh() of "${this.name}" refused`)
     if (this.#withdrawn) throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `"${this.name}" was withdrawn`)
     this.refreshes++
     await this.sign()

@@ -6,7 +6,7 @@ import { CodedError } from '../errors.js'
 
 /** Stable error codes carried by {@link DiscoveryError}. */
 export const DiscoveryErrorCode = {
-  /** The registry stopped while the query was pending. */
+  /** The registry stopped while the query was pending, or was stopped before the call. */
   SHUTDOWN: 'ERR_DISCOVERY_SHUTDOWN',
   /** The query's deadline (`timeout`) passed first. */
   TIMEOUT: 'ERR_DISCOVERY_TIMEOUT',
@@ -14,13 +14,20 @@ export const DiscoveryErrorCode = {
   NOT_FOUND: 'ERR_DISCOVERY_NOT_FOUND',
   /** The caller's AbortSignal fired; its reason is the `cause`. */
   ABORTED: 'ERR_DISCOVERY_ABORTED',
-  /** A record could not be built: the name, metadata or TTL is out of bounds. */
+  /**
+   * signRecord() could not build a record (its name, metadata or size out of bounds), or a withdrawn
+   * advertisement was refreshed. (Bad arguments of the registry's methods are Node's ERR_INVALID_ARG_*.)
+   */
   INVALID_RECORD: 'ERR_DISCOVERY_INVALID_RECORD',
   /** A dial or request to a provider failed; the transport's error is the `cause`. */
   DIAL_FAILED: 'ERR_DISCOVERY_DIAL_FAILED',
   /** A response was larger than the request helper's `maxResponseBytes`. */
   RESPONSE_TOO_LARGE: 'ERR_DISCOVERY_RESPONSE_TOO_LARGE',
-  /** The wrapped libp2p node has no kad-dht service, or no private key to sign with. */
+  /**
+   * Discovery's packages are not installed (the message names the npm install line), the wrapped
+   * libp2p node has no kad-dht service or no private key to sign with, or a registry made without
+   * a bootstrap (and not as a `firstNode`) knows no peer to ask.
+   */
   NOT_CONFIGURED: 'ERR_DISCOVERY_NOT_CONFIGURED'
 } as const
 

@@ -3,6 +3,10 @@
  * node-msquic's libp2p transport. Providers advertise signed records; clients discover, resolve
  * and watch them, and call them, through an async query layer that never hangs.
  *
+ * Needs `npm install libp2p@3 @libp2p/kad-dht@16 @libp2p/identify@4 @libp2p/ping@3` beside
+ * node-msquic. These are the package's types; at run time the package loads entry.js, which
+ * checks those packages before it loads this module (see entry.ts).
+ *
  * @example
  * ```ts
  * import { ServiceRegistry } from 'node-msquic/discovery'
@@ -14,19 +18,21 @@
  * const client = await ServiceRegistry.create({ bootstrap })
  * const record = await client.resolve('echo', { fanOut: 3, timeout: 2_000 })
  * console.log(new TextDecoder().decode(await client.request(record, '/echo/1', 'hi')))
+ * await Promise.all([client.stop(), provider.stop(), registry.stop()])
  * ```
  * @packageDocumentation
  */
 export {
   ServiceRegistry, Advertisement,
-  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS, NEARBY_TIMEOUT,
+  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, MIN_TTL, MAX_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS, NEARBY_TIMEOUT,
+  DEFAULT_LISTEN, DEFAULT_BOOTSTRAP_TIMEOUT, PUBLISH_TIMEOUT, MAX_METADATA_BYTES, MAX_NAME_BYTES, MAX_MULTIADDRS,
   HEDGE_DELAY, AUTO_HEDGE_QUANTILE, AUTO_HEDGE_MIN, AUTO_HEDGE_SAMPLES,
   type ServiceRegistryOptions, type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions,
   type WatchOptions, type WatchEvent, type RegistryStats, type RequestHandler, type DhtService, type DhtEvent
 } from './registry.js'
 export { ServiceClient, type ServiceClientOptions } from './client.js'
 export {
-  RECORD_NAMESPACE, KEY_PREFIX, SIGNING_DOMAIN, MAX_METADATA_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, MAX_MULTIADDRS,
+  RECORD_NAMESPACE, KEY_PREFIX, SIGNING_DOMAIN, MAX_RECORD_BYTES,
   RecordRejection, nameDigest, nameToCid, recordKey, parseRecordKey, signRecord, verifyRecord, verifyRecordForKey, selectRecord, newer,
   type ServiceRecord, type JsonValue, type RejectionReason
 } from './record.js'

@@ -1,8 +1,12 @@
 /**
- * The ServiceRegistry's constants and option, event and statistics types (registry.ts re-exports
- * them). Types only, and numbers.
+ * The ServiceRegistry's constants, its option, event and statistics types (registry.ts re-exports
+ * them), and the argument checks of every public method of the discovery layer (the one place they
+ * live; imports none of libp2p's packages, so the CLI checks its arguments before loading them).
  */
 import type { Connection, Metrics, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { isIP } from 'node:net'
+import { checkOptions, checkSignal, integer, invalidArgType, invalidArgValue } from '../args.js'
 import type { TransientConnectionManager } from '../limits/transient.js'
 import type { QueryOptions } from './query-layer.js'
 import type { JsonValue, ServiceRecord, nameToCid } from './record.js'
@@ -18,6 +22,21 @@ export const PROVIDERS_PROTOCOL = '/node-msquic/discovery/providers/1.0.0'
 export const DEFAULT_TTL = 10 * 60_000
 /** The shortest TTL advertise() accepts (ms). */
 export const MIN_TTL = 100
+/**
+ * The longest TTL advertise() accepts, and the longest timeout anything takes (ms, about 24.8
+ * days): Node arms no timer longer than 2^31 - 1 ms (a longer one fires after 1 ms).
+ */
+export const MAX_TTL = 2 ** 31 - 1
+/** `metadata` of one record, encoded, at most (bytes). */
+export const MAX_METADATA_BYTES = 1024
+/** A service name, UTF-8, at most (bytes). */
+export const MAX_NAME_BYTES = 255
+/** Addresses in one record, at most. */
+export const MAX_MULTIADDRS = 16
+/** Where ServiceRegistry.create() listens when given no `listen`: loopback, a free port. */
+export const DEFAULT_LISTEN: readonly string[] = ['/ip4/127.0.0.1/udp/0/quic-v1']
+/** How long ServiceRegistry.create() waits for a bootstrap peer to enter the routing table (ms). */
+export const DEFAULT_BOOTSTRAP_TIMEOUT = 10_000
 /** Providers fetched from in parallel by resolve() when it is given no `fanOut`. */
 export const DEFAULT_FAN_OUT = 3
 /** Milliseconds between watch() rounds when it is given no `interval`. */
@@ -81,7 +100,7 @@ export interface ServiceRegistryOptions {
   privateKey?: PrivateKey
   /** The name of the kad-dht service in `libp2p.services`. Default: the first service that looks like kad-dht. */
   dhtService?: string
-  /** Deadline of queries given no `timeout` (ms). Default 5000. */
+  /** Deadline of queries given no `timeout` (ms). Default 5000 (DEFAULT_QUERY_TIMEOUT). */
   queryTimeout?: number
   /** TTL of advertisements given none (ms). Default {@link DEFAULT_TTL}. */
   defaultTtl?: number
@@ -107,14 +126,36 @@ export interface ServiceRegistryOptions {
   now?: () => number
   /** Stop the libp2p node in stop(). Default false (true for ServiceRegistry.create()). */
   stopNode?: boolean
+  /**
+   * @internal Set by ServiceRegistry.create() when it was given no bootstrap and no `firstNode`:
+   * advertise(), resolve(), discover() and watch() fail at once while the node knows no peer.
+   */
+  needsPeer?: boolean
 }
 
 /** Options of {@link ServiceRegistry.create}. */
 export interface ServiceRegistryInit extends ServiceRegistryOptions {
-  /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/udp/0/quic-v1']`. */
-  listen?: string[]
-  /** Registry (or any member) multiaddrs, each with its /p2p/ id, dialled at start. Default none. */
-  bootstrap?: string[]
+  /**
+   * Multiaddrs to listen on: one or an array, each `/ip4|ip6/<address>/udp/<port>/quic-v1` (port 0:
+   * a free one). Default {@link DEFAULT_LISTEN}, loopback only: other hosts need e.g.
+   * `/ip4/0.0.0.0/udp/4001/quic-v1`.
+   */
+  listen?: string | readonly string[]
+  /**
+   * Registry (or any member) multiaddrs dialled at start: one or an array, each
+   * `/ip4|ip6/<address>/udp/<port>/quic-v1`, best with its `/p2p/<peer id>` (the dial is then
+   * authenticated). Checked before anything starts (`ERR_INVALID_ARG_VALUE` names a bad entry).
+   * Default none: then the node is alone until others dial it, and advertise(), resolve(),
+   * discover() and watch() fail at once with `ERR_DISCOVERY_NOT_CONFIGURED` while it knows no
+   * peer, unless `firstNode` says it is meant to be the first node of its network.
+   */
+  bootstrap?: string | ReadonlyArray<string | Multiaddr>
+  /**
+   * This node is the first of its network (others bootstrap from it): with no bootstrap and no
+   * peer yet, its queries wait for peers within their deadline instead of failing at once.
+   * Default false.
+   */
+  firstNode?: boolean
   /** The node's identity. Default: a new Ed25519 key. */
   privateKey?: PrivateKey
   /** The DHT protocol. Default {@link DEFAULT_DHT_PROTOCOL}. */
@@ -135,18 +176,21 @@ export interface ServiceRegistryInit extends ServiceRegistryOptions {
    * `connectionEncrypters` and `streamMuxers` (the benchmark runs the same network over TCP).
    */
   libp2p?: Record<string, unknown>
-  /** Milliseconds to wait at start for the bootstrap peers to enter the routing table. Default 10000. */
+  /** Milliseconds to wait at start for the bootstrap peers to enter the routing table. Default {@link DEFAULT_BOOTSTRAP_TIMEOUT}. */
   bootstrapTimeout?: number
 }
 
 /** Options of advertise(). */
 export interface AdvertiseOptions {
-  /** Published with the record, returned to discoverers as given (≤ 1024 bytes encoded). */
+  /** Published with the record, returned to discoverers as given: JSON or bytes, ≤ {@link MAX_METADATA_BYTES} bytes encoded. */
   metadata?: JsonValue | Uint8Array
-  /** Milliseconds the record lives; it is refreshed at about half of it (with jitter). */
+  /**
+   * Milliseconds the record lives ({@link MIN_TTL} to {@link MAX_TTL}); it is refreshed at about
+   * half of it (with jitter). Default: the registry's `defaultTtl` ({@link DEFAULT_TTL}).
+   */
   ttl?: number
-  /** Addresses to publish. Default: the node's own. */
-  multiaddrs?: string[]
+  /** Addresses to publish, at most {@link MAX_MULTIADDRS}. Default: the node's own. */
+  multiaddrs?: readonly string[]
   /** Deadline of each publication (ms). Default: the registry's query timeout, at least {@link PUBLISH_TIMEOUT}. */
   timeout?: number
   signal?: AbortSignal
@@ -185,7 +229,10 @@ export interface WatchOptions {
   interval?: number
   /** Deadline of each round's discovery (ms). Default: the registry's query timeout. */
   timeout?: number
-  /** Ends the watch (the iterator returns). */
+  /**
+   * Ends the watch: the iterator returns, with no error (a `for await` loop over it just ends, as
+   * after a `break`). The registry's stop() instead fails it with `ERR_DISCOVERY_SHUTDOWN`.
+   */
   signal?: AbortSignal
 }
 
@@ -231,3 +278,206 @@ export interface RegistryStats {
 
 /** A request handler of {@link ServiceRegistry.handle}: the request bytes in, the response out. */
 export type RequestHandler = (request: Uint8Array, context: { peerId: PeerId, connection: Connection }) => Uint8Array | string | Promise<Uint8Array | string>
+
+// --- argument checks -------------------------------------------------------------------------
+// Misuse throws Node's ERR_INVALID_ARG_TYPE (a TypeError), ERR_INVALID_ARG_VALUE (a TypeError) or
+// ERR_OUT_OF_RANGE (a RangeError), through the helpers of ../errors.ts, before anything starts.
+
+/** `value` as a service name: a non-empty string of at most {@link MAX_NAME_BYTES} UTF-8 bytes. */
+export function serviceName (value: unknown, name = 'name'): string {
+  if (typeof value !== 'string') throw invalidArgType(name, 'a string', value, 'argument')
+  if (value.length === 0 || Buffer.byteLength(value) > MAX_NAME_BYTES) {
+    throw invalidArgValue(name, `must be a non-empty string of at most ${MAX_NAME_BYTES} UTF-8 bytes`, value, false, 'argument')
+  }
+  return value
+}
+
+/** A protocol id as libp2p takes it: a string starting with "/" (an argument, or an option `what` says). */
+export function protocolId (value: unknown, name = 'protocol', what: 'option' | 'argument' = 'argument'): string {
+  if (typeof value !== 'string') throw invalidArgType(name, 'a string', value, what)
+  if (!value.startsWith('/') || value.length < 2) throw invalidArgValue(name, 'must be a protocol id such as "/echo/1.0.0"', value, false, what)
+  return value
+}
+
+/** Milliseconds: a number > 0 (or ≥ `min`), at most {@link MAX_TTL} (the longest timer Node arms). */
+export function milliseconds (name: string, value: unknown, min = 0): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'a number of milliseconds', value)
+  if (!(value > 0 && value >= min && value <= MAX_TTL)) {
+    throw invalidArgValue(name, `must be a number of milliseconds ${min > 0 ? `from ${min} to` : '> 0 and at most'} ${MAX_TTL}`, value, true)
+  }
+  return value
+}
+
+/** `options.timeout` and `options.signal` of a query; the options as an object. */
+export function queryOptions<T extends QueryOptions> (options: T | undefined, name = 'options'): T {
+  const checked = checkOptions(options, name)
+  if (checked.timeout !== undefined) milliseconds('timeout', checked.timeout)
+  checkSignal(checked.signal)
+  return checked
+}
+
+/** The size of `metadata` encoded in a record (bytes), or ERR_INVALID_ARG_* if it is neither JSON nor bytes. */
+export function metadataBytes (metadata: unknown): number {
+  if (metadata instanceof Uint8Array) return metadata.byteLength
+  let json: string | undefined
+  try {
+    json = JSON.stringify(metadata)
+  } catch (error) {
+    throw invalidArgValue('metadata', `must be a JSON value or bytes (${(error as Error).message})`, metadata)
+  }
+  if (json === undefined) throw invalidArgType('metadata', 'a JSON value or a Uint8Array', metadata)
+  return Buffer.byteLength(json)
+}
+
+/** advertise()'s arguments: the name, and the options as an object. */
+export function advertiseArguments (name: unknown, options: AdvertiseOptions | undefined): AdvertiseOptions {
+  serviceName(name)
+  const checked = queryOptions(options)
+  if (checked.metadata !== undefined) {
+    const size = metadataBytes(checked.metadata)
+    if (size > MAX_METADATA_BYTES) throw invalidArgValue('metadata', `must be at most ${MAX_METADATA_BYTES} bytes encoded (it is ${size})`, checked.metadata, true)
+  }
+  if (checked.ttl !== undefined) milliseconds('ttl', checked.ttl, MIN_TTL)
+  if (checked.multiaddrs !== undefined) {
+    if (!Array.isArray(checked.multiaddrs) || !checked.multiaddrs.every(a => typeof a === 'string')) throw invalidArgType('multiaddrs', 'an array of strings', checked.multiaddrs)
+    if (checked.multiaddrs.length > MAX_MULTIADDRS) throw invalidArgValue('multiaddrs', `must hold at most ${MAX_MULTIADDRS} addresses`, checked.multiaddrs, true)
+  }
+  if (checked.wait !== undefined && checked.wait !== 'discoverable' && checked.wait !== 'published') {
+    throw invalidArgValue('wait', "must be 'discoverable' or 'published'", checked.wait)
+  }
+  return checked
+}
+
+/** discover()'s arguments. */
+export function discoverArguments (name: unknown, options: DiscoverOptions | undefined): DiscoverOptions {
+  serviceName(name)
+  const checked = queryOptions(options)
+  if (checked.limit !== undefined) integer('limit', checked.limit, { min: 1, infinite: true })
+  return checked
+}
+
+/** resolve()'s arguments. */
+export function resolveArguments (name: unknown, options: ResolveOptions | undefined): ResolveOptions {
+  serviceName(name)
+  const checked = queryOptions(options)
+  if (checked.fanOut !== undefined) integer('fanOut', checked.fanOut, { min: 1 })
+  const hedge: unknown = checked.hedge
+  if (hedge !== undefined && hedge !== 'auto') {
+    if (typeof hedge === 'string') throw invalidArgValue('hedge', "must be 'auto' or a number of milliseconds", hedge)
+    if (typeof hedge !== 'number') throw invalidArgType('hedge', "'auto' or a number", hedge)
+    if (!(hedge >= 0 && hedge <= MAX_TTL)) throw invalidArgValue('hedge', `must be 'auto' or a number of milliseconds from 0 to ${MAX_TTL}`, hedge, true)
+  }
+  return checked
+}
+
+/** watch()'s arguments. */
+export function watchArguments (name: unknown, options: WatchOptions | undefined): WatchOptions {
+  serviceName(name)
+  const checked = queryOptions(options)
+  if (checked.interval !== undefined) milliseconds('interval', checked.interval)
+  return checked
+}
+
+/** The record dial() and request() call: an object with the provider's `peerId` and `multiaddrs`. */
+export function callArguments (record: unknown, protocol: unknown, options: { signal?: AbortSignal, maxResponseBytes?: number } | undefined): void {
+  if (typeof record !== 'object' || record === null) throw invalidArgType('record', 'a ServiceRecord', record, 'argument')
+  const { peerId, multiaddrs } = record as Partial<ServiceRecord>
+  if (typeof peerId !== 'string' || !Array.isArray(multiaddrs)) throw invalidArgValue('record', 'must be a ServiceRecord (with `peerId` and `multiaddrs`)', record, false, 'argument')
+  protocolId(protocol)
+  const checked = checkOptions(options)
+  checkSignal(checked.signal)
+  if (checked.maxResponseBytes !== undefined) integer('maxResponseBytes', checked.maxResponseBytes, { min: 1 })
+}
+
+/** handle()'s arguments. */
+export function handleArguments (protocol: unknown, handler: unknown, options: { maxRequestBytes?: number, maxInboundStreams?: number } | undefined): void {
+  protocolId(protocol)
+  if (typeof handler !== 'function') throw invalidArgType('handler', 'a function', handler, 'argument')
+  const checked = checkOptions(options)
+  if (checked.maxRequestBytes !== undefined) integer('maxRequestBytes', checked.maxRequestBytes, { min: 1 })
+  if (checked.maxInboundStreams !== undefined) integer('maxInboundStreams', checked.maxInboundStreams, { min: 1 })
+}
+
+/** A request() body. */
+export function requestBody (value: unknown): Uint8Array | string {
+  if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw invalidArgType('request', 'a string or a Uint8Array', value, 'argument')
+  return value
+}
+
+const QUIC_ADDRESS = /^\/(ip4|ip6)\/([^/]+)\/udp\/(\d{1,5})\/quic-v1(\/p2p\/[1-9A-HJ-NP-Za-km-z]+)?$/
+
+/**
+ * Multiaddr strings from `value` (undefined, one, or an array of strings or Multiaddr objects).
+ * With `quic` (the registry's own transport), each must be `/ip4|ip6/<address>/udp/<port>/quic-v1`,
+ * optionally with `/p2p/<peer id>`; a port of 0 only for listening. Other transports' addresses
+ * are only checked to be multiaddrs here (libp2p parses them at start).
+ */
+export function multiaddrList (name: string, value: unknown, options: { dial: boolean, quic: boolean }): string[] {
+  if (value === undefined) return []
+  const entries = typeof value === 'string' || isMultiaddrLike(value) ? [value] : value
+  if (!Array.isArray(entries)) throw invalidArgType(name, 'a multiaddr string or an array of them', value)
+  return entries.map((entry: unknown, i) => {
+    const label = typeof value === 'string' || !Array.isArray(value) ? name : `${name}[${i}]`
+    const address = isMultiaddrLike(entry) ? entry.toString() : entry
+    if (typeof address !== 'string') throw invalidArgType(label, 'a multiaddr string', entry)
+    if (!options.quic ? !address.startsWith('/') : !isQuicAddress(address, options.dial)) throw badAddress(label, address, options)
+    return address
+  })
+}
+
+/** The ERR_INVALID_ARG_VALUE of a bad address in `name`: it says the form expected. */
+export function badAddress (name: string, address: unknown, options: { dial: boolean, quic: boolean }): Error {
+  const form = options.quic
+    ? `a QUIC multiaddr such as /ip4/<address>/udp/<port>/quic-v1${options.dial ? '/p2p/<peer id> (what a registry prints as its bootstrap address)' : ' (port 0: a free one)'}`
+    : 'a multiaddr (starting with "/")'
+  return invalidArgValue(name, `must be ${form}`, address)
+}
+
+function isQuicAddress (address: string, dial: boolean): boolean {
+  const match = QUIC_ADDRESS.exec(address)
+  if (match === null) return false
+  const [, family, host, portText] = match
+  const port = Number(portText)
+  return isIP(host) === (family === 'ip4' ? 4 : 6) && port <= 65535 && (port > 0 || !dial)
+}
+
+function isMultiaddrLike (value: unknown): value is Multiaddr {
+  return typeof value === 'object' && value !== null && (value as { bytes?: unknown }).bytes instanceof Uint8Array && typeof (value as object).toString === 'function'
+}
+
+/** A registry's own options (`new ServiceRegistry(libp2p, options)`), checked; the object. */
+export function registryOptions<T extends ServiceRegistryOptions> (options: T | undefined, name = 'options'): T {
+  const checked = checkOptions(options, name)
+  if (checked.queryTimeout !== undefined) milliseconds('queryTimeout', checked.queryTimeout)
+  if (checked.defaultTtl !== undefined) milliseconds('defaultTtl', checked.defaultTtl, MIN_TTL)
+  if (checked.announcePeers !== undefined) integer('announcePeers', checked.announcePeers, { min: 0 })
+  if (checked.nearbyPeers !== undefined) integer('nearbyPeers', checked.nearbyPeers, { min: 0 })
+  if (checked.dhtService !== undefined && typeof checked.dhtService !== 'string') throw invalidArgType('dhtService', 'a string', checked.dhtService)
+  if (checked.privateKey !== undefined && (typeof checked.privateKey !== 'object' || checked.privateKey === null)) throw invalidArgType('privateKey', 'a libp2p PrivateKey', checked.privateKey)
+  if (checked.transient !== undefined && checked.transient !== false && (typeof checked.transient !== 'object' || checked.transient === null)) throw invalidArgType('transient', 'an object or false', checked.transient)
+  if (checked.now !== undefined && typeof checked.now !== 'function') throw invalidArgType('now', 'a function', checked.now)
+  if (checked.stopNode !== undefined && typeof checked.stopNode !== 'boolean') throw invalidArgType('stopNode', 'a boolean', checked.stopNode)
+  return checked
+}
+
+/** ServiceRegistry.create()'s options, checked, with `listen` and `bootstrap` as arrays of strings. */
+export function registryInit (init: ServiceRegistryInit | undefined): ServiceRegistryInit & { listen: string[], bootstrap: string[] } {
+  const checked = registryOptions(init, 'init')
+  for (const key of ['transport', 'dht', 'libp2p'] as const) {
+    const value: unknown = checked[key]
+    if (value !== undefined && (typeof value !== 'object' || value === null)) throw invalidArgType(key, 'an object', value)
+  }
+  // Addresses of other transports (`libp2p.transports`) are libp2p's to parse.
+  const quic = checked.libp2p?.transports === undefined
+  const listen = checked.listen === undefined ? [...DEFAULT_LISTEN] : multiaddrList('listen', checked.listen, { dial: false, quic })
+  if (listen.length === 0) throw invalidArgValue('listen', 'must hold at least one address', checked.listen)
+  const bootstrap = multiaddrList('bootstrap', checked.bootstrap, { dial: true, quic })
+  if (checked.protocol !== undefined) protocolId(checked.protocol, 'protocol', 'option')
+  if (checked.addresses !== undefined && !['all', 'private', 'public'].includes(checked.addresses)) {
+    throw invalidArgValue('addresses', "must be 'all', 'private' or 'public'", checked.addresses)
+  }
+  if (checked.metrics !== undefined && typeof checked.metrics !== 'function') throw invalidArgType('metrics', 'a function (a libp2p metrics factory)', checked.metrics)
+  if (checked.bootstrapTimeout !== undefined) milliseconds('bootstrapTimeout', checked.bootstrapTimeout)
+  if (checked.firstNode !== undefined && typeof checked.firstNode !== 'boolean') throw invalidArgType('firstNode', 'a boolean', checked.firstNode)
+  return { ...checked, listen, bootstrap }
+}

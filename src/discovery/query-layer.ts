@@ -5,6 +5,7 @@
  */
 import { setMaxListeners } from 'node:events'
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
+import { milliseconds } from './options.js'
 
 /** A query's deadline when the caller gives none (ms). kad-dht's own default would be 180 s. */
 export const DEFAULT_QUERY_TIMEOUT = 5_000
@@ -71,7 +72,7 @@ export class Query {
     this.id = id
     this.kind = kind
     const timeout = options.timeout ?? DEFAULT_QUERY_TIMEOUT
-    if (typeof timeout !== 'number' || !(timeout > 0)) throw new RangeError(`timeout must be a positive number of milliseconds, got ${String(timeout)}`)
+    milliseconds('timeout', timeout)
     this.deadline = this.started + timeout
     this.signal = this.#controller.signal
     // One query hands its signal to many DHT sub-queries at once.

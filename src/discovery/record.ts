@@ -13,6 +13,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
+import { MAX_METADATA_BYTES, MAX_MULTIADDRS, MAX_NAME_BYTES, metadataBytes } from './options.js'
 
 /** The namespace of service records in the DHT (the first segment of their keys). */
 export const RECORD_NAMESPACE = 'svc'
@@ -20,14 +21,8 @@ export const RECORD_NAMESPACE = 'svc'
 export const KEY_PREFIX = 'node-msquic/svc/v1/'
 /** Signed before each payload, so a record signature can never be replayed as another message. */
 export const SIGNING_DOMAIN = 'node-msquic/discovery/record/v1\0'
-/** `metadata` of one record, encoded, at most (bytes). */
-export const MAX_METADATA_BYTES = 1024
-/** A service name, UTF-8, at most (bytes). */
-export const MAX_NAME_BYTES = 255
 /** A whole record value on the wire, at most (bytes); larger values are rejected unread. */
 export const MAX_RECORD_BYTES = 8192
-/** Addresses in one record, at most. */
-export const MAX_MULTIADDRS = 16
 
 const RAW_CODEC = 0x55
 const SHA2_256 = 0x12
@@ -102,7 +97,7 @@ export function parseRecordKey (key: Uint8Array): { digest: string, peerId: stri
   return { digest: parts[2], peerId: parts[3] }
 }
 
-/** Checks a name: a non-empty string of at most {@link MAX_NAME_BYTES} bytes. */
+/** Checks a record's name: a non-empty string of at most {@link MAX_NAME_BYTES} bytes (the registry's methods check theirs with serviceName()). */
 export function checkName (name: unknown): string {
   if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > MAX_NAME_BYTES) {
     throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `a service name is a non-empty string of at most ${MAX_NAME_BYTES} bytes`)
@@ -113,7 +108,7 @@ export function checkName (name: unknown): string {
 function encodeMetadata (metadata: ServiceRecord['metadata']): Payload['meta'] {
   if (metadata === undefined) return undefined
   const meta = metadata instanceof Uint8Array ? { bytes: Buffer.from(metadata).toString('base64') } : { json: metadata }
-  const size = metadata instanceof Uint8Array ? metadata.byteLength : Buffer.byteLength(JSON.stringify(metadata) ?? '')
+  const size = metadataBytes(metadata)
   if (size > MAX_METADATA_BYTES) {
     throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `metadata is ${size} bytes encoded; at most ${MAX_METADATA_BYTES}`)
   }

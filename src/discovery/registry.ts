@@ -10,11 +10,12 @@ import type { OperationLimiter } from '../limits/operation-limiter.js'
 import type { TransientConnectionManager } from '../limits/transient.js'
 import { ServiceClient, type ServiceClientOptions } from './client.js'
 import { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
-import { Query, QueryLayer, Reputation, outcomeOf, type QueryOptions, type QueryOutcome } from './query-layer.js'
+import { DEFAULT_QUERY_TIMEOUT, Query, QueryLayer, Reputation, outcomeOf, type QueryOptions, type QueryOutcome } from './query-layer.js'
 import {
-  RECORD_NAMESPACE, RecordRejection, checkName, nameToCid, newer, recordKey, selectRecord, signRecord,
+  RECORD_NAMESPACE, RecordRejection, nameToCid, newer, recordKey, selectRecord, signRecord,
   verifyRecordForKey, MAX_RECORD_BYTES, type ServiceRecord
 } from './record.js'
+import { loadPeers } from './peers.js'
 import { Telemetry, loadTracing } from './telemetry.js'
 import { ownTransientConnections } from './transient.js'
 import { Advertisement } from './advertisement.js'
@@ -23,12 +24,15 @@ import { compactMemoryDatastore } from './datastore.js'
 import { answerProviders, nearbyProviders, localProviders, type NearbyContext } from './nearby.js'
 import { exchange, readAll } from './wire.js'
 import {
-  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, MIN_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, HEDGE_DELAY,
-  AUTO_HEDGE_QUANTILE, AUTO_HEDGE_MIN, AUTO_HEDGE_SAMPLES,
+  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, HEDGE_DELAY,
+  AUTO_HEDGE_QUANTILE, AUTO_HEDGE_MIN, AUTO_HEDGE_SAMPLES, DEFAULT_BOOTSTRAP_TIMEOUT,
   PUBLISH_TIMEOUT, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
   type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions, type WatchOptions,
-  type WatchEvent, type RegistryStats, type RequestHandler
+  type WatchEvent, type RegistryStats, type RequestHandler,
+  advertiseArguments, badAddress, callArguments, discoverArguments, handleArguments, milliseconds, multiaddrList, protocolId,
+  registryInit, registryOptions, requestBody, resolveArguments, serviceName, watchArguments
 } from './options.js'
+import { checkOptions, invalidArgType } from '../errors.js'
 
 export * from './options.js'
 export { Advertisement } from './advertisement.js'
@@ -74,6 +78,7 @@ export class ServiceRegistry {
   readonly #defaultTtl: number
   readonly #now: () => number
   readonly #stopNode: boolean
+  readonly #needsPeer: boolean
   readonly #stopping = new AbortController()
   readonly #advertisements = new Map<string, Advertisement>()
   readonly #clients = new Set<ServiceClient>()
@@ -88,6 +93,8 @@ export class ServiceRegistry {
    * run them (use {@link ServiceRegistry.dhtOptions} when you build the node).
    */
   constructor (libp2p: Libp2p, options: ServiceRegistryOptions = {}) {
+    if (typeof libp2p !== 'object' || libp2p === null || typeof libp2p.services !== 'object') throw invalidArgType('libp2p', 'a libp2p node', libp2p, 'argument')
+    options = registryOptions(options)
     this.libp2p = libp2p
     const services = libp2p.services as Record<string, unknown>
     const dht = (options.dhtService !== undefined ? services[options.dhtService] : Object.values(services).find(s => typeof (s as DhtService)?.findProviders === 'function' && typeof (s as DhtService)?.put === 'function')) as DhtService | undefined
@@ -96,14 +103,13 @@ export class ServiceRegistry {
     const privateKey = options.privateKey ?? (libp2p as unknown as { components?: { privateKey?: PrivateKey } }).components?.privateKey
     if (privateKey === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_CONFIGURED, 'no private key to sign records with: pass options.privateKey')
     this.#privateKey = privateKey
-    this.#timeout = options.queryTimeout ?? 5_000
+    this.#timeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
     this.#announcePeers = options.announcePeers ?? DEFAULT_ANNOUNCE_PEERS
-    if (!Number.isInteger(this.#announcePeers) || this.#announcePeers < 0) throw new RangeError(`announcePeers must be a non-negative integer, got ${String(options.announcePeers)}`)
     this.#nearbyPeers = options.nearbyPeers ?? NEARBY_PEERS
-    if (!Number.isInteger(this.#nearbyPeers) || this.#nearbyPeers < 0) throw new RangeError(`nearbyPeers must be a non-negative integer, got ${String(options.nearbyPeers)}`)
     this.#defaultTtl = options.defaultTtl ?? DEFAULT_TTL
     this.#now = options.now ?? Date.now
     this.#stopNode = options.stopNode ?? false
+    this.#needsPeer = options.needsPeer ?? false
     // Records of this namespace are checked (and counted when refused) wherever this node stores or reads them.
     // The registry's validator replaces the default one (it counts refusals and reads the
     // registry's clock); a validator of the application's own is kept, and its refusals counted.
@@ -159,14 +165,26 @@ export class ServiceRegistry {
   /**
    * Starts a libp2p node on node-msquic with kad-dht (server mode, a private protocol), identify
    * and ping, dials the bootstrap peers, and returns its registry. Needs libp2p, @libp2p/kad-dht,
-   * @libp2p/identify and @libp2p/ping installed (optional peer dependencies of node-msquic).
+   * @libp2p/identify and @libp2p/ping installed (optional peer dependencies of node-msquic):
+   * without them it rejects with `ERR_DISCOVERY_NOT_CONFIGURED` naming the npm install line. Every
+   * option is checked before anything starts.
    */
-  static async create (init: ServiceRegistryInit = {}): Promise<ServiceRegistry> {
-    const [{ createLibp2p }, { kadDHT }, { identify }, { ping }, { msquic }] = await Promise.all([
+  static async create (options: ServiceRegistryInit = {}): Promise<ServiceRegistry> {
+    const init = registryInit(options)
+    const [{ createLibp2p }, { kadDHT }, { identify }, { ping }, { msquic }] = await loadPeers('ServiceRegistry.create()', async () => await Promise.all([
       import('libp2p'), import('@libp2p/kad-dht'), import('@libp2p/identify'), import('@libp2p/ping'), import('../libp2p/index.js')
-    ]).catch((error: Error) => {
-      throw new DiscoveryError(DiscoveryErrorCode.NOT_CONFIGURED, `ServiceRegistry.create() needs libp2p, @libp2p/kad-dht, @libp2p/identify and @libp2p/ping installed (${error.message})`, { cause: error })
-    })
+    ]))
+    // What registryInit()'s syntax check leaves to libp2p's parsers (a peer id that does not parse).
+    for (const name of ['listen', 'bootstrap'] as const) {
+      init[name].forEach((address, i) => {
+        try {
+          const peer = multiaddr(address).getComponents().find(c => c.name === 'p2p')?.value
+          if (peer !== undefined) peerIdFromString(peer)
+        } catch {
+          throw badAddress(Array.isArray(options[name]) ? `${name}[${i}]` : name, address, { dial: name === 'bootstrap', quic: init.libp2p?.transports === undefined })
+        }
+      })
+    }
     await loadTracing()
     const { services: extraServices, ...libp2pOptions } = init.libp2p ?? {}
     const datastore = await compactMemoryDatastore()
@@ -174,7 +192,7 @@ export class ServiceRegistry {
       privateKey: init.privateKey,
       // Records kept in buffers of their own size (see datastore.ts); a `libp2p.datastore` wins.
       ...(datastore !== undefined ? { datastore } : {}),
-      addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/udp/0/quic-v1'] },
+      addresses: { listen: init.listen },
       transports: [msquic(init.transport)],
       connectionMonitor: { enabled: false },
       // A registry is dialled by every member as it joins: js-libp2p's defaults (5 new
@@ -189,9 +207,9 @@ export class ServiceRegistry {
         ...(extraServices as Record<string, any> ?? {})
       }
     } as any)
-    const registry = new ServiceRegistry(node as unknown as Libp2p, { ...init, stopNode: init.stopNode ?? true })
+    const registry = new ServiceRegistry(node as unknown as Libp2p, { ...init, stopNode: init.stopNode ?? true, needsPeer: init.bootstrap.length === 0 && init.firstNode !== true })
     try {
-      await registry.bootstrap(init.bootstrap ?? [], { timeout: init.bootstrapTimeout })
+      await registry.bootstrap(init.bootstrap, { timeout: init.bootstrapTimeout })
     } catch (error) {
       await registry.stop()
       throw error
@@ -204,8 +222,12 @@ export class ServiceRegistry {
     return this.libp2p.peerId
   }
 
-  /** The node's addresses, each ending in /p2p/<peer id>: what others bootstrap from. */
+  /**
+   * The node's addresses, each ending in /p2p/<peer id>: what others bootstrap from. Throws
+   * `ERR_DISCOVERY_SHUTDOWN` once stopped (the node listens nowhere then).
+   */
   get multiaddrs (): Multiaddr[] {
+    this.#refuseIfStopped('multiaddrs')
     return this.libp2p.getMultiaddrs()
   }
 
@@ -215,14 +237,23 @@ export class ServiceRegistry {
   }
 
   /**
-   * Dials `addrs` and waits until at least one peer is in the DHT routing table (ms `timeout`,
-   * default 10000). Resolves at once for an empty list.
+   * Dials `addrs` (one multiaddr or an array) and waits until at least one peer is in the DHT
+   * routing table (ms `timeout`, default {@link DEFAULT_BOOTSTRAP_TIMEOUT}). Resolves at once for
+   * an empty list.
    */
-  async bootstrap (addrs: Array<string | Multiaddr>, options: { timeout?: number } = {}): Promise<void> {
-    if (addrs.length === 0) return
-    const timeout = options.timeout ?? 10_000
+  async bootstrap (addrs: string | Multiaddr | ReadonlyArray<string | Multiaddr>, options: { timeout?: number } = {}): Promise<void> {
+    const addresses = multiaddrList('addrs', addrs, { dial: true, quic: false }).map((address, i) => {
+      try {
+        return multiaddr(address)
+      } catch {
+        throw badAddress(Array.isArray(addrs) ? `addrs[${i}]` : 'addrs', address, { dial: true, quic: false })
+      }
+    })
+    const timeout = milliseconds('timeout', checkOptions(options).timeout ?? DEFAULT_BOOTSTRAP_TIMEOUT)
+    this.#refuseIfStopped('bootstrap()')
+    if (addresses.length === 0) return
     const signal = AbortSignal.timeout(timeout)
-    const results = await Promise.allSettled(addrs.map(async addr => await this.libp2p.dial(typeof addr === 'string' ? multiaddr(addr) : addr, { signal })))
+    const results = await Promise.allSettled(addresses.map(async addr => await this.libp2p.dial(addr, { signal })))
     if (results.every(r => r.status === 'rejected')) {
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `no bootstrap peer answered: ${(results[0] as PromiseRejectedResult).reason?.message}`, { cause: (results[0] as PromiseRejectedResult).reason })
     }
@@ -266,14 +297,11 @@ export class ServiceRegistry {
    * published with `wait: 'published'` (see AdvertiseOptions.wait and `advertisement.published`).
    */
   async advertise (name: string, options: AdvertiseOptions = {}): Promise<Advertisement> {
-    checkName(name)
+    options = advertiseArguments(name, options)
+    this.#refuseQuery('advertise()')
     const ttl = options.ttl ?? this.#defaultTtl
-    if (typeof ttl !== 'number' || !(ttl >= MIN_TTL)) throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `ttl must be at least ${MIN_TTL} ms, got ${String(ttl)}`)
-    if (options.wait !== undefined && options.wait !== 'discoverable' && options.wait !== 'published') {
-      throw new TypeError(`wait must be 'discoverable' or 'published', got ${String(options.wait)}`)
-    }
     const previous = this.#advertisements.get(name)
-    const advertisement = new Advertisement(this, name, options.metadata, ttl, options.multiaddrs, previous?.record?.sequence ?? 0)
+    const advertisement = new Advertisement(this, name, options.metadata, ttl, options.multiaddrs?.slice(), previous?.record?.sequence ?? 0)
     // Checks the metadata before anything is published.
     await advertisement.sign()
     previous?.cancel()
@@ -515,9 +543,15 @@ export class ServiceRegistry {
    * Live records of `name` as they are found: deduplicated by provider, verified, expired and
    * withdrawn ones left out. Ends when the DHT query ends, at `limit`, or at the deadline (which
    * throws `ERR_DISCOVERY_TIMEOUT` only if nothing was found). Breaking out cancels the query.
+   * Bad arguments throw at the call, as do a stopped registry and one that knows no peer.
    */
-  async * discover (name: string, options: DiscoverOptions = {}): AsyncGenerator<ServiceRecord, void, undefined> {
-    checkName(name)
+  discover (name: string, options: DiscoverOptions = {}): AsyncGenerator<ServiceRecord, void, undefined> {
+    options = discoverArguments(name, options)
+    this.#refuseQuery('discover()')
+    return this.#discover(name, options)
+  }
+
+  async * #discover (name: string, options: DiscoverOptions): AsyncGenerator<ServiceRecord, void, undefined> {
     const limit = options.limit ?? Infinity
     const query = this.queries.begin('discover', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
     const span = this.#telemetry.span('discovery.discover', { 'discovery.name': name })
@@ -581,13 +615,10 @@ export class ServiceRegistry {
    * `ERR_DISCOVERY_NOT_FOUND`, `ERR_DISCOVERY_TIMEOUT`, `ERR_DISCOVERY_ABORTED` or `ERR_DISCOVERY_SHUTDOWN`.
    */
   async resolve (name: string, options: ResolveOptions = {}): Promise<ServiceRecord> {
-    checkName(name)
+    options = resolveArguments(name, options)
+    this.#refuseQuery('resolve()')
     const fanOut = options.fanOut ?? DEFAULT_FAN_OUT
-    if (!Number.isInteger(fanOut) || fanOut < 1) throw new RangeError(`fanOut must be a positive integer, got ${String(fanOut)}`)
     const hedgeOption = options.hedge ?? 'auto'
-    if (hedgeOption !== 'auto' && (typeof hedgeOption !== 'number' || !(hedgeOption >= 0) || hedgeOption === Infinity)) {
-      throw new RangeError(`hedge must be 'auto' or a finite number of milliseconds ≥ 0, got ${String(hedgeOption)}`)
-    }
     const hedge = fanOut === 1 ? 0 : hedgeOption === 'auto' ? this.#autoHedge() : hedgeOption
     const own = this.#own(name)
     const query = this.queries.begin('resolve', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
@@ -691,19 +722,31 @@ export class ServiceRegistry {
   /**
    * Changes of `name`'s providers, polled every `interval` (with jitter): `added` for a new
    * provider, `updated` for a newer record, `gone` when its record expires, is withdrawn or can no
-   * longer be found. Ends when `signal` aborts or the registry stops.
+   * longer be found. When `signal` aborts the iterator returns (no error: a `for await` loop just
+   * ends); when the registry stops it throws `ERR_DISCOVERY_SHUTDOWN`, as every query in flight does.
+   * Bad arguments throw at the call, as do a stopped registry and one that knows no peer.
    */
-  async * watch (name: string, options: WatchOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
-    checkName(name)
+  watch (name: string, options: WatchOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
+    options = watchArguments(name, options)
+    this.#refuseQuery('watch()')
+    return this.#watch(name, options)
+  }
+
+  async * #watch (name: string, options: WatchOptions): AsyncGenerator<WatchEvent, void, undefined> {
     const interval = options.interval ?? DEFAULT_WATCH_INTERVAL
     const stop = options.signal === undefined ? this.#stopping.signal : AbortSignal.any([options.signal, this.#stopping.signal])
+    // The caller's abort ends the watch quietly; the registry's stop fails it, as it fails queries.
+    const ended = (): boolean => {
+      if (this.#stopping.signal.aborted) throw this.#shutdown('watch()')
+      return stop.aborted
+    }
     const known = new Map<string, ServiceRecord>()
-    while (!stop.aborted) {
+    while (!ended()) {
       const current = new Map<string, ServiceRecord>()
       try {
-        for await (const record of this.discover(name, { timeout: options.timeout ?? this.#timeout, signal: stop })) current.set(record.peerId, record)
+        for await (const record of this.#discover(name, { timeout: options.timeout ?? this.#timeout, signal: stop })) current.set(record.peerId, record)
       } catch (error) {
-        if (stop.aborted) return
+        if (ended()) return
         // A round that failed says nothing about who is gone; try again next round.
         if (!isDiscoveryError(error, DiscoveryErrorCode.TIMEOUT) && !isDiscoveryError(error, DiscoveryErrorCode.NOT_FOUND)) throw error
         if (isDiscoveryError(error, DiscoveryErrorCode.TIMEOUT)) for (const [peer, record] of known) current.set(peer, record)
@@ -735,6 +778,8 @@ export class ServiceRegistry {
 
   /** Opens a stream for `protocol` to the provider of `record` (its addresses, then its id). */
   async dial (record: ServiceRecord, protocol: string, options: { signal?: AbortSignal } = {}): Promise<Stream> {
+    callArguments(record, protocol, options)
+    this.#refuseIfStopped('dial()')
     const peer = peerIdFromString(record.peerId)
     const target = this.libp2p.getConnections(peer).length > 0 || record.multiaddrs.length === 0
       ? peer
@@ -751,6 +796,8 @@ export class ServiceRegistry {
    * write side closed after the request) and resolves with the whole response.
    */
   async request (record: ServiceRecord, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number } = {}): Promise<Uint8Array> {
+    callArguments(record, protocol, options)
+    requestBody(request)
     const stream = await this.dial(record, protocol, options)
     return await this.#exchange(stream, request, options)
   }
@@ -780,8 +827,14 @@ export class ServiceRegistry {
     }
   }
 
-  /** Answers request() calls on `protocol`: each stream's bytes in, the handler's answer out. */
+  /**
+   * Answers request() calls on `protocol`: each stream's bytes in, the handler's answer out
+   * (`handler(request, { peerId, connection })`; what it returns or resolves with is sent back, and
+   * a throw resets the stream).
+   */
   async handle (protocol: string, handler: RequestHandler, options: { maxRequestBytes?: number, maxInboundStreams?: number } = {}): Promise<void> {
+    handleArguments(protocol, handler, options)
+    this.#refuseIfStopped('handle()')
     await this.libp2p.handle(protocol, async (stream, connection) => {
       try {
         const request = await readAll(stream, options.maxRequestBytes ?? DEFAULT_MAX_MESSAGE_BYTES)
@@ -800,6 +853,9 @@ export class ServiceRegistry {
    * sees them, and every call takes its class permit from one {@link OperationLimiter} first.
    */
   client (name: string, options: ServiceClientOptions & { limiter?: OperationLimiter }): ServiceClient {
+    serviceName(name)
+    protocolId(checkOptions(options).protocol, 'protocol', 'option')
+    this.#refuseIfStopped('client()')
     const client = new ServiceClient(this, name, options, () => this.#clients.delete(client))
     this.#clients.add(client)
     return client
@@ -822,9 +878,36 @@ export class ServiceRegistry {
       this.#detachTransient?.()
       await this.libp2p.unhandle(RECORD_PROTOCOL).catch(() => {})
       await this.libp2p.unhandle(PROVIDERS_PROTOCOL).catch(() => {})
-      if (this.#stopNode) await this.libp2p.stop()
+      if (this.#stopNode) {
+        await this.libp2p.stop()
+        // js-libp2p's address manager debounces a peer-store update by 1 s when the transport's
+        // listeners close (in stop()); that timer alone held the process a second after stop().
+        const addressManager = (this.libp2p as unknown as { components?: { addressManager?: { _updatePeerStoreAddresses?: { stop?: () => void } } } }).components?.addressManager
+        addressManager?._updatePeerStoreAddresses?.stop?.()
+      }
     })()
     return await this.#stopped
+  }
+
+  /** The error of a call on a stopped registry. */
+  #shutdown (what: string): DiscoveryError {
+    return new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry is stopped; ${what} refused`)
+  }
+
+  #refuseIfStopped (what: string): void {
+    if (this.#stopped !== undefined) throw this.#shutdown(what)
+  }
+
+  /**
+   * A query is refused on a stopped registry, and on one made without a bootstrap (and not as a
+   * `firstNode`) that knows no peer: it could only wait for its deadline (30 s for a publication).
+   */
+  #refuseQuery (what: string): void {
+    this.#refuseIfStopped(what)
+    if (!this.#needsPeer || (this.#dht.routingTable?.size ?? 0) > 0 || this.libp2p.getConnections().length > 0) return
+    throw new DiscoveryError(DiscoveryErrorCode.NOT_CONFIGURED,
+      `${what} needs a peer and this registry knows none: pass \`bootstrap\` (a registry's address, as \`node-msquic registry\` prints it) ` +
+      'to ServiceRegistry.create(), or `firstNode: true` for the first node of a network')
   }
 
   /** The DiscoveryError a query failed with (its own reason when its signal fired first). */

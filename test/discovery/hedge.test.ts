@@ -80,8 +80,11 @@ describe('resolve() with a hedge', () => {
 
   it('refuses a bad hedge', async () => {
     const registry = await net.bootstrap()
-    for (const hedge of [-1, Infinity, Number.NaN, '5', 'automatic']) {
-      await expect(registry.resolve('x', { hedge: hedge as number })).rejects.toThrow(RangeError)
+    for (const hedge of [-1, Infinity, Number.NaN]) {
+      await expect(registry.resolve('x', { hedge })).rejects.toMatchObject({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
+    }
+    for (const hedge of ['5', 'automatic']) {
+      await expect(registry.resolve('x', { hedge: hedge as 'auto' })).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' })
     }
   })
 })

@@ -40,7 +40,7 @@ describe('ServiceRegistry', () => {
     const record = await c.resolve('bytes')
     expect(record.metadata).toBeInstanceOf(Uint8Array)
     expect([...(record.metadata as Uint8Array)]).toEqual([1, 2, 3])
-    await expect(p.advertise('big', { metadata: 'x'.repeat(MAX_METADATA_BYTES + 10) })).rejects.toMatchObject({ code: DiscoveryErrorCode.INVALID_RECORD })
+    await expect(p.advertise('big', { metadata: 'x'.repeat(MAX_METADATA_BYTES + 10) })).rejects.toMatchObject({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
   })
 
   it('withdraws: the provider is skipped; an unknown name is ERR_DISCOVERY_NOT_FOUND', async () => {
