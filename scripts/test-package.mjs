@@ -142,51 +142,42 @@ function runEcho (dir, node, env) {
 
 // --- 1. prebuilt: no compiler on PATH ------------------------------------------------------------
 const toolchain = ['cc', 'gcc', 'g++', 'c++', 'clang', 'clang++', 'cmake', 'make', 'ninja', 'cargo']
-const expectedSha = createHash('sha256').update(readFileSync(join(root, prebuild.path))).digest('hex')
 const installs = {}
-for (const major of [22, 24]) {
+
+/** Installs the tarball with `node` and nothing but npm on PATH; the echo must run on `expected`. */
+function installPrebuilt (name, label, node, expected) {
   // PATH is one folder holding node, npm and the shell npm runs scripts with, nothing else.
-  const bin = join(work, `bin-${major}`)
+  const bin = join(work, `bin-${name}`)
   mkdirSync(bin)
-  symlinkSync(nodes[major], join(bin, 'node'))
-  symlinkSync(npmCli, join(bin, 'npm'))
-  symlinkSync(shell, join(bin, 'sh'))
-  const env = { ...cleanEnv, PATH: bin }
-  const present = toolchain.filter(tool => which(tool, env.PATH) !== undefined)
-  if (present.length > 0) fail(`the reduced PATH still finds ${present.join(', ')}`)
-
-  log(`Node ${major}: npm install <tarball> with only node and npm on PATH`)
-  const { dir, ms } = install(`prebuilt-${major}`, nodes[major], env)
-  const installed = join(dir, 'node_modules', 'node-msquic')
-  if (existsSync(join(installed, 'build'))) fail(`Node ${major}: the install compiled (build/ exists)`)
-  if (existsSync(join(installed, 'deps', 'msquic', 'source'))) fail(`Node ${major}: the install unpacked MsQuic's sources`)
-  const result = runEcho(dir, nodes[major], env)
-  log(`Node ${major}: installed in ${seconds(ms)}; ${result.node} echoed through ${result.addon}, sha256 ${result.sha256}`)
-  if (result.addon !== prebuild.path) fail(`Node ${major} loaded ${result.addon}, not ${prebuild.path}`)
-  if (result.sha256 !== expectedSha) fail(`Node ${major} loaded a file that differs from the packed prebuild`)
-  installs[major] = ms
-}
-
-// --- 2. prebuilt on musl, off Alpine and without LIBC ---------------------------------------------
-{
-  const musl = runtime('linux-x64-musl')
-  const bin = join(work, 'bin-musl')
-  mkdirSync(bin)
-  symlinkSync(musl.argv[0], join(bin, 'node'))
+  symlinkSync(node, join(bin, 'node'))
   symlinkSync(npmCli, join(bin, 'npm'))
   symlinkSync(shell, join(bin, 'sh'))
   const env = { ...cleanEnv, PATH: bin }
   delete env.LIBC
-  if (existsSync('/etc/alpine-release')) fail('this system is Alpine: the musl install would not test the loader\'s own detection')
-  log(`${musl.label}: npm install <tarball> with only node and npm on PATH, no LIBC`)
-  const { dir, ms } = install('prebuilt-musl', musl.argv[0], env)
-  if (existsSync(join(dir, 'node_modules', 'node-msquic', 'build'))) fail('musl: the install compiled (build/ exists)')
-  const result = runEcho(dir, musl.argv[0], env)
-  log(`musl: installed in ${seconds(ms)}; ${result.node} echoed through ${result.addon}, sha256 ${result.sha256}`)
-  if (result.addon !== muslPrebuild.path) fail(`the musl Node loaded ${result.addon}, not ${muslPrebuild.path}`)
-  if (result.sha256 !== createHash('sha256').update(readFileSync(join(root, muslPrebuild.path))).digest('hex')) fail('the musl Node loaded a file that differs from the packed prebuild')
-  installs.musl = ms
+  const present = toolchain.filter(tool => which(tool, env.PATH) !== undefined)
+  if (present.length > 0) fail(`the reduced PATH still finds ${present.join(', ')}`)
+
+  log(`${label}: npm install <tarball> with only node and npm on PATH`)
+  const { dir, ms } = install(`prebuilt-${name}`, node, env)
+  const installed = join(dir, 'node_modules', 'node-msquic')
+  if (existsSync(join(installed, 'build'))) fail(`${label}: the install compiled (build/ exists)`)
+  if (existsSync(join(installed, 'deps', 'msquic', 'source'))) fail(`${label}: the install unpacked MsQuic's sources`)
+  const result = runEcho(dir, node, env)
+  log(`${label}: installed in ${seconds(ms)}; ${result.node} echoed through ${result.addon}, sha256 ${result.sha256}`)
+  if (result.addon !== expected.path) fail(`${label} loaded ${result.addon}, not ${expected.path}`)
+  if (result.sha256 !== createHash('sha256').update(readFileSync(join(root, expected.path))).digest('hex')) {
+    fail(`${label} loaded a file that differs from the packed prebuild`)
+  }
+  installs[name] = ms
 }
+
+for (const major of [22, 24]) installPrebuilt(major, `Node ${major}`, nodes[major], prebuild)
+
+// --- 2. prebuilt on musl, off Alpine and without LIBC ---------------------------------------------
+// As on Void, or a musl Node copied into a glibc image: node-gyp-build alone would pick the glibc file.
+if (existsSync('/etc/alpine-release')) fail('this system is Alpine: the musl install would not test the loader\'s own detection')
+const musl = runtime('linux-x64-musl')
+installPrebuilt('musl', musl.label, musl.argv[0], muslPrebuild)
 
 // --- 3. from source: compilers present, cargo hidden, nothing cached -----------------------------
 const stubs = join(work, 'stubs')
