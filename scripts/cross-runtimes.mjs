@@ -41,7 +41,12 @@ function once (dir, fill) {
   const tmp = `${dir}.tmp-${process.pid}`
   rmSync(tmp, { recursive: true, force: true })
   mkdirSync(tmp, { recursive: true })
-  fill(tmp)
+  try {
+    fill(tmp)
+  } catch (error) {
+    rmSync(tmp, { recursive: true, force: true })
+    throw error
+  }
   writeFileSync(join(tmp, '.complete'), '')
   rmSync(dir, { recursive: true, force: true })
   renameSync(tmp, dir)
