@@ -20,6 +20,10 @@ set(MSQUIC_C_FLAGS "-fvisibility=hidden")
 if(MSQUIC_SANITIZE)
   string(APPEND MSQUIC_C_FLAGS " -fsanitize=${MSQUIC_SANITIZE} -fno-omit-frame-pointer")
 endif()
+# What a cross toolchain needs added (scripts/cross-toolchain.mjs: musl's headers under -Werror).
+if(CMAKE_CROSSCOMPILING AND NODE_MSQUIC_CROSS_C_FLAGS)
+  string(APPEND MSQUIC_C_FLAGS " ${NODE_MSQUIC_CROSS_C_FLAGS}")
+endif()
 # Everything that changes the produced archive goes into the cache key.
 set(MSQUIC_OPTIONS
   -DCMAKE_BUILD_TYPE=${MSQUIC_BUILD_TYPE}
@@ -39,14 +43,46 @@ if(MSQUIC_SANITIZE MATCHES "thread")
   # every reuse of an address looks like a race.
   list(APPEND MSQUIC_OPTIONS -DQUIC_ENABLE_POOL_ALLOC=OFF)
 endif()
+# A cross build (a toolchain file, e.g. scripts/cross-toolchain.mjs's for a zig target) builds MsQuic
+# with the same toolchain. MsQuic's CMake picks quictls' target from CMAKE_TARGET_ARCHITECTURE, which
+# only its own build script sets: without it quictls configures itself for the host (x86 assembly in
+# an arm64 build). ONEBRANCH makes it pass GNU_MACHINE as quictls' cross prefix (`<prefix>-gcc`, as
+# upstream's cross builds do). These paths are not part of the key: the target and compiler are.
+set(MSQUIC_CROSS_OPTIONS "")
+set(MSQUIC_TARGET_KEY "")
+if(CMAKE_CROSSCOMPILING)
+  list(APPEND MSQUIC_CROSS_OPTIONS "-DCMAKE_TOOLCHAIN_FILE=${CMAKE_TOOLCHAIN_FILE}")
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+    set(MSQUIC_TARGET_ARCHITECTURE arm64)
+  elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|amd64|AMD64)$")
+    set(MSQUIC_TARGET_ARCHITECTURE x64)
+  else()
+    message(FATAL_ERROR "MsQuic cross build: no quictls target for CMAKE_SYSTEM_PROCESSOR=${CMAKE_SYSTEM_PROCESSOR}")
+  endif()
+  list(APPEND MSQUIC_CROSS_OPTIONS -DCMAKE_TARGET_ARCHITECTURE=${MSQUIC_TARGET_ARCHITECTURE} -DONEBRANCH=ON)
+  if(GNU_MACHINE)
+    list(APPEND MSQUIC_CROSS_OPTIONS "-DGNU_MACHINE=${GNU_MACHINE}")
+  endif()
+  # NODE_MSQUIC_CROSS_TRIPLE: zig's triple (with the glibc version), set by the generated toolchain file.
+  set(MSQUIC_TARGET_KEY "${CMAKE_SYSTEM_NAME};${MSQUIC_TARGET_ARCHITECTURE};${NODE_MSQUIC_CROSS_TRIPLE};${CMAKE_C_COMPILER_TARGET}")
+endif()
 # Our patches to the sources (scripts/fetch-msquic.mjs records which it applied).
 set(MSQUIC_PATCHES "")
 if(EXISTS "${MSQUIC_SOURCE_DIR}/.node-msquic-patches")
   file(READ "${MSQUIC_SOURCE_DIR}/.node-msquic-patches" MSQUIC_PATCHES)
   string(STRIP "${MSQUIC_PATCHES}" MSQUIC_PATCHES)
 endif()
-string(SHA256 MSQUIC_KEY "${MSQUIC_VERSION};${MSQUIC_PATCHES};${MSQUIC_OPTIONS};${CMAKE_C_COMPILER_ID};${CMAKE_C_COMPILER_VERSION};${CMAKE_SYSTEM_PROCESSOR}")
+set(MSQUIC_KEY_INPUT "${MSQUIC_VERSION};${MSQUIC_PATCHES};${MSQUIC_OPTIONS};${CMAKE_C_COMPILER_ID};${CMAKE_C_COMPILER_VERSION};${CMAKE_SYSTEM_PROCESSOR}")
+if(CMAKE_CROSSCOMPILING)
+  # Only then: host builds keep the key (and the cache entries) they had.
+  string(APPEND MSQUIC_KEY_INPUT ";${MSQUIC_TARGET_KEY}")
+endif()
+string(SHA256 MSQUIC_KEY "${MSQUIC_KEY_INPUT}")
 string(SUBSTRING "${MSQUIC_KEY}" 0 12 MSQUIC_KEY)
+# Cross builds name their target in the folder too (msquic-<version>-aarch64-linux-musl-<key>).
+if(CMAKE_CROSSCOMPILING AND NODE_MSQUIC_CROSS_TRIPLE)
+  set(MSQUIC_KEY "${NODE_MSQUIC_CROSS_TRIPLE}-${MSQUIC_KEY}")
+endif()
 
 if(DEFINED ENV{NODE_MSQUIC_CACHE})
   set(MSQUIC_CACHE_ROOT "$ENV{NODE_MSQUIC_CACHE}")
@@ -65,14 +101,18 @@ if(NOT EXISTS "${MSQUIC_PREFIX}/lib/libmsquic.a")
   cmake_host_system_information(RESULT MSQUIC_JOBS QUERY NUMBER_OF_LOGICAL_CORES)
   execute_process(
     COMMAND ${CMAKE_COMMAND} -S "${MSQUIC_SOURCE_DIR}" -B "${MSQUIC_WORK}/build"
-      -G "${CMAKE_GENERATOR}" ${MSQUIC_OPTIONS}
+      -G "${CMAKE_GENERATOR}" ${MSQUIC_OPTIONS} ${MSQUIC_CROSS_OPTIONS}
       "-DCMAKE_INSTALL_PREFIX=${MSQUIC_WORK}/install"
     RESULT_VARIABLE MSQUIC_RESULT)
   if(NOT MSQUIC_RESULT EQUAL 0)
     message(FATAL_ERROR "MsQuic configure failed (${MSQUIC_RESULT})")
   endif()
+  # CMake exports CC and CXX while it configures this project; the build below must not see them, as a
+  # standalone `cmake --build` would not: quictls' Configure takes CC from the environment, and for
+  # arm64 prefixes it with the cross prefix (GNU_MACHINE), which makes a path that does not exist.
   execute_process(
-    COMMAND ${CMAKE_COMMAND} --build "${MSQUIC_WORK}/build" --parallel ${MSQUIC_JOBS}
+    COMMAND ${CMAKE_COMMAND} -E env --unset=CC --unset=CXX
+      ${CMAKE_COMMAND} --build "${MSQUIC_WORK}/build" --parallel ${MSQUIC_JOBS}
     RESULT_VARIABLE MSQUIC_RESULT)
   if(NOT MSQUIC_RESULT EQUAL 0)
     message(FATAL_ERROR "MsQuic build failed (${MSQUIC_RESULT})")

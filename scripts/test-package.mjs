@@ -1,19 +1,24 @@
 #!/usr/bin/env node
-// `npm run test:package`: what a user of the npm tarball gets. Packs the package (prepack builds the
-// prebuild), then:
+// `npm run test:package`: what a user of the npm tarball gets. Packs the package (prepack builds and
+// checks the four prebuilds: scripts/prebuild-all.mjs), then:
 // 1. installs the tarball into an empty folder with nothing but node and npm on PATH (no compiler,
 //    cmake, make or cargo), once with Node 22 and once with Node 24 from the npm registry, and runs a
-//    loopback echo through the package's API with each: both must load the same prebuilt file;
-// 2. installs it with npm_config_build_from_source=true (compilers present, cargo hidden, an empty
+//    loopback echo through the package's API with each: both must load the same prebuilt file, the
+//    x64 glibc one;
+// 2. does the same on a musl Node (scripts/cross-runtimes.mjs) that is not on Alpine and has no LIBC
+//    set, as on Void or in a musl Node copied into a glibc image: the install must pick and load the
+//    x64 musl prebuild, not build;
+// 3. installs it with npm_config_build_from_source=true (compilers present, cargo hidden, an empty
 //    MsQuic cache), so MsQuic and the addon build from the sources the tarball carries, and runs the
 //    echo on that build.
-// Prints the tarball's sizes, the prebuild's size and the install times; exits non-zero on a failure.
+// Prints the tarball's sizes, each prebuild's size and the install times; exits non-zero on a failure.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { runtime } from './cross-runtimes.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const work = mkdtempSync(join(tmpdir(), 'node-msquic-package-'))
@@ -59,16 +64,19 @@ function npm (node, args, cwd, env, capture = false) {
 
 // --- the tarball ---------------------------------------------------------------------------------
 // prepack on its own, so its build output stays out of `npm pack --json`'s answer.
-log('npm run prepack: MsQuic sources, dist/, a fresh stripped prebuild')
+log('npm run prepack: MsQuic sources, dist/, the four prebuilds (built and checked)')
 const packStarted = Date.now()
 npm(nodes[24], ['run', 'prepack'], root, process.env)
 const pack = JSON.parse(npm(nodes[24], ['pack', '--json', '--ignore-scripts', '--pack-destination', work], root, process.env, true))[0]
 const tarball = join(work, pack.filename)
 log(`prepacked and packed ${pack.filename} in ${elapsed(packStarted)}: ${mb(pack.size)} packed, ${mb(pack.unpackedSize)} unpacked, ${pack.entryCount} files`)
 
-const prebuild = pack.files.find(file => /^prebuilds\/linux-x64\/[^/]+\.node$/.test(file.path))
-if (prebuild === undefined) fail('the tarball carries no prebuilds/linux-x64/*.node')
-log(`prebuild ${prebuild.path}: ${mb(prebuild.size)} (stripped)`)
+const prebuilds = ['linux-x64/node-msquic.glibc.node', 'linux-x64/node-msquic.musl.node', 'linux-arm64/node-msquic.glibc.node', 'linux-arm64/node-msquic.musl.node']
+  .map(name => pack.files.find(file => file.path === `prebuilds/${name}`) ?? fail(`the tarball carries no prebuilds/${name}`))
+const extra = pack.files.filter(file => file.path.startsWith('prebuilds/') && !prebuilds.includes(file))
+if (extra.length > 0) fail(`the tarball carries other prebuilds: ${extra.map(file => file.path).join(', ')}`)
+for (const file of prebuilds) log(`prebuild ${file.path}: ${mb(file.size)} (stripped)`)
+const [prebuild, muslPrebuild] = prebuilds
 
 // Lean: what loading, the install step and a source build use, nothing else (no tests, benchmarks,
 // TypeScript sources, source maps or build folders).
@@ -134,32 +142,44 @@ function runEcho (dir, node, env) {
 
 // --- 1. prebuilt: no compiler on PATH ------------------------------------------------------------
 const toolchain = ['cc', 'gcc', 'g++', 'c++', 'clang', 'clang++', 'cmake', 'make', 'ninja', 'cargo']
-const expectedSha = createHash('sha256').update(readFileSync(join(root, prebuild.path))).digest('hex')
 const installs = {}
-for (const major of [22, 24]) {
+
+/** Installs the tarball with `node` and nothing but npm on PATH; the echo must run on `expected`. */
+function installPrebuilt (name, label, node, expected) {
   // PATH is one folder holding node, npm and the shell npm runs scripts with, nothing else.
-  const bin = join(work, `bin-${major}`)
+  const bin = join(work, `bin-${name}`)
   mkdirSync(bin)
-  symlinkSync(nodes[major], join(bin, 'node'))
+  symlinkSync(node, join(bin, 'node'))
   symlinkSync(npmCli, join(bin, 'npm'))
   symlinkSync(shell, join(bin, 'sh'))
   const env = { ...cleanEnv, PATH: bin }
+  delete env.LIBC
   const present = toolchain.filter(tool => which(tool, env.PATH) !== undefined)
   if (present.length > 0) fail(`the reduced PATH still finds ${present.join(', ')}`)
 
-  log(`Node ${major}: npm install <tarball> with only node and npm on PATH`)
-  const { dir, ms } = install(`prebuilt-${major}`, nodes[major], env)
+  log(`${label}: npm install <tarball> with only node and npm on PATH`)
+  const { dir, ms } = install(`prebuilt-${name}`, node, env)
   const installed = join(dir, 'node_modules', 'node-msquic')
-  if (existsSync(join(installed, 'build'))) fail(`Node ${major}: the install compiled (build/ exists)`)
-  if (existsSync(join(installed, 'deps', 'msquic', 'source'))) fail(`Node ${major}: the install unpacked MsQuic's sources`)
-  const result = runEcho(dir, nodes[major], env)
-  log(`Node ${major}: installed in ${seconds(ms)}; ${result.node} echoed through ${result.addon}, sha256 ${result.sha256}`)
-  if (result.addon !== prebuild.path) fail(`Node ${major} loaded ${result.addon}, not ${prebuild.path}`)
-  if (result.sha256 !== expectedSha) fail(`Node ${major} loaded a file that differs from the packed prebuild`)
-  installs[major] = ms
+  if (existsSync(join(installed, 'build'))) fail(`${label}: the install compiled (build/ exists)`)
+  if (existsSync(join(installed, 'deps', 'msquic', 'source'))) fail(`${label}: the install unpacked MsQuic's sources`)
+  const result = runEcho(dir, node, env)
+  log(`${label}: installed in ${seconds(ms)}; ${result.node} echoed through ${result.addon}, sha256 ${result.sha256}`)
+  if (result.addon !== expected.path) fail(`${label} loaded ${result.addon}, not ${expected.path}`)
+  if (result.sha256 !== createHash('sha256').update(readFileSync(join(root, expected.path))).digest('hex')) {
+    fail(`${label} loaded a file that differs from the packed prebuild`)
+  }
+  installs[name] = ms
 }
 
-// --- 2. from source: compilers present, cargo hidden, nothing cached -----------------------------
+for (const major of [22, 24]) installPrebuilt(major, `Node ${major}`, nodes[major], prebuild)
+
+// --- 2. prebuilt on musl, off Alpine and without LIBC ---------------------------------------------
+// As on Void, or a musl Node copied into a glibc image: node-gyp-build alone would pick the glibc file.
+if (existsSync('/etc/alpine-release')) fail('this system is Alpine: the musl install would not test the loader\'s own detection')
+const musl = runtime('linux-x64-musl')
+installPrebuilt('musl', musl.label, musl.argv[0], muslPrebuild)
+
+// --- 3. from source: compilers present, cargo hidden, nothing cached -----------------------------
 const stubs = join(work, 'stubs')
 mkdirSync(stubs)
 // fetch-msquic runs `cargo --version` first: a failing stub makes any use of cargo fail the install.
@@ -180,7 +200,7 @@ for (const major of [22, 24]) {
 log(`source build installed in ${seconds(source.ms)}: ${mb(statSync(built).size)} unstripped`)
 
 rmSync(work, { recursive: true, force: true })
-log(`tarball ${mb(pack.size)} packed, ${mb(pack.unpackedSize)} unpacked; prebuild ${mb(prebuild.size)}; ` +
-  `install with no compiler ${seconds(installs[22])} (Node 22), ${seconds(installs[24])} (Node 24); ` +
+log(`tarball ${mb(pack.size)} packed, ${mb(pack.unpackedSize)} unpacked; prebuilds ${prebuilds.map(file => mb(file.size)).join(', ')}; ` +
+  `install with no compiler ${seconds(installs[22])} (Node 22), ${seconds(installs[24])} (Node 24), ${seconds(installs.musl)} (musl Node); ` +
   `install building from source ${seconds(source.ms)}`)
 log(`passed in ${elapsed(started)}`)

@@ -2,6 +2,7 @@
  * Loads the addon and describes its surface. Every other module depends on these types, not on
  * the `.node` file. The runtime (MsQuic registration, event queue) opens lazily on first use.
  */
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -155,22 +156,43 @@ type EventName = 'ListenerStopped' | 'ListenerConnection' | 'ConnectionConnected
 
 /**
  * The addon file: a local build (build/Release) first, else the prebuild for this platform,
- * architecture and libc (prebuilds/), as node-gyp-build resolves them.
+ * architecture and libc (prebuilds/), as node-gyp-build resolves them. scripts/install.mjs loads
+ * this module to decide whether a source build is needed.
  */
 function locate (): string {
   // A different build of the addon, e.g. the sanitizer build (scripts/test-sanitized.mjs).
   if (process.env.NODE_MSQUIC_ADDON !== undefined) return process.env.NODE_MSQUIC_ADDON
+  let found: string
   try {
-    return nodeGypBuild.resolve(join(dirname(fileURLToPath(import.meta.url)), '..'))
+    found = nodeGypBuild.resolve(join(dirname(fileURLToPath(import.meta.url)), '..'))
   } catch (error) {
     throw new Error('node-msquic: no native addon for this system; build it from source with `npm rebuild ' +
       'node-msquic --foreground-scripts` (in a clone: `npm run build:native`)', { cause: error })
   }
+  // node-gyp-build tells musl from glibc only by /etc/alpine-release or LIBC=musl: on any other musl
+  // system (Void, Chimera, a musl Node in a glibc image) it picks the glibc prebuild, which cannot load
+  // there. The musl one beside it can.
+  const musl = found.replace(/\.glibc\.node$/, '.musl.node')
+  return musl !== found && process.env.LIBC === undefined && !runsOnGlibc() && existsSync(musl) ? musl : found
+}
+
+/**
+ * Whether this process runs on glibc: its libc.so.6 is mapped (0.3 ms to read); if not (musl, or a
+ * static build), Node's report names the glibc it was started on, if any (10 ms or so, so second).
+ */
+function runsOnGlibc (): boolean {
+  try {
+    if (/\/libc(\.so\.6|-2\.\d+\.so)$/m.test(readFileSync('/proc/self/maps', 'utf8'))) return true
+  } catch {}
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined
+  return report?.header?.glibcVersionRuntime !== undefined
 }
 
 const require = createRequire(import.meta.url)
 const nodeGypBuild: { resolve: (dir: string) => string } = require('node-gyp-build')
-export const native: NativeBinding = require(locate())
+/** The addon file this process loaded. */
+export const addonFile = locate()
+export const native: NativeBinding = require(addonFile)
 
 /** Event type numbers, from the addon (native/core/event.h). */
 export const Ev = native.constants.events
