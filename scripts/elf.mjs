@@ -7,7 +7,12 @@ const readelf = (args, file) => execFileSync('readelf', ['-W', ...args, file], {
 
 /** The dynamic symbol table: name (without @version), and whether the file defines it. */
 export function dynamicSymbols (file) {
-  return readelf(['--dyn-syms'], file).split('\n')
+  return parseDynamicSymbols(readelf(['--dyn-syms'], file))
+}
+
+/** The same from `readelf -W --dyn-syms`'s output (tests run readelf asynchronously and parse here). */
+export function parseDynamicSymbols (text) {
+  return text.split('\n')
     .map(line => line.trim().split(/\s+/))
     .filter(fields => fields.length >= 8 && /^\d+:$/.test(fields[0]))
     .map(fields => ({ name: fields[7].replace(/@.*$/, ''), defined: fields[6] !== 'UND' }))
