@@ -12,12 +12,12 @@
  */
 export { listen, QuicListener, AdmissionRefusedCode, type ListenOptions, type ListenerStats, type IncomingConnection, type AdmitConnection } from './quic/listener.js'
 export { connect, type ConnectOptions } from './quic/connect.js'
-export { QuicConnection, type AcceptStreamOptions, type StreamAdapterFactory, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
+export { QuicConnection, type RequestHandler, type RequestInfo, type AcceptStreamOptions, type StreamAdapterFactory, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
 export { QuicStream, type QuicStreamHandle } from './quic/stream.js'
 export { StreamCore, type StreamSink, type ReadState, type WriteState, type PrefixReader } from './quic/stream-core.js'
 export {
   RequestResetCode, DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, DEFAULT_REQUEST_CONCURRENCY,
-  type RequestOptions, type ServeRequestsOptions, type RequestHandler, type RequestInfo
+  type RequestOptions, type ServeRequestsOptions
 } from './quic/request.js'
 export { distributeConnections, receiveConnections, type DistributeOptions } from './quic/workers.js'
 export { createSelfSignedCertificate, type SelfSignedOptions } from './quic/certificate.js'

@@ -9,7 +9,6 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { invalidArgType, invalidArgValue, invalidState } from './args.js'
 import { errorFromStatus } from './errors.js'
-import type { QuicConnectionStats } from './quic/connection.js'
 
 /** Fields shared by the native events; see native/core/event.h. */
 export type EventHandler = (type: number, status: number, value: number | bigint, code: number | bigint, extra: unknown) => void
@@ -52,6 +51,34 @@ export interface NativeListener extends NativeHandle {
 
 export interface NativeAddress { address: string, family: 'IPv4' | 'IPv6', port: number }
 
+/** A connection's figures, as MsQuic reports them (QuicConnection.stats() adds its open streams). */
+export interface NativeConnectionStats {
+  /** Smoothed round-trip time, and its minimum, maximum and variance, in microseconds. */
+  rttUs: number
+  minRttUs: number
+  maxRttUs: number
+  rttVarianceUs: number
+  /** Congestion window in bytes, and how many congestion events there were. */
+  congestionWindow: number
+  congestionEvents: number
+  /** Current path MTU. */
+  pathMtu: number
+  /** UDP payload bytes, and stream payload bytes, each way. */
+  bytesSent: number
+  bytesReceived: number
+  streamBytesSent: number
+  streamBytesReceived: number
+  /** QUIC packets each way, lost (suspected minus spurious) and received out of order. */
+  packetsSent: number
+  packetsReceived: number
+  packetsLost: number
+  packetsReordered: number
+  /** How long the handshake took, in microseconds. */
+  handshakeUs: number
+  /** Received datagrams dropped because the app had too many waiting. */
+  datagramsDropped: number
+}
+
 export interface NativeConnection extends NativeHandle {
   shutdown(code: number | bigint, silent: boolean): void
   /**
@@ -69,7 +96,7 @@ export interface NativeConnection extends NativeHandle {
   /** Server side: the addresses and server name of the client's first packet. */
   peer(): { localAddress: NativeAddress, remoteAddress: NativeAddress, serverName?: string }
   info(): { alpn: string, serverName?: string, sessionResumed: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress, server: boolean, maxDatagramSize: number }
-  stats(): Omit<QuicConnectionStats, 'openStreams'>
+  stats(): NativeConnectionStats
   /** Copies and queues one datagram; false when the send queue is full (nothing sent). */
   sendDatagram(data: Uint8Array): boolean
   /** Client: whether streams send 0-RTT data before the handshake completes (asked for, and the ticket was usable). */

@@ -95,7 +95,7 @@ export function ownTransientConnections (libp2p: Libp2p, dht: unknown, options?:
       manager.off('expired', onExpired)
       for (const entry of open.values()) entry.reservation.release('detached')
       open.clear()
-      if (owned) manager.close()
+      if (owned) void manager.close()
     }
   }
 }

@@ -261,9 +261,10 @@ export class OperationLimiter {
 
   /**
    * Rejects every waiter and every later acquire() with ERR_LIMITS_CLOSED; tryAcquire() returns
-   * null. Permits held stay valid until released. Idempotent.
+   * null. Permits held stay valid until released. Idempotent; done at once (the promise is for
+   * uniformity with every other close()).
    */
-  close (): void {
+  async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     for (const state of this.#classes) {

@@ -349,9 +349,10 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
 
   /**
    * Refuses every later tryReserve() (reason `closed`) and releases every reservation held, with
-   * reason `'closed'`. Idempotent.
+   * reason `'closed'`. Idempotent; done at once (the promise is for uniformity with every other
+   * close()).
    */
-  close (): void {
+  async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     for (const reservation of this.#entries.values()) reservation.release('closed')

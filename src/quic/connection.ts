@@ -6,11 +6,11 @@
 import { EventEmitter } from 'node:events'
 import { checkOptions, checkSignal, invalidArgType, invalidArgValue, invalidState } from '../args.js'
 import { QuicError, QuicErrorCode, type ErrorCode, abortedError, closedError, errorFromStatus } from '../errors.js'
-import { Ev, PeerStreamFlag, isDispatching, kOnNativeEvent, native, runtime, type NativeAddress, type NativeConnection, type NativeStream } from '../native.js'
+import { Ev, PeerStreamFlag, isDispatching, kOnNativeEvent, native, runtime, type NativeAddress, type NativeConnection, type NativeConnectionStats, type NativeStream } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { checkErrorCode } from './error-code.js'
 import type { VerifyPeer } from './config.js'
-import { RequestServer, sendRequest, type RequestHandler, type RequestInfo, type RequestOptions, type ServeRequestsOptions } from './request.js'
+import { RequestServer, sendRequest, type RequestHandler as RequestHandlerOn, type RequestInfo as RequestInfoOn, type RequestOptions, type ServeRequestsOptions } from './request.js'
 import { StreamCore, isCoreSnapshot, type CoreSnapshot } from './stream-core.js'
 import { QuicStream } from './stream.js'
 import { kCloseError, kClosedByApp, kConnected, kGrantStreams, kHandOver, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
@@ -35,6 +35,11 @@ function duplexFor (options: { autoDestroy?: unknown }): StreamAdapterFactory<Qu
   if (autoDestroy !== undefined && typeof autoDestroy !== 'boolean') throw invalidArgType('autoDestroy', 'a boolean', autoDestroy)
   return autoDestroy === false ? keepDirections : duplexAdapter
 }
+
+/** What a request handler (serveRequests) learns besides the body. */
+export type RequestInfo = RequestInfoOn<QuicConnection>
+/** Answers one request: the reply body (or a promise of it). A thrown error resets the stream. */
+export type RequestHandler = RequestHandlerOn<QuicConnection>
 
 /** How and why a connection closed. */
 export interface QuicCloseInfo {
@@ -96,32 +101,8 @@ export interface CloseOptions {
   timeout?: number
 }
 
-/** A connection's figures, from MsQuic (see `QuicConnection.stats()`). */
-export interface QuicConnectionStats {
-  /** Smoothed round-trip time, and its minimum, maximum and variance, in microseconds. */
-  rttUs: number
-  minRttUs: number
-  maxRttUs: number
-  rttVarianceUs: number
-  /** Congestion window in bytes, and how many congestion events there were. */
-  congestionWindow: number
-  congestionEvents: number
-  /** Current path MTU. */
-  pathMtu: number
-  /** UDP payload bytes, and stream payload bytes, each way. */
-  bytesSent: number
-  bytesReceived: number
-  streamBytesSent: number
-  streamBytesReceived: number
-  /** QUIC packets each way, lost (suspected minus spurious) and received out of order. */
-  packetsSent: number
-  packetsReceived: number
-  packetsLost: number
-  packetsReordered: number
-  /** How long the handshake took, in microseconds. */
-  handshakeUs: number
-  /** Received datagrams dropped because the app had too many waiting. */
-  datagramsDropped: number
+/** A connection's figures (see `QuicConnection.stats()`): MsQuic's, and its streams. */
+export interface QuicConnectionStats extends NativeConnectionStats {
   /** Streams of this connection not closed yet, both directions. */
   openStreams: number
 }
@@ -193,13 +174,13 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #connected?: { resolve: () => void, reject: (error: Error) => void }
   // The handshake's outcome, made for whoever asks first and shared by all who ask.
   #handshake: Promise<void> | undefined
-  #state: 'connecting' | 'open' | 'closing' | 'closed' | 'transferred'
+  #state: ConnectionState
   #closeInfo?: QuicCloseInfo
   #info?: { alpn: string, serverName?: string, sessionResumed?: boolean, localAddress: NativeAddress, remoteAddress: NativeAddress }
   #blockedStreams = 0
   #openStreams = 0
   // A graceful close in progress: its code, and what to call once the last stream has ended.
-  #draining: number | bigint | undefined
+  // While draining: called when the last open stream closes.
   #drained: (() => void) | undefined
   // Streams the app holds (opened, or accepted) until they close: they stay here if the connection moves.
   readonly #held = new Set<StreamCore>()
@@ -210,7 +191,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #datagramsDropped = 0
   #sessionTicket: Buffer | undefined
   #streamLimits: StreamLimits | undefined
-  #requests: RequestServer | undefined
+  #requests: RequestServer<QuicConnection> | undefined
   #peerCertificate: Buffer | undefined
 
   /** @internal Connections come from connect() and QuicListener.accept(). */
@@ -223,7 +204,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.#onConnected = init.onConnected
     this.#state = 'connecting'
     this.#streamLimits = init.streamLimits === undefined ? undefined : { ...init.streamLimits }
-    if (init.requests !== undefined) this.#requests = new RequestServer(this, init.requests.handler, init.requests.options)
+    if (init.requests !== undefined) this.#requests = new RequestServer<QuicConnection>(this, init.requests.handler, init.requests.options)
     this.#closed = new Promise(resolve => { this.#resolveClosed = resolve })
     handle.owner = this
     if (init.adopted === true) {
@@ -261,7 +242,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    */
   transfer (): QuicConnectionHandle {
     this.#assertOpen()
-    if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
+    if (isDraining(this.#state)) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
     if (this.#state === 'connecting') throw new QuicError(QuicErrorCode.CLOSED, 'The connection is not connected yet')
     if (this.#requests !== undefined) throw invalidState('transfer() cannot move a connection that serves requests')
     if (isDispatching()) throw invalidState('transfer() cannot run inside an event listener; call it from async code (e.g. after an await)')
@@ -432,7 +413,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     const signal = checkSignal(options.signal)
     if (body !== undefined && !(body instanceof Uint8Array)) throw invalidArgType('body', 'a Uint8Array', body)
     this.#assertOpen()
-    if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
+    if (isDraining(this.#state)) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
     if (signal?.aborted === true) throw abortedError(signal, 'openStream')
     const unidirectional = options.unidirectional === true
     let handle: NativeStream
@@ -481,7 +462,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    */
   async request (body: Uint8Array | string, options: RequestOptions = {}): Promise<Buffer> {
     this.#assertOpen()
-    if (this.#draining !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
+    if (isDraining(this.#state)) throw new QuicError(QuicErrorCode.CLOSED, 'The connection is closing')
     return await sendRequest(body, options, (data, limit) => {
       let handle: NativeStream
       try {
@@ -508,7 +489,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   serveRequests (handler: RequestHandler, options: ServeRequestsOptions = {}): void {
     this.#assertOpen()
     if (this.#requests !== undefined) throw invalidState('serveRequests() was called already on this connection (or on its listener)')
-    const server = new RequestServer(this, handler, options)
+    const server = new RequestServer<QuicConnection>(this, handler, options)
     this.#requests = server
     this.#native.serveRequests(server.maxRequestBytes)
     if (this.#state === 'open') this.setStreamLimits({ bidirectional: server.concurrency })
@@ -596,10 +577,10 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     const code = options.code ?? 0
     checkErrorCode(code)
     if (this.#state === 'transferred') this.#assertOpen()
-    if (options.graceful === true && this.#state === 'open' && this.#draining === undefined) {
+    if (options.graceful === true && this.#state === 'open') {
       const timeout = options.timeout ?? 30_000
       if (!Number.isInteger(timeout) || timeout < 0) throw invalidArgValue('timeout', 'must be a non-negative integer', timeout, true)
-      this.#draining = code
+      this.#state = { draining: code }
       for (const core of this.#inbound.drain()) core.refuse(code)
       this.#inbound.close(closedError('The connection'))
       let timer: NodeJS.Timeout | undefined
@@ -609,7 +590,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       ])
       clearTimeout(timer)
     }
-    if (this.#state === 'connecting' || this.#state === 'open') {
+    if (this.#state === 'connecting' || this.#state === 'open' || isDraining(this.#state)) {
       this.#state = 'closing'
       this.#closeInfo ??= { by: 'local', code: BigInt(code), reason: options.reason }
       this.#native.shutdown(code, false)
@@ -799,7 +780,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   #arrived (core: StreamCore): void {
     this.#openStreams++
     // While closing gracefully, streams the peer still opens are refused.
-    if (this.#draining !== undefined) core.refuse(this.#draining)
+    if (isDraining(this.#state)) core.refuse(this.#state.draining)
     else this.#inbound.push(core)
   }
 
@@ -809,9 +790,13 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
   }
 }
 
-// The app has the adapter from now on; a Duplex then reports failures (after the awaiting code ran).
+/**
+ * The app has the adapter from now on. An adapter that reports failures as events (the Duplex:
+ * Node emits 'error' on nextTick, before the awaiting code could listen) implements [kHandOver]
+ * and starts reporting once that code has run.
+ */
 function handOver (adapter: unknown): void {
-  if (adapter instanceof QuicStream) adapter[kHandOver]()
+  (adapter as { [kHandOver]?: () => void })[kHandOver]?.()
 }
 
 function asQuicError (error: Error): QuicError {
@@ -820,6 +805,14 @@ function asQuicError (error: Error): QuicError {
 
 // Datagrams kept for a connection nobody listens to yet (the native receive queue's default size).
 const EARLY_DATAGRAMS = 1024
+
+/**
+ * A connection's life (docs/lifecycle.md): `draining` is a graceful close waiting for the open
+ * streams, and carries the code its CONNECTION_CLOSE will send (new peer streams are refused with it).
+ */
+type ConnectionState = 'connecting' | 'open' | { readonly draining: number | bigint } | 'closing' | 'closed' | 'transferred'
+
+const isDraining = (state: ConnectionState): state is { readonly draining: number | bigint } => typeof state === 'object'
 
 const isUnidirectional = (core: StreamCore): boolean => core.unidirectional
 const isBidirectional = (core: StreamCore): boolean => !core.unidirectional

@@ -15,8 +15,8 @@ import { closedError } from '../errors.js'
 import { Ev, kOnNativeEvent, runtime, type NativeAddress, type NativeConnection, type NativeListener } from '../native.js'
 import { AcceptQueue } from './accept-queue.js'
 import { DEFAULTS, alpnList, createConfiguration, nativeSettings, port, type QuicSettings, type TlsOptions, type VerifyPeer } from './config.js'
-import { QuicConnection, type StreamLimits } from './connection.js'
-import { checkServeRequests, type RequestHandler, type ServeRequestsOptions } from './request.js'
+import { QuicConnection, type RequestHandler, type StreamLimits } from './connection.js'
+import { checkServeRequests, type ServeRequestsOptions } from './request.js'
 import { kTaken } from './symbols.js'
 
 export interface ListenOptions extends TlsOptions, QuicSettings {

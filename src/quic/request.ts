@@ -9,7 +9,6 @@ import { checkOptions, checkSignal, invalidArgType, invalidArgValue, optionalInt
 import { QuicError, QuicErrorCode, abortedError } from '../errors.js'
 import { StreamCode } from '../codes.js'
 import { SendResult } from '../native.js'
-import type { QuicConnection } from './connection.js'
 import type { StreamCore, StreamSink } from './stream-core.js'
 
 /** Default cap on a request's body (`maxRequestBytes`) and on a reply (`maxResponseBytes`): 1 MiB. */
@@ -47,9 +46,18 @@ export interface ServeRequestsOptions {
   concurrency?: number
 }
 
+/**
+ * The connection requests are served on, as this module sees it: it reports handler failures on
+ * it. (A QuicConnection; the connection module names the public types with it, so that this one
+ * needs no import of it.)
+ */
+export interface RequestHost {
+  emit: (event: 'requestError', error: unknown, info: RequestInfo<any>) => boolean
+}
+
 /** What a request handler learns besides the body. */
-export interface RequestInfo {
-  connection: QuicConnection
+export interface RequestInfo<Connection = RequestHost> {
+  connection: Connection
   /** The QUIC stream id the request came on. */
   streamId: number | null
   /**
@@ -66,7 +74,7 @@ export interface RequestInfo {
 }
 
 /** Answers one request: the reply body (or a promise of it). A thrown error resets the stream. */
-export type RequestHandler = (body: Buffer, info: RequestInfo) => Uint8Array | string | Promise<Uint8Array | string>
+export type RequestHandler<Connection = RequestHost> = (body: Buffer, info: RequestInfo<Connection>) => Uint8Array | string | Promise<Uint8Array | string>
 
 const checkMessageCap = (name: string, value: unknown): number => optionalInteger(name, value, { min: 1, max: MAX_MESSAGE_BYTES }, DEFAULT_MAX_MESSAGE_BYTES)
 
@@ -174,15 +182,15 @@ export function checkServeRequests (handler: unknown, options: unknown): { maxRe
  * `concurrency` running. Requests beyond it normally wait inside QUIC's stream credit; only those
  * sent on credit granted before serveRequests() wait here, in order (bounded by that credit).
  */
-export class RequestServer {
+export class RequestServer<C extends RequestHost> {
   readonly maxRequestBytes: number
   readonly concurrency: number
-  readonly #connection: QuicConnection
-  readonly #handler: RequestHandler
+  readonly #connection: C
+  readonly #handler: RequestHandler<C>
   #running = 0
-  readonly #waiting: Array<[Responder, Buffer]> = []
+  readonly #waiting: Array<[Responder<C>, Buffer]> = []
 
-  constructor (connection: QuicConnection, handler: RequestHandler, options: ServeRequestsOptions) {
+  constructor (connection: C, handler: RequestHandler<C>, options: ServeRequestsOptions) {
     const { maxRequestBytes, concurrency } = checkServeRequests(handler, options)
     this.maxRequestBytes = maxRequestBytes
     this.concurrency = concurrency
@@ -192,11 +200,11 @@ export class RequestServer {
 
   /** A request stream arrived, its body complete (the message event follows at once). */
   arrived (core: StreamCore): void {
-    core.attach(new Responder(core, this))
+    core.attach(new Responder<C>(core, this))
   }
 
   /** @internal A request's body is here: run its handler now, or once one finishes. */
-  ready (responder: Responder, body: Buffer): void {
+  ready (responder: Responder<C>, body: Buffer): void {
     if (this.#running >= this.concurrency) {
       this.#waiting.push([responder, body])
       return
@@ -215,16 +223,16 @@ export class RequestServer {
 
 // Answers one request stream. The stream holds its stream credit until it closes, so at most
 // `concurrency` handlers run at once per connection.
-class Responder implements StreamSink {
+class Responder<C extends RequestHost> implements StreamSink {
   readonly #core: StreamCore
-  readonly #server: RequestServer
-  #connection: QuicConnection | undefined
+  readonly #server: RequestServer<C>
+  #connection: C | undefined
   #answered = false
-  #info: RequestInfo | undefined
+  #info: RequestInfo<C> | undefined
   // Made only for handlers that read `info.signal`.
   #cancel: AbortController | undefined
 
-  constructor (core: StreamCore, server: RequestServer) {
+  constructor (core: StreamCore, server: RequestServer<C>) {
     this.#core = core
     this.#server = server
   }
@@ -233,7 +241,7 @@ class Responder implements StreamSink {
     if (message !== undefined) this.#server.ready(this, message)  // never undefined for a request
   }
 
-  run (connection: QuicConnection, handler: RequestHandler, body: Buffer): void {
+  run (connection: C, handler: RequestHandler<C>, body: Buffer): void {
     this.#connection = connection
     if (this.#core.closed) {  // waited, and the peer went away meanwhile
       this.#answer(true)
@@ -271,11 +279,11 @@ class Responder implements StreamSink {
     const code = (error as { errorCode?: unknown } | null)?.errorCode
     const valid = (typeof code === 'number' && Number.isSafeInteger(code) && code >= 0) || (typeof code === 'bigint' && code >= 0n && code < 2n ** 62n)
     if (this.#answer(true)) this.#core.abort(valid ? code : RequestResetCode.HANDLER_FAILED)
-    const connection = this.#connection as QuicConnection
+    const connection = this.#connection as C
     connection.emit('requestError', error, this.#requestInfo(connection))
   }
 
-  #requestInfo (connection: QuicConnection): RequestInfo {
+  #requestInfo (connection: C): RequestInfo<C> {
     if (this.#info !== undefined) return this.#info
     const signal = (): AbortSignal => this.#signal()
     this.#info = { connection, streamId: this.#core.id, earlyData: this.#core.earlyData, get signal () { return signal() } }
