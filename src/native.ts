@@ -101,8 +101,8 @@ export interface NativeConnection extends NativeHandle {
   sendDatagram(data: Uint8Array): boolean
   /** Client: whether streams send 0-RTT data before the handshake completes (asked for, and the ticket was usable). */
   earlyData(): boolean
-  /** Starts a connection prepared for early data (whose streams were queued first); false if it had started or was shut down. */
-  start(): boolean
+  /** Starts a connection prepared for early data (whose streams were queued first). */
+  start(): void
 }
 
 /** What NativeStream.send() did. */
@@ -179,7 +179,7 @@ type EventName = 'ListenerStopped' | 'ListenerConnection' | 'ConnectionConnected
   'ConnectionPeerNeedsStreams' | 'ConnectionPeerCertificate' | 'StreamStartComplete' | 'StreamPeerAccepted' | 'StreamData' |
   'StreamPeerSendShutdown' | 'StreamPeerSendAborted' | 'StreamPeerReceiveAborted' | 'StreamSendReady' |
   'StreamShutdownComplete' | 'ConnectionDatagramState' | 'ConnectionDatagram' | 'StreamSendShutdownComplete' | 'StreamMessage' |
-  'ConnectionDatagramDrain' | 'ConnectionResumptionTicket' | 'ConnectionPeerAddressChanged'
+  'ConnectionDatagramDrain' | 'ConnectionResumptionTicket' | 'ConnectionPeerAddressChanged' | 'ConnectionStartFailed'
 
 /**
  * The addon file: a local build (build/Release) first, else the prebuild for this platform,

@@ -63,12 +63,9 @@ ConnectionWrap::ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
       auto buffer = info[7].As<Napi::Buffer<uint8_t>>();
       ticket.assign(reinterpret_cast<const char*>(buffer.Data()), buffer.Length());
     }
-    status = connection_->Start(configuration, remote, info[3].As<Napi::String>().Utf8Value(),
-                                info[4].As<Napi::String>().Utf8Value(), ticket);
-    if (QUIC_FAILED(status)) {
-      connection_->ForceClose();  // never started: no SHUTDOWN_COMPLETE will come
-      connection_.reset();
-    }
+    // Starts on the runtime's blocking-calls thread; a failure arrives as an event, after Pin below.
+    connection_->Start(configuration, remote, info[3].As<Napi::String>().Utf8Value(),
+                       info[4].As<Napi::String>().Utf8Value(), ticket);
   }
   if (!connection_) {
     state->ThrowStatus(env, status, "could not start the connection");
@@ -82,11 +79,11 @@ Napi::Value ConnectionWrap::JS_EarlyData(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), connection_->early_data());
 }
 
-// start() -> whether a connection prepared for early data started now (false: it had already, or
-// it was shut down first).
+// start(): starts a connection prepared for early data (its first streams are queued by now).
 Napi::Value ConnectionWrap::JS_Start(const Napi::CallbackInfo& info) {
   EnvState::Get(info.Env())->CountCall();
-  return Napi::Boolean::New(info.Env(), QUIC_SUCCEEDED(connection_->StartDeferred()));
+  connection_->StartDeferred();
+  return info.Env().Undefined();
 }
 
 // shutdown(code, silent)
@@ -130,11 +127,8 @@ Napi::Value ConnectionWrap::JS_OpenStream(const Napi::CallbackInfo& info) {
 // setPeerStreamCounts(bidirectional, unidirectional); -1 leaves a count as it is.
 Napi::Value ConnectionWrap::JS_SetPeerStreamCounts(const Napi::CallbackInfo& info) {
   EnvState::Get(info.Env())->CountCall();
-  Napi::Env env = info.Env();
-  QUIC_STATUS status = connection_->SetPeerStreamCounts(info[0].As<Napi::Number>().Int32Value(),
-                                                        info[1].As<Napi::Number>().Int32Value());
-  if (QUIC_FAILED(status)) EnvState::Get(env)->ThrowStatus(env, status, "could not change stream limits");
-  return env.Undefined();
+  connection_->SetPeerStreamCounts(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
 }
 
 // completeCertificateValidation(accept) -> false when the connection is already going away

@@ -40,43 +40,69 @@ std::shared_ptr<Connection> Connection::AdoptServer(std::shared_ptr<Listener> li
   return connection;
 }
 
-QUIC_STATUS Connection::Start(std::shared_ptr<Configuration> configuration, const QUIC_ADDR& remote,
-                              const std::string& server_name, const std::string& expected_host,
-                              const std::string& ticket) {
-  HandleUse use(*this);
-  if (!use) return QUIC_STATUS_INVALID_STATE;
+void Connection::Start(std::shared_ptr<Configuration> configuration, const QUIC_ADDR& remote,
+                       const std::string& server_name, const std::string& expected_host,
+                       const std::string& ticket) {
+  // Read on the worker during the handshake; set before the start is posted (the post's lock
+  // orders them before it).
   verify_ = configuration->verify();
   expected_host_ = expected_host;
-  QUIC_ADDR address = remote;
-  // Setting the address ourselves lets an IP literal go without SNI (MsQuic 2.5 would send the IP).
-  QUIC_STATUS status =
-      MsQuic->SetParam(handle_, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(address), &address);
-  if (QUIC_FAILED(status)) return status;
-  if (!ticket.empty()) {
-    // A ticket MsQuic cannot use (corrupt, from another MsQuic version) is ignored: a full
-    // handshake follows, as when the server declines a ticket. Only a ticket it took carries the
-    // keys that 0-RTT data is sent with; if the server refuses that data, MsQuic sends it again
-    // once the handshake completes (QuicLossDetectionOnZeroRttRejected).
-    const bool taken = QUIC_SUCCEEDED(MsQuic->SetParam(handle_, QUIC_PARAM_CONN_RESUMPTION_TICKET,
-                                                       static_cast<uint32_t>(ticket.size()), ticket.data()));
-    early_data_ = taken && options_.early_data;
-  }
+  // Streams send 0-RTT data when the app asked for it with a ticket. If MsQuic cannot use the
+  // ticket (corrupt, from another MsQuic version) a full handshake follows and the data goes after
+  // it, as when the server declines the ticket or the early data (MsQuic then sends it again,
+  // QuicLossDetectionOnZeroRttRejected).
+  early_data_ = !ticket.empty() && options_.early_data;
+  auto start = std::make_shared<DeferredStart>(
+      DeferredStart{std::move(configuration), QuicAddrGetFamily(&remote), server_name, QuicAddrGetPort(&remote)});
+  auto self = std::static_pointer_cast<Connection>(shared_from_this());
+  const QUIC_ADDR address = remote;
+  runtime()->blocking_calls().Post([self, address, ticket] {
+    HandleUse use(*self);
+    if (!use || self->shutdown_begun_.load()) return;
+    // Setting the address ourselves lets an IP literal go without SNI (MsQuic 2.5 would send the IP).
+    QUIC_ADDR copy = address;
+    QUIC_STATUS status = MsQuic->SetParam(self->handle_, QUIC_PARAM_CONN_REMOTE_ADDRESS, sizeof(copy), &copy);
+    if (QUIC_FAILED(status)) {
+      self->StartFailed(status);
+      return;
+    }
+    if (!ticket.empty()) {
+      MsQuic->SetParam(self->handle_, QUIC_PARAM_CONN_RESUMPTION_TICKET, static_cast<uint32_t>(ticket.size()),
+                       ticket.data());
+    }
+  });
+  // With early data the app's first streams are opened before the start (StartDeferred).
   if (early_data_) {
-    deferred_start_.reset(new DeferredStart{std::move(configuration), QuicAddrGetFamily(&remote), server_name,
-                                            QuicAddrGetPort(&remote)});
-    return QUIC_STATUS_SUCCESS;
+    deferred_start_ = std::move(start);
+    return;
   }
-  return MsQuic->ConnectionStart(handle_, configuration->handle(), QuicAddrGetFamily(&remote),
-                                 server_name.empty() ? nullptr : server_name.c_str(),
-                                 QuicAddrGetPort(&remote));
+  PostStart(std::move(start));
 }
 
-QUIC_STATUS Connection::StartDeferred() {
-  std::unique_ptr<DeferredStart> start = std::move(deferred_start_);
-  HandleUse use(*this);
-  if (!start || !use || shutdown_begun_.load()) return QUIC_STATUS_INVALID_STATE;
-  return MsQuic->ConnectionStart(handle_, start->configuration->handle(), start->family,
-                                 start->server_name.empty() ? nullptr : start->server_name.c_str(), start->port);
+void Connection::StartDeferred() {
+  if (deferred_start_) PostStart(std::move(deferred_start_));
+}
+
+// JS thread: the start runs after what was posted before it (the address, the ticket).
+void Connection::PostStart(std::shared_ptr<DeferredStart> start) {
+  auto self = std::static_pointer_cast<Connection>(shared_from_this());
+  runtime()->blocking_calls().Post([self, start] {
+    HandleUse use(*self);
+    if (!use || self->shutdown_begun_.load()) return;
+    QUIC_STATUS status = MsQuic->ConnectionStart(self->handle_, start->configuration->handle(), start->family,
+                                                 start->server_name.empty() ? nullptr : start->server_name.c_str(),
+                                                 start->port);
+    // PENDING is the usual answer: the start is queued on the worker.
+    if (QUIC_FAILED(status) && !self->shutdown_begun_.load()) self->StartFailed(status);
+  });
+}
+
+// The blocking-calls thread: the start failed. The app hears why, then the silent shutdown gives
+// the connection its final event (MsQuic completes it even for one that never started).
+void Connection::StartFailed(QUIC_STATUS status) {
+  if (shutdown_begun_.exchange(true)) return;
+  Push(EventType::kConnectionStartFailed, static_cast<int32_t>(status));
+  MsQuic->ConnectionShutdown(handle_, QUIC_CONNECTION_SHUTDOWN_FLAG_SILENT, 0);
 }
 
 QUIC_STATUS Connection::Shutdown(uint64_t code, bool silent) {
@@ -90,9 +116,7 @@ QUIC_STATUS Connection::Shutdown(uint64_t code, bool silent) {
   return QUIC_STATUS_SUCCESS;
 }
 
-QUIC_STATUS Connection::SetPeerStreamCounts(int32_t bidirectional, int32_t unidirectional) {
-  HandleUse use(*this);
-  if (!use) return QUIC_STATUS_INVALID_STATE;
+void Connection::SetPeerStreamCounts(int32_t bidirectional, int32_t unidirectional) {
   QUIC_SETTINGS settings = {};
   if (bidirectional >= 0) {
     settings.IsSet.PeerBidiStreamCount = 1;
@@ -102,7 +126,14 @@ QUIC_STATUS Connection::SetPeerStreamCounts(int32_t bidirectional, int32_t unidi
     settings.IsSet.PeerUnidiStreamCount = 1;
     settings.PeerUnidiStreamCount = static_cast<uint16_t>(unidirectional);
   }
-  return MsQuic->SetParam(handle_, QUIC_PARAM_CONN_SETTINGS, sizeof(settings), &settings);
+  auto self = std::static_pointer_cast<Connection>(shared_from_this());
+  // In order with every other change: raising a count and setting it back grants exactly the difference.
+  runtime()->blocking_calls().Post([self, settings] {
+    HandleUse use(*self);
+    if (!use) return;
+    QUIC_SETTINGS copy = settings;
+    MsQuic->SetParam(self->handle_, QUIC_PARAM_CONN_SETTINGS, sizeof(copy), &copy);
+  });
 }
 
 bool Connection::Admit(bool accept, uint64_t code) {

@@ -45,19 +45,21 @@ class Connection : public Handle {
   // before the handshake completes as 0-RTT data (see early_data()), and the connection is only
   // prepared: StartDeferred() starts it, so that streams opened before go out in its first flight
   // (MsQuic's pattern for 0-RTT: open and send, then ConnectionStart).
-  QUIC_STATUS Start(std::shared_ptr<Configuration> configuration, const QUIC_ADDR& remote,
-                    const std::string& server_name, const std::string& expected_host,
-                    const std::string& ticket = std::string());
-  // JS thread: starts a connection Start() prepared for early data; INVALID_STATE if it already
-  // started or was shut down meanwhile (then nothing happens).
-  QUIC_STATUS StartDeferred();
+  // The MsQuic calls themselves run on the runtime's blocking-calls thread (they wait on a worker):
+  // a failure is reported as kConnectionStartFailed, and the connection then shuts down silently.
+  void Start(std::shared_ptr<Configuration> configuration, const QUIC_ADDR& remote,
+             const std::string& server_name, const std::string& expected_host,
+             const std::string& ticket = std::string());
+  // JS thread: starts a connection Start() prepared for early data (no effect otherwise).
+  void StartDeferred();
   // Whether streams of this connection may send 0-RTT data (set by Start, before any stream opens).
   bool early_data() const { return early_data_; }
   // JS thread. Graceful (CONNECTION_CLOSE with `code`) unless `silent`. Asynchronous.
   QUIC_STATUS Shutdown(uint64_t code, bool silent);
-  // JS thread: changes the peer's stream credit. Raising takes effect at once; lowering withholds
-  // future credit. Blocks briefly inside MsQuic (it runs on the connection's worker).
-  QUIC_STATUS SetPeerStreamCounts(int32_t bidirectional, int32_t unidirectional);
+  // JS thread: changes the peer's stream credit (-1 leaves a count as it is). Raising takes effect
+  // soon; lowering withholds future credit. Runs on the blocking-calls thread, in order with other
+  // changes (MsQuic runs it on the connection's worker and waits).
+  void SetPeerStreamCounts(int32_t bidirectional, int32_t unidirectional);
   // JS thread, server side with deferred admission: lets the handshake start (the listener's
   // configuration) or refuses the connection with `code` before it. False if it is already gone.
   bool Admit(bool accept, uint64_t code);
@@ -134,14 +136,16 @@ class Connection : public Handle {
   bool send_resumption_ticket_ = false;
   bool session_resumed_ = false;
   bool early_data_ = false;             // JS thread: Start took a ticket and the app asked for 0-RTT
-  // JS thread: what ConnectionStart needs, kept from Start() until StartDeferred() (early data).
+  // What ConnectionStart needs; kept from Start() until StartDeferred() with early data.
   struct DeferredStart {
     std::shared_ptr<Configuration> configuration;
     QUIC_ADDRESS_FAMILY family;
     std::string server_name;
     uint16_t port;
   };
-  std::unique_ptr<DeferredStart> deferred_start_;
+  void PostStart(std::shared_ptr<DeferredStart> start);
+  void StartFailed(QUIC_STATUS status);
+  std::shared_ptr<DeferredStart> deferred_start_;  // JS thread
   QUIC_ADDR local_address_ = {};
   QUIC_ADDR remote_address_ = {};
   QUIC_ADDR initial_local_ = {};

@@ -39,7 +39,8 @@ class Handle;
                                           status != 0: it grew past its limit (the stream aborted) */ \
   X(ConnectionDatagramDrain, 23)       /* a datagram send refused for a full queue may be retried */ \
   X(ConnectionResumptionTicket, 24)    /* client: data = a session ticket the server sent (owned) */ \
-  X(ConnectionPeerAddressChanged, 25)  /* data = the peer's new QUIC_ADDR (the binding reports an address object) */
+  X(ConnectionPeerAddressChanged, 25)  /* data = the peer's new QUIC_ADDR (the binding reports an address object) */ \
+  X(ConnectionStartFailed, 26)         /* status = why the client could not start; its silent shutdown follows */
 
 enum class EventType : uint8_t {
 #define NMQ_EVENT_ENUM(name, number) k##name = number,

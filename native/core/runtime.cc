@@ -138,6 +138,9 @@ void Runtime::Shutdown() {
     live_runtimes->erase(this);
   }
   queue_.Close();
+  // Calls not started yet are dropped: a connection whose start is among them was never started,
+  // and the shutdown below closes it silently.
+  blocking_calls_.Stop();
 
   std::unordered_map<Handle*, std::shared_ptr<Handle>> deferred;
   std::vector<std::weak_ptr<Listener>> listeners;

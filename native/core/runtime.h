@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "blocking_calls.h"
 #include "event_queue.h"
 
 namespace nmq {
@@ -31,6 +32,8 @@ class Runtime {
 
   HQUIC registration() const;
   EventQueue& queue() { return queue_; }
+  // Where MsQuic calls that wait on a worker run (see BlockingCalls): never on the JS thread.
+  BlockingCalls& blocking_calls() { return blocking_calls_; }
   bool closing() const { return closing_.load(std::memory_order_acquire); }
 
   // Keeps a handle whose close waits for the app (see Handle); false once teardown began.
@@ -61,6 +64,7 @@ class Runtime {
   Runtime(std::function<void()> doorbell) : queue_(std::move(doorbell)) {}
 
   EventQueue queue_;
+  BlockingCalls blocking_calls_;
   std::atomic<bool> closing_{false};
   std::mutex mutex_;
   std::unordered_map<Handle*, std::shared_ptr<Handle>> deferred_;

@@ -692,6 +692,11 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
         this.#connected?.resolve()
         this.#onConnected?.(this)
         break
+      case Ev.ConnectionStartFailed:
+        // The start ran on the runtime's blocking-calls thread and failed; the connection's silent
+        // shutdown (and its final event) follows.
+        this.#closeInfo ??= { by: 'transport', code: 0n, error: errorFromStatus(native.statusName(status), status, 'The connection could not start') }
+        break
       case Ev.ConnectionShutdownByTransport:
         this.#closeInfo ??= {
           by: 'transport',

@@ -2,7 +2,7 @@
  * Interop harness: certificates (openssl), the peers of test/interop/peers as child processes, and
  * node-msquic's own side of the peer protocol (test/interop/peers/README.md) as server and client.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'vitest'
+import { run } from '../child.js'
 import { childEnv, findPeer, inCi } from '../../scripts/build-interop-peers.mjs'
 import { connect, listen, type ConnectOptions, type ListenOptions, type QuicConnection, type QuicListener, type QuicStream } from '../../src/index.js'
 
@@ -50,27 +51,28 @@ export interface CertificateSet {
   rsa: Credentials
 }
 
-function openssl (dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() })
+async function openssl (dir: string, args: string[]): Promise<void> {
+  const result = await run('openssl', args, { cwd: dir, env: childEnv() })
+  if (result.status !== 0) throw new Error(`openssl ${args[0] ?? ''} failed: ${result.stderr}`)
 }
 
 /** A CA, an ECDSA and an RSA leaf it signed, and an unrelated CA; files in a fresh directory. */
-export function makeCertificates (): CertificateSet {
+export async function makeCertificates (): Promise<CertificateSet> {
   const dir = mkdtempSync(join(tmpdir(), 'nmq-interop-'))
-  const ca = (name: string): void => openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+  const ca = async (name: string): Promise<void> => openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
-  ca('interop-ca')
-  ca('other-ca')
+  await ca('interop-ca')
+  await ca('other-ca')
   writeFileSync(join(dir, 'leaf.ext'), [
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature',
     'extendedKeyUsage=serverAuth,clientAuth',
     'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1'
   ].join('\n') + '\n')
-  const leaf = (name: string, keyArgs: string[]): Credentials => {
-    openssl(dir, ['req', '-new', ...keyArgs, '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost'])
-    openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'interop-ca.pem', '-CAkey', 'interop-ca.key', '-set_serial',
+  const leaf = async (name: string, keyArgs: string[]): Promise<Credentials> => {
+    await openssl(dir, ['req', '-new', ...keyArgs, '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost'])
+    await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'interop-ca.pem', '-CAkey', 'interop-ca.key', '-set_serial',
       String(Math.floor(Math.random() * 2 ** 48)), '-days', '2', '-sha256', '-extfile', 'leaf.ext', '-out', `${name}.pem`])
     const certFile = join(dir, `${name}.pem`)
     const keyFile = join(dir, `${name}.key`)
@@ -82,8 +84,8 @@ export function makeCertificates (): CertificateSet {
     caFile: join(dir, 'interop-ca.pem'),
     otherCa: readFileSync(join(dir, 'other-ca.pem'), 'utf8'),
     otherCaFile: join(dir, 'other-ca.pem'),
-    ecdsa: leaf('ecdsa', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']),
-    rsa: leaf('rsa', ['-newkey', 'rsa:2048'])
+    ecdsa: await leaf('ecdsa', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']),
+    rsa: await leaf('rsa', ['-newkey', 'rsa:2048'])
   }
 }
 
@@ -252,7 +254,13 @@ export class NodeServer {
 
   async #serveConnection (connection: QuicConnection, record: NodeConnectionRecord): Promise<void> {
     if (this.#acceptDelay > 0) await sleep(this.#acceptDelay)
-    for await (const stream of connection) this.#track(serveStream(connection, stream, record))
+    // autoDestroy: false, as the app may ask: 'report-reset' answers on a stream whose read side
+    // the peer reset, which Node's default contract (a failed direction ends the stream) would not let it.
+    for (;;) {
+      const stream = await connection.acceptStream({ autoDestroy: false }).catch(() => undefined)
+      if (stream === undefined) return
+      this.#track(serveStream(connection, stream, record))
+    }
   }
 
   /** The first connection record that matches; waits for it. */

@@ -59,7 +59,7 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
     const options: ScenarioOptions = { streams: sizes.streams, size: sizes.streamSize, code: CODE }
 
     beforeAll(async () => {
-      certs = makeCertificates()
+      certs = await makeCertificates()
       const made = await createSelfSignedCertificate()
       selfSigned = { ...made, certFile: pemFile(certs.dir, 'self-signed.pem', made.cert), keyFile: pemFile(certs.dir, 'self-signed.key', made.key) }
     })
@@ -327,19 +327,28 @@ export function defineInteropSuite (peer: PeerName, sizes: SuiteSizes): void {
         expectPeerOk(await peerClient({ scenario: 'echo', port: await port('ipv6'), host: '::1', streams: 2 }))
       })
       it(direction, 'resumption', async () => {
-        const mark = await markOf('resumption')
-        const result = await peerClient({ scenario: 'resume', port: await port('resumption') })
-        expectPeerOk(result)
-        // quinn reports resumption only through 0-RTT's acceptance.
-        expect(result.resumed === true || result.used0rtt === true).toBe(true)
-        if (side.resumed !== undefined) expect(await side.resumed(mark)).toBe(true)
-        // A request the peer sent as 0-RTT data is marked as such where node-msquic serves it. Under
-        // the sanitizers the server can be too slow to take the 0-RTT packets before the handshake
-        // ends, and the peer then sends the data again in 1-RTT (still "0-RTT accepted" for it).
-        // quinn's report says only that 0-RTT was accepted, not that the request went in it: in one
-        // run of four it arrived in 1-RTT, so quinn is not checked here (quic-go and aioquic are).
+        // A request the peer sent as 0-RTT data is marked as such where node-msquic serves it. A
+        // server too slow to take the 0-RTT packets before the handshake ends (under the sanitizers,
+        // or on a loaded machine: 1 run in 3 of a parallel suite here) lets the peer send the data
+        // again in 1-RTT (still "0-RTT accepted" for it), so up to three resumptions are tried and one
+        // must be marked. quinn's report says only that 0-RTT was accepted, not that the request went
+        // in it: in one run of four it arrived in 1-RTT, so quinn is not checked here (quic-go and
+        // aioquic are).
         const sanitized = (process.env.NODE_MSQUIC_ADDON ?? '').includes('sanitize')
-        if (result.used0rtt === true && side.earlyData !== undefined && !sanitized && peer !== 'quinn') expect(await side.earlyData(mark)).toBe(true)
+        const earlyData = sanitized || peer === 'quinn' ? undefined : side.earlyData
+        const marked: boolean[] = []
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const mark = await markOf('resumption')
+          const result = await peerClient({ scenario: 'resume', port: await port('resumption') })
+          expectPeerOk(result)
+          // quinn reports resumption only through 0-RTT's acceptance.
+          expect(result.resumed === true || result.used0rtt === true).toBe(true)
+          if (side.resumed !== undefined) expect(await side.resumed(mark)).toBe(true)
+          if (earlyData === undefined || result.used0rtt !== true) return
+          marked.push(await earlyData(mark))
+          if (marked.at(-1) === true) return
+        }
+        expect(marked).toContain(true)
       })
     }
 
