@@ -30,6 +30,6 @@ export {
   type DialProtocolOptions, type DialedProtocol, type NegotiationMetricsOptions, type NegotiationSnapshot,
   type NegotiationPhase, type PhaseHistogram, type AdaptiveLimitOptions
 } from './negotiation/index.js'
-export { QuicError, QuicErrorCode, NegotiationError, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
+export { QuicError, QuicErrorCode, NegotiationError, NegotiationErrorCode, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
 export { setWorkerCount, getDeliveryStats } from './native.js'
 export { trimMemory, setIdleTrim } from './quic/memory.js'

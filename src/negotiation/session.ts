@@ -18,7 +18,7 @@ export interface NegotiationOptions {
   timeout?: number
 }
 
-function peerError (code: QuicErrorCode, message: string, options: QuicErrorOptions = {}): NegotiationError {
+function peerError (code: NegotiationError['code'], message: string, options: QuicErrorOptions = {}): NegotiationError {
   return new NegotiationError(code, message, { ...options, phase: 'peer' })
 }
 
