@@ -14,6 +14,7 @@ export { listen, QuicListener, AdmissionRefusedCode, type ListenOptions, type Li
 export { connect, type ConnectOptions } from './quic/connect.js'
 export { QuicConnection, type AcceptStreamOptions, type StreamAdapterFactory, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
 export { QuicStream, type QuicStreamHandle } from './quic/stream.js'
+export { StreamCredit, type StreamCreditEvents } from './quic/credit.js'
 export { StreamCore, type StreamSink, type ReadState, type WriteState, type PrefixReader } from './quic/stream-core.js'
 export {
   RequestResetCode, DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, DEFAULT_REQUEST_CONCURRENCY,

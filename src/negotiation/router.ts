@@ -4,8 +4,8 @@
  * A stream is negotiated (multistream-select) only while a slot is free; otherwise it waits,
  * unread, in a short queue, and past that queue it is reset at once with RESOURCE_LIMIT_EXCEEDED
  * ("busy"), never left to time out. Above all the router keeps streams from arriving faster than
- * it negotiates: beyond a connection's first credit, it grants stream credit (see
- * ConnectionCredit) only to connections whose peer is blocked (it sent STREAMS_BLOCKED, or used
+ * it negotiates: beyond a connection's first credit, it grants stream credit
+ * (StreamCredit) only to connections whose peer is blocked (it sent STREAMS_BLOCKED, or used
  * its last credit), and only as much as there are free slots, for that connection and overall,
  * counting credit granted and not yet used. So a busy server makes its clients wait inside QUIC
  * flow control. Credit can never be taken back: what a peer leaves unused stops counting against
@@ -15,11 +15,11 @@
 import { EventEmitter } from 'node:events'
 import { NegotiationError, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType, invalidArgValue } from '../errors.js'
 import type { QuicConnection } from '../quic/connection.js'
+import { StreamCredit } from '../quic/credit.js'
 import type { QuicListener } from '../quic/listener.js'
 import type { QuicStream } from '../quic/stream.js'
 import { acceptProtocol } from './accept.js'
 import { AdaptiveLimit, type AdaptiveLimitOptions } from './adaptive.js'
-import { ConnectionCredit } from './credit.js'
 import { checkProtocols } from './message.js'
 import { NegotiationMetrics, type NegotiationMetricsOptions } from './metrics.js'
 import { NEGOTIATION_TIMEOUT, resetStream } from './session.js'
@@ -84,7 +84,7 @@ interface Peer {
   connection: QuicConnection
   negotiating: number
   queued: number
-  credit?: ConnectionCredit
+  credit?: StreamCredit
 }
 
 export interface ProtocolRouterEvents {
@@ -106,9 +106,9 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   readonly #peers = new Set<Peer>()
   readonly #waiting: Waiting[] = []
   // Connections whose peer is blocked on credit, in the order they asked.
-  readonly #hungry = new Set<Peer>()
+  readonly #blocked = new Set<Peer>()
   // Connections holding credit the router granted and the peer has not used yet.
-  readonly #holding = new Set<Peer>()
+  readonly #withUnusedCredit = new Set<Peer>()
   #negotiating = 0
   #closed = false
   // Runs #distribute again once unused credit may have gone idle (nothing else would wake it).
@@ -190,12 +190,14 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     if (this.#closed) throw new QuicError(QuicErrorCode.CLOSED, 'The router is closed')
     const peer: Peer = { connection, negotiating: 0, queued: 0 }
     if (this.#perConnection !== Infinity) {
-      const credit = new ConnectionCredit(connection)
-      peer.credit = credit
-      connection.on('peerNeedsStreams', ({ bidirectional }) => {
-        if (!bidirectional || this.#closed) return
-        credit.hungry = true
-        this.#hungry.add(peer)
+      const credit = peer.credit = new StreamCredit(connection)
+      // One-way streams cannot be negotiated: none are granted beyond the first credit.
+      try {
+        connection.setStreamLimits({ unidirectional: 0 })
+      } catch {}
+      credit.on('blocked', () => {
+        if (this.#closed) return
+        this.#blocked.add(peer)
         this.#distribute()
       })
     }
@@ -225,8 +227,8 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
       // The connection closed: nothing more will arrive.
     } finally {
       this.#peers.delete(peer)
-      this.#hungry.delete(peer)
-      this.#holding.delete(peer)
+      this.#blocked.delete(peer)
+      this.#withUnusedCredit.delete(peer)
       this.#distribute()
     }
   }
@@ -235,13 +237,10 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     const credit = peer.credit
     // One-way streams come out of the peer's one-way credit, which the router does not manage.
     if (credit !== undefined && !stream.unidirectional) {
-      credit.used()
-      if (credit.granted === 0) this.#holding.delete(peer)
-      // The peer opened its last credited stream: it will most likely want more.
-      if (credit.outstanding === 0 && !credit.hungry) {
-        credit.hungry = true
-        this.#hungry.add(peer)
-      }
+      credit.arrived()
+      if (credit.granted === 0) this.#withUnusedCredit.delete(peer)
+      // On its last credit the peer is blocked: it will most likely want more.
+      if (credit.blocked) this.#blocked.add(peer)
     }
     if (this.#closed) {
       this.#refuse(stream)
@@ -326,22 +325,22 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   // Grants blocked peers as many streams as they have free slots, within what is free overall
   // (slots minus negotiations, waiting streams and granted credit not yet used), oldest ask first.
   #distribute (): void {
-    if (this.#closed || this.#hungry.size === 0) return
+    if (this.#closed || this.#blocked.size === 0) return
     const overall = this.#limit()
     let free = overall - this.#negotiating - this.#waiting.length - this.#unusedCredit()
-    for (const peer of this.#hungry) {
+    for (const peer of this.#blocked) {
       if (free <= 0) break
-      const credit = peer.credit as ConnectionCredit
+      const credit = peer.credit as StreamCredit
       const own = Math.min(this.#perConnection, overall) - peer.negotiating - peer.queued - credit.outstanding
       if (own <= 0) continue  // it gets its turn when one of its own negotiations ends
       const count = Math.min(own, free)
-      this.#hungry.delete(peer)
+      this.#blocked.delete(peer)
       if (credit.grant(count)) {
-        this.#holding.add(peer)
+        this.#withUnusedCredit.add(peer)
         free -= count
       }
     }
-    if (this.#hungry.size > 0 && this.#holding.size > 0 && this.#recheck === undefined) {
+    if (this.#blocked.size > 0 && this.#withUnusedCredit.size > 0 && this.#recheck === undefined) {
       this.#recheck = setTimeout(() => {
         this.#recheck = undefined
         this.#distribute()
@@ -352,9 +351,9 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   #unusedCredit (): number {
     const recent = performance.now() - IDLE_CREDIT_MS
     let unused = 0
-    for (const peer of this.#holding) {
-      const credit = peer.credit as ConnectionCredit
-      if (credit.active >= recent) unused += credit.granted
+    for (const peer of this.#withUnusedCredit) {
+      const credit = peer.credit as StreamCredit
+      if (credit.lastActive >= recent) unused += credit.granted
     }
     return unused
   }
