@@ -24,8 +24,8 @@ export { distributeConnections, receiveConnections, type DistributeOptions } fro
 export { createSelfSignedCertificate, type SelfSignedOptions } from './quic/certificate.js'
 export type { QuicSettings, TlsOptions, PeerCertificate, VerifyPeer } from './quic/config.js'
 export {
-  selectProtocol, acceptProtocol, MULTISTREAM_PROTOCOL_ID, MAX_PROTOCOL_ID_LENGTH, MAX_PROPOSALS, NEGOTIATION_TIMEOUT,
-  type SelectProtocolOptions, type AcceptProtocolOptions, type NegotiationOptions,
+  selectProtocol, selectProtocolLazily, acceptProtocol, MULTISTREAM_PROTOCOL_ID, MAX_PROTOCOL_ID_LENGTH, MAX_PROPOSALS, NEGOTIATION_TIMEOUT,
+  type SelectProtocolOptions, type SelectLazilyOptions, type AcceptProtocolOptions, type NegotiationOptions,
   ProtocolRouter, dialProtocol, NegotiationMetrics, BUSY_RESET_CODE, DEFAULT_NEGOTIATIONS, DEFAULT_NEGOTIATIONS_PER_CONNECTION,
   type ProtocolRouterOptions, type ProtocolRouterEvents, type ProtocolHandler, type HandleOptions,
   type DialProtocolOptions, type DialedProtocol, type NegotiationMetricsOptions, type NegotiationSnapshot,
