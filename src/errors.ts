@@ -55,16 +55,13 @@ export const QuicErrorCode = {
   INVALID_CREDENTIALS: 'ERR_QUIC_INVALID_CREDENTIALS',
   /** Anything else MsQuic reported; `statusName` says what. */
   INTERNAL: 'ERR_QUIC_INTERNAL',
-  /** Protocol negotiation (multistream-select) found no protocol both sides speak. */
+  /** @deprecated Use `NegotiationErrorCode.FAILED` (this alias goes in the next release). */
   NEGOTIATION_FAILED: 'ERR_NEGOTIATION_FAILED',
-  /** Protocol negotiation did not complete in time (its timeout, or an AbortSignal.timeout()). */
+  /** @deprecated Use `NegotiationErrorCode.TIMEOUT` (this alias goes in the next release). */
   NEGOTIATION_TIMEOUT: 'ERR_NEGOTIATION_TIMEOUT',
-  /** Too many negotiations at once: refused rather than queued; `retryable` says whether to retry. */
+  /** @deprecated Use `NegotiationErrorCode.BUSY` (this alias goes in the next release). */
   NEGOTIATION_BUSY: 'ERR_NEGOTIATION_BUSY',
-  /**
-   * The peer broke multistream-select: a bad length prefix, a message too long or without its
-   * newline, invalid UTF-8, an unexpected message, or data before negotiation completed.
-   */
+  /** @deprecated Use `NegotiationErrorCode.PROTOCOL` (this alias goes in the next release). */
   NEGOTIATION_PROTOCOL: 'ERR_NEGOTIATION_PROTOCOL'
 } as const
 
@@ -142,6 +139,23 @@ export const NegotiationResetCode = {
 
 export type NegotiationResetCode = typeof NegotiationResetCode[keyof typeof NegotiationResetCode]
 
+/** Stable codes of protocol negotiation's failures, carried by {@link NegotiationError}. */
+export const NegotiationErrorCode = {
+  /** No protocol both sides speak, or the stream failed or closed during negotiation. */
+  FAILED: 'ERR_NEGOTIATION_FAILED',
+  /** Negotiation did not complete in time (its timeout, or an AbortSignal.timeout()). */
+  TIMEOUT: 'ERR_NEGOTIATION_TIMEOUT',
+  /** Too many negotiations at once: refused rather than queued; `retryable` says whether to retry. */
+  BUSY: 'ERR_NEGOTIATION_BUSY',
+  /**
+   * The peer broke multistream-select: a bad length prefix, a message too long or without its
+   * newline, invalid UTF-8, an unexpected message, or data before negotiation completed.
+   */
+  PROTOCOL: 'ERR_NEGOTIATION_PROTOCOL'
+} as const
+
+export type NegotiationErrorCode = typeof NegotiationErrorCode[keyof typeof NegotiationErrorCode]
+
 /** What a {@link NegotiationError} carries besides a {@link QuicError}'s fields. */
 export interface NegotiationErrorOptions extends QuicErrorOptions {
   /**
@@ -153,13 +167,14 @@ export interface NegotiationErrorOptions extends QuicErrorOptions {
   retryable?: boolean
 }
 
-/** A protocol negotiation failure: one of the `ERR_NEGOTIATION_*` codes, or `ERR_QUIC_ABORTED`. */
+/** A protocol negotiation failure: one of the {@link NegotiationErrorCode}s, or `ERR_QUIC_ABORTED`. */
 export class NegotiationError extends QuicError {
   override readonly name: string = 'NegotiationError'
+  declare readonly code: NegotiationErrorCode | typeof QuicErrorCode.ABORTED
   readonly phase?: 'slot' | 'credit' | 'peer'
   readonly retryable: boolean
 
-  constructor (code: QuicErrorCode, message: string, options: NegotiationErrorOptions = {}) {
+  constructor (code: NegotiationErrorCode | typeof QuicErrorCode.ABORTED, message: string, options: NegotiationErrorOptions = {}) {
     super(code, message, options)
     this.phase = options.phase
     this.retryable = options.retryable ?? false

@@ -14,6 +14,7 @@ export { listen, QuicListener, AdmissionRefusedCode, type ListenOptions, type Li
 export { connect, type ConnectOptions } from './quic/connect.js'
 export { QuicConnection, type RequestHandler, type RequestInfo, type AcceptStreamOptions, type StreamAdapterFactory, type StreamLimits, type QuicCloseInfo, type OpenStreamOptions, type CloseOptions, type QuicConnectionEvents, type QuicConnectionStats, type QuicConnectionHandle } from './quic/connection.js'
 export { QuicStream, type QuicStreamHandle } from './quic/stream.js'
+export { StreamCredit, type StreamCreditEvents } from './quic/credit.js'
 export { StreamCore, type StreamSink, type ReadState, type WriteState, type PrefixReader } from './quic/stream-core.js'
 export {
   RequestResetCode, DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, DEFAULT_REQUEST_CONCURRENCY,
@@ -25,14 +26,14 @@ export type { QuicSettings, TlsOptions, PeerCertificate, VerifyPeer } from './qu
 /** The QUIC layer's defaults, which the libp2p and discovery layers build on. */
 export { DEFAULTS as QUIC_DEFAULTS } from './quic/config.js'
 export {
-  selectProtocol, acceptProtocol, MULTISTREAM_PROTOCOL_ID, MAX_PROTOCOL_ID_LENGTH, MAX_PROPOSALS, NEGOTIATION_TIMEOUT,
-  type SelectProtocolOptions, type AcceptProtocolOptions, type NegotiationOptions,
+  selectProtocol, selectProtocolLazily, acceptProtocol, MULTISTREAM_PROTOCOL_ID, MAX_PROTOCOL_ID_LENGTH, MAX_PROPOSALS, NEGOTIATION_TIMEOUT,
+  type SelectProtocolOptions, type SelectLazilyOptions, type AcceptProtocolOptions, type NegotiationOptions,
   ProtocolRouter, dialProtocol, NegotiationMetrics, BUSY_RESET_CODE, DEFAULT_NEGOTIATIONS, DEFAULT_NEGOTIATIONS_PER_CONNECTION,
   type ProtocolRouterOptions, type ProtocolRouterEvents, type ProtocolHandler, type HandleOptions,
   type DialProtocolOptions, type DialedProtocol, type NegotiationMetricsOptions, type NegotiationSnapshot,
   type NegotiationPhase, type PhaseHistogram, type AdaptiveLimitOptions
 } from './negotiation/index.js'
-export { CodedError, QuicError, QuicErrorCode, NegotiationError, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
+export { CodedError, QuicError, QuicErrorCode, NegotiationError, NegotiationErrorCode, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
 export { StreamCode, ConnectionCode } from './codes.js'
 export { setWorkerCount, getDeliveryStats } from './native.js'
 export { trimMemory, setIdleTrim } from './quic/memory.js'

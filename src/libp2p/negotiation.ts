@@ -3,26 +3,29 @@
  * (multistream-select, against the registrar's protocols) before js-libp2p sees them, at most
  * `maxNegotiationsPerConnection` at once per connection and `maxNegotiations` over the transport;
  * a few more wait unread, and past that a stream is reset at once with RESOURCE_LIMIT_EXCEEDED
- * (busy) instead of timing out. js-libp2p takes the negotiated stream as it is (`stream.protocol`
- * set). Outbound `newStream()` with one protocol is negotiated here too, at most as many at once
- * per connection (the rest wait for a slot), and a busy answer from the peer fails it at once with
+ * (busy) instead of timing out: the negotiation limiter of src/negotiation, as ProtocolRouter uses
+ * it. js-libp2p takes the negotiated stream as it is (`stream.protocol` set). Outbound
+ * `newStream()` with one protocol is negotiated here too, at most as many at once per connection
+ * (the rest wait for a slot), and a busy answer from the peer fails it at once with
  * ERR_LIBP2P_BUSY; towards a peer known to take it (lazyDial), a protocol is dialled lazily (the
- * proposal leaves with the first data, in one send). Both sides run multistream-select 1.0 on the native stream core (its prefix
- * reader, with the message codec of src/negotiation), before the libp2p stream reads anything:
- * bytes a lazy dialer sends after its proposal, and a FIN right behind them, stay in the stream for
- * the handler (a negotiation through js-libp2p's byte stream would lose them).
+ * proposal leaves with the first data, in one send). Both sides run src/negotiation's engine on the
+ * native stream core's prefix reader, before the libp2p stream reads anything: bytes a lazy dialer
+ * sends after its proposal, and a FIN right behind them, stay in the stream for the handler (a
+ * negotiation through js-libp2p's byte stream would lose them).
  */
-import type { CounterGroup, Metrics } from '@libp2p/interface'
-import { NegotiationError, QuicErrorCode } from '../errors.js'
-import { LS, MULTISTREAM_PROTOCOL_ID, MessageDecoder, NA, encodeMessage, encodeProtocolList } from '../negotiation/message.js'
+import { TimeoutError, UnsupportedProtocolError, type CounterGroup, type Metrics } from '@libp2p/interface'
+import { NegotiationError, NegotiationErrorCode, invalidArgValue } from '../errors.js'
+import { MAX_PROPOSALS, NEGOTIATION_TIMEOUT } from '../negotiation/defaults.js'
+import { MultistreamDialer, MultistreamListener, type NegotiationMachine } from '../negotiation/engine.js'
+import { ConnectionShare, NegotiationLimiter, checkLimit, type NegotiationLimits } from '../negotiation/limiter.js'
+import { negotiateOnPrefix } from '../negotiation/prefix.js'
+import { SlotPool } from '../negotiation/slots.js'
+import { Deadlines } from './deadlines.js'
 import { Libp2pQuicError, Libp2pQuicErrorCode, StreamResetCode } from './errors.js'
 import type { MsQuicStream } from './stream.js'
 
-export interface NegotiationOptions {
-  /** Inbound negotiations running at once on one connection. Default 8; Infinity: no limit. */
-  maxNegotiationsPerConnection?: number
-  /** Inbound negotiations running at once over every connection of the transport. Default 64. */
-  maxNegotiations?: number
+/** The transport's negotiation options: the limits as ProtocolRouter takes them, with the transport's queues. */
+export interface NegotiationOptions extends NegotiationLimits {
   /**
    * Inbound streams of one connection waiting for a slot before more are refused as busy. Default:
    * the transport's `maxStreams` (the QUIC stream credit), so a peer that keeps within its credit
@@ -56,108 +59,22 @@ export const LAZY_NEGOTIATION_MARKER = '/node-msquic/lazy-negotiation/1.0.0'
 
 export type NegotiationOutcome = 'completed' | 'failed' | 'timeout' | 'busy'
 
-/** An error whose name js-libp2p maps, and whose reset code the peer reads as "busy". */
-class BusyError extends Error {
-  readonly errorCode = StreamResetCode.RESOURCE_LIMIT_EXCEEDED
-  constructor (message: string) {
-    super(message)
-    this.name = 'NegotiationBusyError'
-  }
-}
-
-class NegotiationFailedError extends Error {
-  readonly errorCode = StreamResetCode.PROTOCOL_NEGOTIATION_FAILED
-  constructor (message: string, cause: unknown) {
-    super(message, { cause })
-    this.name = 'NegotiationFailedError'
-  }
-}
-
-interface Waiting {
-  stream: MsQuicStream
-  peer: PeerNegotiations
-  start: () => void
-}
-
-interface Deadline {
-  at: number
-  fire: () => void
-  prev: Deadline | undefined
-  next: Deadline | undefined
-}
-
-/**
- * Timeouts of one length on one timer (a timer per negotiation costs about as much as the
- * negotiation): a list in deadline order, since each is added `ms` from now; cancelling unlinks.
- */
-export class Deadlines {
-  readonly #ms: number
-  #head: Deadline | undefined
-  #tail: Deadline | undefined
-  #timer: NodeJS.Timeout | undefined
-  readonly #run = (): void => {
-    this.#timer = undefined
-    const now = performance.now()
-    while (this.#head !== undefined && this.#head.at <= now) {
-      const due = this.#head
-      this.#unlink(due)
-      due.fire()
-    }
-    this.#arm()
-  }
-
-  constructor (ms: number) {
-    this.#ms = ms
-  }
-
-  /** Calls `fire` in `ms` unless the returned function is called first. */
-  add (fire: () => void): () => void {
-    const entry: Deadline = { at: performance.now() + this.#ms, fire, prev: this.#tail, next: undefined }
-    if (this.#tail === undefined) this.#head = entry
-    else this.#tail.next = entry
-    this.#tail = entry
-    this.#arm()
-    return () => {
-      if (entry.at !== -1) this.#unlink(entry)
-    }
-  }
-
-  #unlink (entry: Deadline): void {
-    if (entry.prev === undefined) this.#head = entry.next
-    else entry.prev.next = entry.next
-    if (entry.next === undefined) this.#tail = entry.prev
-    else entry.next.prev = entry.prev
-    entry.prev = entry.next = undefined
-    entry.at = -1
-  }
-
-  // One timer for the earliest deadline (a cancelled head leaves it early: it re-arms then).
-  #arm (): void {
-    if (this.#timer !== undefined || this.#head === undefined) return
-    this.#timer = setTimeout(this.#run, Math.max(0, this.#head.at - performance.now()))
-    this.#timer.unref()
-  }
-}
-
-function timeoutError (): Error {
-  const error = new Error('Protocol negotiation timed out')
-  error.name = 'TimeoutError'
-  return error
-}
+/** Inbound streams of all connections that may wait for a slot, by default. */
+const DEFAULT_MAX_QUEUED = 1024
+/** Outbound negotiations at once per connection, by default. */
+const DEFAULT_OUTBOUND_PER_CONNECTION = 32
+/** Protocols remembered per connection as accepted by the peer (a peer speaks a few). */
+const MAX_KNOWN_PROTOCOLS = 64
 
 /** How long a negotiation may take: the caller's signal, or the gate's deadline. */
 type Limit = { signal: AbortSignal, deadlines?: undefined } | { signal?: undefined, deadlines: Deadlines }
 
-/** Protocols remembered per connection as accepted by the peer (a peer speaks a few). */
-const MAX_KNOWN_PROTOCOLS = 64
-
 /** One connection's share. */
 export class PeerNegotiations {
-  inbound = 0
-  queued = 0
-  outbound = 0
-  readonly #outboundWaiting: Array<() => void> = []
+  /** @internal This connection's part of the inbound limits. */
+  readonly share = new ConnectionShare()
   readonly #gate: NegotiationGate
+  readonly #outbound: SlotPool
   // Protocols the peer accepted on this connection: later streams for them may be dialled lazily.
   readonly #accepted = new Set<string>()
   // The protocols the peer's identify listed, once it showed LAZY_NEGOTIATION_MARKER.
@@ -165,6 +82,22 @@ export class PeerNegotiations {
 
   constructor (gate: NegotiationGate) {
     this.#gate = gate
+    this.#outbound = new SlotPool(gate.maxOutboundPerConnection)
+  }
+
+  /** Inbound negotiations of this connection running now. */
+  get inbound (): number {
+    return this.share.running
+  }
+
+  /** Inbound streams of this connection waiting for a slot. */
+  get queued (): number {
+    return this.share.queued
+  }
+
+  /** Outbound negotiations of this connection running now. */
+  get outbound (): number {
+    return this.#outbound.used
   }
 
   /** @internal The peer's identify listed `protocols`, LAZY_NEGOTIATION_MARKER among them. */
@@ -193,47 +126,46 @@ export class PeerNegotiations {
    * the stream with the error newStream() would have thrown.
    */
   async outboundStream (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
-    const limit = this.#gate.maxOutboundPerConnection
-    if (this.outbound >= limit) {
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => {
-          const i = this.#outboundWaiting.indexOf(go)
-          if (i !== -1) this.#outboundWaiting.splice(i, 1)
-          reject(signal?.reason)
-        }
-        const go = (): void => {
-          signal?.removeEventListener('abort', onAbort)
-          resolve()
-        }
-        this.#outboundWaiting.push(go)
-        signal?.addEventListener('abort', onAbort, { once: true })
-      })
+    // A free slot is taken at once: the proposal then leaves in this turn, with the first data.
+    if (!this.#outbound.tryAcquire()) {
+      try {
+        await this.#outbound.acquire(signal)
+      } catch (error) {
+        stream.abort(error as Error)
+        throw error
+      }
     }
-    this.outbound++
     if (!this.dialsLazily(protocol)) return await this.#select(stream, protocol, signal)
     void this.#select(stream, protocol, signal).catch(() => {})
     return protocol
   }
 
   async #select (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
+    const machine = new MultistreamDialer([protocol])
     try {
-      const selected = await selectOnCore(stream, protocol, signal !== undefined ? { signal } : { deadlines: this.#gate.deadlines })
+      const agreed = await negotiate(stream, machine, signal !== undefined ? { signal } : { deadlines: this.#gate.deadlines }, machine.start())
       if (this.#gate.lazyDial !== false && this.#accepted.size < MAX_KNOWN_PROTOCOLS) this.#accepted.add(protocol)
-      return selected
-    } catch (error) {
-      const code = stream.core.readError?.errorCode ?? stream.core.writeError?.errorCode
-      if (code === BigInt(StreamResetCode.RESOURCE_LIMIT_EXCEEDED)) {
-        this.#gate.count('busy')
-        const busy = new Libp2pQuicError(Libp2pQuicErrorCode.BUSY, `The peer is busy: it refused to negotiate ${protocol} now (retry later)`, { cause: error })
-        stream.abort(busy)
-        throw busy
-      }
-      stream.abort(error as Error)
+      return agreed.protocol
+    } catch (cause) {
+      const error = this.#failure(stream, protocol, machine, cause)
+      stream.abort(error)
       throw error
     } finally {
-      this.outbound--
-      this.#outboundWaiting.shift()?.()
+      this.#outbound.release()
     }
+  }
+
+  // What newStream() rejects with, as js-libp2p names it: a peer's busy reset is ERR_LIBP2P_BUSY,
+  // its refusal (na) an UnsupportedProtocolError, our deadline a TimeoutError.
+  #failure (stream: MsQuicStream, protocol: string, machine: MultistreamDialer, cause: unknown): Error {
+    const code = stream.core.readError?.errorCode ?? stream.core.writeError?.errorCode
+    if (code === BigInt(StreamResetCode.RESOURCE_LIMIT_EXCEEDED)) {
+      this.#gate.count('busy')
+      return new Libp2pQuicError(Libp2pQuicErrorCode.BUSY, `The peer is busy: it refused to negotiate ${protocol} now (retry later)`, { cause })
+    }
+    if (machine.refused) return new UnsupportedProtocolError(`The peer does not speak ${protocol}`)
+    if (cause instanceof NegotiationError && cause.code === NegotiationErrorCode.TIMEOUT) return new TimeoutError(cause.message)
+    return cause as Error
   }
 }
 
@@ -244,12 +176,7 @@ export class NegotiationGate {
   readonly timeout: number
   /** Each negotiation's timeout, without a caller's signal. */
   readonly deadlines: Deadlines
-  readonly #perConnection: number
-  readonly #overall: number
-  readonly #queuedPerConnection: number
-  readonly #queuedOverall: number
-  readonly #waiting: Waiting[] = []
-  #active = 0
+  readonly #limiter: NegotiationLimiter
   /** Outcomes so far (also reported through libp2p metrics). */
   readonly counts: Record<NegotiationOutcome, number> = { completed: 0, failed: 0, timeout: 0, busy: 0 }
   /** Inbound negotiations whose dialer was lazy: data came right behind its accepted proposal. */
@@ -257,27 +184,30 @@ export class NegotiationGate {
   readonly #counter?: CounterGroup
 
   constructor (options: NegotiationOptions = {}, metrics?: Metrics, streamCredit = 256) {
-    this.#perConnection = options.maxNegotiationsPerConnection ?? 8
-    this.#overall = options.maxNegotiations ?? 64
-    this.#queuedPerConnection = options.maxQueuedPerConnection ?? streamCredit
-    this.#queuedOverall = options.maxQueued ?? 1024
-    this.maxOutboundPerConnection = options.maxOutboundNegotiationsPerConnection ?? 32
+    this.#limiter = new NegotiationLimiter({
+      maxNegotiationsPerConnection: options.maxNegotiationsPerConnection,
+      maxNegotiations: options.maxNegotiations,
+      maxQueuedPerConnection: options.maxQueuedPerConnection ?? streamCredit,
+      maxQueued: options.maxQueued ?? DEFAULT_MAX_QUEUED
+    })
+    this.maxOutboundPerConnection = checkLimit('maxOutboundNegotiationsPerConnection', options.maxOutboundNegotiationsPerConnection, DEFAULT_OUTBOUND_PER_CONNECTION)
     this.lazyDial = options.lazyDial ?? 'auto'
-    if (this.lazyDial !== true && this.lazyDial !== false && this.lazyDial !== 'auto') throw new TypeError(`negotiation.lazyDial must be true, false or 'auto', got ${String(this.lazyDial)}`)
-    this.timeout = options.timeout ?? 10_000
+    if (this.lazyDial !== true && this.lazyDial !== false && this.lazyDial !== 'auto') throw invalidArgValue('negotiation.lazyDial', "must be true, false or 'auto'", this.lazyDial)
+    this.timeout = options.timeout ?? NEGOTIATION_TIMEOUT
+    if (typeof this.timeout !== 'number' || !(this.timeout > 0)) throw invalidArgValue('negotiation.timeout', 'must be a positive number of milliseconds', this.timeout, true)
     this.deadlines = new Deadlines(this.timeout)
     this.#counter = metrics?.registerCounterGroup('libp2p_msquic_negotiations_total', { label: 'outcome', help: 'Protocol negotiations by outcome (inbound, and outbound busy answers)' })
     metrics?.registerMetricGroup('libp2p_msquic_negotiations', {
       label: 'state',
       help: 'Inbound protocol negotiations running and waiting for a slot',
-      calculate: () => ({ active: this.#active, queued: this.#waiting.length })
+      calculate: () => ({ active: this.#limiter.running, queued: this.#limiter.queued })
     })
   }
 
   /** Inbound negotiations running now. */
-  get active (): number { return this.#active }
+  get active (): number { return this.#limiter.running }
   /** Inbound streams waiting for a slot. */
-  get queued (): number { return this.#waiting.length }
+  get queued (): number { return this.#limiter.queued }
 
   peer (): PeerNegotiations {
     return new PeerNegotiations(this)
@@ -289,194 +219,65 @@ export class NegotiationGate {
   }
 
   async inbound (peer: PeerNegotiations, stream: MsQuicStream, protocols: () => string[]): Promise<string | null> {
-    if (!this.#hasSlot(peer)) {
-      if (peer.queued >= this.#queuedPerConnection || this.#waiting.length >= this.#queuedOverall) {
-        this.count('busy')
-        stream.abort(new BusyError('Too many protocol negotiations at once'))
-        return null
-      }
-      // Unread while it waits: the peer's bytes stay in QUIC flow control.
-      peer.queued++
-      await new Promise<void>(resolve => { this.#waiting.push({ stream, peer, start: resolve }) })
-      peer.queued--
-      if (stream.status !== 'open') {
-        this.#release(peer)
-        this.count('failed')
-        return null
-      }
-    } else {
-      peer.inbound++
-      this.#active++
+    let turn: ((started: boolean) => void) | undefined
+    const admitted = this.#limiter.admit(peer.share, {
+      gone: () => stream.status !== 'open',
+      start: () => { turn?.(true) },
+      drop: () => { turn?.(false) }
+    })
+    if (admitted === 'refused') {
+      this.count('busy')
+      stream.abort(new NegotiationError(NegotiationErrorCode.BUSY, 'Too many protocol negotiations at once', { retryable: true }))
+      return null
+    }
+    // Unread while it waits: the peer's bytes stay in QUIC flow control. (A slot free now was
+    // taken in admit(), before `turn` exists.)
+    if (admitted === 'queued' && !await new Promise<boolean>(resolve => { turn = resolve })) {
+      this.count('failed')
+      return null
     }
     try {
-      const protocol = await acceptOnCore(stream, protocols(), { deadlines: this.deadlines }, () => { this.lazy++ })
+      const machine = new MultistreamListener(protocols(), { maxProposals: MAX_PROPOSALS, lazy: true })
+      const agreed = await negotiate(stream, machine, { deadlines: this.deadlines })
+      if (agreed.lazy) this.lazy++
       this.count('completed')
-      return protocol
+      return agreed.protocol
     } catch (error) {
-      const timedOut = (error as Error)?.name === 'TimeoutError' || (error as Error)?.name === 'AbortError'
+      const timedOut = error instanceof NegotiationError && error.code === NegotiationErrorCode.TIMEOUT
       this.count(timedOut ? 'timeout' : 'failed')
-      stream.abort(new NegotiationFailedError(`Protocol negotiation failed: ${(error as Error)?.message}`, error))
+      stream.abort(error as Error)
       return null
     } finally {
-      this.#release(peer)
+      this.#limiter.release(peer.share)
     }
   }
-
-  #hasSlot (peer: PeerNegotiations): boolean {
-    return peer.inbound < this.#perConnection && this.#active < this.#overall
-  }
-
-  // A slot frees: the oldest waiting stream that may take it starts (the slot passes to it).
-  #release (peer: PeerNegotiations): void {
-    peer.inbound--
-    this.#active--
-    for (let i = 0; i < this.#waiting.length; i++) {
-      const next = this.#waiting[i]
-      if (this.#hasSlot(next.peer)) {
-        this.#waiting.splice(i, 1)
-        next.peer.inbound++
-        this.#active++
-        next.start()
-        return
-      }
-    }
-  }
-}
-
-const HEADER = encodeMessage(MULTISTREAM_PROTOCOL_ID)
-// Header and proposal, encoded once per protocol (a node dials few distinct protocols).
-const proposals = new Map<string, Buffer>()
-function proposal (protocol: string): Buffer {
-  let bytes = proposals.get(protocol)
-  if (bytes === undefined) {
-    bytes = Buffer.concat([HEADER, encodeMessage(protocol)])
-    if (proposals.size < 256) proposals.set(protocol, bytes)
-  }
-  return bytes
-}
-
-/** Dialers' proposals (and `ls`) answered before the negotiation is refused, as in src/negotiation. */
-const MAX_PROPOSALS = 32
-
-class UnsupportedProtocolError extends Error {
-  readonly errorCode = StreamResetCode.PROTOCOL_NEGOTIATION_FAILED
-  constructor (message: string) {
-    super(message)
-    this.name = 'UnsupportedProtocolError'
-  }
-}
-
-function protocolError (message: string): NegotiationError {
-  return new NegotiationError(QuicErrorCode.NEGOTIATION_PROTOCOL, message, { phase: 'peer' })
 }
 
 /**
- * Runs `step` over the stream's first bytes (the core's prefix reader) until it returns what is
- * left for the application; rejects when it throws, the peer ends or resets the stream, or
- * the limit passes. The caller resets the stream on failure.
+ * Runs `machine` on the stream's first bytes (the core's prefix reader), after sending `first`,
+ * until the sides agree; rejects when the machine fails, the stream closes, or the limit passes.
+ * The caller resets the stream on failure.
  */
-async function onPrefix<T> (stream: MsQuicStream, limit: Limit, step: (decoder: MessageDecoder, settle: (value: T) => void) => boolean): Promise<T> {
-  const core = stream.core
-  return await new Promise<T>((resolve, reject) => {
-    const signal = limit.signal
-    let done = false
-    let result: T
+async function negotiate (stream: MsQuicStream, machine: NegotiationMachine, limit: Limit, first?: Uint8Array): Promise<{ protocol: string, lazy: boolean }> {
+  const signal = limit.signal
+  signal?.throwIfAborted()
+  return await new Promise((resolve, reject) => {
     let cancel: (() => void) | undefined
-    const finish = (error?: unknown): void => {
-      if (done) return
-      done = true
-      signal?.removeEventListener('abort', onAbort)
-      cancel?.()
-      stream.removeEventListener('close', onClose)
-      if (error === undefined) resolve(result)
-      else reject(error)
-    }
-    const onAbort = (): void => { finish(signal?.reason ?? new Error('Negotiation aborted')) }
-    const onClose = (): void => { finish(new NegotiationError(QuicErrorCode.NEGOTIATION_FAILED, 'The stream closed during protocol negotiation', { phase: 'peer' })) }
-    if (signal?.aborted === true) { onAbort(); return }
+    const onAbort = (): void => { stop(signal?.reason) }
+    const onClose = (): void => { stop(new NegotiationError(NegotiationErrorCode.FAILED, 'The stream closed during protocol negotiation', { phase: 'peer' })) }
     signal?.addEventListener('abort', onAbort, { once: true })
-    if (limit.deadlines !== undefined) cancel = limit.deadlines.add(() => { finish(timeoutError()) })
+    if (limit.deadlines !== undefined) cancel = limit.deadlines.add(() => { stop(new NegotiationError(NegotiationErrorCode.TIMEOUT, 'Protocol negotiation timed out', { phase: 'peer' })) })
     stream.addEventListener('close', onClose, { once: true })
-    const decoder = new MessageDecoder()
-    core.readPrefix(chunk => {
-      if (done) throw new Error('negotiation over')
-      if (chunk === null) {
-        const error = protocolError('The peer ended the stream before protocol negotiation completed')
-        finish(error)
-        throw error
+    const stop = negotiateOnPrefix(stream.core, machine, {
+      send: (bytes, lazy) => { stream.sendNegotiation(bytes, lazy) },
+      settle: (error, protocol, lazy) => {
+        signal?.removeEventListener('abort', onAbort)
+        cancel?.()
+        stream.removeEventListener('close', onClose)
+        if (error === undefined) resolve({ protocol: protocol as string, lazy: lazy === true })
+        else reject(error)
       }
-      decoder.push(chunk)
-      try {
-        if (!step(decoder, value => { result = value })) return undefined
-      } catch (error) {
-        finish(error)
-        throw error
-      }
-      finish()
-      return Buffer.from(decoder.take())
     })
+    if (first !== undefined) stream.sendNegotiation(first)
   })
-}
-
-/**
- * The next complete message after the multistream header, which is checked (and `onHeader` run)
- * when it comes; undefined until more bytes arrive.
- */
-function nextMessage (decoder: MessageDecoder, state: { header: boolean }, onHeader?: () => void): string | undefined {
-  while (true) {
-    const message = decoder.next()
-    if (message === undefined || state.header) return message
-    if (message !== MULTISTREAM_PROTOCOL_ID) throw protocolError(`Expected the header ${MULTISTREAM_PROTOCOL_ID}, received ${JSON.stringify(message)}`)
-    state.header = true
-    onHeader?.()
-  }
-}
-
-/** The listener's side: answers proposals until one is ours; data after it stays for the app. */
-async function acceptOnCore (stream: MsQuicStream, protocols: string[], limit: Limit, onLazy: () => void): Promise<string> {
-  const state = { header: false }
-  let headerSent = false
-  let proposals = 0
-  return await onPrefix<string>(stream, limit, (decoder, settle) => {
-    // Our header rides with the first answer, unless the dialer waits for it before proposing.
-    const onHeader = (): void => {
-      if (decoder.bufferedLength > 0) return
-      stream.sendNegotiation(HEADER)
-      headerSent = true
-    }
-    for (let message = nextMessage(decoder, state, onHeader); message !== undefined; message = nextMessage(decoder, state, onHeader)) {
-      if (message === MULTISTREAM_PROTOCOL_ID) throw protocolError('Expected a proposal, received the header again')
-      proposals++
-      const accepted = protocols.includes(message)
-      // Data before our answer: only a lazy dialer's, after a proposal we accept.
-      if (decoder.bufferedLength > 0 && !accepted) throw protocolError(`The peer sent data after proposing ${JSON.stringify(message)}, before our answer`)
-      if (!accepted && proposals >= MAX_PROPOSALS) throw new UnsupportedProtocolError(`The peer proposed ${MAX_PROPOSALS} protocols without agreement`)
-      const answer = message === LS ? encodeProtocolList(protocols) : encodeMessage(accepted ? message : NA)
-      // A lazy dialer's data is here already: it waits for nothing, so the answer can wait for ours.
-      const lazy = accepted && decoder.bufferedLength > 0
-      stream.sendNegotiation(headerSent ? answer : accepted && message !== LS ? proposal(message) : Buffer.concat([HEADER, answer]), lazy)
-      headerSent = true
-      if (accepted) {
-        if (lazy) onLazy()
-        settle(message)
-        return true
-      }
-    }
-    return false
-  })
-}
-
-/** The dialer's side for one protocol: header and proposal in one send, then the two answers. */
-async function selectOnCore (stream: MsQuicStream, protocol: string, limit: Limit): Promise<string> {
-  const state = { header: false }
-  const answer = onPrefix<string>(stream, limit, (decoder, settle) => {
-    const message = nextMessage(decoder, state)
-    if (message === undefined) return false
-    if (message === NA) throw new UnsupportedProtocolError(`The peer does not speak ${protocol}`)
-    if (message !== protocol) throw protocolError(`Expected ${JSON.stringify(protocol)} or na, received ${JSON.stringify(message)}`)
-    settle(message)
-    return true
-  })
-  stream.sendNegotiation(proposal(protocol))
-  return await answer
 }

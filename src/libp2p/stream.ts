@@ -5,9 +5,14 @@
  * native send window; `closeRead()` sends STOP_SENDING; resets carry application codes.
  */
 import { AbstractStream, type AbstractStreamInit } from '@libp2p/utils'
-import type { AbortOptions, EventHandler } from '@libp2p/interface'
-import { QuicErrorCode } from '../errors.js'
+import {
+  ConnectionClosedError, InvalidMessageError, LimitedConnectionError, ProtocolError, StreamBufferError,
+  TooManyInboundProtocolStreamsError, TooManyOutboundProtocolStreamsError, UnsupportedProtocolError,
+  type AbortOptions, type EventHandler
+} from '@libp2p/interface'
+import { NegotiationError, QuicErrorCode } from '../errors.js'
 import { SendResult } from '../native.js'
+import { negotiationResetCode } from '../negotiation/session.js'
 import type { StreamCore, StreamSink } from '../quic/stream-core.js'
 import { StreamResetCode } from './errors.js'
 
@@ -15,25 +20,29 @@ export interface MsQuicStreamInit extends Omit<AbstractStreamInit, 'id'> {
   core: StreamCore
 }
 
-// Errors js-libp2p aborts streams with, by name, and the codes the peer hears for them.
+// Errors js-libp2p aborts streams with, and the codes the peer hears for them. js-libp2p tells its
+// errors apart by name (instanceof fails across copies of @libp2p/interface): so does this table,
+// with the names its classes declare.
 const RESET_CODES: Record<string, number> = {
-  TooManyInboundProtocolStreamsError: StreamResetCode.RESOURCE_LIMIT_EXCEEDED,
-  TooManyOutboundProtocolStreamsError: StreamResetCode.RESOURCE_LIMIT_EXCEEDED,
-  StreamBufferError: StreamResetCode.RESOURCE_LIMIT_EXCEEDED,
-  UnsupportedProtocolError: StreamResetCode.PROTOCOL_NEGOTIATION_FAILED,
-  InvalidMessageError: StreamResetCode.PROTOCOL_VIOLATION,
-  ProtocolError: StreamResetCode.PROTOCOL_VIOLATION,
-  LimitedConnectionError: StreamResetCode.GATED,
-  ConnectionClosedError: StreamResetCode.SHUTDOWN
+  [TooManyInboundProtocolStreamsError.name]: StreamResetCode.RESOURCE_LIMIT_EXCEEDED,
+  [TooManyOutboundProtocolStreamsError.name]: StreamResetCode.RESOURCE_LIMIT_EXCEEDED,
+  [StreamBufferError.name]: StreamResetCode.RESOURCE_LIMIT_EXCEEDED,
+  [UnsupportedProtocolError.name]: StreamResetCode.PROTOCOL_NEGOTIATION_FAILED,
+  [InvalidMessageError.name]: StreamResetCode.PROTOCOL_VIOLATION,
+  [ProtocolError.name]: StreamResetCode.PROTOCOL_VIOLATION,
+  [LimitedConnectionError.name]: StreamResetCode.GATED,
+  [ConnectionClosedError.name]: StreamResetCode.SHUTDOWN
 }
 
 const MAX_CODE = (1n << 62n) - 1n
 
 /**
- * The application code a reset for `error` carries: the error's own `errorCode` (a QUIC varint)
- * if it has one, else the libp2p code for what js-libp2p aborted the stream for, else 0.
+ * The application code a reset for `error` carries: for a failed negotiation (a NegotiationError,
+ * by its code) libp2p's code for it; else the error's own `errorCode` (a QUIC varint) if it has
+ * one, else the libp2p code for what js-libp2p aborted the stream for, else 0.
  */
 export function resetCodeOf (error: unknown): number | bigint {
+  if (error instanceof NegotiationError) return negotiationResetCode(error)
   const own = (error as { errorCode?: unknown } | undefined)?.errorCode
   if ((typeof own === 'number' && Number.isSafeInteger(own) && own >= 0) || (typeof own === 'bigint' && own >= 0n && own <= MAX_CODE)) return own
   const name = (error as { name?: unknown } | undefined)?.name

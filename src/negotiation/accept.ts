@@ -1,18 +1,13 @@
 /**
- * The listener's side of multistream-select 1.0: answer the dialer's proposals until it proposes
- * a protocol we speak.
+ * The listener's side of multistream-select 1.0 over a Duplex: answer the dialer's proposals
+ * until it proposes a protocol we speak.
  */
 import type { Duplex } from 'node:stream'
 import { invalidArgValue } from '../errors.js'
-import { LS, MULTISTREAM_PROTOCOL_ID, NA, checkProtocols, encodeMessage, encodeProtocolList } from './message.js'
-import { NegotiationSession, checkStream, noCommonProtocol, protocolError, unexpected, type NegotiationOptions } from './session.js'
-
-/**
- * The default cap on the dialer's messages after its header (proposals and `ls`): a dialer
- * refused with `na` forever is cut off rather than held. js-libp2p's dialer tries each of its
- * protocols once, and real lists are short.
- */
-export const MAX_PROPOSALS = 32
+import { MAX_PROPOSALS } from './defaults.js'
+import { MultistreamListener } from './engine.js'
+import { checkProtocols } from './message.js'
+import { NegotiationSession, checkStream, type NegotiationOptions } from './session.js'
 
 /** Options for {@link acceptProtocol}. */
 export interface AcceptProtocolOptions extends NegotiationOptions {
@@ -50,32 +45,6 @@ export async function acceptProtocol (stream: Duplex, protocols: string | readon
   const maxProposals = options.maxProposals ?? MAX_PROPOSALS
   if (!Number.isSafeInteger(maxProposals) || maxProposals < 1) throw invalidArgValue('maxProposals', 'must be a positive integer', maxProposals, true)
   checkStream(stream, options, true)
-  const session = new NegotiationSession(stream, options)
-  try {
-    const header = await session.read()
-    if (header !== MULTISTREAM_PROTOCOL_ID) throw unexpected(`expected the header ${MULTISTREAM_PROTOCOL_ID}`, header)
-    // Our header rides with the first answer, unless the dialer waits for it before proposing.
-    let headerSent = !session.hasMore
-    if (headerSent) session.write(encodeMessage(MULTISTREAM_PROTOCOL_ID))
-    for (let proposals = 1; ; proposals++) {
-      const message = await session.read()
-      if (message === MULTISTREAM_PROTOCOL_ID) throw unexpected('expected a proposal', message)
-      const accepted = list.includes(message)
-      // A dialer that did not wait for our answer; only a lazy one, after the accepted proposal.
-      if (session.hasMore && !(accepted && options.lazy !== false)) {
-        throw protocolError(`The peer sent data after proposing ${JSON.stringify(message)}, before our answer`)
-      }
-      // The last refusal is the reset itself: an na written now would be discarded by it.
-      if (!accepted && proposals >= maxProposals) throw noCommonProtocol(`The peer proposed ${maxProposals} protocols without agreement`)
-      const answer = message === LS ? encodeProtocolList(list) : encodeMessage(accepted ? message : NA)
-      session.write(headerSent ? answer : Buffer.concat([encodeMessage(MULTISTREAM_PROTOCOL_ID), answer]))
-      headerSent = true
-      if (accepted) {
-        session.finish()
-        return message
-      }
-    }
-  } catch (error) {
-    throw session.fail(error)
-  }
+  const machine = new MultistreamListener(list, { maxProposals, lazy: options.lazy !== false })
+  return await new NegotiationSession(stream, options).run(machine)
 }

@@ -4,14 +4,13 @@
  * flow control, never failing for lack of it), and for the peer's answer. One deadline covers all
  * three, and a timeout says which one it expired in. JS thread only.
  */
-import { NegotiationError, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType, invalidArgValue, checkSignal } from '../errors.js'
+import { NegotiationError, NegotiationErrorCode, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType, invalidArgValue, checkSignal } from '../errors.js'
 import type { QuicConnection } from '../quic/connection.js'
 import type { QuicStream } from '../quic/stream.js'
 import { checkProtocols } from './message.js'
 import type { NegotiationMetrics } from './metrics.js'
-import { DEFAULT_NEGOTIATIONS_PER_CONNECTION } from './router.js'
+import { DEFAULT_NEGOTIATIONS_PER_CONNECTION, NEGOTIATION_TIMEOUT } from './defaults.js'
 import { selectProtocol } from './select.js'
-import { NEGOTIATION_TIMEOUT } from './session.js'
 import { SlotPool } from './slots.js'
 
 export interface DialProtocolOptions {
@@ -128,14 +127,14 @@ function poolFor (connection: QuicConnection, max: number | undefined): SlotPool
 
 function failure (cause: unknown, phase: Phase, timedOut: boolean, timeout: number): Error {
   if (timedOut) {
-    return new NegotiationError(QuicErrorCode.NEGOTIATION_TIMEOUT, `Protocol negotiation timed out after ${timeout} ms, ${PHASE_TEXT[phase]}`, { phase, cause })
+    return new NegotiationError(NegotiationErrorCode.TIMEOUT, `Protocol negotiation timed out after ${timeout} ms, ${PHASE_TEXT[phase]}`, { phase, cause })
   }
   if (isAbort(cause)) {
     return new NegotiationError(QuicErrorCode.ABORTED, `Protocol negotiation was aborted, ${PHASE_TEXT[phase]}`, { phase, cause })
   }
   const code = resetCode(cause)
   if (code === NegotiationResetCode.RESOURCE_LIMIT_EXCEEDED) {
-    return new NegotiationError(QuicErrorCode.NEGOTIATION_BUSY, 'The peer is busy negotiating other streams; try again later', { phase: 'peer', retryable: true, errorCode: code, cause })
+    return new NegotiationError(NegotiationErrorCode.BUSY, 'The peer is busy negotiating other streams; try again later', { phase: 'peer', retryable: true, errorCode: code, cause })
   }
   return cause as Error
 }
@@ -155,6 +154,6 @@ function resetCode (error: unknown): bigint | undefined {
 
 function outcome (error: Error): 'busy' | 'timeout' | 'failed' {
   if (!(error instanceof QuicError)) return 'failed'
-  if (error.code === QuicErrorCode.NEGOTIATION_BUSY) return 'busy'
-  return error.code === QuicErrorCode.NEGOTIATION_TIMEOUT ? 'timeout' : 'failed'
+  if (error.code === NegotiationErrorCode.BUSY) return 'busy'
+  return error.code === NegotiationErrorCode.TIMEOUT ? 'timeout' : 'failed'
 }

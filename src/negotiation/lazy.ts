@@ -1,127 +1,138 @@
 /**
- * The dialer's lazy check (rust-libp2p's V1Lazy): selectProtocol() has already resolved, so the
- * listener's header and answer are checked as they arrive, before the application reads anything.
- * On a QuicStream the check is a prefix reader on the stream core's data path; other Duplexes
- * (which have no such path) are read through their push().
+ * Lazy selection (rust-libp2p's V1Lazy): the dialer's single proposal leaves at once and its data
+ * may follow without waiting; the listener's header and answer are checked as they arrive, before
+ * the application reads anything, and a refusal or a malformed answer fails the stream. On a
+ * QuicStream the stream core's prefix reader takes the answer out (prefix.ts). Any other Duplex
+ * has no such place (its readers see whatever it pushes), so it is wrapped, as js-libp2p's lazy
+ * select wraps its stream: the application uses the wrapper.
  */
-import type { Duplex } from 'node:stream'
+import { Duplex } from 'node:stream'
+import { checkSignal, invalidArgType } from '../errors.js'
 import { QuicStream } from '../quic/stream.js'
-import { MULTISTREAM_PROTOCOL_ID, NA, MessageDecoder } from './message.js'
-import { noCommonProtocol, protocolError, resetStream, unexpected } from './session.js'
+import { MultistreamDialer } from './engine.js'
+import { checkProtocols } from './message.js'
+import { negotiateOnPrefix } from './prefix.js'
+import { abortError, checkStream, resetStream, streamClosed } from './session.js'
 
-const EMPTY = new Uint8Array(0)
+/** Options for {@link selectProtocolLazily}. */
+export interface SelectLazilyOptions {
+  /** Already aborted: the stream is reset and the promise rejects (`ERR_QUIC_ABORTED`, or `ERR_NEGOTIATION_TIMEOUT` for an AbortSignal.timeout()). */
+  signal?: AbortSignal
+}
 
 /**
- * Takes the listener's header and answer out of `stream` where its implementation push()es
- * received bytes, before they reach the readable buffer. Reading them there instead would race
- * the application, whose 'data' listeners would see them; every node:stream implementation (a
- * QuicStream among them) delivers received bytes through push(). The original push() is back once
- * the answer is in; a refusal or a malformed answer destroys the stream with the error.
+ * Proposes `protocol` on `stream` and resolves at once, with the stream to use from now on: the
+ * QuicStream itself, or for any other Duplex a Duplex over it. The application can write at once
+ * (its data follows the proposal) and reads only what the listener sends after its answer. A
+ * refusal (`na`: `ERR_NEGOTIATION_FAILED`) or a malformed answer (`ERR_NEGOTIATION_PROTOCOL`)
+ * resets `stream` and destroys the returned stream with the error. The listener must take data
+ * right after the proposal (`lazy` in {@link acceptProtocol}, the default). Call it before anything
+ * reads `stream` (on a QuicStream, reading may start before).
  */
-export function verifyLazily (stream: Duplex, protocol: string): void {
-  if (stream instanceof QuicStream) {
-    verifyPrefix(stream, protocol)
-    return
-  }
-  const decoder = new MessageDecoder()
-  const ownPush = Object.hasOwn(stream, 'push')
-  const push = stream.push
-  let failed = false
-
-  const restore = (): void => {
-    if (ownPush) stream.push = push
-    else delete (stream as { push?: unknown }).push
-  }
-  const fail = (error: unknown): boolean => {
-    failed = true
-    // Out of the implementation's push() call: it may still be running.
-    process.nextTick(() => {
-      resetStream(stream, error, true)
-      restore()
-    })
-    return false
-  }
-  const answer = answerReader(decoder, protocol)
-  const answered = (): boolean => answer()
-
-  // Bytes already received (a listener may send its header unprompted) come first.
-  if (stream.readableLength > 0) {
-    decoder.push(stream.read() as Uint8Array)
-    try {
-      if (answered()) {
-        const rest = decoder.take()
-        if (rest.length > 0) stream.unshift(rest)
-        return
-      }
-    } catch (error) {
-      fail(error)
-      return
-    }
-  }
-
-  stream.push = function (chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (failed) return false
-    if (chunk === null) return fail(protocolError(`The peer ended the stream before answering the proposal of ${protocol}`))
-    decoder.push(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk as Uint8Array)
-    let done: boolean
-    try {
-      done = answered()
-    } catch (error) {
-      return fail(error)
-    }
-    if (!done) {
-      // Nothing for the reader yet. The empty push ends Node's pending read, but being empty it
-      // does not start another, which some streams wait for before delivering more: ask for it.
-      process.nextTick(() => { if (!stream.destroyed) stream.read(0) })
-      return push.call(this, EMPTY)
-    }
-    restore()
-    return push.call(this, decoder.take())
-  }
-}
-
-// A reader of the listener's header and answer: true once the answer is in; throws a
-// NegotiationError for a refusal or a malformed answer.
-function answerReader (decoder: MessageDecoder, protocol: string): () => boolean {
-  let header = false
-  return () => {
-    for (let message = decoder.next(); message !== undefined; message = decoder.next()) {
-      if (!header) {
-        if (message !== MULTISTREAM_PROTOCOL_ID) throw unexpected(`expected the header ${MULTISTREAM_PROTOCOL_ID}`, message)
-        header = true
-      } else if (message === protocol) {
-        return true
-      } else if (message === NA) {
-        throw noCommonProtocol(`The peer does not support ${protocol}`)
-      } else {
-        throw unexpected(`expected ${JSON.stringify(protocol)} or na`, message)
-      }
-    }
-    return false
-  }
-}
-
-// On a QuicStream: the core hands every received byte to this reader first, until the answer is
-// in; the application sees only what follows it.
-function verifyPrefix (stream: QuicStream, protocol: string): void {
-  const decoder = new MessageDecoder()
-  const answered = answerReader(decoder, protocol)
-  const fail = (error: unknown): never => {
-    // Out of the core's delivery: the reset and the 'error' come on the next tick.
-    process.nextTick(() => { resetStream(stream, error, true) })
+export async function selectProtocolLazily (stream: Duplex, protocol: string, options: SelectLazilyOptions = {}): Promise<Duplex> {
+  if (typeof protocol !== 'string') throw invalidArgType('protocol', 'a string', protocol)
+  checkProtocols(protocol)
+  checkSignal(options?.signal)
+  const quic = stream instanceof QuicStream
+  checkStream(stream, {}, !quic)
+  if (stream.destroyed) throw streamClosed(stream)
+  if (options.signal?.aborted === true) {
+    const error = abortError(options.signal)
+    resetStream(stream, error)
     throw error
   }
-  stream.readPrefix(chunk => {
-    if (chunk === null) return fail(protocolError(`The peer ended the stream before answering the proposal of ${protocol}`))
-    decoder.push(chunk)
-    let done: boolean
-    try {
-      done = answered()
-    } catch (error) {
-      return fail(error)
+  const machine = new MultistreamDialer([protocol])
+  if (!quic) return new LazilySelected(stream, machine)
+  negotiateOnPrefix(stream, machine, {
+    send: bytes => { stream.write(bytes) },
+    settle: error => {
+      // Out of the core's delivery: the reset and the 'error' come on the next tick.
+      if (error !== undefined) process.nextTick(() => { resetStream(stream, error, true) })
     }
-    if (!done) return undefined
-    const rest = decoder.take()
-    return Buffer.from(rest.buffer, rest.byteOffset, rest.byteLength)
   })
+  stream.write(machine.start())
+  return stream
+}
+
+/**
+ * A Duplex over a lazily selected `inner`: what the application writes goes to `inner` as it is;
+ * what `inner` receives goes through the dialer's machine until the answer is in, then to this
+ * stream's readers, with `inner` paused while they do not read.
+ */
+class LazilySelected extends Duplex {
+  readonly #inner: Duplex
+  #machine: MultistreamDialer | undefined
+  #readEnded = false
+
+  constructor (inner: Duplex, machine: MultistreamDialer) {
+    super()
+    this.#inner = inner
+    this.#machine = machine
+    inner.write(machine.start())
+    inner.on('data', this.#onData)
+    inner.on('end', this.#onEnd)
+    inner.on('error', this.#onError)
+    inner.on('close', this.#onClose)
+  }
+
+  override _read (): void {
+    this.#inner.resume()
+  }
+
+  override _write (chunk: unknown, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#inner.write(chunk, encoding, callback)
+  }
+
+  override _final (callback: (error?: Error | null) => void): void {
+    this.#inner.end(callback)
+  }
+
+  override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.#inner.destroyed) this.#inner.destroy(error ?? undefined)
+    callback(error)
+  }
+
+  readonly #onData = (chunk: Uint8Array): void => {
+    let data = chunk
+    const machine = this.#machine
+    if (machine !== undefined) {
+      let step
+      try {
+        step = machine.push(chunk)
+      } catch (error) {
+        this.#fail(error)
+        return
+      }
+      if (step.send !== undefined) this.#inner.write(step.send)
+      if (step.rest === undefined) return
+      this.#machine = undefined
+      data = step.rest
+      if (data.length === 0) return
+    }
+    if (!this.push(data)) this.#inner.pause()
+  }
+
+  readonly #onEnd = (): void => {
+    if (this.#machine !== undefined) {
+      this.#fail(this.#machine.end())
+      return
+    }
+    this.#readEnded = true
+    this.push(null)
+  }
+
+  readonly #onError = (error: Error): void => {
+    this.destroy(error)
+  }
+
+  // Destroyed under us: nothing more will arrive.
+  readonly #onClose = (): void => {
+    if (!this.#readEnded) this.destroy()
+  }
+
+  #fail (error: unknown): void {
+    this.#machine = undefined
+    resetStream(this.#inner, error)
+    this.destroy(error as Error)
+  }
 }

@@ -2,7 +2,7 @@
  * multistream-select 1.0 messages: a uvarint length, UTF-8 text, then `\n` (the length counts the
  * newline). Encoding, and an incremental decoder with strict limits. Pure: no I/O.
  */
-import { NegotiationError, QuicErrorCode, invalidArgType, invalidArgValue } from '../errors.js'
+import { NegotiationError, NegotiationErrorCode, invalidArgType, invalidArgValue } from '../errors.js'
 
 /** The multistream-select 1.0 header: the first message each side sends. */
 export const MULTISTREAM_PROTOCOL_ID = '/multistream/1.0.0'
@@ -99,7 +99,7 @@ export function checkProtocols (protocols: string | readonly string[]): string[]
 }
 
 function malformed (reason: string): NegotiationError {
-  return new NegotiationError(QuicErrorCode.NEGOTIATION_PROTOCOL, `Malformed multistream-select message: ${reason}`, { phase: 'peer' })
+  return new NegotiationError(NegotiationErrorCode.PROTOCOL, `Malformed multistream-select message: ${reason}`, { phase: 'peer' })
 }
 
 /**

@@ -1,59 +1,40 @@
 /**
  * ProtocolRouter: the server side of protocol negotiation, bounded per connection and overall.
  *
- * A stream is negotiated (multistream-select) only while a slot is free; otherwise it waits,
- * unread, in a short queue, and past that queue it is reset at once with RESOURCE_LIMIT_EXCEEDED
- * ("busy"), never left to time out. Above all the router keeps streams from arriving faster than
- * it negotiates: beyond a connection's first credit, it grants stream credit (see
- * ConnectionCredit) only to connections whose peer is blocked (it sent STREAMS_BLOCKED, or used
- * its last credit), and only as much as there are free slots, for that connection and overall,
- * counting credit granted and not yet used. So a busy server makes its clients wait inside QUIC
- * flow control. Credit can never be taken back: what a peer leaves unused stops counting against
- * the overall limit after IDLE_CREDIT_MS, so idle connections cannot starve busy ones (a burst on
- * old credit waits in the queue). JS thread only.
+ * A stream is negotiated (multistream-select) only while the negotiation limiter has a slot for
+ * it; otherwise it waits, unread, in a short queue, and past that queue it is reset at once with
+ * RESOURCE_LIMIT_EXCEEDED ("busy"), never left to time out (limiter.ts). Above all the router
+ * keeps streams from arriving faster than it negotiates: beyond a connection's first credit, it
+ * grants stream credit (StreamCredit) only to connections whose peer is blocked (it sent
+ * STREAMS_BLOCKED, or used its last credit), and only as much as there are free slots, for that
+ * connection and overall, counting credit granted and not yet used. So a busy server makes its
+ * clients wait inside QUIC flow control. Credit can never be taken back: what a peer leaves unused
+ * stops counting against the overall limit after IDLE_CREDIT_MS, so idle connections cannot
+ * starve busy ones (a burst on old credit waits in the queue). JS thread only.
  */
 import { EventEmitter } from 'node:events'
-import { NegotiationError, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType, invalidArgValue } from '../errors.js'
+import { NegotiationError, NegotiationErrorCode, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType } from '../errors.js'
 import type { QuicConnection } from '../quic/connection.js'
+import { StreamCredit } from '../quic/credit.js'
 import type { QuicListener } from '../quic/listener.js'
 import type { QuicStream } from '../quic/stream.js'
 import { acceptProtocol } from './accept.js'
-import { AdaptiveLimit, type AdaptiveLimitOptions } from './adaptive.js'
-import { ConnectionCredit } from './credit.js'
+import type { AdaptiveLimitOptions } from './adaptive.js'
+import { NEGOTIATION_TIMEOUT } from './defaults.js'
+import { ConnectionShare, NegotiationLimiter, checkLimit, type NegotiationLimits } from './limiter.js'
 import { checkProtocols } from './message.js'
 import { NegotiationMetrics, type NegotiationMetricsOptions } from './metrics.js'
-import { NEGOTIATION_TIMEOUT, resetStream } from './session.js'
+import { resetStream } from './session.js'
 
-/**
- * Defaults measured on a 2-core machine (bench/negotiation.mjs): beyond about 8 negotiations per
- * connection and 64 overall, time-to-negotiated grows with no gain in negotiations per second.
- */
-export const DEFAULT_NEGOTIATIONS_PER_CONNECTION = 8
-export const DEFAULT_NEGOTIATIONS = 64
 // Unused credit of a connection with no stream for this long no longer counts as in use.
 const IDLE_CREDIT_MS = 1000
 
 /** Runs once a stream has agreed on `protocol`; the stream is the handler's from then on. */
 export type ProtocolHandler = (stream: QuicStream, info: { protocol: string, connection: QuicConnection }) => void | Promise<void>
 
-export interface ProtocolRouterOptions {
-  /** Concurrent negotiations per connection. Default 8; Infinity for no limit (and no credit management). */
-  maxNegotiationsPerConnection?: number
-  /** Concurrent negotiations over all connections. Default 64; Infinity for no limit. */
-  maxNegotiations?: number
+export interface ProtocolRouterOptions extends NegotiationLimits {
   /** Milliseconds one negotiation may take. Default 10,000. */
   negotiationTimeout?: number
-  /**
-   * Streams of one connection that may wait for a slot (they arrived on credit granted earlier,
-   * e.g. the connection's initial credit); one more is reset as busy. Default: `maxNegotiationsPerConnection`.
-   */
-  maxQueuedPerConnection?: number
-  /**
-   * Streams of all connections that may wait for a slot. Credit is granted per connection, so
-   * many connections bursting at once can bring more streams than the overall limit: they wait
-   * here. Default: 4 × `maxNegotiations`.
-   */
-  maxQueued?: number
   /** Move the overall limit with negotiation latency (see AdaptiveLimitOptions); off by default. */
   adaptive?: boolean | AdaptiveLimitOptions
   /** Where to count; a NegotiationMetrics, or options for a new one (e.g. a prom-client registry). */
@@ -73,18 +54,11 @@ interface Route {
   active: number
 }
 
-interface Waiting {
-  stream: QuicStream
-  peer: Peer
-  since: number
-}
-
 // One connection the router serves.
 interface Peer {
   connection: QuicConnection
-  negotiating: number
-  queued: number
-  credit?: ConnectionCredit
+  share: ConnectionShare
+  credit?: StreamCredit
 }
 
 export interface ProtocolRouterEvents {
@@ -95,47 +69,44 @@ export interface ProtocolRouterEvents {
 export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   /** Counters and histograms; `metrics.snapshot()` reads them. */
   readonly metrics: NegotiationMetrics
-  readonly #perConnection: number
-  readonly #overall: number
+  readonly #limiter: NegotiationLimiter
   readonly #timeout: number
-  readonly #maxQueuedPerConnection: number
-  readonly #maxQueued: number
-  readonly #adaptive?: AdaptiveLimit
   readonly #lazy: boolean
   readonly #routes = new Map<string, Route>()
   readonly #peers = new Set<Peer>()
-  readonly #waiting: Waiting[] = []
   // Connections whose peer is blocked on credit, in the order they asked.
-  readonly #hungry = new Set<Peer>()
+  readonly #blocked = new Set<Peer>()
   // Connections holding credit the router granted and the peer has not used yet.
-  readonly #holding = new Set<Peer>()
-  #negotiating = 0
-  #closed = false
+  readonly #withUnusedCredit = new Set<Peer>()
+  #closed: Promise<void> | undefined
+  // Resolves `#closed` once the last negotiation has ended.
+  #idle: (() => void) | undefined
   // Runs #distribute again once unused credit may have gone idle (nothing else would wake it).
   #recheck: NodeJS.Timeout | undefined
 
   constructor (options: ProtocolRouterOptions = {}) {
     super()
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    this.#perConnection = limit('maxNegotiationsPerConnection', options.maxNegotiationsPerConnection, DEFAULT_NEGOTIATIONS_PER_CONNECTION)
-    this.#overall = limit('maxNegotiations', options.maxNegotiations, DEFAULT_NEGOTIATIONS)
-    this.#timeout = limit('negotiationTimeout', options.negotiationTimeout, NEGOTIATION_TIMEOUT)
-    this.#maxQueuedPerConnection = limit('maxQueuedPerConnection', options.maxQueuedPerConnection, this.#perConnection, true)
-    this.#maxQueued = limit('maxQueued', options.maxQueued, this.#overall * 4, true)
+    this.#limiter = new NegotiationLimiter({
+      maxNegotiationsPerConnection: options.maxNegotiationsPerConnection,
+      maxNegotiations: options.maxNegotiations,
+      maxQueuedPerConnection: options.maxQueuedPerConnection,
+      maxQueued: options.maxQueued,
+      adaptive: options.adaptive,
+      onQueued: queued => { this.metrics.setQueued(queued) },
+      onLimit: limit => { this.metrics.setLimit(limit) }
+    })
+    this.#timeout = checkLimit('negotiationTimeout', options.negotiationTimeout, NEGOTIATION_TIMEOUT)
     this.#lazy = options.lazy !== false
     this.metrics = options.metrics instanceof NegotiationMetrics ? options.metrics : new NegotiationMetrics(options.metrics)
-    if (options.adaptive !== undefined && options.adaptive !== false) {
-      if (this.#overall === Infinity) throw invalidArgValue('adaptive', 'needs a finite maxNegotiations', options.adaptive)
-      this.#adaptive = new AdaptiveLimit(options.adaptive === true ? {} : options.adaptive, this.#overall)
-    }
-    this.metrics.setLimit(this.#limit())
+    this.metrics.setLimit(this.#limiter.limit)
   }
 
   /** Registers `handler` for `protocol` (1 to 1,024 UTF-8 bytes); a second call replaces it. */
   handle (protocol: string, handler: ProtocolHandler, options: HandleOptions = {}): this {
     checkProtocols(protocol)
     if (typeof handler !== 'function') throw invalidArgType('handler', 'a function', handler)
-    const maxConcurrent = limit('maxConcurrent', options.maxConcurrent, Infinity)
+    const maxConcurrent = checkLimit('maxConcurrent', options.maxConcurrent, Infinity)
     this.#routes.set(protocol, { handler, maxConcurrent, active: 0 })
     return this
   }
@@ -153,7 +124,7 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
 
   /** The overall limit on concurrent negotiations now (it moves in adaptive mode). */
   get limit (): number {
-    return this.#limit()
+    return this.#limiter.limit
   }
 
   /**
@@ -165,10 +136,11 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   async serve (listener: QuicListener): Promise<void> {
     if (typeof listener?.accept !== 'function') throw invalidArgType('listener', 'a QuicListener', listener)
     const first = listener.streamLimits.bidirectional
-    if (this.#perConnection !== Infinity && first > this.#perConnection + this.#maxQueuedPerConnection) {
-      process.emitWarning(`The listener grants ${first} streams per connection up front, more than this ProtocolRouter negotiates or queues (${this.#perConnection} + ${this.#maxQueuedPerConnection}); a burst on them is partly refused as busy. Listen with maxBidirectionalStreams: ${this.#perConnection}.`, 'NegotiationWarning')
+    const { maxPerConnection, maxQueuedPerConnection } = this.#limiter
+    if (maxPerConnection !== Infinity && first > maxPerConnection + maxQueuedPerConnection) {
+      process.emitWarning(`The listener grants ${first} streams per connection up front, more than this ProtocolRouter negotiates or queues (${maxPerConnection} + ${maxQueuedPerConnection}); a burst on them is partly refused as busy. Listen with maxBidirectionalStreams: ${maxPerConnection}.`, 'NegotiationWarning')
     }
-    while (!this.#closed) {
+    while (this.#closed === undefined) {
       let connection: QuicConnection
       try {
         connection = await listener.accept()
@@ -176,7 +148,7 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
         if (error instanceof QuicError && error.code === QuicErrorCode.CLOSED) return
         throw error
       }
-      if (this.#closed) {
+      if (this.#closed !== undefined) {
         void connection.close()
         return
       }
@@ -187,15 +159,17 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   /** Serves one connection: every stream it receives is negotiated and handed to its handler. */
   accept (connection: QuicConnection): void {
     if (typeof connection?.acceptStream !== 'function') throw invalidArgType('connection', 'a QuicConnection', connection)
-    if (this.#closed) throw new QuicError(QuicErrorCode.CLOSED, 'The router is closed')
-    const peer: Peer = { connection, negotiating: 0, queued: 0 }
-    if (this.#perConnection !== Infinity) {
-      const credit = new ConnectionCredit(connection)
-      peer.credit = credit
-      connection.on('peerNeedsStreams', ({ bidirectional }) => {
-        if (!bidirectional || this.#closed) return
-        credit.hungry = true
-        this.#hungry.add(peer)
+    if (this.#closed !== undefined) throw new QuicError(QuicErrorCode.CLOSED, 'The router is closed')
+    const peer: Peer = { connection, share: new ConnectionShare() }
+    if (this.#limiter.maxPerConnection !== Infinity) {
+      const credit = peer.credit = new StreamCredit(connection)
+      // One-way streams cannot be negotiated: none are granted beyond the first credit.
+      try {
+        connection.setStreamLimits({ unidirectional: 0 })
+      } catch {}
+      credit.on('blocked', () => {
+        if (this.#closed !== undefined) return
+        this.#blocked.add(peer)
         this.#distribute()
       })
     }
@@ -205,16 +179,16 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
 
   /**
    * Stops taking new connections and streams: streams waiting for a slot, and any that arrive from
-   * now on, are refused as busy; negotiations in progress finish. Idempotent.
+   * now on, are refused as busy; negotiations in progress finish. Resolves once they have (each
+   * ends by agreement, failure or its timeout). Idempotent: a second call resolves with the first.
    */
-  close (): void {
-    this.#closed = true
+  async close (): Promise<void> {
+    if (this.#closed !== undefined) return await this.#closed
+    this.#closed = new Promise(resolve => { this.#idle = resolve })
     clearTimeout(this.#recheck)
-    for (const { stream, peer } of this.#waiting.splice(0)) {
-      peer.queued--
-      this.#refuse(stream)
-    }
-    this.metrics.setQueued(0)
+    this.#limiter.close()
+    this.#resolveIdle()
+    return await this.#closed
   }
 
   async #acceptLoop (peer: Peer): Promise<void> {
@@ -225,8 +199,8 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
       // The connection closed: nothing more will arrive.
     } finally {
       this.#peers.delete(peer)
-      this.#hungry.delete(peer)
-      this.#holding.delete(peer)
+      this.#blocked.delete(peer)
+      this.#withUnusedCredit.delete(peer)
       this.#distribute()
     }
   }
@@ -235,47 +209,39 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     const credit = peer.credit
     // One-way streams come out of the peer's one-way credit, which the router does not manage.
     if (credit !== undefined && !stream.unidirectional) {
-      credit.used()
-      if (credit.granted === 0) this.#holding.delete(peer)
-      // The peer opened its last credited stream: it will most likely want more.
-      if (credit.outstanding === 0 && !credit.hungry) {
-        credit.hungry = true
-        this.#hungry.add(peer)
-      }
+      credit.arrived()
+      if (credit.granted === 0) this.#withUnusedCredit.delete(peer)
+      // On its last credit the peer is blocked: it will most likely want more.
+      if (credit.blocked) this.#blocked.add(peer)
     }
-    if (this.#closed) {
+    if (this.#closed !== undefined) {
       this.#refuse(stream)
       return
     }
     if (stream.unidirectional) {
       // multistream-select needs an answer: a one-way stream can never be negotiated.
-      resetStream(stream, new NegotiationError(QuicErrorCode.NEGOTIATION_PROTOCOL, 'A unidirectional stream cannot be negotiated'))
+      resetStream(stream, new NegotiationError(NegotiationErrorCode.PROTOCOL, 'A unidirectional stream cannot be negotiated'))
       this.metrics.count('failed')
       return
     }
-    if (this.#hasSlot(peer)) {
-      this.#negotiate(peer, stream, performance.now())
-    } else if (peer.queued < this.#maxQueuedPerConnection && this.#waiting.length < this.#maxQueued) {
-      peer.queued++
-      // Unread while it waits: a reset by the peer then is no one's error (it is dropped at its turn).
-      stream.on('error', ignore)
-      this.#waiting.push({ stream, peer, since: performance.now() })
-      this.metrics.setQueued(this.#waiting.length)
-      this.#adaptive?.saturated()
-    } else {
-      this.#refuse(stream)
-    }
-  }
-
-  #hasSlot (peer: Peer): boolean {
-    const overall = this.#limit()
-    return peer.negotiating < Math.min(this.#perConnection, overall) && this.#negotiating < overall
+    const arrived = performance.now()
+    const admitted = this.#limiter.admit(peer.share, {
+      gone: () => stream.destroyed,
+      start: () => {
+        stream.off('error', ignore)
+        this.#negotiate(peer, stream, arrived)
+      },
+      drop: reason => {
+        if (reason === 'closed') this.#refuse(stream)
+        else this.metrics.count('failed')
+      }
+    })
+    // Unread while it waits: a reset by the peer then is no one's error (it is dropped at its turn).
+    if (admitted === 'queued') stream.on('error', ignore)
+    else if (admitted === 'refused') this.#refuse(stream)
   }
 
   #negotiate (peer: Peer, stream: QuicStream, arrived: number): void {
-    peer.negotiating++
-    this.#negotiating++
-    if (this.#negotiating >= this.#limit()) this.#adaptive?.saturated()
     this.metrics.started()
     const started = performance.now()
     this.metrics.observe('queued', started - arrived)
@@ -287,61 +253,48 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
       // acceptProtocol resets the stream on a failed negotiation, but not on a refused argument
       // (no protocol registered yet): the stream must end either way.
       if (!stream.destroyed) resetStream(stream, error)
-      const timedOut = error instanceof QuicError && error.code === QuicErrorCode.NEGOTIATION_TIMEOUT
+      const timedOut = error instanceof QuicError && error.code === NegotiationErrorCode.TIMEOUT
       this.#settled(peer, started, timedOut ? 'timeout' : 'failed')
     })
   }
 
-  // A slot frees: the oldest waiting stream that may use it goes next, then credit is re-granted.
+  // A slot frees: the limiter passes it on, then credit is re-granted.
   #settled (peer: Peer, started: number, outcome: 'completed' | 'failed' | 'timeout'): void {
-    peer.negotiating--
-    this.#negotiating--
     this.metrics.finished(outcome)
     const took = performance.now() - started
     this.metrics.observe('negotiating', took)
-    if (this.#adaptive?.observe(took) === true) this.metrics.setLimit(this.#limit())
-    this.#startWaiting()
+    this.#limiter.release(peer.share, took)
     this.#distribute()
+    this.#resolveIdle()
   }
 
-  #startWaiting (): void {
-    for (let i = 0; i < this.#waiting.length && this.#negotiating < this.#limit();) {
-      const next = this.#waiting[i]
-      if (next.stream.destroyed) {
-        this.#waiting.splice(i, 1)
-        next.peer.queued--
-        this.metrics.count('failed')
-      } else if (this.#hasSlot(next.peer)) {
-        this.#waiting.splice(i, 1)
-        next.peer.queued--
-        next.stream.off('error', ignore)
-        this.#negotiate(next.peer, next.stream, next.since)
-      } else {
-        i++
-      }
+  // After close(): resolves it once no negotiation runs.
+  #resolveIdle (): void {
+    if (this.#idle !== undefined && this.#limiter.running === 0) {
+      this.#idle()
+      this.#idle = undefined
     }
-    this.metrics.setQueued(this.#waiting.length)
   }
 
   // Grants blocked peers as many streams as they have free slots, within what is free overall
   // (slots minus negotiations, waiting streams and granted credit not yet used), oldest ask first.
   #distribute (): void {
-    if (this.#closed || this.#hungry.size === 0) return
-    const overall = this.#limit()
-    let free = overall - this.#negotiating - this.#waiting.length - this.#unusedCredit()
-    for (const peer of this.#hungry) {
+    if (this.#closed !== undefined || this.#blocked.size === 0) return
+    const limiter = this.#limiter
+    let free = limiter.limit - limiter.running - limiter.queued - this.#unusedCredit()
+    for (const peer of this.#blocked) {
       if (free <= 0) break
-      const credit = peer.credit as ConnectionCredit
-      const own = Math.min(this.#perConnection, overall) - peer.negotiating - peer.queued - credit.outstanding
+      const credit = peer.credit as StreamCredit
+      const own = limiter.perConnection - peer.share.running - peer.share.queued - credit.outstanding
       if (own <= 0) continue  // it gets its turn when one of its own negotiations ends
       const count = Math.min(own, free)
-      this.#hungry.delete(peer)
+      this.#blocked.delete(peer)
       if (credit.grant(count)) {
-        this.#holding.add(peer)
+        this.#withUnusedCredit.add(peer)
         free -= count
       }
     }
-    if (this.#hungry.size > 0 && this.#holding.size > 0 && this.#recheck === undefined) {
+    if (this.#blocked.size > 0 && this.#withUnusedCredit.size > 0 && this.#recheck === undefined) {
       this.#recheck = setTimeout(() => {
         this.#recheck = undefined
         this.#distribute()
@@ -352,9 +305,9 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   #unusedCredit (): number {
     const recent = performance.now() - IDLE_CREDIT_MS
     let unused = 0
-    for (const peer of this.#holding) {
-      const credit = peer.credit as ConnectionCredit
-      if (credit.active >= recent) unused += credit.granted
+    for (const peer of this.#withUnusedCredit) {
+      const credit = peer.credit as StreamCredit
+      if (credit.lastActive >= recent) unused += credit.granted
     }
     return unused
   }
@@ -364,7 +317,7 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
     const info = { protocol, connection: peer.connection }
     if (route === undefined || route.active >= route.maxConcurrent) {
       // Removed meanwhile, or at its own limit: busy, and the client may retry.
-      resetStream(stream, new NegotiationError(QuicErrorCode.NEGOTIATION_BUSY, `The ${protocol} handler is at its limit`))
+      resetStream(stream, new NegotiationError(NegotiationErrorCode.BUSY, `The ${protocol} handler is at its limit`))
       this.metrics.count('busy')
       return
     }
@@ -383,12 +336,8 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
   }
 
   #refuse (stream: QuicStream): void {
-    resetStream(stream, new NegotiationError(QuicErrorCode.NEGOTIATION_BUSY, 'Too many negotiations', { retryable: true }))
+    resetStream(stream, new NegotiationError(NegotiationErrorCode.BUSY, 'Too many negotiations', { retryable: true }))
     this.metrics.count('busy')
-  }
-
-  #limit (): number {
-    return this.#adaptive?.limit ?? this.#overall
   }
 }
 
@@ -396,12 +345,3 @@ export class ProtocolRouter extends EventEmitter<ProtocolRouterEvents> {
 export const BUSY_RESET_CODE = NegotiationResetCode.RESOURCE_LIMIT_EXCEEDED
 
 function ignore (): void {}
-
-function limit (name: string, value: unknown, fallback: number, zero = false): number {
-  if (value === undefined) return fallback
-  if (value === Infinity) return Infinity
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < (zero ? 0 : 1)) {
-    throw invalidArgValue(name, `must be ${zero ? 'a non-negative' : 'a positive'} integer or Infinity`, value, true)
-  }
-  return value
-}

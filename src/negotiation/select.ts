@@ -1,23 +1,29 @@
 /**
- * The dialer's side of multistream-select 1.0: propose protocols in order until the listener
- * echoes one.
+ * The dialer's side of multistream-select 1.0 over a Duplex: propose protocols in order until the
+ * listener echoes one.
  */
 import type { Duplex } from 'node:stream'
-import { MULTISTREAM_PROTOCOL_ID, NA, checkProtocols, encodeMessage, encodeMessages } from './message.js'
-import { verifyLazily } from './lazy.js'
-import { NegotiationSession, abortError, checkStream, noCommonProtocol, protocolError, resetStream, streamClosed, unexpected, type NegotiationOptions } from './session.js'
+import { QuicStream } from '../quic/stream.js'
+import { MultistreamDialer } from './engine.js'
+import { selectProtocolLazily } from './lazy.js'
+import { checkProtocols } from './message.js'
+import { NegotiationSession, checkStream, type NegotiationOptions } from './session.js'
 
 /** Options for {@link selectProtocol}. */
 export interface SelectProtocolOptions extends NegotiationOptions {
   /**
-   * With a single protocol: resolve as soon as the proposal is written, so the application can
-   * send data in the same flight (rust-libp2p's V1Lazy). The listener's answer is checked when it
-   * arrives, before the application reads anything; a refusal (`na`) or a malformed answer then
-   * destroys the stream with the error. The listener must accept data right after the proposal
-   * (`lazy` in {@link acceptProtocol}). Ignored with several protocols. Default false.
+   * With a single protocol on a QuicStream: resolve as soon as the proposal is written, so the
+   * application can send data in the same flight (rust-libp2p's V1Lazy). The listener's answer is
+   * checked when it arrives, before the application reads anything; a refusal (`na`) or a
+   * malformed answer then destroys the stream with the error. The listener must accept data right
+   * after the proposal (`lazy` in {@link acceptProtocol}). Ignored with several protocols, and on
+   * any other Duplex (it has no place to take the answer out before its readers see it: use
+   * {@link selectProtocolLazily}, which wraps it). Default false.
    */
   lazy?: boolean
 }
+
+let warnedLazy = false
 
 /**
  * Negotiates a protocol as the dialer: sends the header and the first proposal in one write, then
@@ -34,38 +40,18 @@ export interface SelectProtocolOptions extends NegotiationOptions {
  */
 export async function selectProtocol (stream: Duplex, protocols: string | readonly string[], options: SelectProtocolOptions = {}): Promise<string> {
   const list = checkProtocols(protocols)
-  const lazy = options.lazy === true && list.length === 1
-  // Lazily, the answer is taken out before any reader sees it: the stream may be read already.
-  checkStream(stream, options, !lazy)
-  if (lazy) {
-    if (stream.destroyed) throw streamClosed(stream)
-    if (options.signal?.aborted === true) {
-      const error = abortError(options.signal)
-      resetStream(stream, error)
-      throw error
+  if (options.lazy === true && list.length === 1) {
+    if (stream instanceof QuicStream) {
+      checkStream(stream, options, false)
+      await selectProtocolLazily(stream, list[0], options)
+      return list[0]
     }
-    stream.write(encodeMessages([MULTISTREAM_PROTOCOL_ID, list[0]]))
-    verifyLazily(stream, list[0])
-    return list[0]
-  }
-  const session = new NegotiationSession(stream, options)
-  try {
-    session.write(encodeMessages([MULTISTREAM_PROTOCOL_ID, list[0]]))
-    const header = await session.read()
-    if (header !== MULTISTREAM_PROTOCOL_ID) throw unexpected(`expected the header ${MULTISTREAM_PROTOCOL_ID}`, header)
-    for (let i = 0; i < list.length; i++) {
-      if (i > 0) session.write(encodeMessage(list[i]))
-      const answer = await session.read()
-      if (answer === list[i]) {
-        session.finish()
-        return answer
-      }
-      if (answer !== NA) throw unexpected(`expected ${JSON.stringify(list[i])} or na`, answer)
-      // Only the echo may be followed by data (the protocol's own): after na the listener waits.
-      if (session.hasMore) throw protocolError('The peer sent data after na, before the next proposal')
+    if (!warnedLazy) {
+      warnedLazy = true
+      process.emitWarning('selectProtocol({ lazy: true }) negotiates in full on a Duplex that is not a QuicStream (its readers would see the answer); selectProtocolLazily() wraps such a stream instead.', 'NegotiationWarning')
     }
-    throw noCommonProtocol(`The peer supports none of the protocols proposed: ${list.join(', ')}`)
-  } catch (error) {
-    throw session.fail(error)
   }
+  checkStream(stream, options, true)
+  const machine = new MultistreamDialer(list)
+  return await new NegotiationSession(stream, options).run(machine, machine.start())
 }

@@ -1,14 +1,14 @@
 /**
- * One negotiation over a Node Duplex: reads exactly the negotiation messages (bytes read past the
- * last one go back with unshift(), so the application reads them next, in order), writes answers,
- * and enforces the deadline and the AbortSignal. Every listener it adds is removed when it ends.
+ * The Duplex driver of the multistream-select engine: one negotiation over any Node Duplex. It
+ * reads what the stream has into the engine's machine, writes what the machine sends, and hands
+ * the bytes past the last negotiation message back with unshift(), in the same turn as the read
+ * (so the stream never emits 'end' while they wait): the application reads them next, in order.
+ * It enforces the deadline and the AbortSignal, and every listener it adds is removed when it ends.
  */
 import type { Duplex } from 'node:stream'
-import { NegotiationError, NegotiationResetCode, QuicErrorCode, invalidArgType, invalidArgValue, type QuicErrorOptions } from '../errors.js'
-import { MessageDecoder } from './message.js'
-
-/** The default limit for a whole negotiation, in milliseconds (js-libp2p's default as well). */
-export const NEGOTIATION_TIMEOUT = 10_000
+import { NegotiationError, NegotiationErrorCode, NegotiationResetCode, QuicErrorCode, invalidArgType, invalidArgValue, type QuicErrorOptions } from '../errors.js'
+import { NEGOTIATION_TIMEOUT } from './defaults.js'
+import type { NegotiationMachine } from './engine.js'
 
 /** Options common to both sides of a negotiation. */
 export interface NegotiationOptions {
@@ -18,37 +18,30 @@ export interface NegotiationOptions {
   timeout?: number
 }
 
-function peerError (code: QuicErrorCode, message: string, options: QuicErrorOptions = {}): NegotiationError {
+function peerError (code: NegotiationError['code'], message: string, options: QuicErrorOptions = {}): NegotiationError {
   return new NegotiationError(code, message, { ...options, phase: 'peer' })
-}
-
-/** The error for a peer that broke the exchange. */
-export function protocolError (message: string): NegotiationError {
-  return peerError(QuicErrorCode.NEGOTIATION_PROTOCOL, message)
-}
-
-/** The error for an unexpected message, quoting (the start of) what was received. */
-export function unexpected (what: string, received: string): NegotiationError {
-  const quoted = JSON.stringify(received.length > 64 ? received.slice(0, 64) + '…' : received)
-  return protocolError(`Unexpected multistream-select message: ${what}, received ${quoted}`)
 }
 
 /** The error for an aborted negotiation: a timeout if the signal is an AbortSignal.timeout(). */
 export function abortError (signal: AbortSignal): NegotiationError {
   const reason: unknown = signal.reason
   return reason instanceof Error && reason.name === 'TimeoutError'
-    ? peerError(QuicErrorCode.NEGOTIATION_TIMEOUT, 'Protocol negotiation timed out', { cause: reason })
+    ? peerError(NegotiationErrorCode.TIMEOUT, 'Protocol negotiation timed out', { cause: reason })
     : peerError(QuicErrorCode.ABORTED, 'Protocol negotiation was aborted', { cause: reason })
 }
 
 /** The error for a stream closed (destroyed) before negotiation completed. */
 export function streamClosed (stream: Duplex): NegotiationError {
-  return peerError(QuicErrorCode.NEGOTIATION_FAILED, 'The stream closed during protocol negotiation', { cause: stream.errored ?? undefined })
+  return peerError(NegotiationErrorCode.FAILED, 'The stream closed during protocol negotiation', { cause: stream.errored ?? undefined })
 }
 
-/** The error for a proposal refused by `na` with nothing left to propose. */
-export function noCommonProtocol (message: string): NegotiationError {
-  return peerError(QuicErrorCode.NEGOTIATION_FAILED, message)
+/**
+ * The application code a stream failed in negotiation is reset with: libp2p's
+ * RESOURCE_LIMIT_EXCEEDED for a busy refusal, PROTOCOL_NEGOTIATION_FAILED for anything else.
+ */
+export function negotiationResetCode (error: unknown): NegotiationResetCode {
+  const busy = error instanceof NegotiationError && error.code === NegotiationErrorCode.BUSY
+  return busy ? NegotiationResetCode.RESOURCE_LIMIT_EXCEEDED : NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED
 }
 
 /**
@@ -58,8 +51,7 @@ export function noCommonProtocol (message: string): NegotiationError {
  * the stream's 'error' event, never both.
  */
 export function resetStream (stream: Duplex, error: unknown, report = false): void {
-  const busy = error instanceof NegotiationError && error.code === QuicErrorCode.NEGOTIATION_BUSY
-  const code = busy ? NegotiationResetCode.RESOURCE_LIMIT_EXCEEDED : NegotiationResetCode.PROTOCOL_NEGOTIATION_FAILED
+  const code = negotiationResetCode(error)
   const resettable = stream as Duplex & { reset?: (code: bigint) => void, stopSending?: (code: bigint) => void }
   if (!stream.destroyed && typeof resettable.reset === 'function' && typeof resettable.stopSending === 'function') {
     resettable.reset(code)
@@ -81,13 +73,12 @@ export function checkStream (stream: Duplex, options: NegotiationOptions, readin
 }
 
 /**
- * The stream's side of one negotiation, for selectProtocol() and acceptProtocol(): read() and
- * write() while it lasts, then finish() (success: the stream is the caller's again) or fail().
- * Its listeners stay on from start to end, so a stream error in between is never unheard.
+ * One negotiation on a Duplex, for selectProtocol() and acceptProtocol(): run() drives a machine
+ * of the engine to its end. Its listeners stay on from start to end, so a stream error in between
+ * is never unheard.
  */
 export class NegotiationSession {
   readonly #stream: Duplex
-  readonly #decoder = new MessageDecoder()
   readonly #signal?: AbortSignal
   readonly #timer?: NodeJS.Timeout
   #failure: NegotiationError | undefined
@@ -101,7 +92,7 @@ export class NegotiationSession {
     for (const [event, listener] of this.#listeners) stream.on(event, listener)
     const timeout = options.timeout ?? NEGOTIATION_TIMEOUT
     if (timeout !== Infinity) {
-      this.#timer = setTimeout(() => this.#stop(peerError(QuicErrorCode.NEGOTIATION_TIMEOUT, `Protocol negotiation took longer than ${timeout} ms`)), timeout)
+      this.#timer = setTimeout(() => this.#stop(peerError(NegotiationErrorCode.TIMEOUT, `Protocol negotiation took longer than ${timeout} ms`)), timeout)
     }
     this.#signal = options.signal
     this.#signal?.addEventListener('abort', this.#onAbort)
@@ -119,7 +110,7 @@ export class NegotiationSession {
   }
 
   readonly #onError = (error: Error & { errorCode?: number | bigint }): void => {
-    this.#stop(peerError(QuicErrorCode.NEGOTIATION_FAILED, `The stream failed during protocol negotiation: ${error.message}`, { cause: error, errorCode: error.errorCode }))
+    this.#stop(peerError(NegotiationErrorCode.FAILED, `The stream failed during protocol negotiation: ${error.message}`, { cause: error, errorCode: error.errorCode }))
   }
 
   readonly #onClose = (): void => {
@@ -142,52 +133,42 @@ export class NegotiationSession {
   }
 
   /**
-   * The next message. Bytes read past it are given back to the stream at once, in the same turn
-   * as the read, so the stream never emits 'end' while they wait.
+   * Writes `first` (if given), then feeds what the stream receives to `machine` and writes what it
+   * answers, until the sides agree: resolves with the protocol, the stream the caller's again. On
+   * failure the stream is reset and destroyed, and the promise rejects.
    */
-  async read (): Promise<string> {
-    while (true) {
-      if (this.#failure !== undefined) throw this.#failure
-      const chunk: Uint8Array | null = this.#stream.read()
-      if (chunk !== null) {
-        this.#decoder.push(chunk)
-        const message = this.#decoder.next()
-        if (message === undefined) continue
-        const rest = this.#decoder.take()
-        if (rest.length > 0) this.#stream.unshift(rest)
-        return message
+  async run (machine: NegotiationMachine, first?: Uint8Array): Promise<string> {
+    const stream = this.#stream
+    try {
+      if (first !== undefined) stream.write(first)
+      while (true) {
+        if (this.#failure !== undefined) throw this.#failure
+        const chunk: Uint8Array | null = stream.read()
+        if (chunk !== null) {
+          const step = machine.push(chunk)
+          if (step.send !== undefined) stream.write(step.send)
+          if (step.protocol === undefined) continue
+          const rest = step.rest as Uint8Array
+          if (rest.length > 0) stream.unshift(rest)
+          this.#finish()
+          return step.protocol
+        }
+        if (this.#ended) throw machine.end()
+        await new Promise<void>(resolve => { this.#wake = resolve })
       }
-      if (this.#ended) {
-        const partial = this.#decoder.bufferedLength > 0 ? ' in the middle of a message' : ''
-        throw protocolError(`The peer ended the stream${partial} before protocol negotiation completed`)
-      }
-      await new Promise<void>(resolve => { this.#wake = resolve })
+    } catch (error) {
+      this.#finish()
+      resetStream(stream, error)
+      throw error
     }
   }
 
-  /** Whether the peer sent more bytes after the last message read (before hearing our answer). */
-  get hasMore (): boolean {
-    return this.#stream.readableLength > 0
-  }
-
-  /** Writes bytes; a failure arrives as the stream's 'error', which the next read() reports. */
-  write (bytes: Uint8Array): void {
-    this.#stream.write(bytes)
-  }
-
-  /** Ends the session: the stream is the application's again, with no listener of ours left. */
-  finish (): void {
+  // The stream is the application's again, with no listener of ours left.
+  #finish (): void {
     if (this.#done) return
     this.#done = true
     clearTimeout(this.#timer)
     this.#signal?.removeEventListener('abort', this.#onAbort)
     for (const [event, listener] of this.#listeners) this.#stream.off(event, listener)
-  }
-
-  /** Ends the session after a failure: the stream is reset and destroyed; returns `error`. */
-  fail (error: unknown): unknown {
-    this.finish()
-    resetStream(this.#stream, error)
-    return error
   }
 }

@@ -1,6 +1,7 @@
 /**
- * A counting semaphore with a FIFO of waiters that an AbortSignal can leave: the client's
- * negotiation slots per connection. JS thread only.
+ * A counting semaphore with a FIFO of waiters that an AbortSignal can leave: a dialer's
+ * negotiation slots per connection (dialProtocol's, and the libp2p transport's outbound ones).
+ * JS thread only.
  */
 interface Waiter {
   resolve: () => void
@@ -28,13 +29,22 @@ export class SlotPool {
     this.#wakeUp()
   }
 
+  /** Slots taken now. */
+  get used (): number {
+    return this.#used
+  }
+
+  /** Takes a slot if one is free and nobody waits for one; false otherwise. */
+  tryAcquire (): boolean {
+    if (this.#used >= this.#capacity || this.#waiters.length > 0) return false
+    this.#used++
+    return true
+  }
+
   /** Resolves once a slot is this caller's; rejects with the signal's reason if it aborts first. */
   async acquire (signal?: AbortSignal): Promise<void> {
     if (signal?.aborted === true) throw signal.reason
-    if (this.#used < this.#capacity && this.#waiters.length === 0) {
-      this.#used++
-      return
-    }
+    if (this.tryAcquire()) return
     await new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         resolve,

@@ -13,7 +13,7 @@ import type { VerifyPeer } from './config.js'
 import { RequestServer, sendRequest, type RequestHandler as RequestHandlerOn, type RequestInfo as RequestInfoOn, type RequestOptions, type ServeRequestsOptions } from './request.js'
 import { StreamCore, isCoreSnapshot, type CoreSnapshot } from './stream-core.js'
 import { QuicStream } from './stream.js'
-import { kCloseError, kClosedByApp, kConnected, kGrantStreams, kHandOver, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
+import { kCloseError, kClosedByApp, kConnected, kHandOver, kStreamBlocked, kStreamClosed, kStreamMoved, kTaken } from './symbols.js'
 import { connectionGone, connectionOpened } from './memory.js'
 
 // QUIC's transport error APPLICATION_ERROR: 0x0c in RFC 9000 §20.1, 0x0b as MsQuic 2.5 sends it
@@ -529,7 +529,8 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   /**
    * Changes the stream credit granted to the peer at runtime. Raising takes effect at once;
-   * lowering withholds new credit until the peer's open streams fall below the new limit.
+   * lowering withholds new credit until the peer's open streams fall below the new limit. (To
+   * grant streams one by one instead, see StreamCredit.)
    */
   setStreamLimits (limits: { bidirectional?: number, unidirectional?: number }): void {
     if (typeof limits !== 'object' || limits === null) throw invalidArgType('limits', 'an object', limits)
@@ -554,18 +555,6 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
    */
   get streamLimits (): StreamLimits | undefined {
     return this.#streamLimits === undefined ? undefined : { ...this.#streamLimits }
-  }
-
-  /**
-   * @internal Grants the peer `count` more bidirectional streams: MsQuic adds what a raise of the
-   * limit adds, and a limit of 0 afterwards stops it from granting more on its own when streams
-   * close. The caller (ProtocolRouter, see ConnectionCredit) counts every grant itself.
-   */
-  [kGrantStreams] (count: number): void {
-    this.#assertOpen()
-    if (count > 0) this.#native.setPeerStreamCounts(Math.min(count, 65535), -1)
-    this.#native.setPeerStreamCounts(0, -1)
-    if (this.#streamLimits !== undefined) this.#streamLimits.bidirectional = 0
   }
 
   /**

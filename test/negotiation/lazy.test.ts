@@ -1,10 +1,11 @@
 /**
  * Lazy selection (rust-libp2p's V1Lazy): the dialer sends data right after its single proposal;
- * the listener's answer is checked when it arrives, before the application reads anything.
+ * the listener's answer is checked when it arrives, before the application reads anything. On a
+ * QuicStream the stream core takes the answer out; any other Duplex is wrapped.
  */
 import { describe, it, expect } from 'vitest'
 import { duplexPair } from 'node:stream'
-import { QuicErrorCode, NegotiationResetCode, acceptProtocol, selectProtocol } from '../../src/index.js'
+import { QuicErrorCode, NegotiationResetCode, acceptProtocol, selectProtocol, selectProtocolLazily } from '../../src/index.js'
 import { MULTISTREAM_PROTOCOL_ID, encodeMessage, encodeMessages } from '../../src/negotiation/index.js'
 import { readAll, until } from '../helpers.js'
 import { closeEvent, listeners, peerReset, useQuicPair, readExactly, scriptedPeer } from './helpers.js'
@@ -74,29 +75,59 @@ describe('lazy selection over QUIC', () => {
 })
 
 describe('lazy selection over any Duplex', () => {
-  it('should take the answer out before readers attached early see it, even byte by byte', async () => {
+  it('should take the answer out before the wrapper\'s readers see it, even byte by byte, and leave the stream unpatched', async () => {
     const [dialer, listener] = duplexPair()
-    const seen = collect(dialer)
-    await selectProtocol(dialer, '/chat/1.0.0', { lazy: true })
-    dialer.write('hi')
+    const stream = await selectProtocolLazily(dialer, '/chat/1.0.0')
+    const seen = collect(stream)
+    stream.write('hi')
     const answer = Buffer.concat([encodeMessages([MULTISTREAM_PROTOCOL_ID, '/chat/1.0.0']), Buffer.from('there')])
     for (const byte of answer) listener.write(Buffer.of(byte))
     await new Promise(resolve => setImmediate(resolve))
     expect(Buffer.concat(seen).toString()).toBe('there')
+    expect(Buffer.from(listener.read() as Buffer)).toEqual(Buffer.concat([encodeMessages([MULTISTREAM_PROTOCOL_ID, '/chat/1.0.0']), Buffer.from('hi')]))
     expect(Object.hasOwn(dialer, 'push')).toBe(false)
   })
 
-  it('should fail the stream on a malformed answer, or none before the end', async () => {
-    for (const answer of [encodeMessages(['/multistream/2.0.0']), encodeMessages([MULTISTREAM_PROTOCOL_ID, '/other']), encodeMessage(MULTISTREAM_PROTOCOL_ID)]) {
+  it('should fail the stream on a refusal, a malformed answer, or none before the end', async () => {
+    const answers: Array<[Uint8Array, string]> = [
+      [encodeMessages([MULTISTREAM_PROTOCOL_ID, 'na']), QuicErrorCode.NEGOTIATION_FAILED],
+      [encodeMessages(['/multistream/2.0.0']), QuicErrorCode.NEGOTIATION_PROTOCOL],
+      [encodeMessages([MULTISTREAM_PROTOCOL_ID, '/other']), QuicErrorCode.NEGOTIATION_PROTOCOL],
+      [encodeMessage(MULTISTREAM_PROTOCOL_ID), QuicErrorCode.NEGOTIATION_PROTOCOL]
+    ]
+    for (const [answer, code] of answers) {
       const [dialer, listener] = duplexPair()
-      const errored = new Promise<Error>(resolve => dialer.once('error', resolve))
-      const seen = collect(dialer)
-      await selectProtocol(dialer, '/chat/1.0.0', { lazy: true })
+      const stream = await selectProtocolLazily(dialer, '/chat/1.0.0')
+      const errored = new Promise<Error>(resolve => stream.once('error', resolve))
+      const seen = collect(stream)
       listener.end(answer)
-      expect(await errored).toMatchObject({ code: QuicErrorCode.NEGOTIATION_PROTOCOL })
+      expect(await errored).toMatchObject({ code })
+      expect(stream.destroyed).toBe(true)
       expect(dialer.destroyed).toBe(true)
       expect(seen).toEqual([])
     }
+  })
+
+  it('should carry a whole exchange through the wrapper: the data, both ends, then the close', async () => {
+    const [dialer, listener] = duplexPair()
+    const stream = await selectProtocolLazily(dialer, '/echo/1.0.0')
+    const closed = new Promise(resolve => stream.once('close', resolve))
+    stream.end('ping')
+    expect(await acceptProtocol(listener, ['/echo/1.0.0'])).toBe('/echo/1.0.0')
+    listener.end(await readAll(listener))
+    expect((await readAll(stream)).toString()).toBe('ping')
+    await closed
+    expect(dialer.destroyed).toBe(true)
+  })
+
+  it('should negotiate in full with selectProtocol({ lazy: true }) on a Duplex that is not a QuicStream', async () => {
+    const [dialer, listener] = duplexPair()
+    const [selected, accepted] = await Promise.all([
+      selectProtocol(dialer, '/b', { lazy: true }),
+      acceptProtocol(listener, ['/b'])
+    ])
+    expect([selected, accepted]).toEqual(['/b', '/b'])
+    expect(Object.hasOwn(dialer, 'push')).toBe(false)
   })
 
   it('should negotiate fully with several protocols, lazy or not', async () => {
