@@ -37,6 +37,17 @@ function internals (dht: unknown): KadInternals | undefined {
 }
 
 /**
+ * Resolves once kad-dht's first self-query has run (kad-dht bounds it: 5 s). Before it, a node that
+ * has just joined knows little more than its bootstrap peers, and an announce to the closest of those
+ * misses the name's neighbourhood: in a 20-registry network started in batches, the last batch
+ * announced to one peer each, and some resolves of their names ran kad-dht's iterative query into
+ * the deadline. kad-dht's own queries wait for it too. At once without kad-dht's internals.
+ */
+export async function joined (dht: unknown): Promise<void> {
+  await (dht as { querySelf?: { initialQuerySelfHasRun?: { promise?: Promise<void> } } } | undefined)?.querySelf?.initialQuerySelfHasRun?.promise
+}
+
+/**
  * Stores this node as a provider of `cid` locally and sends ADD_PROVIDER to the `count` peers of the
  * routing table closest to it, in parallel. Resolves with how many took the message, or undefined
  * when kad-dht's internals are not reachable or the routing table is empty (nothing was sent).

@@ -4,6 +4,7 @@
  */
 import type { Connection, Metrics, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
 import type { TransientConnectionManager } from '../limits/transient.js'
+import type { OperationLimiter } from '../limits/operation-limiter.js'
 import type { QueryOptions } from './query-layer.js'
 import type { JsonValue, ServiceRecord, nameToCid } from './record.js'
 import type { TransientOptions } from './transient.js'
@@ -28,6 +29,15 @@ export const DEFAULT_WATCH_INTERVAL = 1_000
  */
 export const HEDGE_DELAY = 50
 /**
+ * The longest a provider's own answer is waited for before its record is read from the DHT as well
+ * (ms). Before that, the wait is the automatic hedge (below), at least HEDGE_DELAY: the DHT read is
+ * kad-dht's iterative query (about k requests, each answered with k peers), far dearer than the
+ * provider's answer, and a node under load answers more slowly; a fixed 50 ms started it for most
+ * resolves of a busy node, which added to the load. At most this long, so that a provider that took
+ * the request and never answers still has its record read in time.
+ */
+export const DHT_READ_DELAY_MAX = 1_000
+/**
  * resolve()'s automatic hedge (`hedge: 'auto'`): one more provider is asked once the request has
  * waited longer than this quantile of the node's recent answer latencies ("The Tail at Scale":
  * about one request in twenty gets a second).
@@ -39,6 +49,17 @@ export const AUTO_HEDGE_MIN = 1
 export const AUTO_HEDGE_SAMPLES = 16
 /** The deadline of a publication (advertise, refresh, withdraw) at least, unless given one (ms). */
 export const PUBLISH_TIMEOUT = 30_000
+/**
+ * Full publications (a put and a provide: two kad-dht lookups, each about k requests that carry k
+ * peers) running at once on one thread, over every registry on it (ServiceRegistryOptions.publications).
+ * A publication costs 100 to 300 ms of the JavaScript thread on a 31-node network: 31 registries
+ * publishing at once in one process kept the thread busy for 7 to 14 s, and resolves queued behind
+ * that work timed out. Two at a time leave the thread to the resolves in between; the announce
+ * (below) has made the service discoverable already.
+ */
+export const PUBLICATIONS_AT_ONCE = 2
+/** The class full publications take their permits from. */
+export const PUBLISH_CLASS = 'publish'
 /** Peers of the routing table an advertisement is announced to at once (see announce.ts). */
 export const DEFAULT_ANNOUNCE_PEERS = 20
 /** Peers a provider search asks in one round before kad-dht's iterative query (see nearby.ts): kad-dht's α here. */
@@ -49,6 +70,17 @@ export const NEARBY_PEERS = 3
  * iterative query waits for the round to end.
  */
 export const NEARBY_TIMEOUT = 1_000
+/**
+ * How long a provider whose connection failed is skipped (ms) by resolve(), discover(), dial() and
+ * clients, unless a connection to it opens again: a killed provider's record stays valid until its
+ * TTL, and each later call would otherwise pay a failed connection (a timeout, on a host gone).
+ */
+export const UNREACHABLE_HOLD = 30_000
+/**
+ * How long a provider whose connection closed under a request has to take a new one (ms) before it
+ * is held unreachable (see UNREACHABLE_HOLD).
+ */
+export const UNREACHABLE_CONFIRM_TIMEOUT = 2_000
 /** A request() or handle() message, at most (bytes), unless given another bound. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
@@ -107,12 +139,34 @@ export interface ServiceRegistryOptions {
   now?: () => number
   /** Stop the libp2p node in stop(). Default false (true for ServiceRegistry.create()). */
   stopNode?: boolean
+  /**
+   * The limiter every full publication (advertise, refresh, withdraw) takes a permit of class
+   * {@link PUBLISH_CLASS} from before its DHT queries start; the deadline of a publication runs from
+   * then. Default: one per thread, shared by every registry on it, with {@link PUBLICATIONS_AT_ONCE}
+   * permits (the work is the thread's, however many registries it runs).
+   */
+  publications?: OperationLimiter
 }
 
 /** Options of {@link ServiceRegistry.create}. */
 export interface ServiceRegistryInit extends ServiceRegistryOptions {
-  /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/udp/0/quic-v1']`. */
+  /**
+   * Multiaddrs to listen on. Default `['/ip4/127.0.0.1/udp/0/quic-v1']`: this host only. To be
+   * reached from other hosts, listen on `/ip4/0.0.0.0/udp/<port>/quic-v1` (every interface; one UDP port).
+   */
   listen?: string[]
+  /**
+   * The addresses peers are told to dial (in identify, provider entries and records) instead of the
+   * listening ones, as libp2p's `addresses.announce`: e.g. the address a NAT or a container
+   * publishes. Default: the listening addresses, a wildcard expanded to the interfaces' addresses,
+   * loopback ones left out when the node has another.
+   */
+  announce?: string[]
+  /**
+   * Addresses never told to peers: a multiaddr, or its beginning (`/ip4/172.17.0.1` leaves out every
+   * address on that IP, e.g. a container bridge other hosts cannot reach). Default none.
+   */
+  noAnnounce?: string[]
   /** Registry (or any member) multiaddrs, each with its /p2p/ id, dialled at start. Default none. */
   bootstrap?: string[]
   /** The node's identity. Default: a new Ed25519 key. */
