@@ -19,7 +19,10 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const peersDir = join(root, 'test', 'interop', 'peers')
-export const PEERS = ['quicgo', 'quinn', 'aioquic']
+export const PEERS = ['quicgo', 'quinn', 'aioquic', 'go-kad']
+/** Peers built with `go build`; go-kad (go-libp2p-kad-dht, the discovery tests' foreign Kademlia) lives in test/interop/go-kad. */
+const GO = ['quicgo', 'go-kad']
+const sourceDir = peer => peer === 'go-kad' ? join(root, 'test', 'interop', 'go-kad') : join(peersDir, peer)
 
 export function cacheDir () {
   return process.env.NODE_MSQUIC_INTEROP_CACHE || join(homedir(), '.cache', 'node-msquic-interop')
@@ -40,7 +43,7 @@ const toolchains = new Map()
 /** The toolchain's version, part of the cache key (a new compiler builds anew); '' if missing. */
 function toolchain (peer) {
   if (!toolchains.has(peer)) {
-    const [command, args] = peer === 'quicgo' ? ['go', ['version']] : peer === 'quinn' ? ['rustc', ['--version']] : ['python3', ['--version']]
+    const [command, args] = GO.includes(peer) ? ['go', ['version']] : peer === 'quinn' ? ['rustc', ['--version']] : ['python3', ['--version']]
     // Without the sanitizer runtimes `npm run test:sanitized` preloads: the answer must not change.
     const env = { ...process.env }
     for (const name of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'NODE_OPTIONS']) delete env[name]
@@ -55,7 +58,7 @@ export function peerPaths () {
   const paths = {}
   for (const peer of PEERS) {
     const hash = createHash('sha256')
-    const dir = join(peersDir, peer)
+    const dir = sourceDir(peer)
     for (const file of files(dir)) hash.update(relative(dir, file)).update('\0').update(readFileSync(file)).update('\0')
     hash.update(toolchain(peer))
     paths[peer] = join(cacheDir(), `${peer}-${hash.digest('hex').slice(0, 16)}`, 'peer')
@@ -75,10 +78,10 @@ function run (command, args, options, log) {
 }
 
 async function build (peer, target, log) {
-  const source = join(peersDir, peer)
+  const source = sourceDir(peer)
   const work = mkdtempSync(join(cacheDir(), `.work-${peer}-`))
   try {
-    if (peer === 'quicgo') {
+    if (GO.includes(peer)) {
       await run('go', ['build', '-trimpath', '-mod=readonly', '-o', join(work, 'peer'), '.'], { cwd: source }, log)
     } else if (peer === 'quinn') {
       // One target directory for every version of the sources: a change rebuilds only the peer.
@@ -119,7 +122,7 @@ export async function buildPeers ({ only = PEERS, quiet = false } = {}) {
       return
     }
     if (toolchain(peer) === '') {
-      failures.push(`${peer}: its toolchain is missing (${peer === 'quicgo' ? 'go' : peer === 'quinn' ? 'cargo/rustc' : 'python3'})`)
+      failures.push(`${peer}: its toolchain is missing (${GO.includes(peer) ? 'go' : peer === 'quinn' ? 'cargo/rustc' : 'python3'})`)
       return
     }
     const logPath = join(cacheDir(), 'logs', `${peer}.log`)
