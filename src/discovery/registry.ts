@@ -22,7 +22,7 @@ import { Advertisement } from './advertisement.js'
 import { announceNearby, joined } from './announce.js'
 import { compactMemoryDatastore } from './datastore.js'
 import { publishable } from './addresses.js'
-import { UnreachablePeers, connectionFailed } from './unreachable.js'
+import { UnreachablePeers, connectionFailed, dropFromRoutingTable, healRoutingTable } from './unreachable.js'
 import { answerProviders, nearbyProviders, localProviders, type NearbyContext } from './nearby.js'
 import { exchange, readAll } from './wire.js'
 import {
@@ -91,6 +91,7 @@ export class ServiceRegistry {
   /** Providers a connection to failed lately: resolve(), discover(), dial() and clients skip them (see unreachable.ts). */
   readonly #unreachable: UnreachablePeers
   readonly #onConnectionOpen = (event: CustomEvent<Connection>): void => { this.#unreachable.clear(event.detail.remotePeer) }
+  readonly #detachHealing: () => void
   #dhtEvents = 0
   #stopped: Promise<void> | undefined
 
@@ -148,6 +149,7 @@ export class ServiceRegistry {
       this.#detachTransient = detach
     }
     libp2p.addEventListener('connection:open', this.#onConnectionOpen)
+    this.#detachHealing = healRoutingTable(libp2p, dht, async peer => { await this.confirmGone(peer) })
     void libp2p.handle(RECORD_PROTOCOL, async (stream) => { await this.#answerRecord(stream) }, { maxInboundStreams: 256 }).catch(() => {})
     this.#nearby = { libp2p, dht, rejected: (error, from) => this.#rejected(error, from), hedge: () => this.#autoHedge() }
     void libp2p.handle(PROVIDERS_PROTOCOL, async (stream) => { await answerProviders(stream, dht, libp2p) }, { maxInboundStreams: 256 }).catch(() => {})
@@ -608,6 +610,7 @@ export class ServiceRegistry {
    * unreachable if that fails too.
    */
   async confirmGone (peer: PeerId): Promise<void> {
+    if (this.stopped) return
     try {
       await this.libp2p.dial(peer, { force: true, signal: AbortSignal.timeout(UNREACHABLE_CONFIRM_TIMEOUT) })
     } catch {
@@ -615,9 +618,14 @@ export class ServiceRegistry {
     }
   }
 
-  /** @internal Notes that a connection to `peer` failed: it is skipped for UNREACHABLE_HOLD. */
+  /**
+   * @internal Notes that a connection to `peer` failed: it is skipped for UNREACHABLE_HOLD, and
+   * leaves the DHT routing table (see healRoutingTable()).
+   */
   unreachable (peer: PeerId | string): void {
+    if (this.stopped || peer.toString() === this.peerId.toString()) return
     this.#unreachable.mark(peer)
+    void dropFromRoutingTable(this.#dht, typeof peer === 'string' ? peerIdFromString(peer) : peer)
   }
 
   /** Whether a connection to `peer` failed less than UNREACHABLE_HOLD ago (and none opened since): it is skipped meanwhile. */
@@ -995,6 +1003,7 @@ export class ServiceRegistry {
       await Promise.allSettled([...this.#clients].map(async client => { await client.close() }))
       this.#detachTransient?.()
       this.libp2p.removeEventListener('connection:open', this.#onConnectionOpen)
+      this.#detachHealing()
       await this.libp2p.unhandle(RECORD_PROTOCOL).catch(() => {})
       await this.libp2p.unhandle(PROVIDERS_PROTOCOL).catch(() => {})
       if (this.#stopNode) await this.libp2p.stop()

@@ -58,3 +58,38 @@ export class UnreachablePeers {
     this.#until.delete(peer.toString())
   }
 }
+
+/** The kad-dht routing table calls the healing uses (@libp2p/kad-dht 16). */
+interface RoutingTable {
+  find: (peer: PeerId) => Promise<PeerId | undefined>
+  remove: (peer: PeerId) => Promise<void>
+}
+
+function routingTableOf (dht: unknown): RoutingTable | undefined {
+  const table = (dht as { routingTable?: Partial<RoutingTable> } | undefined)?.routingTable
+  return typeof table?.find === 'function' && typeof table?.remove === 'function' ? table as RoutingTable : undefined
+}
+
+/** Takes `peer` out of kad-dht's routing table, if it is there (kad-dht puts it back when it connects again). */
+export async function dropFromRoutingTable (dht: unknown, peer: PeerId): Promise<void> {
+  await routingTableOf(dht)?.remove(peer).catch(() => {})
+}
+
+/**
+ * Keeps the routing table free of peers that are gone. kad-dht 16 drops a peer only when a full
+ * bucket needs room for another, so a killed peer stayed in every table on a network smaller than
+ * the table can hold, and so in every lookup, announce and nearby round that picked it. When the
+ * last connection to a peer of the table closes, `confirm(peer)` dials it again and holds it
+ * unreachable (dropping it from the table) if that fails. Returns a function that detaches it.
+ */
+export function healRoutingTable (libp2p: { addEventListener: (type: 'connection:close', listener: (event: CustomEvent<Connection>) => void) => void, removeEventListener: (type: 'connection:close', listener: (event: CustomEvent<Connection>) => void) => void, getConnections: (peer?: PeerId) => Connection[] }, dht: unknown, confirm: (peer: PeerId) => Promise<void>): () => void {
+  const table = routingTableOf(dht)
+  if (table === undefined) return () => {}
+  const onClose = (event: CustomEvent<Connection>): void => {
+    const peer = event.detail.remotePeer
+    if (libp2p.getConnections(peer).some(c => c.status === 'open')) return
+    void table.find(peer).then(async found => { if (found !== undefined) await confirm(peer) }).catch(() => {})
+  }
+  libp2p.addEventListener('connection:close', onClose)
+  return () => { libp2p.removeEventListener('connection:close', onClose) }
+}
