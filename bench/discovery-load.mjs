@@ -22,7 +22,7 @@ import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { runOnModernNode } from '../scripts/modern-node.mjs'
-import { pool, startNode, transportOptions } from './discovery-network.mjs'
+import { negotiationsRefused, pool, startNode, transportOptions } from './discovery-network.mjs'
 import { PHASES, startProbe, takeProbe } from './discovery-probe.mjs'
 import { percentile, runChild } from './lib.mjs'
 
@@ -70,6 +70,7 @@ async function localNodes (transport) {
           return ms
         },
         routingTable: async () => registry.stats().routingTable,
+        busy: async () => negotiationsRefused(registry),
         stop: async () => { await registry.stop() }
       }
     }),
@@ -89,6 +90,7 @@ async function processNodes (transport) {
       published: async name => { await h.call('published', { name }) },
       resolve: async (name, options, expect) => (await h.call('resolve', { name, options, expect })).ms,
       routingTable: async () => (await h.call('stats')).routingTable,
+      busy: async () => (await h.call('stats')).busy,
       stop: async () => {
         const exited = new Promise(resolve => { if (h.child.exitCode !== null) resolve(); else h.child.once('exit', resolve) })
         await h.call('stop').catch(() => {})
@@ -109,6 +111,8 @@ const stats = values => ({ p50: percentile(values, 0.5), p99: percentile(values,
 async function cell (network, names, moment, c) {
   const { nodes } = network
   await network.probe()
+  const busy = async () => (await Promise.all(nodes.map(async n => await n.busy()))).reduce((a, b) => a + b, 0)
+  const busyBefore = await busy()
   const kinds = Object.keys(KINDS)
   const out = Object.fromEntries(kinds.map(kind => [kind, { ms: [], timeouts: 0, errors: [] }]))
   const started = performance.now()
@@ -124,6 +128,7 @@ async function cell (network, names, moment, c) {
     }
   })
   const seconds = (performance.now() - started) / 1000
+  const refused = await busy() - busyBefore
   const { spans, maxLag } = await network.probe()
   const ok = spans.filter(s => s.outcome === 'success')
   const phases = Object.fromEntries(PHASES.map(phase => [phase, percentile(ok.map(s => s[phase]).filter(v => v !== undefined), 0.5)]))
@@ -134,6 +139,7 @@ async function cell (network, names, moment, c) {
     c,
     seconds,
     maxLag,
+    refused,
     phases,
     lookups,
     kinds: Object.fromEntries(kinds.map(kind => [kind, { ...stats(out[kind].ms), timeouts: out[kind].timeouts, errors: out[kind].errors.length, firstErrors: out[kind].errors.slice(0, 3) }]))
@@ -200,13 +206,13 @@ for (const layout of LAYOUTS) {
   const run = find(ours, layout)
   if (run === undefined) continue
   lines.push(`### node-msquic, ${LABELS[layout]}`, '')
-  lines.push('| moment | c | fanOut 1 | default (fanOut 3 hedged) | fanOut 3 all at once | default p50 / fanOut 1 p50 | longest event-loop delay | where a resolve went, p50: search / negotiate / exchange / verify | provider found in: own store / nearest peers / iterative |')
-  lines.push('|---|---|---|---|---|---|---|---|---|')
+  lines.push('| moment | c | fanOut 1 | default (fanOut 3 hedged) | fanOut 3 all at once | default p50 / fanOut 1 p50 | longest event-loop delay | streams refused busy | where a resolve went, p50: search / negotiate / exchange / verify | provider found in: own store / nearest peers / iterative |')
+  lines.push('|---|---|---|---|---|---|---|---|---|---|')
   for (const cell of run.cells) {
     const k = cell.kinds
     const p = cell.phases
     const l = cell.lookups
-    lines.push(`| ${cell.moment} | ${cell.c} | ${kindCell(k['fanOut 1'])} | ${kindCell(k.default)} | ${kindCell(k['fanOut 3'])} | ${(k.default.p50 / k['fanOut 1'].p50).toFixed(2)}× | ${ms(cell.maxLag)} | ${[p.search, p.negotiate, p.exchange, p.verify].map(ms).join(' / ')} | ${l.local ?? 0} / ${l.nearby ?? 0} / ${l.iterative ?? 0}${l.none > 0 ? ` (${l.none} none)` : ''} |`)
+    lines.push(`| ${cell.moment} | ${cell.c} | ${kindCell(k['fanOut 1'])} | ${kindCell(k.default)} | ${kindCell(k['fanOut 3'])} | ${(k.default.p50 / k['fanOut 1'].p50).toFixed(2)}× | ${ms(cell.maxLag)} | ${cell.refused} | ${[p.search, p.negotiate, p.exchange, p.verify].map(ms).join(' / ')} | ${l.local ?? 0} / ${l.nearby ?? 0} / ${l.iterative ?? 0}${l.none > 0 ? ` (${l.none} none)` : ''} |`)
   }
   lines.push('')
 }

@@ -60,6 +60,11 @@ export async function interleave (rounds, kinds, run) {
   }
 }
 
+/** Inbound streams our transport refused as busy (its negotiation limits), or 0 on another transport. */
+export function negotiationsRefused (registry) {
+  return registry.libp2p.components.transportManager.getTransports().reduce((n, t) => n + (t.negotiation?.counts.busy ?? 0), 0)
+}
+
 /** A wall-clock instant in milliseconds, sub-millisecond and comparable across this machine's processes. */
 const instant = () => performance.timeOrigin + performance.now()
 
@@ -97,7 +102,7 @@ async function serveNode (transport, entry, bootstrap) {
     },
     stats () {
       const { lookups, hedgeDelay, routingTable } = registry.stats()
-      return { lookups, hedgeDelay, routingTable, pending: [...registry.queries.pending.values()].filter(q => q.kind !== 'advertise').length }
+      return { lookups, hedgeDelay, routingTable, busy: negotiationsRefused(registry), pending: [...registry.queries.pending.values()].filter(q => q.kind !== 'advertise').length }
     },
     probe () { return probe?.takeProbe() },
     async stop () { await registry.stop() }
