@@ -593,7 +593,11 @@ export class ServiceRegistry {
       // (Without kad-dht's internals both are undefined: its own query is the only source.)
       await needed?.('nearby')
       const nearby = this.#nearbyPeers === 0 ? undefined : nearbyProviders(this.#nearby, name, this.#nearbyPeers, signal)
-      for await (const answer of nearby ?? []) yield * unseen(answer, 'nearby')
+      // (The next nearest peer is asked only once its answer may be needed, like the round itself.)
+      for await (const answer of nearby ?? []) {
+        yield * unseen(answer, 'nearby')
+        await needed?.('nearby')
+      }
       await needed?.('iterative')
       for await (const event of this.#dht.findProviders(cid, { signal })) {
         this.#dhtEvents++
