@@ -41,7 +41,7 @@ const LAYOUTS = arg('--layouts', 'one,processes').split(',')
 const NODES = Number(arg('--nodes', smoke ? 5 : 30))
 const CONCURRENCY = smoke ? [1, 20] : [1, 20, 100]
 /** Resolves per cell, by concurrency (a third of each kind). */
-const COUNT = smoke ? { 1: 9, 20: 30 } : { 1: 90, 20: 300, 100: 600 }
+const COUNT = smoke ? { 1: 9, 20: 30 } : { 1: 300, 20: 600, 100: 900 }
 const KINDS = { 'fanOut 1': { fanOut: 1 }, default: {}, 'fanOut 3': { fanOut: 3, hedge: 0 } }
 const LABELS = { one: 'one process', processes: 'own processes' }
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))

@@ -18,9 +18,12 @@ import { createHash } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import type { DhtEvent } from './options.js'
 
+/** A bucket of kad-dht's routing-table trie: a leaf holds peers, an inner node two halves. */
+interface Bucket { peers?: unknown[], left?: Bucket, right?: Bucket }
+
 /** The kad-dht internals announceNearby() uses (@libp2p/kad-dht 16). */
 interface KadInternals {
-  routingTable: { closestPeers: (kadId: Uint8Array, options?: { count?: number }) => PeerId[] }
+  routingTable: { closestPeers: (kadId: Uint8Array, options?: { count?: number }) => PeerId[], kb?: { root?: Bucket, kBucketSize?: number } }
   network: {
     sendMessage: (to: PeerId, message: object, options: { signal: AbortSignal }) => AsyncIterable<DhtEvent>
     sendRequest: (to: PeerId, message: object, options: { signal: AbortSignal }) => AsyncIterable<DhtEvent & { closer?: Array<{ id: PeerId }> }>
@@ -65,16 +68,29 @@ function byDistance (peers: PeerId[], key: Uint8Array): PeerId[] {
 }
 
 /**
+ * Whether some bucket of the routing table is full: then it has turned peers away (kad-dht keeps k
+ * per bucket), and its closest to a name need not be the network's. Unknown internals: assumed full.
+ */
+function tableTurnedPeersAway (kad: KadInternals): boolean {
+  const k = kad.routingTable.kb?.kBucketSize
+  const full = (bucket: Bucket | undefined): boolean => bucket === undefined || (Array.isArray(bucket.peers) ? bucket.peers.length >= (k ?? 0) : full(bucket.left) || full(bucket.right))
+  return k === undefined || full(kad.routingTable.kb?.root)
+}
+
+/**
  * The `count` peers closest to `cid` this node can find in one round: those of its routing table,
- * and those the REFINE_PEERS closest of them know (one FIND_NODE each, in parallel). On a network
- * larger than a routing table holds, the table's closest to a name far from this node are not the
- * name's k closest, which a discoverer's lookup ends at: announced to them only, one service of 51
- * was not found by resolves right after advertise() in two runs of three (test/discovery/churn.test.ts,
- * none in two runs since). One round finds the neighbourhood's peers.
+ * and, when the table has turned peers away, those the REFINE_PEERS closest of them know (one
+ * FIND_NODE each, in parallel). On a network larger than a routing table holds, the table's closest to
+ * a name far from this node are not the name's k closest, which a discoverer's lookup ends at:
+ * announced to them only, one service of 51 was not found by resolves right after advertise() in two
+ * runs of three (test/discovery/churn.test.ts, none in two runs since). One round finds the
+ * neighbourhood's peers. A table that never turned a peer away holds every peer this node knows of
+ * (after its first self-query, the whole of a small network): no round is needed.
  */
 async function closestInOneRound (kad: KadInternals, cid: CID, count: number, signal: AbortSignal): Promise<PeerId[]> {
   const key = kadId(cid)
   const table = kad.routingTable.closestPeers(key, { count })
+  if (!tableTurnedPeersAway(kad)) return table
   const found = new Map(table.map(p => [p.toString(), p]))
   await Promise.all(table.slice(0, REFINE_PEERS).map(async peer => {
     try {
