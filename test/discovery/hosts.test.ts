@@ -31,8 +31,13 @@ const ip = (host: Host): string => `198.18.0.${hosts[host]}`
 const children: ChildProcess[] = []
 let made = false
 
+// `ip` runs without the sanitizers' preloaded runtimes (npm run test:sanitized), the node it starts
+// with them.
+const { LD_PRELOAD: preload, ...plainEnv } = process.env
+const nodeEnv = preload === undefined ? [] : ['env', `LD_PRELOAD=${preload}`]
+
 async function sh (...args: string[]): Promise<void> {
-  await exec('ip', args)
+  await exec('ip', args, { env: plainEnv })
 }
 
 beforeAll(async () => {
@@ -66,7 +71,7 @@ afterAll(async () => {
 
 /** Runs a CLI command on `host`; lines as they come, `waitFor(pattern)`, and the exit code. */
 function run (host: Host, args: string[]): { process: ChildProcess, lines: string[], waitFor: (pattern: RegExp) => Promise<RegExpMatchArray>, exited: Promise<number | null> } {
-  const proc = spawn('ip', ['netns', 'exec', ns(host), process.execPath, ...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn('ip', ['netns', 'exec', ns(host), ...nodeEnv, process.execPath, ...CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: plainEnv })
   children.push(proc)
   const lines: string[] = []
   const waiters: Array<() => void> = []
