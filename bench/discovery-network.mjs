@@ -8,7 +8,8 @@
 //     the advertising node's clock to the resolving node's, one machine's clock), never with the
 //     IPC hop in it.
 //   `node bench/discovery-network.mjs --node <transport> <entry> [bootstrap]`: one registry,
-//     serving the ops advertise, published, resolve, find, stats and stop from its parent.
+//     serving the ops advertise, published, resolve, find, stats and stop from its parent (and probe:
+//     its resolves' phases and event-loop delay, when started with `probe`, see discovery-probe.mjs).
 import { fork } from 'node:child_process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { percentile } from './lib.mjs'
@@ -59,11 +60,18 @@ export async function interleave (rounds, kinds, run) {
   }
 }
 
+/** Inbound streams our transport refused as busy (its negotiation limits), or 0 on another transport. */
+export function negotiationsRefused (registry) {
+  return registry.libp2p.components.transportManager.getTransports().reduce((n, t) => n + (t.negotiation?.counts.busy ?? 0), 0)
+}
+
 /** A wall-clock instant in milliseconds, sub-millisecond and comparable across this machine's processes. */
 const instant = () => performance.timeOrigin + performance.now()
 
 /** One node process: a registry that runs what its parent sends. */
 async function serveNode (transport, entry, bootstrap) {
+  const probe = process.env.NODE_MSQUIC_BENCH_PROBE === '1' ? await import('./discovery-probe.mjs') : undefined
+  probe?.startProbe()
   const { ServiceRegistry } = await import(pathToFileURL(entry).href)
   const registry = await ServiceRegistry.create({ ...await transportOptions(transport), bootstrap: bootstrap === undefined ? [] : [bootstrap], defaultTtl: 10 * 60_000, bootstrapTimeout: 30_000 })
   const advertisements = new Map()
@@ -93,16 +101,17 @@ async function serveNode (transport, entry, bootstrap) {
       }
     },
     stats () {
-      const { lookups, hedgeDelay } = registry.stats()
-      return { lookups, hedgeDelay, pending: [...registry.queries.pending.values()].filter(q => q.kind !== 'advertise').length }
+      const { lookups, hedgeDelay, routingTable } = registry.stats()
+      return { lookups, hedgeDelay, routingTable, busy: negotiationsRefused(registry), pending: [...registry.queries.pending.values()].filter(q => q.kind !== 'advertise').length }
     },
+    probe () { return probe?.takeProbe() },
     async stop () { await registry.stop() }
   }
   process.on('message', async ({ id, op, args }) => {
     try {
       process.send({ id, result: await ops[op](args) })
     } catch (error) {
-      process.send({ id, error: error.message })
+      process.send({ id, error: error.message, code: error.code })
     }
     if (op === 'stop') process.disconnect()
   })
@@ -111,9 +120,12 @@ async function serveNode (transport, entry, bootstrap) {
   process.send({ ready: { multiaddr: registry.multiaddrs[0].toString(), peerId: registry.peerId.toString() } })
 }
 
-/** Forks one node process; resolves with a handle once its registry listens. */
-async function startNode (transport, entry, bootstrap) {
-  const child = fork(self, ['--node', transport, entry, ...(bootstrap === undefined ? [] : [bootstrap])], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+/** Forks one node process; resolves with a handle once its registry listens. `probe`: see serveNode. */
+export async function startNode (transport, entry, bootstrap, { probe = false } = {}) {
+  const child = fork(self, ['--node', transport, entry, ...(bootstrap === undefined ? [] : [bootstrap])], {
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    env: probe ? { ...process.env, NODE_MSQUIC_BENCH_PROBE: '1' } : process.env
+  })
   let stderr = ''
   child.stderr.on('data', d => { stderr += d })
   const waiting = new Map()
@@ -123,7 +135,7 @@ async function startNode (transport, entry, bootstrap) {
       if (message.ready !== undefined) return resolve(message.ready)
       const call = waiting.get(message.id)
       waiting.delete(message.id)
-      if (message.error !== undefined) call?.reject(new Error(message.error))
+      if (message.error !== undefined) call?.reject(Object.assign(new Error(message.error), { code: message.code }))
       else call?.resolve(message.result)
     })
     child.on('exit', code => {

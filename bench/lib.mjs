@@ -109,7 +109,9 @@ export function runChild (file, args, { cwd, limitMs }) {
       clearTimeout(timer)
       const line = stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
       if (code === 0 && line !== undefined) return resolve(JSON.parse(line))
-      resolve({ error: signal === 'SIGKILL' ? `killed after ${limitMs / 1000} s` : (stderr.trim().split('\n').pop() ?? `exit ${code}`) })
+      // The last line that is not part of a stack trace or Node's version banner says what failed.
+      const said = stderr.trim().split('\n').filter(l => l.trim() !== '' && !/^\s*at |^Node\.js v\d|^\s*[{}]|^\s*code: /.test(l)).pop()
+      resolve({ error: signal === 'SIGKILL' ? `killed after ${limitMs / 1000} s` : (said ?? `exit ${code}`) })
     })
   })
 }

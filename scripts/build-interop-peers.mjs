@@ -71,7 +71,9 @@ export const PEERS = [
       writeFileSync(join(out, 'peer'), '#!/bin/sh\nhere=$(dirname "$0")\nexec "$here/venv/bin/python" "$here/peer.py" "$@"\n', { mode: 0o755 })
     }
   },
-  { name: 'go-libp2p', source: 'test/interop/go-libp2p', toolchain: GO, build: goBuild, tests: ['test/libp2p/go-interop.test.ts'] }
+  { name: 'go-libp2p', source: 'test/interop/go-libp2p', toolchain: GO, build: goBuild, tests: ['test/libp2p/go-interop.test.ts'] },
+  // go-libp2p-kad-dht, the discovery tests' foreign Kademlia.
+  { name: 'go-kad', source: 'test/interop/go-kad', toolchain: GO, build: goBuild, tests: ['test/discovery/go-kad.test.ts'] }
 ]
 
 /** CI (CI=true or CI=1) installs every toolchain: there a missing peer fails its suites instead of skipping them. */

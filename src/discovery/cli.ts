@@ -149,8 +149,9 @@ const provideCommand: Command<ProvideArgs> = {
       console.log(`provider ${me}: joined in ${ms(started)}`)
       await registry.handle(HELLO_PROTOCOL, (request, { peerId }) => `hello ${Buffer.from(request).toString()}, from ${me} (${args.name}), you are ${short(peerId.toString())}`)
       started = performance.now()
-      await registry.advertise(args.name, { metadata: args.metadata ?? { pid: process.pid }, ttl: args.ttl, signal })
-      console.log(`provider ${me}: advertised "${args.name}" in ${ms(started)}`)
+      const advertisement = await registry.advertise(args.name, { metadata: args.metadata ?? { pid: process.pid }, ttl: args.ttl, signal })
+      // The addresses its record carries: what discoverers on other hosts will dial.
+      console.log(`provider ${me}: advertised "${args.name}" in ${ms(started)} at ${advertisement.record?.multiaddrs.join(' ') ?? '(no record)'}`)
       await until(signal)
       return 0
     })
@@ -192,7 +193,7 @@ const discoverCommand: Command<DiscoverArgs> = {
         for await (const record of registry.discover(args.name, { timeout: Math.max(100, deadline - performance.now()), signal })) {
           if (found.has(record.peerId)) continue
           found.set(record.peerId, record)
-          console.log(`client ${me}: found ${short(record.peerId)} after ${ms(started)} (metadata ${JSON.stringify(record.metadata)}, expires in ${Math.round((record.expiresAt - Date.now()) / 1000)} s)`)
+          console.log(`client ${me}: found ${short(record.peerId)} after ${ms(started)} (metadata ${JSON.stringify(record.metadata)}, expires in ${Math.round((record.expiresAt - Date.now()) / 1000)} s) at ${record.multiaddrs.join(' ')}`)
         }
         if (found.size < args.expect) await new Promise(resolve => setTimeout(resolve, 50))
       }

@@ -78,7 +78,8 @@ export class ServiceClient {
             id,
             maxConnections: maxPerProvider,
             connect: async ({ signal }) => await this.#connect(id, signal),
-            alive: lease => lease.connection.status === 'open'
+            // A connection whose peer was found gone is not reused (libp2p reports it open a while longer).
+            alive: lease => lease.connection.status === 'open' && !registry.isUnreachable(id)
           })
           for (const wake of this.#waiters.splice(0)) wake()
         }
@@ -109,21 +110,38 @@ export class ServiceClient {
     if (record === undefined) throw new Error(`provider ${id} is gone`)
     const peer = peerIdFromString(id)
     const existing = this.#registry.libp2p.getConnections(peer).find(c => c.status === 'open')
+    // Failing at once, the pool goes on to the next provider (see UNREACHABLE_HOLD).
+    if (existing === undefined && this.#registry.isUnreachable(peer)) throw new Error(`provider ${id} is unreachable (a connection to it failed lately)`)
     const connection = existing ?? await this.#registry.libp2p.dial(
       record.multiaddrs.length > 0 ? record.multiaddrs.map(a => a.includes('/p2p/') ? multiaddr(a) : multiaddr(a).encapsulate(`/p2p/${id}`)) : peer,
-      { signal })
+      { signal }).catch(error => {
+      if (signal?.aborted !== true) this.#registry.unreachable(peer)
+      throw error
+    })
+    // (A connection that fails later, under a call, is found out by the pool's alive() check and the next connect.)
     return { record, connection }
   }
 
   /**
    * One request/response call: a class permit from the limiter first, then a provider with room
-   * (the last one that worked first), the next provider if connecting fails.
+   * (the last one that worked first), the next provider if connecting fails. A call whose stream
+   * could not be opened because the connection was gone is made again (nothing was sent): on a new
+   * connection, or on the next provider when that one is gone (it is then skipped, see UNREACHABLE_HOLD).
    */
   async request (cls: string, request: Uint8Array | string, options: { signal?: AbortSignal } = {}): Promise<{ response: Uint8Array, provider: string }> {
-    return await this.pool.run(cls, async (lease, context) => {
-      const response = await this.#registry.requestOn(lease.connection, this.#protocol, request, { signal: context.signal, maxResponseBytes: this.#maxResponseBytes })
-      return { response, provider: context.provider }
-    }, options)
+    for (let tried = 0; ; tried++) {
+      let unsent = false
+      try {
+        return await this.pool.run(cls, async (lease, context) => {
+          // libp2p still reports it open: closed here, the pool connects anew (or goes on to the next provider).
+          const closed = (): void => { unsent = true; lease.connection.abort(new Error('the connection closed under a call')) }
+          const response = await this.#registry.requestOn(lease.connection, this.#protocol, request, { signal: context.signal, maxResponseBytes: this.#maxResponseBytes, closed })
+          return { response, provider: context.provider }
+        }, options)
+      } catch (error) {
+        if (!unsent || tried > this.pool.providers.length) throw error
+      }
+    }
   }
 
   /** The pool's figures (providers, idle and busy slots). */

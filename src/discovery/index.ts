@@ -26,6 +26,7 @@ export {
   ServiceRegistry, Advertisement,
   DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, MIN_TTL, MAX_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS, NEARBY_TIMEOUT,
   DEFAULT_LISTEN, DEFAULT_BOOTSTRAP_TIMEOUT, PUBLISH_TIMEOUT, MAX_METADATA_BYTES, MAX_NAME_BYTES, MAX_MULTIADDRS,
+  UNREACHABLE_HOLD, UNREACHABLE_CONFIRM_TIMEOUT, DHT_READ_DELAY_MAX, PUBLICATIONS_AT_ONCE, PUBLISH_CLASS,
   HEDGE_DELAY, AUTO_HEDGE_QUANTILE, AUTO_HEDGE_MIN, AUTO_HEDGE_SAMPLES,
   type ServiceRegistryOptions, type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions,
   type WatchOptions, type WatchEvent, type RegistryStats, type RequestHandler, type DhtService, type DhtEvent
@@ -38,7 +39,7 @@ export {
 } from './record.js'
 export { QueryLayer, Query, Reputation, DEFAULT_QUERY_TIMEOUT, BASE_BACKOFF, MAX_BACKOFF, type QueryOptions, type QueryOutcome } from './query-layer.js'
 export { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
-export { METRICS_PREFIX, type SpanLike } from './telemetry.js'
+export { METRICS_PREFIX, RESOLVE_PHASES, type SpanLike, type ResolveTimes } from './telemetry.js'
 export { ownTransientConnections, type TransientOptions } from './transient.js'
 export { compactMemoryDatastore } from './datastore.js'
 export { MAX_PROVIDERS_ANSWER, MAX_PROVIDERS_ANSWER_BYTES } from './nearby.js'

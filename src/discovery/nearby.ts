@@ -29,6 +29,8 @@ import { RecordRejection, nameToCid } from './record.js'
 import { NEARBY_TIMEOUT, PROVIDERS_PROTOCOL } from './options.js'
 import { exchange, readAll } from './wire.js'
 import { kadId } from './announce.js'
+import { ENDED } from './query-layer.js'
+import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
 
 /** Providers in one answer, at most (kad-dht's k). */
 export const MAX_PROVIDERS_ANSWER = 20
@@ -112,13 +114,18 @@ export interface NearbyContext {
   dht: unknown
   /** Called with a peer whose answer did not parse (counted, and its reputation marked down). */
   rejected: (error: unknown, from: string) => void
+  /** Milliseconds without an answer before the next nearest peer is asked as well (the registry's automatic hedge). */
+  hedge: () => number
 }
 
 /**
  * Asks the `count` peers of the routing table closest to `name`'s key for the providers of `name`
- * they store, in parallel; yields each answer's providers as it arrives (failures and empty answers
- * yield nothing). Ends when every peer answered, failed or was given up on (NEARBY_TIMEOUT);
- * returning early cancels the rest.
+ * they store, hedged: the closest first, the next one after each `hedge()` period without an answer,
+ * at once after a failure or an empty answer, and after an answer once the caller wants more. Yields
+ * each answer's providers as it arrives (failures and empty answers yield nothing). Ends when every
+ * peer answered, failed or was given up on (NEARBY_TIMEOUT from the start); returning early cancels
+ * the rest. The closest peer stores the provider record in most lookups: asking all three at once
+ * sent three requests for one answer read, in a third of the resolves on a 31-node network.
  * Undefined without kad-dht's internals.
  */
 export function nearbyProviders (context: NearbyContext, name: string, count: number, signal: AbortSignal): AsyncGenerator<PeerInfo[]> | undefined {
@@ -127,12 +134,14 @@ export function nearbyProviders (context: NearbyContext, name: string, count: nu
   return ask(context, kad, name, count, signal)
 }
 
-async function * ask ({ libp2p, rejected }: NearbyContext, kad: KadInternals, name: string, count: number, outer: AbortSignal): AsyncGenerator<PeerInfo[]> {
+async function * ask ({ libp2p, rejected, hedge }: NearbyContext, kad: KadInternals, name: string, count: number, outer: AbortSignal): AsyncGenerator<PeerInfo[]> {
   const peers = kad.routingTable.closestPeers(kadId(nameToCid(name)), { count })
-  // The caller's signal, returning early (controller), or a peer that has not answered within
-  // NEARBY_TIMEOUT (it may have gone away) ends a request.
+  // The caller's signal, returning early, or a peer that has not answered within NEARBY_TIMEOUT (it
+  // may have gone away) ends a request. (A timer cleared at the end, not AbortSignal.timeout(), which
+  // fires, and builds its DOMException, after every round.)
   const controller = new AbortController()
-  const signal = AbortSignal.any([outer, controller.signal, AbortSignal.timeout(NEARBY_TIMEOUT)])
+  const timer = setTimeout(() => controller.abort(new DiscoveryError(DiscoveryErrorCode.TIMEOUT, `no answer within ${NEARBY_TIMEOUT} ms`)), NEARBY_TIMEOUT)
+  const signal = AbortSignal.any([outer, controller.signal])
   const request = async (peer: PeerId): Promise<PeerInfo[]> => {
     const stream = await libp2p.dialProtocol(peer, PROVIDERS_PROTOCOL, { signal })
     const stop = (): void => stream.abort(signal.reason)
@@ -147,14 +156,33 @@ async function * ask ({ libp2p, rejected }: NearbyContext, kad: KadInternals, na
     }
   }
   const pending = new Map<number, Promise<[number, PeerInfo[]]>>()
-  peers.forEach((peer, i) => pending.set(i, request(peer).then(found => [i, found], () => [i, []])))
+  let next = 0
+  const launch = (): void => {
+    if (next >= peers.length || signal.aborted) return
+    const i = next++
+    pending.set(i, request(peers[i]).then(found => [i, found], () => [i, []]))
+  }
+  let hedgeTimer: NodeJS.Timeout | undefined
+  launch()
   try {
     while (pending.size > 0) {
-      const [i, found] = await Promise.race(pending.values())
+      // The next peer's turn comes with the hedge period (undefined), unless an answer comes first.
+      const waits: Array<Promise<[number, PeerInfo[]] | undefined>> = [...pending.values()]
+      if (next < peers.length) waits.push(new Promise<undefined>(resolve => { hedgeTimer = setTimeout(() => resolve(undefined), hedge()) }))
+      const answer = await Promise.race(waits)
+      clearTimeout(hedgeTimer)
+      if (answer === undefined) {
+        launch()
+        continue
+      }
+      const [i, found] = answer
       pending.delete(i)
       if (found.length > 0) yield found
+      launch()
     }
   } finally {
-    controller.abort()
+    clearTimeout(timer)
+    clearTimeout(hedgeTimer)
+    controller.abort(ENDED)
   }
 }

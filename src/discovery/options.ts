@@ -8,6 +8,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { isIP } from 'node:net'
 import { checkOptions, checkSignal, integer, invalidArgType, invalidArgValue } from '../args.js'
 import type { TransientConnectionManager } from '../limits/transient.js'
+import type { OperationLimiter } from '../limits/operation-limiter.js'
 import type { QueryOptions } from './query-layer.js'
 import type { JsonValue, ServiceRecord, nameToCid } from './record.js'
 import type { TransientOptions } from './transient.js'
@@ -47,6 +48,15 @@ export const DEFAULT_WATCH_INTERVAL = 1_000
  */
 export const HEDGE_DELAY = 50
 /**
+ * The longest a provider's own answer is waited for before its record is read from the DHT as well
+ * (ms). Before that, the wait is the automatic hedge (below), at least HEDGE_DELAY: the DHT read is
+ * kad-dht's iterative query (about k requests, each answered with k peers), far dearer than the
+ * provider's answer, and a node under load answers more slowly; a fixed 50 ms started it for most
+ * resolves of a busy node, which added to the load. At most this long, so that a provider that took
+ * the request and never answers still has its record read in time.
+ */
+export const DHT_READ_DELAY_MAX = 1_000
+/**
  * resolve()'s automatic hedge (`hedge: 'auto'`): one more provider is asked once the request has
  * waited longer than this quantile of the node's recent answer latencies ("The Tail at Scale":
  * about one request in twenty gets a second).
@@ -58,6 +68,17 @@ export const AUTO_HEDGE_MIN = 1
 export const AUTO_HEDGE_SAMPLES = 16
 /** The deadline of a publication (advertise, refresh, withdraw) at least, unless given one (ms). */
 export const PUBLISH_TIMEOUT = 30_000
+/**
+ * Full publications (a put and a provide: two kad-dht lookups, each about k requests that carry k
+ * peers) running at once on one thread, over every registry on it (ServiceRegistryOptions.publications).
+ * A publication costs 100 to 300 ms of the JavaScript thread on a 31-node network: 31 registries
+ * publishing at once in one process kept the thread busy for 7 to 14 s, and resolves queued behind
+ * that work timed out. Two at a time leave the thread to the resolves in between; the announce
+ * (below) has made the service discoverable already.
+ */
+export const PUBLICATIONS_AT_ONCE = 2
+/** The class full publications take their permits from. */
+export const PUBLISH_CLASS = 'publish'
 /** Peers of the routing table an advertisement is announced to at once (see announce.ts). */
 export const DEFAULT_ANNOUNCE_PEERS = 20
 /** Peers a provider search asks in one round before kad-dht's iterative query (see nearby.ts): kad-dht's α here. */
@@ -68,6 +89,17 @@ export const NEARBY_PEERS = 3
  * iterative query waits for the round to end.
  */
 export const NEARBY_TIMEOUT = 1_000
+/**
+ * How long a provider whose connection failed is skipped (ms) by resolve(), discover(), dial() and
+ * clients, unless a connection to it opens again: a killed provider's record stays valid until its
+ * TTL, and each later call would otherwise pay a failed connection (a timeout, on a host gone).
+ */
+export const UNREACHABLE_HOLD = 30_000
+/**
+ * How long a provider whose connection closed under a request has to take a new one (ms) before it
+ * is held unreachable (see UNREACHABLE_HOLD).
+ */
+export const UNREACHABLE_CONFIRM_TIMEOUT = 2_000
 /** A request() or handle() message, at most (bytes), unless given another bound. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
@@ -131,6 +163,13 @@ export interface ServiceRegistryOptions {
    * advertise(), resolve(), discover() and watch() fail at once while the node knows no peer.
    */
   needsPeer?: boolean
+  /**
+   * The limiter every full publication (advertise, refresh, withdraw) takes a permit of class
+   * {@link PUBLISH_CLASS} from before its DHT queries start; the deadline of a publication runs from
+   * then. Default: one per thread, shared by every registry on it, with {@link PUBLICATIONS_AT_ONCE}
+   * permits (the work is the thread's, however many registries it runs).
+   */
+  publications?: OperationLimiter
 }
 
 /** Options of {@link ServiceRegistry.create}. */
@@ -156,6 +195,18 @@ export interface ServiceRegistryInit extends ServiceRegistryOptions {
    * Default false.
    */
   firstNode?: boolean
+  /**
+   * The addresses peers are told to dial (in identify, provider entries and records) instead of the
+   * listening ones, as libp2p's `addresses.announce`: e.g. the address a NAT or a container
+   * publishes. Default: the listening addresses, a wildcard expanded to the interfaces' addresses,
+   * loopback ones left out when the node has another.
+   */
+  announce?: string | readonly string[]
+  /**
+   * Addresses never told to peers: a multiaddr, or its beginning (`/ip4/172.17.0.1` leaves out every
+   * address on that IP, e.g. a container bridge other hosts cannot reach). Default none.
+   */
+  noAnnounce?: string | readonly string[]
   /** The node's identity. Default: a new Ed25519 key. */
   privateKey?: PrivateKey
   /** The DHT protocol. Default {@link DEFAULT_DHT_PROTOCOL}. */
@@ -460,8 +511,8 @@ export function registryOptions<T extends ServiceRegistryOptions> (options: T | 
   return checked
 }
 
-/** ServiceRegistry.create()'s options, checked, with `listen` and `bootstrap` as arrays of strings. */
-export function registryInit (init: ServiceRegistryInit | undefined): ServiceRegistryInit & { listen: string[], bootstrap: string[] } {
+/** ServiceRegistry.create()'s options, checked, with the address lists as arrays of strings. */
+export function registryInit (init: ServiceRegistryInit | undefined): ServiceRegistryInit & { listen: string[], bootstrap: string[], announce?: string[], noAnnounce: string[] } {
   const checked = registryOptions(init, 'init')
   for (const key of ['transport', 'dht', 'libp2p'] as const) {
     const value: unknown = checked[key]
@@ -479,5 +530,8 @@ export function registryInit (init: ServiceRegistryInit | undefined): ServiceReg
   if (checked.metrics !== undefined && typeof checked.metrics !== 'function') throw invalidArgType('metrics', 'a function (a libp2p metrics factory)', checked.metrics)
   if (checked.bootstrapTimeout !== undefined) milliseconds('bootstrapTimeout', checked.bootstrapTimeout)
   if (checked.firstNode !== undefined && typeof checked.firstNode !== 'boolean') throw invalidArgType('firstNode', 'a boolean', checked.firstNode)
-  return { ...checked, listen, bootstrap }
+  // Announced addresses are any transport's (a NAT's, a relay's); noAnnounce entries may be prefixes.
+  const announce = checked.announce === undefined ? undefined : multiaddrList('announce', checked.announce, { dial: false, quic: false })
+  const noAnnounce = multiaddrList('noAnnounce', checked.noAnnounce, { dial: false, quic: false })
+  return { ...checked, listen, bootstrap, announce, noAnnounce }
 }

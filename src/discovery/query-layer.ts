@@ -15,10 +15,11 @@ export const BASE_BACKOFF = 25
 export const MAX_BACKOFF = 1_000
 
 /**
- * The abort reason of a query's signal once the query has ended normally: whatever still runs under
- * it (the losers of a race) stops. One shared object: a query's end costs no stack capture.
+ * @internal The abort reason of a query's signal once the query has ended normally: whatever still
+ * runs under it (the losers of a race) stops. One shared object: a query's end costs no stack capture
+ * (the registry ends its own helpers' signals with it too).
  */
-const ENDED = new DiscoveryError(DiscoveryErrorCode.ABORTED, 'the query ended')
+export const ENDED = new DiscoveryError(DiscoveryErrorCode.ABORTED, 'the query ended')
 
 /** Options every query takes. */
 export interface QueryOptions {

@@ -6,39 +6,47 @@
 import type { Connection, Libp2p, PeerId, PeerInfo, PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { OperationLimiter } from '../limits/operation-limiter.js'
+import { OperationLimiter, type Permit } from '../limits/operation-limiter.js'
+import { checkOptions, invalidArgType, invalidArgValue } from '../args.js'
 import type { TransientConnectionManager } from '../limits/transient.js'
 import { ServiceClient, type ServiceClientOptions } from './client.js'
 import { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
-import { DEFAULT_QUERY_TIMEOUT, Query, QueryLayer, Reputation, outcomeOf, type QueryOptions, type QueryOutcome } from './query-layer.js'
+import { DEFAULT_QUERY_TIMEOUT, ENDED, Query, QueryLayer, Reputation, outcomeOf, type QueryOptions, type QueryOutcome } from './query-layer.js'
 import {
   RECORD_NAMESPACE, RecordRejection, nameToCid, newer, recordKey, selectRecord, signRecord,
   verifyRecordForKey, MAX_RECORD_BYTES, type ServiceRecord
 } from './record.js'
 import { loadPeers } from './peers.js'
-import { Telemetry, loadTracing } from './telemetry.js'
+import { Telemetry, loadTracing, type ResolveTimes } from './telemetry.js'
 import { ownTransientConnections } from './transient.js'
 import { Advertisement } from './advertisement.js'
-import { announceNearby } from './announce.js'
+import { announceNearby, joined } from './announce.js'
 import { compactMemoryDatastore } from './datastore.js'
+import { publishable } from './addresses.js'
+import { UnreachablePeers, connectionFailed, dropFromRoutingTable, healRoutingTable } from './unreachable.js'
 import { answerProviders, nearbyProviders, localProviders, type NearbyContext } from './nearby.js'
 import { exchange, readAll } from './wire.js'
 import {
   DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, HEDGE_DELAY,
   AUTO_HEDGE_QUANTILE, AUTO_HEDGE_MIN, AUTO_HEDGE_SAMPLES, DEFAULT_BOOTSTRAP_TIMEOUT,
-  PUBLISH_TIMEOUT, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
+  PUBLISH_TIMEOUT, PUBLICATIONS_AT_ONCE, UNREACHABLE_HOLD, UNREACHABLE_CONFIRM_TIMEOUT, DHT_READ_DELAY_MAX, PUBLISH_CLASS, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
   type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions, type WatchOptions,
   type WatchEvent, type RegistryStats, type RequestHandler,
   advertiseArguments, badAddress, callArguments, discoverArguments, handleArguments, milliseconds, multiaddrList, protocolId,
   registryInit, registryOptions, requestBody, resolveArguments, serviceName, watchArguments
 } from './options.js'
-import { checkOptions, invalidArgType } from '../errors.js'
 
 export * from './options.js'
 export { Advertisement } from './advertisement.js'
 
 
 const utf8 = new TextEncoder()
+
+/**
+ * The full publications of every registry on this thread (see ServiceRegistryOptions.publications):
+ * made at the first registry that needs it.
+ */
+let threadPublications: OperationLimiter | undefined
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms).unref()) }
 
 /** Where a provider search found its first provider (RegistryStats.lookups). */
@@ -83,6 +91,11 @@ export class ServiceRegistry {
   readonly #advertisements = new Map<string, Advertisement>()
   readonly #clients = new Set<ServiceClient>()
   readonly #detachTransient?: () => void
+  readonly #publications: OperationLimiter
+  /** Providers a connection to failed lately: resolve(), discover(), dial() and clients skip them (see unreachable.ts). */
+  readonly #unreachable: UnreachablePeers
+  readonly #onConnectionOpen = (event: CustomEvent<Connection>): void => { this.#unreachable.clear(event.detail.remotePeer) }
+  readonly #detachHealing: () => void
   #dhtEvents = 0
   #stopped: Promise<void> | undefined
 
@@ -110,6 +123,11 @@ export class ServiceRegistry {
     this.#now = options.now ?? Date.now
     this.#stopNode = options.stopNode ?? false
     this.#needsPeer = options.needsPeer ?? false
+    this.#unreachable = new UnreachablePeers(libp2p.peerId)
+    if (options.publications !== undefined && !(options.publications instanceof OperationLimiter && options.publications.classNames.includes(PUBLISH_CLASS))) {
+      throw invalidArgValue('publications', `must be an OperationLimiter with a class '${PUBLISH_CLASS}'`, options.publications)
+    }
+    this.#publications = options.publications ?? (threadPublications ??= new OperationLimiter({ capacity: PUBLICATIONS_AT_ONCE, classes: { [PUBLISH_CLASS]: { guaranteed: 0 } } }))
     // Records of this namespace are checked (and counted when refused) wherever this node stores or reads them.
     // The registry's validator replaces the default one (it counts refusals and reads the
     // registry's clock); a validator of the application's own is kept, and its refusals counted.
@@ -135,8 +153,10 @@ export class ServiceRegistry {
       this.transient = manager
       this.#detachTransient = detach
     }
+    libp2p.addEventListener('connection:open', this.#onConnectionOpen)
+    this.#detachHealing = healRoutingTable(libp2p, dht, async peer => { await this.confirmGone(peer) })
     void libp2p.handle(RECORD_PROTOCOL, async (stream) => { await this.#answerRecord(stream) }, { maxInboundStreams: 256 }).catch(() => {})
-    this.#nearby = { libp2p, dht, rejected: (error, from) => this.#rejected(error, from) }
+    this.#nearby = { libp2p, dht, rejected: (error, from) => this.#rejected(error, from), hedge: () => this.#autoHedge() }
     void libp2p.handle(PROVIDERS_PROTOCOL, async (stream) => { await answerProviders(stream, dht, libp2p) }, { maxInboundStreams: 256 }).catch(() => {})
   }
 
@@ -187,12 +207,19 @@ export class ServiceRegistry {
     }
     await loadTracing()
     const { services: extraServices, ...libp2pOptions } = init.libp2p ?? {}
+    const { announce, noAnnounce } = init
     const datastore = await compactMemoryDatastore()
     const node = await createLibp2p({
       privateKey: init.privateKey,
       // Records kept in buffers of their own size (see datastore.ts); a `libp2p.datastore` wins.
       ...(datastore !== undefined ? { datastore } : {}),
-      addresses: { listen: init.listen },
+      // What peers are told (identify, provider entries, records): `announce` instead of the listening
+      // addresses if given; never `noAnnounce` ones, nor loopback ones when the node has another.
+      addresses: {
+        listen: init.listen,
+        ...(announce !== undefined ? { announce } : {}),
+        announceFilter: (addrs: Multiaddr[]) => publishable(addrs, noAnnounce)
+      },
       transports: [msquic(init.transport)],
       connectionMonitor: { enabled: false },
       // A registry is dialled by every member as it joins: js-libp2p's defaults (5 new
@@ -330,7 +357,8 @@ export class ServiceRegistry {
     const query = this.queries.begin('announce', { timeout: options.timeout ?? this.#timeout, signal: options.signal })
     const span = this.#telemetry.span('discovery.announce', { 'discovery.name': name })
     try {
-      const sent = await query.race(announceNearby(this.#dht, nameToCid(name), this.peerId, this.libp2p.getMultiaddrs(), this.#announcePeers, query.signal))
+      await query.race(joined(this.#dht))
+      const sent = await query.race(announceNearby(this.#dht, nameToCid(name), this.peerId, publishable(this.libp2p.getMultiaddrs()), this.#announcePeers, query.signal))
       this.#finish(query, span, sent === undefined || sent === 0 ? 'not-found' : 'success', undefined, sent ?? 0)
       return sent
     } catch (error) {
@@ -350,15 +378,32 @@ export class ServiceRegistry {
     return this.#now()
   }
 
-  /** @internal The addresses a record publishes when given none. */
+  /** @internal The addresses a record publishes when given none: the node's, loopback ones left out when it has another. */
   ownAddresses (): string[] {
-    return this.libp2p.getMultiaddrs().map(ma => ma.toString())
+    return publishable(this.libp2p.getMultiaddrs()).map(ma => ma.toString())
   }
 
-  /** @internal Puts `value` under its key and provides the name, as one query. */
+  /**
+   * @internal Puts `value` under its key and provides the name, as one query, once the thread's
+   * publications have room for it (ServiceRegistryOptions.publications; the deadline runs from then).
+   */
   async publish (name: string, value: Uint8Array, options: QueryOptions, withdrawn: boolean, provide = true): Promise<void> {
     const span = this.#telemetry.span('discovery.advertise', { 'discovery.name': name, 'discovery.withdraw': withdrawn })
-    const query = this.queries.begin('advertise', { timeout: options.timeout ?? Math.max(this.#timeout, PUBLISH_TIMEOUT), signal: options.signal })
+    const waited = performance.now()
+    // (With a permit free, the query begins in this tick: advertise() returns with it pending.)
+    const permit = this.#publications.tryAcquire(PUBLISH_CLASS) ?? await this.#publishPermit(name, options.signal).catch(error => {
+      Telemetry.end(span, outcomeOf(error), error)
+      throw error
+    })
+    span.setAttribute('discovery.queued_ms', Math.round((performance.now() - waited) * 1000) / 1000)
+    let query: Query
+    try {
+      query = this.queries.begin('advertise', { timeout: options.timeout ?? Math.max(this.#timeout, PUBLISH_TIMEOUT), signal: options.signal })
+    } catch (error) {
+      permit.release()
+      Telemetry.end(span, outcomeOf(error), error)
+      throw error
+    }
     let peers = 0
     try {
       const cid = nameToCid(name)
@@ -379,6 +424,19 @@ export class ServiceRegistry {
       const failure = this.#failure(query, error)
       this.#finish(query, span, outcomeOf(failure), failure, peers)
       throw failure
+    } finally {
+      permit.release()
+    }
+  }
+
+  /** A permit of the thread's publications; fails with ERR_DISCOVERY_ABORTED or ERR_DISCOVERY_SHUTDOWN while waiting. */
+  async #publishPermit (name: string, signal?: AbortSignal): Promise<Permit> {
+    if (this.queries.closed) throw new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry is stopped; the publication of "${name}" refused`)
+    try {
+      return await this.#publications.acquire(PUBLISH_CLASS, { signal: signal === undefined ? this.#stopping.signal : AbortSignal.any([signal, this.#stopping.signal]) })
+    } catch (error) {
+      if (this.#stopping.signal.aborted) throw new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry stopped; the publication of "${name}" cancelled`, { cause: error })
+      throw new DiscoveryError(DiscoveryErrorCode.ABORTED, `the publication of "${name}" was aborted`, { cause: signal?.reason ?? error })
     }
   }
 
@@ -403,25 +461,45 @@ export class ServiceRegistry {
     return undefined
   }
 
-  /** Asks the provider itself for its record of `name` (one stream). */
-  async #fetchDirect (name: string, provider: PeerInfo, signal: AbortSignal): Promise<ServiceRecord> {
-    const target = provider.multiaddrs.length > 0 && this.libp2p.getConnections(provider.id).length === 0
+  /**
+   * Asks the provider itself for its record of `name` (one stream); `times` gets its phases. A
+   * connection that failed, or that closed under the request (its peer is gone, and its answer, if
+   * any, was cut short), marks the provider unreachable.
+   */
+  async #fetchDirect (name: string, provider: PeerInfo, signal: AbortSignal, times: ResolveTimes): Promise<ServiceRecord> {
+    const connected = this.libp2p.getConnections(provider.id).find(c => c.status === 'open')
+    const target = provider.multiaddrs.length > 0 && connected === undefined
       ? provider.multiaddrs.map(ma => ma.toString().includes('/p2p/') ? ma : ma.encapsulate(`/p2p/${provider.id.toString()}`))
       : provider.id
+    let connection: Connection | undefined
     let stream: Stream
+    let at = performance.now()
     try {
-      stream = await this.libp2p.dialProtocol(target, RECORD_PROTOCOL, { signal })
+      // libp2p.dialProtocol() in its two steps, each timed: the connection, then the stream's negotiation.
+      connection = connected ?? await this.libp2p.dial(target, { signal })
+      times.connect = performance.now() - at
+      at = performance.now()
+      stream = await connection.newStream(RECORD_PROTOCOL, { signal })
+      times.negotiate = performance.now() - at
     } catch (error) {
       if (signal.aborted) throw signal.reason
+      if (connection === undefined) this.unreachable(provider.id)
+      else if (connectionFailed(connection, error)) await this.confirmGone(provider.id)
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${provider.id.toString()} failed: ${(error as Error).message}`, { cause: error })
     }
     const onAbort = (): void => stream.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
     try {
+      at = performance.now()
       const value = await exchange(stream, utf8.encode(name), MAX_RECORD_BYTES)
+      times.exchange = performance.now() - at
       if (value.byteLength === 0) throw new DiscoveryError(DiscoveryErrorCode.NOT_FOUND, `${provider.id.toString()} does not provide "${name}"`)
-      return await verifyRecordForKey(recordKey(name, provider.id), value, this.#now())
+      at = performance.now()
+      const record = await verifyRecordForKey(recordKey(name, provider.id), value, this.#now())
+      times.verify = performance.now() - at
+      return record
     } catch (error) {
+      if (!signal.aborted && connectionFailed(connection, error)) await this.confirmGone(provider.id)
       this.#rejected(error)
       throw error
     } finally {
@@ -430,9 +508,10 @@ export class ServiceRegistry {
   }
 
   /** Reads the provider's record of `name` from the DHT: the first valid copy any peer returns. */
-  async #fetchFromDht (name: string, provider: PeerInfo, signal: AbortSignal): Promise<ServiceRecord> {
+  async #fetchFromDht (name: string, provider: PeerInfo, signal: AbortSignal, times: ResolveTimes): Promise<ServiceRecord> {
     const key = recordKey(name, provider.id)
     let best: ServiceRecord | undefined
+    const at = performance.now()
     for await (const event of this.#dht.get(key, { signal })) {
       this.#dhtEvents++
       const value = event.name === 'VALUE' ? event.value : event.name === 'PEER_RESPONSE' ? event.record?.value : undefined
@@ -446,6 +525,8 @@ export class ServiceRegistry {
       }
     }
     if (best === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_FOUND, `no record of "${name}" by ${provider.id.toString()}`)
+    // (The read and the verification of its answer together.)
+    times.exchange = performance.now() - at
     return best
   }
 
@@ -453,8 +534,9 @@ export class ServiceRegistry {
    * One provider's live record of `name`: the provider is asked directly and the DHT is read at
    * the same time; the first valid answer wins and the other is cancelled. Records are verified;
    * a withdrawn one means the provider is gone (undefined). Never throws for bad records.
+   * `times` gets the phases of the answer that won.
    */
-  async #fetch (name: string, provider: PeerInfo, signal: AbortSignal): Promise<ServiceRecord | undefined> {
+  async #fetch (name: string, provider: PeerInfo, signal: AbortSignal, times: ResolveTimes = {}): Promise<ServiceRecord | undefined> {
     const from = provider.id.toString()
     const started = performance.now()
     const controller = new AbortController()
@@ -462,16 +544,20 @@ export class ServiceRegistry {
     signal.addEventListener('abort', onAbort, { once: true })
     try {
       // A hedged read: the provider is asked first; the DHT is read too if it has not answered
-      // within HEDGE_DELAY or has failed. The first valid answer wins.
-      const direct = this.#fetchDirect(name, provider, controller.signal)
+      // within this node's usual answer time (see DHT_READ_DELAY_MAX) or has failed. The first valid answer wins.
+      const directTimes: ResolveTimes = { via: 'direct' }
+      const dhtTimes: ResolveTimes = { via: 'dht' }
+      const direct = this.#fetchDirect(name, provider, controller.signal, directTimes)
       const fromDht = new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, HEDGE_DELAY)
+        const timer = setTimeout(resolve, Math.min(DHT_READ_DELAY_MAX, Math.max(HEDGE_DELAY, this.#autoHedge())))
         direct.catch(() => {}).finally(() => { clearTimeout(timer); resolve() })
       }).then(async () => {
         if (controller.signal.aborted) throw controller.signal.reason
-        return await this.#fetchFromDht(name, provider, controller.signal)
+        // A copy of the record of a provider nobody can connect to is of no use to the caller.
+        if (this.isUnreachable(provider.id)) throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `${from} is unreachable`)
+        return await this.#fetchFromDht(name, provider, controller.signal, dhtTimes)
       })
-      const record = await Promise.any([direct, fromDht])
+      const record = await Promise.any([direct.then(r => [r, directTimes] as const), fromDht.then(r => [r, dhtTimes] as const)]).then(([r, won]) => { Object.assign(times, won); return r })
       this.reputation.answered(from, performance.now() - started)
       return record.withdrawn === true || record.expiresAt <= this.#now() ? undefined : record
     } catch (error) {
@@ -480,17 +566,17 @@ export class ServiceRegistry {
       return undefined
     } finally {
       signal.removeEventListener('abort', onAbort)
-      controller.abort()
+      controller.abort(ENDED)
     }
   }
 
   /**
    * Providers of `name`, each once: this node first if it provides it, then those of its own
    * provider store, then those the nearest peers name in one round (nearby.ts), then those kad-dht's
-   * iterative query finds; the next source is read only when the caller asks for more. Those of
-   * one answer come best reputation first.
+   * iterative query finds; the next source is read only when the caller asks for more, and one
+   * that sends requests only once `needed()` resolves. Those of one answer come best reputation first.
    */
-  async * #providers (name: string, signal: AbortSignal, seen = new Set<string>(), onFound?: (source: LookupSource) => void): AsyncGenerator<PeerInfo> {
+  async * #providers (name: string, signal: AbortSignal, seen = new Set<string>(), onFound?: (source: LookupSource) => void, needed?: (next: 'nearby' | 'iterative') => Promise<void>): AsyncGenerator<PeerInfo> {
     // Counted as the first provider is found (stats().lookups), not when the caller lets go.
     const telemetry = this.#telemetry
     let found = false
@@ -507,10 +593,12 @@ export class ServiceRegistry {
     }
     const cid = nameToCid(name)
     const reputation = this.reputation
+    const isUnreachable = (peer: PeerId): boolean => this.isUnreachable(peer)
     // One answer's providers not yet seen, best reputation first (an answer may name one twice).
     const unseen = function * (providers: PeerInfo[], source: LookupSource): Generator<PeerInfo> {
       for (const provider of reputation.order(providers, p => p.id.toString())) {
-        if (seen.has(provider.id.toString())) continue
+        // A provider whose connection failed lately costs nothing until the hold ends.
+        if (seen.has(provider.id.toString()) || isUnreachable(provider.id)) continue
         seen.add(provider.id.toString())
         counted(source)
         yield provider
@@ -521,8 +609,14 @@ export class ServiceRegistry {
       const local = await localProviders(this.#dht, this.libp2p.peerStore, cid, signal, peer => this.libp2p.getConnections(peer).length > 0 ? [] : undefined)
       yield * unseen(local ?? [], 'local')
       // (Without kad-dht's internals both are undefined: its own query is the only source.)
+      await needed?.('nearby')
       const nearby = this.#nearbyPeers === 0 ? undefined : nearbyProviders(this.#nearby, name, this.#nearbyPeers, signal)
-      for await (const answer of nearby ?? []) yield * unseen(answer, 'nearby')
+      // (The next nearest peer is asked only once its answer may be needed, like the round itself.)
+      for await (const answer of nearby ?? []) {
+        yield * unseen(answer, 'nearby')
+        await needed?.('nearby')
+      }
+      await needed?.('iterative')
       for await (const event of this.#dht.findProviders(cid, { signal })) {
         this.#dhtEvents++
         if (event.name === 'PROVIDER' && event.providers !== undefined) yield * unseen(event.providers, 'iterative')
@@ -530,6 +624,35 @@ export class ServiceRegistry {
     } finally {
       if (!found) telemetry.lookup('none')
     }
+  }
+
+  /**
+   * @internal After a connection to `peer` closed under a request: a new one is dialled (libp2p
+   * reports a closed connection open for a while, and closes duplicates of live ones); `peer` is
+   * unreachable if that fails too.
+   */
+  async confirmGone (peer: PeerId): Promise<void> {
+    if (this.stopped) return
+    try {
+      await this.libp2p.dial(peer, { force: true, signal: AbortSignal.timeout(UNREACHABLE_CONFIRM_TIMEOUT) })
+    } catch {
+      this.unreachable(peer)
+    }
+  }
+
+  /**
+   * @internal Notes that a connection to `peer` failed: it is skipped for UNREACHABLE_HOLD, and
+   * leaves the DHT routing table (see healRoutingTable()).
+   */
+  unreachable (peer: PeerId | string): void {
+    if (this.stopped || peer.toString() === this.peerId.toString()) return
+    this.#unreachable.mark(peer)
+    void dropFromRoutingTable(this.#dht, typeof peer === 'string' ? peerIdFromString(peer) : peer)
+  }
+
+  /** Whether a connection to `peer` failed less than UNREACHABLE_HOLD ago (and none opened since): it is skipped meanwhile. */
+  isUnreachable (peer: PeerId | string): boolean {
+    return this.#unreachable.has(peer)
   }
 
   /** The record this node itself advertises under `name`, if live. */
@@ -627,9 +750,12 @@ export class ServiceRegistry {
     // Where the provider search found its first provider ('own': this node's own record answered).
     let lookup: LookupSource | 'own' = own !== undefined ? 'own' : 'none'
     const found = (source: LookupSource): void => { if (lookup === 'none') lookup = source }
+    // Where the time went, from the attempt that answered (see ResolveTimes).
+    const times: ResolveTimes = {}
     try {
-      const record = own ?? await query.race(query.retry(async signal => await this.#resolveOnce(name, fanOut, hedge, signal, () => contacted++, found), retryable, () => this.#telemetry.retry()))
+      const record = own ?? await query.race(query.retry(async signal => await this.#resolveOnce(name, fanOut, hedge, signal, () => contacted++, found, times), retryable, () => this.#telemetry.retry()))
       span.setAttribute('discovery.lookup', lookup)
+      this.#telemetry.phases(span, times)
       this.#finish(query, span, 'success', undefined, contacted)
       return record
     } catch (error) {
@@ -645,7 +771,9 @@ export class ServiceRegistry {
    * being asked or waiting (so a provider this node already knows of costs no network query),
    * best reputation first; the first valid record wins and everything else is cancelled.
    */
-  async #resolveOnce (name: string, fanOut: number, hedge: number, signal: AbortSignal, contacted: () => void, found: (source: LookupSource) => void): Promise<ServiceRecord> {
+  async #resolveOnce (name: string, fanOut: number, hedge: number, signal: AbortSignal, contacted: () => void, found: (source: LookupSource) => void, times: ResolveTimes): Promise<ServiceRecord> {
+    const started = performance.now()
+    let firstProvider: number | undefined
     const attempt = new AbortController()
     const onAbort = (): void => attempt.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
@@ -658,6 +786,22 @@ export class ServiceRegistry {
     // Providers that may be asked at once: all of fanOut, or with a hedge one more per hedge period.
     let allowed = hedge > 0 ? 1 : fanOut
     let hedgeTimer: NodeJS.Timeout | undefined
+    // The search goes to the network (the nearest peers, then kad-dht's query) only for a provider
+    // that may be asked now, not for the one kept at hand for the next hedge period: on a name with
+    // one provider that one does not exist, and looking for it cost a nearby round per resolve (and
+    // an iterative query when the round found no other), 3 to 5 times the work of the resolve itself.
+    let wanted: (() => void) | undefined
+    // The source the search reads now: only kad-dht's query goes on by itself while nobody reads it.
+    let stage: 'nearby' | 'iterative' | undefined
+    const needed = async (next: 'nearby' | 'iterative'): Promise<void> => {
+      stage = next
+      if (running + candidates.length < allowed) return
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => reject(attempt.signal.reason)
+        attempt.signal.addEventListener('abort', onAbort, { once: true })
+        wanted = () => { attempt.signal.removeEventListener('abort', onAbort); resolve() }
+      })
+    }
     return await new Promise<ServiceRecord>((resolve, reject) => {
       let settled = false
       const finish = (error: unknown, record?: ServiceRecord): void => {
@@ -665,18 +809,21 @@ export class ServiceRegistry {
         settled = true
         clearTimeout(hedgeTimer)
         signal.removeEventListener('abort', onAbort)
-        attempt.abort()
+        attempt.abort(ENDED)
         void providers?.return(undefined).catch(() => {})
         if (record !== undefined) resolve(record)
         else reject(error)
       }
       const pull = async (): Promise<void> => {
         pulling = true
-        providers ??= this.#providers(name, attempt.signal, seen, found)
+        providers ??= this.#providers(name, attempt.signal, seen, found, needed)
         try {
           const next = await providers.next()
           if (next.done === true) searching = false
-          else candidates.push(next.value)
+          else {
+            firstProvider ??= performance.now()
+            candidates.push(next.value)
+          }
         } catch (error) {
           searching = false
           if (attempt.signal.aborted) finish(signal.aborted ? signal.reason : error)
@@ -698,19 +845,30 @@ export class ServiceRegistry {
             clearTimeout(hedgeTimer)
             hedgeTimer = setTimeout(() => { allowed++; pump() }, hedge)
           }
-          this.#fetch(name, provider, attempt.signal).then(record => {
+          const fetchTimes: ResolveTimes = { search: firstProvider! - started, queued: performance.now() - firstProvider! }
+          this.#fetch(name, provider, attempt.signal, fetchTimes).then(record => {
             running--
-            if (record !== undefined) finish(undefined, record)
-            else pump()
+            if (record !== undefined) {
+              if (!settled) Object.assign(times, fetchTimes)
+              finish(undefined, record)
+            } else pump()
           }, error => { running--; if (attempt.signal.aborted) finish(error); else pump() })
+        }
+        // A search waiting for a provider to be needed goes on.
+        if (wanted !== undefined && running + candidates.length < allowed) {
+          const wake = wanted
+          wanted = undefined
+          wake()
         }
         // Candidates are gathered for those that may be asked, plus one at hand for the next hedge
         // period (more would keep the DHT query going for providers that may never be asked).
         if (searching && !pulling && running + candidates.length < Math.min(fanOut, allowed + 1)) void pull()
-        else if (searching && !pulling && providers !== undefined) {
-          // Enough providers are being asked: stop the DHT query until more are needed.
+        else if (searching && !pulling && providers !== undefined && stage === 'iterative') {
+          // Enough providers are being asked: stop the DHT query until more are needed. (An answer
+          // of the nearest peers already in hand is kept: the next provider may be in it.)
           void providers.return(undefined).catch(() => {})
           providers = undefined
+          stage = undefined
         } else if (!searching && running === 0 && candidates.length === 0) {
           finish(new DiscoveryError(DiscoveryErrorCode.NOT_FOUND, `no live record of "${name}" was found`))
         }
@@ -781,12 +939,22 @@ export class ServiceRegistry {
     callArguments(record, protocol, options)
     this.#refuseIfStopped('dial()')
     const peer = peerIdFromString(record.peerId)
-    const target = this.libp2p.getConnections(peer).length > 0 || record.multiaddrs.length === 0
+    const connected = this.libp2p.getConnections(peer).length > 0
+    if (!connected && this.isUnreachable(peer)) {
+      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${record.peerId} for ${protocol} skipped: a connection to it failed less than ${UNREACHABLE_HOLD / 1000} s ago`)
+    }
+    const target = connected || record.multiaddrs.length === 0
       ? peer
       : record.multiaddrs.map(a => { const ma = multiaddr(a); return a.includes('/p2p/') ? ma : ma.encapsulate(`/p2p/${record.peerId}`) })
+    let connection: Connection | undefined
     try {
-      return await this.libp2p.dialProtocol(target, protocol, { signal: options.signal })
+      connection = await this.libp2p.dial(target, { signal: options.signal })
+      return await connection.newStream(protocol, { signal: options.signal })
     } catch (error) {
+      if (options.signal?.aborted !== true) {
+        if (connection === undefined) this.unreachable(peer)
+        else if (connectionFailed(connection, error)) await this.confirmGone(peer)
+      }
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${record.peerId} for ${protocol} failed: ${(error as Error).message}`, { cause: error })
     }
   }
@@ -802,12 +970,20 @@ export class ServiceRegistry {
     return await this.#exchange(stream, request, options)
   }
 
-  /** @internal request() on a connection already open (the service client's path). */
-  async requestOn (connection: Connection, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number } = {}): Promise<Uint8Array> {
+  /**
+   * @internal request() on a connection already open (the service client's path). When the stream
+   * cannot be opened because the connection is gone, `closed` is called (nothing was sent; the peer
+   * is held unreachable unless a new connection to it opens, see confirmGone()).
+   */
+  async requestOn (connection: Connection, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number, closed?: () => void } = {}): Promise<Uint8Array> {
     let stream: Stream
     try {
       stream = await connection.newStream(protocol, { signal: options.signal })
     } catch (error) {
+      if (options.signal?.aborted !== true && connectionFailed(connection, error)) {
+        await this.confirmGone(connection.remotePeer)
+        options.closed?.()
+      }
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `opening a ${protocol} stream failed: ${(error as Error).message}`, { cause: error })
     }
     return await this.#exchange(stream, request, options)
@@ -876,6 +1052,8 @@ export class ServiceRegistry {
       this.#advertisements.clear()
       await Promise.allSettled([...this.#clients].map(async client => { await client.close() }))
       this.#detachTransient?.()
+      this.libp2p.removeEventListener('connection:open', this.#onConnectionOpen)
+      this.#detachHealing()
       await this.libp2p.unhandle(RECORD_PROTOCOL).catch(() => {})
       await this.libp2p.unhandle(PROVIDERS_PROTOCOL).catch(() => {})
       if (this.#stopNode) {

@@ -9,6 +9,27 @@ import type { QueryOutcome } from './query-layer.js'
 /** Metric names share this prefix. */
 export const METRICS_PREFIX = 'node_msquic_discovery'
 
+/**
+ * Where one resolve's time went (ms): the provider search until its first provider (`search`), and
+ * for the fetch that won, the wait before it was started (`queued`: a hedge period, or providers
+ * asked before it), the connection (`connect`: 0 on one already open), the protocol negotiation of
+ * its stream (`negotiate`), the request until its answer (`exchange`: with `via: 'dht'`, the DHT
+ * read that answered instead) and the record's verification (`verify`). Set on the resolve span as
+ * `discovery.<phase>_ms` and observed in the `phase_duration_seconds` histogram.
+ */
+export interface ResolveTimes {
+  search?: number
+  queued?: number
+  connect?: number
+  negotiate?: number
+  exchange?: number
+  verify?: number
+  via?: 'direct' | 'dht'
+}
+
+/** The phases of {@link ResolveTimes}, in the order they happen. */
+export const RESOLVE_PHASES = ['search', 'queued', 'connect', 'negotiate', 'exchange', 'verify'] as const
+
 /** The slice of an OpenTelemetry span the registry uses. */
 export interface SpanLike {
   setAttribute: (key: string, value: string | number | boolean) => unknown
@@ -46,6 +67,7 @@ export class Telemetry {
   readonly #retries?: Counter
   readonly #events?: Counter
   readonly #lookups?: CounterGroup
+  readonly #phases?: HistogramGroup
   /** Rejected records by reason, also kept here (and in stats()) without a metrics component. */
   readonly rejected: Record<string, number> = {}
   retries = 0
@@ -61,6 +83,7 @@ export class Telemetry {
     this.#retries = metrics.registerCounter(`${METRICS_PREFIX}_retries_total`, { help: 'Query attempts retried after a network error' })
     this.#events = metrics.registerCounter(`${METRICS_PREFIX}_dht_events_total`, { help: 'kad-dht query events handled by the query layer' })
     this.#lookups = metrics.registerCounterGroup(`${METRICS_PREFIX}_lookups_total`, { label: 'source', help: 'Provider searches by where they found their first provider: local, nearby, iterative, none' })
+    this.#phases = metrics.registerHistogramGroup(`${METRICS_PREFIX}_phase_duration_seconds`, { label: 'phase', help: 'Where successful resolves spent their time: search, queued, connect, negotiate, exchange, verify', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] })
     metrics.registerMetricGroup(`${METRICS_PREFIX}_state`, {
       label: 'gauge',
       help: 'Discovery gauges: records stored, peers known, queries pending, services advertised',
@@ -85,6 +108,17 @@ export class Telemetry {
   lookup (source: keyof Telemetry['lookups']): void {
     this.lookups[source]++
     this.#lookups?.increment({ [source]: true })
+  }
+
+  /** Puts a resolve's phases on its span and into the phases histogram. */
+  phases (span: SpanLike, times: ResolveTimes): void {
+    for (const phase of RESOLVE_PHASES) {
+      const ms = times[phase]
+      if (ms === undefined) continue
+      span.setAttribute(`discovery.${phase}_ms`, Math.round(ms * 1000) / 1000)
+      this.#phases?.observe({ [phase]: ms / 1000 })
+    }
+    if (times.via !== undefined) span.setAttribute('discovery.via', times.via)
   }
 
   retry (): void {

@@ -90,13 +90,19 @@ describe('the CLI end to end', () => {
       await gone.stop()
       await refusing.advertise('called', { metadata: { n: 3 } })
       const refusingId = `…${refusing.peerId.toString().slice(-8)}`
-      const client = start(['discover', 'called', '--bootstrap', live, '--expect', '3', '--call'])
+      const client = start(['discover', 'called', '--bootstrap', live, '--expect', '3', '--call', '--timeout', '5000'])
       const code = await client.exited
       const output = client.output()
-      expect(output).toMatch(/discovered 3 provider\(s\) of "called"/)
+      // The gone provider is listed only when its DHT copy came in before its failed connection gave
+      // it away: discover() passes by a provider whose connection failed (issue 21), so 2 or 3.
+      const discovered = Number(/discovered (\d) provider\(s\) of "called"/.exec(output)?.[1])
+      expect([2, 3], output).toContain(discovered)
       expect(output).toContain(`called ${answeringId} in `)
-      for (const id of [goneId, refusingId]) expect(output).toMatch(new RegExp(`calling ${id.replace('…', '.')} failed after [\\d.]+ ms: .*\\(ERR_DISCOVERY_DIAL_FAILED\\)`))
-      expect(output).toMatch(/1 of 3 provider\(s\) answered/)
+      const failed = (id: string): RegExp => new RegExp(`calling ${id.replace('…', '.')} failed after [\\d.]+ ms: .*\\(ERR_DISCOVERY_DIAL_FAILED\\)`)
+      expect(output).toMatch(failed(refusingId))
+      if (discovered === 3) expect(output).toMatch(failed(goneId))
+      else expect(output).not.toContain(goneId)
+      expect(output).toMatch(new RegExp(`1 of ${discovered} provider\\(s\\) answered`))
       expect(code, output).toBe(1)
     } finally {
       answering.process.kill('SIGINT')

@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NEARBY_TIMEOUT, PROVIDERS_PROTOCOL, RecordRejection, ServiceRegistry, nameToCid } from '../../src/discovery/index.js'
-import { decodeProviders, encodeProviders } from '../../src/discovery/nearby.js'
+import { answerProviders, decodeProviders, encodeProviders } from '../../src/discovery/nearby.js'
 import { Network } from './network.js'
 import { until } from '../helpers.js'
 
@@ -46,6 +46,20 @@ describe('provider search: own store, then one round to the nearest peers, then 
     expect(holder.stats().lookups).toMatchObject({ local: 1, nearby: 0, iterative: 0 })
   })
 
+  it('asks the nearest peers one at a time (hedged): one request when the closest answers', async () => {
+    const { provider, asker } = await lateJoiner('hedged-round')
+    let asked = 0
+    for (const peer of nearest(asker, 'hedged-round')) {
+      await peer.libp2p.unhandle(PROVIDERS_PROTOCOL)
+      await peer.libp2p.handle(PROVIDERS_PROTOCOL, async stream => { asked++; await answerProviders(stream, dhtOf(peer), peer.libp2p) })
+    }
+    // Answers have been slow here: the next peer would be asked only after 2 s without one.
+    for (let n = 0; n < 16; n++) asker.reputation.answered('someone', 2_000)
+    expect((await asker.resolve('hedged-round', { timeout: 5_000 })).peerId).toBe(provider.peerId.toString())
+    expect(asker.stats().lookups).toMatchObject({ nearby: 1, iterative: 0 })
+    expect(asked).toBe(1)
+  })
+
   it('falls back to kad-dht\'s iterative query when the nearest peers store no provider', async () => {
     const { provider, asker } = await lateJoiner('far')
     const cid = nameToCid('far')
@@ -58,7 +72,9 @@ describe('provider search: own store, then one round to the nearest peers, then 
 
   it('counts a malformed answer as rejected, marks the peer down, and still finds the provider', async () => {
     const { provider, asker } = await lateJoiner('garbage')
-    const liars = nearest(asker, 'garbage').filter(r => r !== provider)
+    // All of the nearest answer garbage (the provider too, if it is one of them: its record protocol
+    // still serves): they are asked one after another (hedged), each answer refused.
+    const liars = nearest(asker, 'garbage')
     expect(liars.length).toBeGreaterThan(0)
     for (const liar of liars) {
       await liar.libp2p.unhandle(PROVIDERS_PROTOCOL)

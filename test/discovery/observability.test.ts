@@ -53,6 +53,8 @@ describe('observability', () => {
     expect(recorded.values.get(`${METRICS_PREFIX}_queries_total`)).toMatchObject({ 'resolve:success': 2, 'resolve:not-found': 1 })
     expect(recorded.values.get(`${METRICS_PREFIX}_query_duration_seconds`)).toMatchObject({ 'resolve:count': 3 })
     expect(recorded.values.get(`${METRICS_PREFIX}_dht_events_total`)?.[''] ?? 0).toBeGreaterThan(0)
+    // Where the two successful resolves spent their time, phase by phase (ResolveTimes).
+    expect(recorded.values.get(`${METRICS_PREFIX}_phase_duration_seconds`)).toMatchObject({ 'search:count': 2, 'negotiate:count': 2, 'exchange:count': 2, 'verify:count': 2 })
     // Two searches found the provider (in the node's own store or from the nearest peers), one found none.
     const lookups = recorded.values.get(`${METRICS_PREFIX}_lookups_total`) ?? {}
     expect((lookups.local ?? 0) + (lookups.nearby ?? 0) + (lookups.iterative ?? 0)).toBe(2)
@@ -97,5 +99,11 @@ describe('observability', () => {
     expect(resolves[1].status.code).toBe(2)
     expect(['local', 'nearby', 'iterative']).toContain(resolves[0].attributes['discovery.lookup'])
     expect(resolves[1].attributes['discovery.lookup']).toBe('none')
+    // Where the resolve's time went: the search, then the fetch that answered, phase by phase.
+    for (const phase of ['search', 'queued', 'connect', 'negotiate', 'exchange', 'verify']) expect(resolves[0].attributes[`discovery.${phase}_ms`]).toBeGreaterThanOrEqual(0)
+    expect(resolves[0].attributes['discovery.via']).toBe('direct')
+    expect(resolves[1].attributes['discovery.search_ms']).toBeUndefined()
+    // A publication's wait for its turn (ServiceRegistryOptions.publications).
+    expect(advertise?.attributes['discovery.queued_ms']).toBeGreaterThanOrEqual(0)
   })
 })
