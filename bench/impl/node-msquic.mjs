@@ -169,6 +169,46 @@ export async function resumed ({ connections, concurrency, timeoutMs }) {
   }
 }
 
+// One 64-byte request at a time, four ways interleaved, each from its start to the reply: on a
+// connection already open; on a new connection (full handshake); on a resumed one (its request
+// sent once connected); on a resumed one with 0-RTT (the request in the first flight).
+export async function earlyRequest ({ requests, timeoutMs }) {
+  const { cert, key } = await createSelfSignedCertificate({ hosts: ['127.0.0.1'] })
+  const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'bench', cert, key, sessionTickets: '0rtt' })
+  listener.serveRequests(body => body)
+  const options = { host: '127.0.0.1', port: listener.address().port, alpn: 'bench', ca: cert }
+  const open = await connect(options)
+  const first = await connect(options)
+  const sessionTicket = first.sessionTicket ?? await new Promise(resolve => first.once('sessionTicket', resolve))
+  await first.close()
+  const body = Buffer.alloc(64, 7)
+  let early = 0
+  const kinds = {
+    established: async () => { await open.request(body) },
+    full: async () => { const c = await connect(options); await c.request(body); void c.close() },
+    resumed: async () => { const c = await connect({ ...options, sessionTicket }); await c.request(body); void c.close() },
+    zeroRtt: async () => {
+      const c = await connect({ ...options, sessionTicket, earlyData: true })
+      if (c.earlyData) early++
+      await c.request(body)
+      void c.close()
+    }
+  }
+  const latencies = Object.fromEntries(Object.keys(kinds).map(kind => [kind, []]))
+  const deadline = performance.now() + timeoutMs
+  for (let i = 0; i < requests && performance.now() < deadline; i++) {
+    for (const [kind, run] of Object.entries(kinds)) {
+      const t = performance.now()
+      await run()
+      latencies[kind].push((performance.now() - t) * 1000)
+    }
+  }
+  await open.close()
+  await listener.close()
+  const stats = values => ({ p50Us: percentile(values, 0.5), p99Us: percentile(values, 0.99), maxUs: Math.max(...values), completed: values.length })
+  return { ...Object.fromEntries(Object.entries(latencies).map(([kind, values]) => [kind, stats(values)])), earlyDataConnections: early }
+}
+
 export async function idle ({ connections }) {
   const { listener, dial } = await setup(async () => {})
   const { bytesPerConnection, opened } = await measureIdle(dial, connections)

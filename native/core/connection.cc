@@ -287,15 +287,40 @@ QUIC_STATUS Connection::OnEvent(QUIC_CONNECTION_EVENT* event) {
       length = sizeof(remote_address_);
       MsQuic->GetParam(handle_, QUIC_PARAM_CONN_REMOTE_ADDRESS, &length, &remote_address_);
       session_resumed_ = event->CONNECTED.SessionResumed;
+      // The client's certificate goes into the ticket (encrypted and authenticated with the
+      // server's ticket key) when it fits MsQuic's limit for the app's part of a ticket.
+      const bool certificate_fits =
+          !peer_certificate_.empty() && peer_certificate_.size() <= QUIC_MAX_RESUMPTION_APP_DATA_LENGTH;
       if (is_server_ && send_resumption_ticket_) {
         // Queued on this connection; a failure only means the client gets no ticket.
-        MsQuic->ConnectionSendResumptionTicket(handle_, QUIC_SEND_RESUMPTION_FLAG_NONE, 0, nullptr);
+        MsQuic->ConnectionSendResumptionTicket(
+            handle_, QUIC_SEND_RESUMPTION_FLAG_NONE, certificate_fits ? static_cast<uint16_t>(peer_certificate_.size()) : 0,
+            certificate_fits ? reinterpret_cast<const uint8_t*>(peer_certificate_.data()) : nullptr);
       }
       if (is_server_ && !left_handshakes_.exchange(true)) listener_->Connected();
-      // Server connections are queued for accept() from here, before any of their streams.
-      Push(EventType::kConnectionConnected, 0, event->CONNECTED.SessionResumed);
+      // Server connections are queued for accept() from here, before any of their streams. A
+      // resumed one carries its peer's certificate from the ticket (the handshake had none).
+      Event record;
+      record.target = shared_from_this();
+      record.type = EventType::kConnectionConnected;
+      record.value = event->CONNECTED.SessionResumed;
+      if (is_server_ && session_resumed_ && !peer_certificate_.empty()) {
+        record.data.reset(static_cast<uint8_t*>(std::malloc(peer_certificate_.size())));
+        if (record.data) {
+          std::memcpy(record.data.get(), peer_certificate_.data(), peer_certificate_.size());
+          record.data_length = peer_certificate_.size();
+        }
+      }
+      Push(std::move(record));
       break;
     }
+    case QUIC_CONNECTION_EVENT_RESUMED:
+      // Server, during a resumed handshake: the app's part of the ticket, which this server wrote.
+      if (is_server_) {
+        peer_certificate_.assign(reinterpret_cast<const char*>(event->RESUMED.ResumptionState),
+                                 event->RESUMED.ResumptionStateLength);
+      }
+      break;
     case QUIC_CONNECTION_EVENT_SHUTDOWN_INITIATED_BY_TRANSPORT: {
       shutdown_begun_.store(true);
       Event record;
@@ -409,6 +434,13 @@ QUIC_STATUS Connection::OnPeerCertificate(QUIC_CONNECTION_EVENT* event) {
       reinterpret_cast<const QUIC_BUFFER*>(event->PEER_CERTIFICATE_RECEIVED.Certificate);
   const bool present = certificate != nullptr && certificate->Length > 0;
   const QUIC_STATUS verdict = event->PEER_CERTIFICATE_RECEIVED.DeferredStatus;
+  if (is_server_ && present) {
+    peer_certificate_.assign(reinterpret_cast<const char*>(certificate->Buffer), certificate->Length);
+  } else if (is_server_ && !peer_certificate_.empty()) {
+    // A resumed session (its ticket held the client's certificate, see RESUMED): the client sends
+    // none, and the one it sent was checked when the ticket was issued.
+    return QUIC_STATUS_SUCCESS;
+  }
   switch (verify_) {
     case VerifyMode::kNone:
       return QUIC_STATUS_SUCCESS;

@@ -127,6 +127,11 @@ class Connection : public Handle {
   VerifyMode verify_ = VerifyMode::kNone;
   std::string expected_host_;
   std::string certificate_error_;       // worker only: why we refused the peer's certificate
+  // Worker only, server side: the client's certificate (DER), as it came in the handshake or, on a
+  // resumed session, out of the ticket this server issued. It rides in every ticket this
+  // connection issues, so that a resumed connection still knows who its peer is: TLS 1.3
+  // resumption sends no certificate, and libp2p's peer id is in it.
+  std::string peer_certificate_;
   std::atomic<bool> shutdown_begun_{false};
   // Server side: the connection left its listener's handshake count (connected, refused, or gone).
   std::atomic<bool> left_handshakes_{false};

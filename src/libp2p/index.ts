@@ -23,4 +23,5 @@ export { MsQuicMuxer, MsQuicMuxerFactory, MsQuicMultiaddrConnection, MUXER_PROTO
 export { createLibp2pCertificate, verifyLibp2pCertificate, peerIdOf, LIBP2P_EXTENSION_OID, type Libp2pCertificate } from './certificate.js'
 export { Libp2pQuicError, Libp2pQuicErrorCode, StreamResetCode, ConnectionCloseCode } from './errors.js'
 export { quicV1Filter, parseQuicAddress } from './multiaddr.js'
+export { SessionTickets, SESSION_TICKETS_KEPT, SESSION_TICKET_LIFETIME } from './tickets.js'
 export { LAZY_NEGOTIATION_MARKER, NegotiationGate, PeerNegotiations, type NegotiationOptions, type NegotiationOutcome } from './negotiation.js'

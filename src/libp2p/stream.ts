@@ -136,6 +136,15 @@ export class MsQuicStream extends AbstractStream {
     core.attach(sink)
   }
 
+  /**
+   * Inbound: whether the peer sent this stream's first bytes as 0-RTT data (a transport with
+   * `earlyData: true` dialling a listener with `sessionTickets: '0rtt'`). Such a stream reaches
+   * handlers only once its connection's handshake completed, which a replay of the data never does.
+   */
+  get earlyData (): boolean {
+    return this.#core.earlyData
+  }
+
   /** The native stream core, for applications that want it (stats, direct sends). */
   get core (): StreamCore {
     return this.#core

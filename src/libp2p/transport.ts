@@ -5,6 +5,7 @@
  */
 import { serviceCapabilities, transportSymbol, TypedEventEmitter, type ComponentLogger, type Connection, type Stream, type ConnectionGater, type CreateListenerOptions, type DialTransportOptions, type Listener, type ListenerEvents, type Logger, type Metrics, type PeerId, type PrivateKey, type Transport, type Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { invalidArgType, invalidArgValue } from '../args.js'
 import { QuicError, QuicErrorCode } from '../errors.js'
 import { DEFAULTS as QUIC_DEFAULTS, type QuicSettings } from '../quic/config.js'
 import { connect } from '../quic/connect.js'
@@ -13,6 +14,7 @@ import { listen, type QuicListener } from '../quic/listener.js'
 import { InboundAdmission, type AdmissionOptions } from './admission.js'
 import { createLibp2pCertificate, verifyLibp2pCertificate, type Libp2pCertificate } from './certificate.js'
 import { Libp2pQuicError, Libp2pQuicErrorCode } from './errors.js'
+import { SessionTickets } from './tickets.js'
 import { expandWildcard, parseQuicAddress, quicMultiaddr, quicV1Filter, type QuicAddress } from './multiaddr.js'
 import { MsQuicMultiaddrConnection, MsQuicMuxerFactory } from './muxer.js'
 import { LAZY_NEGOTIATION_MARKER, NegotiationGate, type NegotiationOptions, type PeerNegotiations } from './negotiation.js'
@@ -63,6 +65,23 @@ export interface MsQuicTransportOptions {
    * default; false admits every connection to its handshake (js-libp2p still checks after it).
    */
   admission?: AdmissionOptions | false
+  /**
+   * Session resumption. true (default): listeners issue session tickets (each carrying the
+   * client's certificate, so that a resumed connection still knows its peer), and dials resume
+   * with the last ticket each address gave (SessionTickets: the peer id comes from the handshake
+   * the ticket came from; no certificate is sent or verified again). '0rtt': listeners also take
+   * 0-RTT data (see `earlyData`). false: neither.
+   */
+  sessionTickets?: boolean | '0rtt'
+  /**
+   * Dials that resume hand the connection to js-libp2p as soon as it can carry 0-RTT data, so
+   * that its first streams go in the first flight (refused early data is sent again after the
+   * handshake). Default false. 0-RTT data can be replayed by an attacker on the path: a node-msquic
+   * listener hands a connection's streams to js-libp2p only once its handshake completed, which a
+   * replay never does, so its handlers never see a replay; other implementations may process early
+   * data at once (then only idempotent requests belong in it).
+   */
+  earlyData?: boolean
 }
 
 export interface MsQuicTransportComponents {
@@ -103,12 +122,18 @@ export class MsQuicTransport implements Transport {
   readonly #peers = new WeakMap<QuicConnection, PeerNegotiations>()
   /** The negotiation limits and counters (undefined with `negotiation: false`). */
   readonly negotiation: NegotiationGate | undefined
+  /** The session tickets dials resume with (undefined with `sessionTickets: false`). */
+  readonly sessionTickets: SessionTickets | undefined
 
   constructor (components: MsQuicTransportComponents, options: MsQuicTransportOptions = {}) {
     this.#components = components
     this.#options = options
     this.#log = components.logger.forComponent('libp2p:msquic')
     this.negotiation = options.negotiation === false ? undefined : new NegotiationGate(options.negotiation, components.metrics, options.maxStreams ?? 256)
+    const tickets = options.sessionTickets ?? true
+    if (tickets !== true && tickets !== false && tickets !== '0rtt') throw invalidArgValue('sessionTickets', "must be a boolean or '0rtt'", tickets)
+    if (options.earlyData !== undefined && typeof options.earlyData !== 'boolean') throw invalidArgType('earlyData', 'a boolean', options.earlyData)
+    this.sessionTickets = tickets === false ? undefined : new SessionTickets()
     if (this.negotiation !== undefined) this.#announceLazyNegotiation(components)
   }
 
@@ -174,14 +199,19 @@ export class MsQuicTransport implements Transport {
     const address = parseQuicAddress(ma)
     const { cert, key } = await this.credentials()
     this.#log.trace('dialing %s', ma.toString())
+    const resume = this.sessionTickets?.get(address)
+    const earlyData = resume !== undefined && this.#options.earlyData === true
+    // With early data js-libp2p is told the ticket's peer before the handshake: a server that
+    // declines the ticket must turn out to be that peer.
+    const expected = address.peerId ?? (earlyData ? resume.peer.toString() : undefined)
     let remotePeer: PeerId | undefined
     let refusal: Error | undefined
     const verifyPeer = async ({ der }: { der?: Buffer }): Promise<boolean> => {
       try {
         if (der === undefined) throw new Libp2pQuicError(Libp2pQuicErrorCode.CERTIFICATE, 'The peer sent no certificate')
         const peer = await verifyLibp2pCertificate(der)
-        if (address.peerId !== undefined && peer.toString() !== address.peerId) {
-          throw new Libp2pQuicError(Libp2pQuicErrorCode.PEER_MISMATCH, `Dialed ${address.peerId} but ${peer.toString()} answered at ${ma.toString()}`)
+        if (expected !== undefined && peer.toString() !== expected) {
+          throw new Libp2pQuicError(Libp2pQuicErrorCode.PEER_MISMATCH, `Dialed ${expected} but ${peer.toString()} answered at ${ma.toString()}`)
         }
         remotePeer = peer
         return true
@@ -200,12 +230,16 @@ export class MsQuicTransport implements Transport {
         cert,
         key,
         verifyPeer,
+        ...(resume === undefined ? {} : { sessionTicket: resume.ticket, earlyData }),
         signal: options.signal
       })
     } catch (error) {
       // A refused certificate fails the handshake; say why it was refused.
       throw refusal ?? error
     }
+    // Resumed (or resuming, with early data): no certificate came; the ticket's peer it is.
+    if (remotePeer === undefined && resume !== undefined && (connection.sessionResumed || connection.earlyData)) remotePeer = resume.peer
+    if (remotePeer !== undefined && this.sessionTickets !== undefined) this.#keepTickets(connection, address, remotePeer)
     if (remotePeer === undefined) {
       connection.destroy()
       throw new Libp2pQuicError(Libp2pQuicErrorCode.CERTIFICATE, 'The peer was not authenticated')
@@ -233,6 +267,14 @@ export class MsQuicTransport implements Transport {
       maConn.abort(error as Error)
       throw error
     }
+  }
+
+  // The tickets this connection receives (the latest is kept) are the peer's, at this address.
+  #keepTickets (connection: QuicConnection, address: QuicAddress, peer: PeerId): void {
+    const tickets = this.sessionTickets
+    if (tickets === undefined) return
+    if (connection.sessionTicket !== undefined) tickets.set(address, peer, connection.sessionTicket)
+    connection.on('sessionTicket', (ticket: Buffer) => { tickets.set(address, peer, ticket) })
   }
 
   createListener (options: CreateListenerOptions): Listener {
@@ -283,6 +325,7 @@ export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> impl
       cert,
       key,
       backlog: this.#options.backlog,
+      sessionTickets: this.#options.sessionTickets ?? true,
       ...(this.admission === undefined
         ? {}
         : {
@@ -318,7 +361,9 @@ export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> impl
 
   async #upgrade (connection: QuicConnection): Promise<void> {
     const der = connection.peerCertificate
-    const remotePeer = der === undefined ? undefined : this.#verified.get(der)
+    // A resumed connection's certificate came out of the ticket this listener issued (verified
+    // then; verifyLibp2pCertificate remembers it).
+    const remotePeer = der === undefined ? undefined : this.#verified.get(der) ?? (connection.sessionResumed ? await verifyLibp2pCertificate(der).catch(() => undefined) : undefined)
     const remote = connection.remoteAddress
     if (remote !== undefined) this.admission?.handshakeDone(remote)
     if (remotePeer === undefined || remote === undefined) {

@@ -323,7 +323,9 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
 
   /**
    * The peer's leaf certificate (DER) as `verifyPeer` was given it, once it ran; undefined without
-   * `verifyPeer` or when the peer sent none.
+   * `verifyPeer` or when the peer sent none. A server's resumed connection has the certificate its
+   * client presented when the ticket was issued (tickets carry it; a resumed TLS 1.3 handshake
+   * sends none, and `verifyPeer` does not run again).
    */
   get peerCertificate (): Buffer | undefined {
     return this.#peerCertificate
@@ -676,6 +678,9 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
         this.emit('sessionTicket', this.#sessionTicket)
         break
       case Ev.ConnectionConnected:
+        // A resumed server connection: its client's certificate, out of the ticket this server
+        // issued when it was verified (TLS 1.3 resumption sends none; verifyPeer does not run again).
+        if (Buffer.isBuffer(extra)) this.#peerCertificate = extra
         this.#info = this.#native.info()
         if (this.#state === 'connecting') this.#state = 'open'
         this.#connected?.resolve()

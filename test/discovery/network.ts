@@ -5,14 +5,18 @@ export class Network {
   readonly registries: ServiceRegistry[] = []
   bootstrapNode?: ServiceRegistry
 
+  #starting?: Promise<ServiceRegistry>
+
   async bootstrap (init: ServiceRegistryInit = {}): Promise<ServiceRegistry> {
-    this.bootstrapNode = await ServiceRegistry.create(init)
+    this.#starting = ServiceRegistry.create(init)
+    this.bootstrapNode = await this.#starting
     this.registries.push(this.bootstrapNode)
     return this.bootstrapNode
   }
 
   async member (init: ServiceRegistryInit = {}): Promise<ServiceRegistry> {
-    const bootstrap = this.bootstrapNode ?? await this.bootstrap()
+    // Members started at once share the one bootstrap node (each made its own before).
+    const bootstrap = this.bootstrapNode ?? await (this.#starting ?? this.bootstrap())
     const registry = await ServiceRegistry.create({ bootstrap: [bootstrap.multiaddrs[0].toString()], ...init })
     this.registries.push(registry)
     return registry
@@ -26,6 +30,8 @@ export class Network {
   }
 
   async stop (): Promise<void> {
+    this.#starting = undefined
+    this.bootstrapNode = undefined
     await Promise.all(this.registries.splice(0).map(async r => { await r.stop() }))
   }
 }

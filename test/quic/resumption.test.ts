@@ -1,7 +1,7 @@
 // Session resumption (issue 11): a client keeps the ticket the server sends and resumes with it.
 // Against foreign stacks (quic-go, quinn, aioquic, 0-RTT from their clients included): test/interop.
 import { afterEach, describe, expect, test } from 'vitest'
-import { connect, listen, type QuicConnection, type QuicListener } from '../../src/index.js'
+import { connect, createSelfSignedCertificate, listen, type QuicConnection, type QuicListener } from '../../src/index.js'
 import { readAll, testCertificate } from '../helpers.js'
 
 const open: Array<QuicListener | QuicConnection> = []
@@ -125,5 +125,44 @@ describe('session resumption', () => {
     const connection = await client(listener.address().port, Buffer.from('not a ticket'))
     expect(connection.sessionResumed).toBe(false)
     expect(await echo(connection, 'full')).toBe('full')
+  })
+
+  test('resumes with client authentication: the server knows its client from the ticket, and verifyPeer runs once', async () => {
+    const server = await testCertificate()
+    const clientCredentials = await createSelfSignedCertificate({ hosts: ['client.test'] })
+    const verified: Array<Buffer | undefined> = []
+    const listener = await listen({
+      host: '127.0.0.1', alpn: 'r', cert: server.cert, key: server.key, sessionTickets: true,
+      verifyPeer: ({ der }) => { verified.push(der); return der !== undefined }
+    })
+    open.push(listener)
+    const accepted: QuicConnection[] = []
+    void (async () => {
+      for await (const connection of listener) {
+        accepted.push(connection)
+        void (async () => { for await (const stream of connection) stream.pipe(stream) })().catch(() => {})
+      }
+    })()
+    const dial = async (sessionTicket?: Buffer): Promise<QuicConnection> => {
+      const connection = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'r', ca: server.cert, servername: 'localhost', cert: clientCredentials.cert, key: clientCredentials.key, sessionTicket })
+      open.push(connection)
+      return connection
+    }
+    const first = await dial()
+    const ticket = await ticketOf(first)
+    await first.close()
+    const second = await dial(ticket)
+    // Before MsQuic patch 0003 the server's TLS library refused this resumption with an alert.
+    expect(second.sessionResumed).toBe(true)
+    expect(await echo(second, 'mutual')).toBe('mutual')
+    await expect.poll(() => accepted.length).toBe(2)
+    expect(accepted[1].sessionResumed).toBe(true)
+    expect(verified).toHaveLength(1)
+    expect(accepted[1].peerCertificate?.equals(verified[0]!)).toBe(true)
+    // The resumed connection's own tickets carry the certificate on.
+    const third = await dial(await ticketOf(second))
+    expect(third.sessionResumed).toBe(true)
+    await expect.poll(() => accepted.length).toBe(3)
+    expect(accepted[2].peerCertificate?.equals(verified[0]!)).toBe(true)
   })
 })
