@@ -209,6 +209,36 @@ export async function earlyRequest ({ requests, timeoutMs }) {
   return { ...Object.fromEntries(Object.entries(latencies).map(([kind, values]) => [kind, stats(values)])), earlyDataConnections: early }
 }
 
+// Handshakes (connect, then close) with what each costs the JS thread: native events, native calls
+// and JS wake-ups (both ends together), and the process's CPU time. `resume`: with a session ticket.
+export async function handshakeCosts ({ connections, concurrency, resume = false, timeoutMs }) {
+  const { listener, dial } = await setup(async () => {}, { sessionTickets: true })
+  const first = await dial()
+  const sessionTicket = resume ? first.sessionTicket ?? await new Promise(resolve => first.once('sessionTicket', resolve)) : undefined
+  await first.close()
+  const options = resume ? { sessionTicket } : {}
+  const before = getDeliveryStats()
+  const cpu = process.cpuUsage()
+  const result = await runOps({ total: connections, concurrency, timeoutMs }, async () => {
+    const connection = await dial(options)
+    await connection.close()
+  })
+  // The last final events.
+  await new Promise(resolve => setTimeout(resolve, 100))
+  const used = process.cpuUsage(cpu)
+  const after = getDeliveryStats()
+  await listener.close()
+  return {
+    connectionsPerSecond: result.completed / result.seconds,
+    completed: result.completed,
+    errors: result.errors,
+    eventsPerHandshake: (after.events - before.events) / result.completed,
+    nativeCallsPerHandshake: (after.nativeCalls - before.nativeCalls) / result.completed,
+    wakeupsPerHandshake: (after.wakeups - before.wakeups) / result.completed,
+    cpuUsPerHandshake: (used.user + used.system) / result.completed
+  }
+}
+
 export async function idle ({ connections }) {
   const { listener, dial } = await setup(async () => {})
   const { bytesPerConnection, opened } = await measureIdle(dial, connections)

@@ -19,7 +19,8 @@ export class AcceptQueue<T> {
   #items: T[] = []
   #head = 0
   #waiters: Array<Waiter<T>> = []
-  #closed?: Error
+  // Why it closed: made when first needed (an error's stack trace costs; most queues close unwatched).
+  #closed?: () => Error
   readonly #what: string
   readonly #onTake: (item: T) => void
 
@@ -66,7 +67,7 @@ export class AcceptQueue<T> {
       this.#onTake(item)
       return Promise.resolve(item)
     }
-    if (this.#closed !== undefined) return Promise.reject(this.#closed)
+    if (this.#closed !== undefined) return Promise.reject(this.#closed())
     if (signal?.aborted === true) return Promise.reject(abortedError(signal, this.#what))
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter<T> = { resolve, reject, signal, match }
@@ -83,12 +84,13 @@ export class AcceptQueue<T> {
   }
 
   /** Rejects current and future takes with `error` once the queued items are gone. Idempotent. */
-  close (error: Error): void {
+  close (error: Error | (() => Error)): void {
     if (this.#closed !== undefined) return
-    this.#closed = error
+    let made: Error | undefined
+    this.#closed = () => (made ??= typeof error === 'function' ? error() : error)
     for (const waiter of this.#waiters.splice(0)) {
       this.#settle(waiter)
-      waiter.reject(error)
+      waiter.reject(this.#closed())
     }
   }
 

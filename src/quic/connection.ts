@@ -573,7 +573,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
       if (!Number.isInteger(timeout) || timeout < 0) throw invalidArgValue('timeout', 'must be a non-negative integer', timeout, true)
       this.#state = { draining: code }
       for (const core of this.#inbound.drain()) core.refuse(code)
-      this.#inbound.close(closedError('The connection'))
+      this.#inbound.close(() => closedError('The connection'))
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
         new Promise<void>(resolve => { this.#drained = resolve; if (this.#openStreams === 0) resolve() }),
@@ -684,6 +684,7 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
         this.#info = this.#native.info()
         if (this.#state === 'connecting') this.#state = 'open'
         this.#connected?.resolve()
+        this.#connected = undefined
         this.#onConnected?.(this)
         break
       case Ev.ConnectionStartFailed:
@@ -769,8 +770,10 @@ export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
     this.#state = 'closed'
     const info: QuicCloseInfo = this.#closeInfo ?? { by: 'local', code: 0n }
     this.#closeInfo = info
-    const error = this[kCloseError]() as QuicError
-    this.#connected?.reject(info.error ?? error)
+    // The errors are made only for someone waiting (a stack trace per closed connection showed in
+    // connection setup's profile).
+    const error = (): QuicError => this[kCloseError]() as QuicError
+    this.#connected?.reject(info.error ?? error())
     this.#inbound.close(error)
     this.#resolveClosed(info)
     this.emit('close', info)
