@@ -1,5 +1,10 @@
 /**
- * node-msquic: QUIC for Node.js on Microsoft's MsQuic.
+ * node-msquic: QUIC for Node.js on Microsoft's MsQuic. The package's root: the QUIC layer
+ * (src/quic: listeners, connections, the stream core and its adapters, credit, the request path),
+ * protocol negotiation (src/negotiation) and the shared base (native.ts: the addon's one entry;
+ * errors.ts, codes.ts, args.ts: the error base and code tables, the application codes on the wire,
+ * the one validator). src/quic imports only that base; the layers above (negotiation, libp2p,
+ * limits, discovery) import it, never the other way round.
  *
  * @example
  * ```ts

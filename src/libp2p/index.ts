@@ -1,5 +1,8 @@
 /**
- * node-msquic/libp2p: a js-libp2p v3 transport on MsQuic.
+ * node-msquic/libp2p: a js-libp2p v3 transport on MsQuic. Listener, connection, muxer and stream
+ * (thin adapters over the QUIC layer's stream core), the libp2p TLS certificate and peer id, inbound
+ * admission, session tickets. This folder may import src/quic, src/negotiation and the shared base
+ * (errors, args), never src/discovery.
  *
  * @example
  * ```ts
