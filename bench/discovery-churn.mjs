@@ -14,11 +14,12 @@
 //   forward), resolves of the dead names (all must be not found).
 // Writes BENCHMARKS.md's churn section unless --smoke. `--smoke`: 2 small processes, a few resolves,
 // fails on any error (CI). Run after `npm run build:ts`.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runOnModernNode } from '../scripts/modern-node.mjs'
+import { writeMarkedSection } from './sections.mjs'
 import { percentile } from './lib.mjs'
 import { startHost as startRemote, stopHosts } from '../test/discovery/fixtures/hosts.mjs'
 
@@ -188,10 +189,6 @@ if (churn !== undefined) {
 for (const p of problems) console.error(`${smoke ? 'FAILED' : 'note'}: ${p}`)
 if (smoke && problems.length > 0) process.exitCode = 1
 if (!smoke) {
-  const file = join(root, 'BENCHMARKS.md')
-  const text = readFileSync(file, 'utf8')
-  const start = text.indexOf('<!-- discovery-churn:begin -->')
-  const end = text.indexOf('<!-- discovery-churn:end -->')
-  writeFileSync(file, start === -1 ? `${text.trimEnd()}\n\n${section}\n` : text.slice(0, start) + section + text.slice(end + '<!-- discovery-churn:end -->'.length))
+  writeMarkedSection(section)
 }
 process.exit(process.exitCode ?? 0)

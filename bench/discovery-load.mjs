@@ -17,11 +17,12 @@
 // Targets (issue 21) are printed with the figures, never asserted. Writes BENCHMARKS.md's load section
 // (between the discovery-load markers) unless --smoke. `--smoke`: 6 nodes, tiny counts, fails on any
 // timeout or error of ours (CI). Run after `npm run build:ts`.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { runOnModernNode } from '../scripts/modern-node.mjs'
+import { writeMarkedSection } from './sections.mjs'
 import { negotiationsRefused, pool, startNode, transportOptions } from './discovery-network.mjs'
 import { PHASES, startProbe, takeProbe } from './discovery-probe.mjs'
 import { percentile, runChild } from './lib.mjs'
@@ -274,9 +275,5 @@ for (const layout of LAYOUTS) {
 for (const f of failures) console.error(`${smoke ? 'FAILED' : 'note'}: node-msquic: ${f}`)
 if (smoke && failures.length > 0) process.exitCode = 1
 if (!smoke && LAYOUTS.length === 2 && TRANSPORTS.includes(ours)) {
-  const file = join(root, 'BENCHMARKS.md')
-  const text = readFileSync(file, 'utf8')
-  const start = text.indexOf('<!-- discovery-load:begin -->')
-  const end = text.indexOf('<!-- discovery-load:end -->')
-  writeFileSync(file, start === -1 ? `${text.trimEnd()}\n\n${section}\n` : text.slice(0, start) + section + text.slice(end + '<!-- discovery-load:end -->'.length))
+  writeMarkedSection(section)
 }

@@ -6,11 +6,11 @@
 // networks of three registries (bootstrap, provider, client) in one process, the two kinds
 // interleaved, every record checked; p50 / p99 / max and the ratio, all from this run. Prints a
 // markdown section and writes it into BENCHMARKS.md between the discovery-reconnect markers.
-import { readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runOnModernNode } from '../scripts/modern-node.mjs'
+import { writeMarkedSection } from './sections.mjs'
 import { percentile } from './lib.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -70,10 +70,6 @@ const section = [
 console.log(section)
 if (failures > 0) process.exitCode = 1
 if (!smoke) {
-  const file = join(root, 'BENCHMARKS.md')
-  const text = readFileSync(file, 'utf8')
-  const start = text.indexOf('<!-- discovery-reconnect:begin -->')
-  const end = text.indexOf('<!-- discovery-reconnect:end -->')
-  writeFileSync(file, start === -1 ? `${text.trimEnd()}\n\n${section}\n` : text.slice(0, start) + section + text.slice(end + '<!-- discovery-reconnect:end -->'.length))
+  writeMarkedSection(section)
 }
 process.exit()

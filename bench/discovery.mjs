@@ -17,10 +17,11 @@
 // The query layer and the memory are measured in the one-process run.
 // `--smoke`: 6 nodes and tiny counts; fails on any error (CI). Run after `npm run build:ts`.
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { runOnModernNode } from '../scripts/modern-node.mjs'
+import { writeMarkedSection } from './sections.mjs'
 import { interleave, latencies, lookupsSince, measureNetwork, pool, sumLookups, transportOptions } from './discovery-network.mjs'
 import { runChild } from './lib.mjs'
 
@@ -258,9 +259,5 @@ for (const key of ['network', 'one']) {
 for (const f of failures) console.error(`FAILED: node-msquic: ${f}`)
 if (failures.length > 0) process.exitCode = 1
 if (!smoke && failures.length === 0) {
-  const file = join(root, 'BENCHMARKS.md')
-  const text = readFileSync(file, 'utf8')
-  const start = text.indexOf('<!-- discovery:begin -->')
-  const end = text.indexOf('<!-- discovery:end -->')
-  writeFileSync(file, start === -1 ? `${text.trimEnd()}\n\n${section}\n` : text.slice(0, start) + section + text.slice(end + '<!-- discovery:end -->'.length))
+  writeMarkedSection(section)
 }

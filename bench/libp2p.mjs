@@ -9,10 +9,11 @@
 // writes it into BENCHMARKS.md between the libp2p markers. `--smoke`: tiny sizes, and a failure
 // (error, hang or failed operation) of node-msquic with or without libp2p fails the run (CI);
 // chainsafe's hangs are reported, not failed. Run after `npm run build:ts`: node bench/libp2p.mjs
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runOnModernNode } from '../scripts/modern-node.mjs'
+import { writeMarkedSection } from './sections.mjs'
 import { runChild } from './lib.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -86,9 +87,5 @@ const failures = results.filter(r => r.impl !== 'chainsafe' && (r.error !== unde
 for (const r of failures) console.error(`FAILED: ${r.impl} ${r.workload} ${JSON.stringify(r.params)}: ${cell(r)}`)
 if (failures.length > 0) process.exitCode = 1
 if (!smoke) {
-  const file = join(root, 'BENCHMARKS.md')
-  const text = readFileSync(file, 'utf8')
-  const start = text.indexOf('<!-- libp2p:begin -->')
-  const end = text.indexOf('<!-- libp2p:end -->')
-  writeFileSync(file, start === -1 ? `${text.trimEnd()}\n\n${section}\n` : text.slice(0, start) + section + text.slice(end + '<!-- libp2p:end -->'.length))
+  writeMarkedSection(section)
 }

@@ -20,6 +20,13 @@ export function writeSection (name, markdown) {
     : text.slice(0, start) + section + text.slice(stop + end.length))
 }
 
+/** Writes `section`, which starts with its `<!-- name:begin -->` marker and ends with its end marker. */
+export function writeMarkedSection (section) {
+  const match = /^<!-- ([\w-]+):begin -->\n([\s\S]*)\n<!-- \1:end -->$/.exec(section.trim())
+  if (match === null) throw new Error('a BENCHMARKS.md section must start and end with its markers')
+  writeSection(match[1], match[2])
+}
+
 /** Every marked section of the current BENCHMARKS.md, in order (kept when bench/run.mjs rewrites it). */
 export function markedSections () {
   if (!existsSync(benchmarksFile)) return []

@@ -12,11 +12,12 @@
 //              TCP + noise + yamux; echo of 64 B on new streams at c = 1, 10, 100 against TCP
 //   request    the request path against the native echo at c = 100
 import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runOnModernNode } from '../scripts/modern-node.mjs'
+import { writeMarkedSection } from './sections.mjs'
 import { runChild } from './lib.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -156,9 +157,5 @@ const failures = ours.flatMap(([entry, runs]) => runs.filter(r => r.error !== un
 for (const failure of failures) console.error(`FAILED: ${failure}`)
 if (failures.length > 0) process.exitCode = 1
 if (!smoke) {
-  const file = join(root, 'BENCHMARKS.md')
-  const text = readFileSync(file, 'utf8')
-  const start = text.indexOf('<!-- setup:begin -->')
-  const end = text.indexOf('<!-- setup:end -->')
-  writeFileSync(file, start === -1 ? `${text.trimEnd()}\n\n${section}\n` : text.slice(0, start) + section + text.slice(end + '<!-- setup:end -->'.length))
+  writeMarkedSection(section)
 }

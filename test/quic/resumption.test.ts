@@ -1,7 +1,7 @@
 // Session resumption (issue 11): a client keeps the ticket the server sends and resumes with it.
 // Against foreign stacks (quic-go, quinn, aioquic, 0-RTT from their clients included): test/interop.
 import { afterEach, describe, expect, test } from 'vitest'
-import { connect, createSelfSignedCertificate, listen, type QuicConnection, type QuicListener } from '../../src/index.js'
+import { connect, createSelfSignedCertificate, listen, type QuicConnection, type QuicListener, type VerifyPeer } from '../../src/index.js'
 import { readAll, testCertificate } from '../helpers.js'
 
 const open: Array<QuicListener | QuicConnection> = []
@@ -9,7 +9,7 @@ afterEach(async () => {
   for (const item of open.splice(0).reverse()) await item.close()
 })
 
-async function server (options: { sessionTickets?: boolean | '0rtt' }): Promise<{ listener: QuicListener, accepted: QuicConnection[] }> {
+async function server (options: { sessionTickets?: boolean | '0rtt', verifyPeer?: VerifyPeer }): Promise<{ listener: QuicListener, accepted: QuicConnection[] }> {
   const { cert, key } = await testCertificate()
   const listener = await listen({ host: '127.0.0.1', alpn: 'r', cert, key, ...options })
   open.push(listener)
@@ -23,9 +23,9 @@ async function server (options: { sessionTickets?: boolean | '0rtt' }): Promise<
   return { listener, accepted }
 }
 
-async function client (port: number, sessionTicket?: Uint8Array): Promise<QuicConnection> {
+async function client (port: number, sessionTicket?: Uint8Array, credentials: { cert?: string, key?: string } = {}): Promise<QuicConnection> {
   const { cert } = await testCertificate()
-  const connection = await connect({ host: '127.0.0.1', port, alpn: 'r', ca: cert, servername: 'localhost', sessionTicket })
+  const connection = await connect({ host: '127.0.0.1', port, alpn: 'r', ca: cert, servername: 'localhost', sessionTicket, ...credentials })
   open.push(connection)
   return connection
 }
@@ -128,26 +128,10 @@ describe('session resumption', () => {
   })
 
   test('resumes with client authentication: the server knows its client from the ticket, and verifyPeer runs once', async () => {
-    const server = await testCertificate()
     const clientCredentials = await createSelfSignedCertificate({ hosts: ['client.test'] })
     const verified: Array<Buffer | undefined> = []
-    const listener = await listen({
-      host: '127.0.0.1', alpn: 'r', cert: server.cert, key: server.key, sessionTickets: true,
-      verifyPeer: ({ der }) => { verified.push(der); return der !== undefined }
-    })
-    open.push(listener)
-    const accepted: QuicConnection[] = []
-    void (async () => {
-      for await (const connection of listener) {
-        accepted.push(connection)
-        void (async () => { for await (const stream of connection) stream.pipe(stream) })().catch(() => {})
-      }
-    })()
-    const dial = async (sessionTicket?: Buffer): Promise<QuicConnection> => {
-      const connection = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'r', ca: server.cert, servername: 'localhost', cert: clientCredentials.cert, key: clientCredentials.key, sessionTicket })
-      open.push(connection)
-      return connection
-    }
+    const { listener, accepted } = await server({ sessionTickets: true, verifyPeer: ({ der }) => { verified.push(der); return der !== undefined } })
+    const dial = async (ticket?: Buffer): Promise<QuicConnection> => await client(listener.address().port, ticket, clientCredentials)
     const first = await dial()
     const ticket = await ticketOf(first)
     await first.close()
