@@ -9,7 +9,7 @@
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { quicConnectionOf } from '../../src/libp2p/index.js'
 import { createNode, type TestNode } from '../libp2p/nodes.js'
-import { Random, sleep } from './random.js'
+import { Random, sleep, type SoakTotals } from './random.js'
 
 export const SOAK_PROTOCOL = '/node-msquic/soak/1.0.0'
 
@@ -22,15 +22,9 @@ export interface Libp2pSoakOptions {
   watchdog: number
 }
 
-export interface Libp2pSoakReport {
-  operations: number
-  seconds: number
-  hung: string[]
+export interface Libp2pSoakReport extends SoakTotals {
   /** Streams not in a final status at the end, by side. */
   unfinished: { client: string[], server: string[] }
-  streams: { client: number, server: number }
-  errors: Record<string, number>
-  plans: Record<string, number>
   /** After the soak: a checked echo, js-libp2p's open streams and the native ones, both sides. */
   after: { echo: boolean, clientStreams: number, serverStreams: number, clientNative: number, serverNative: number }
 }

@@ -9,7 +9,7 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { connect, createSelfSignedCertificate, listen, type QuicConnection, type QuicStream } from '../../src/index.js'
-import { Random, sleep } from './random.js'
+import { Random, sleep, type SoakTotals } from './random.js'
 
 export interface SoakOptions {
   seed: number
@@ -25,18 +25,9 @@ export interface SoakOptions {
   watchdog: number
 }
 
-export interface SoakReport {
-  operations: number
-  seconds: number
-  /** Operations that did not finish within the watchdog: their plan and what their stream saw. */
-  hung: string[]
+export interface SoakReport extends SoakTotals {
   /** Streams that never emitted 'close', by side. */
   leaked: { client: string[], server: string[] }
-  streams: { client: number, server: number }
-  /** Errors the apps' 'error' handlers saw (and rejections they caught), by code. */
-  errors: Record<string, number>
-  /** Operations per plan. */
-  plans: Record<string, number>
   /** After the soak, on each long-lived connection: a checked echo, and native open streams on both sides. */
   connections: Array<{ echo: boolean, clientOpenStreams: number, serverOpenStreams: number }>
   request: boolean

@@ -38,3 +38,16 @@ export class Random {
 export async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
 }
+
+/** What every soak reports, whatever it drives. */
+export interface SoakTotals {
+  operations: number
+  seconds: number
+  /** Operations that did not finish within the watchdog: their plan and what their stream saw. */
+  hung: string[]
+  streams: { client: number, server: number }
+  /** Errors the apps' 'error' handlers saw (and rejections they caught), by code. */
+  errors: Record<string, number>
+  /** Operations per plan. */
+  plans: Record<string, number>
+}
