@@ -1,23 +1,38 @@
 /**
  * Advertisement: one service this node advertises, its signed record and the refresh timer that
- * keeps it alive until withdraw(). Made by ServiceRegistry.advertise(). JS thread only.
+ * keeps it alive until withdraw(). Made by the publisher (publisher.ts) for ServiceRegistry.advertise(),
+ * it reaches back only through the narrow {@link Publishing} it is given. JS thread only.
  */
-import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
-import type { AdvertiseOptions } from './options.js'
-import type { QueryOptions } from './query-layer.js'
+import { DiscoveryError, DiscoveryErrorCode, stoppedError } from './errors.js'
+import type { AdvertiseOptions, QueryOptions } from './options.js'
 import type { ServiceRecord } from './record.js'
-import type { ServiceRegistry } from './registry.js'
+
+/** What an advertisement needs of whoever publishes it. */
+export interface Publishing {
+  /** The node's peer id, as records carry it. */
+  readonly peerId: string
+  /** Aborted when the registry stops: nothing is refreshed from then on. */
+  readonly stopping: AbortSignal
+  /** The clock records expire by. */
+  now: () => number
+  /** The addresses a record publishes when given none. */
+  ownAddresses: () => string[]
+  /** Signs a record with the node's key. */
+  sign: (record: ServiceRecord) => Promise<Uint8Array>
+  /** Puts the signed record under its key and (unless `provide` is false) provides the name, as one query. */
+  publish: (name: string, value: Uint8Array, options: QueryOptions, withdrawn: boolean, provide?: boolean) => Promise<void>
+}
 
 /**
  * A service this node advertises: its current record, refreshed at about half its TTL (with
- * jitter) until withdraw(). Returned by {@link ServiceRegistry.advertise}.
+ * jitter) until withdraw(). Returned by ServiceRegistry.advertise().
  */
 export class Advertisement {
   /** The advertised service name. */
   readonly name: string
   /** Milliseconds each published record lives. */
   readonly ttl: number
-  readonly #registry: ServiceRegistry
+  readonly #publishing: Publishing
   readonly #metadata: AdvertiseOptions['metadata']
   readonly #multiaddrs?: string[]
   #sequence: number
@@ -39,8 +54,8 @@ export class Advertisement {
   published: Promise<void> = Promise.resolve()
 
   /** @internal */
-  constructor (registry: ServiceRegistry, name: string, metadata: AdvertiseOptions['metadata'], ttl: number, multiaddrs: string[] | undefined, sequence: number) {
-    this.#registry = registry
+  constructor (publishing: Publishing, name: string, metadata: AdvertiseOptions['metadata'], ttl: number, multiaddrs: string[] | undefined, sequence: number) {
+    this.#publishing = publishing
     this.name = name
     this.#metadata = metadata
     this.ttl = ttl
@@ -65,27 +80,27 @@ export class Advertisement {
 
   /** @internal Builds and signs the next record (sequence + 1, a new expiry). */
   async sign (withdrawn = false): Promise<void> {
-    const now = this.#registry.now()
+    const now = this.#publishing.now()
     // A restarted provider still wins over its old records: sequences start from the clock.
     this.#sequence = Math.max(this.#sequence + 1, now)
     const record: ServiceRecord = {
       name: this.name,
-      peerId: this.#registry.peerId.toString(),
-      multiaddrs: this.#multiaddrs ?? this.#registry.ownAddresses(),
+      peerId: this.#publishing.peerId,
+      multiaddrs: this.#multiaddrs ?? this.#publishing.ownAddresses(),
       metadata: this.#metadata,
       sequence: this.#sequence,
       expiresAt: now + (withdrawn ? Math.min(this.ttl, 60_000) : this.ttl),
       ...(withdrawn ? { withdrawn: true } : {})
     }
     this.#signedAt = performance.now()
-    this.#value = await this.#registry.signRecord(record)
+    this.#value = await this.#publishing.sign(record)
     this.#record = withdrawn ? undefined : record
   }
 
   /** @internal Publishes the signed record and arms the next refresh. */
   async publish (options: QueryOptions = {}, provide = true): Promise<void> {
     try {
-      await this.#registry.publish(this.name, this.#value!, options, this.#withdrawn, provide)
+      await this.#publishing.publish(this.name, this.#value!, options, this.#withdrawn, provide)
       this.#provided ||= provide
       this.lastError = undefined
       // The next refresh is due at about half the TTL from when this record was signed (not from
@@ -101,7 +116,7 @@ export class Advertisement {
 
   #arm (delay: number): void {
     clearTimeout(this.#timer)
-    if (this.#withdrawn || this.#registry.stopped) return
+    if (this.#withdrawn || this.#publishing.stopping.aborted) return
     this.#timer = setTimeout(() => { void this.refresh().catch(() => {}) }, Math.max(0, delay))
     this.#timer.unref()
   }
@@ -111,7 +126,7 @@ export class Advertisement {
    * Refuses with `ERR_DISCOVERY_SHUTDOWN` once the registry stopped.
    */
   async refresh (options: QueryOptions = {}): Promise<void> {
-    if (this.#registry.stopped) throw new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry is stopped; refresh() of "${this.name}" refused`)
+    if (this.#publishing.stopping.aborted) throw stoppedError(`refresh() of "${this.name}"`)
     if (this.#withdrawn) throw new DiscoveryError(DiscoveryErrorCode.INVALID_RECORD, `"${this.name}" was withdrawn`)
     this.refreshes++
     await this.sign()
@@ -130,7 +145,7 @@ export class Advertisement {
     clearTimeout(this.#timer)
     // The withdrawal stays this node's answer for the name (until it advertises it again).
     await this.sign(true)
-    await this.#registry.publish(this.name, this.#value!, options, true)
+    await this.#publishing.publish(this.name, this.#value!, options, true)
   }
 
   /** @internal Stops refreshing without publishing (replaced, or the registry stopped). */

@@ -4,11 +4,10 @@
  * shutdown) goes through Query.end(), which removes the entry and clears its timers. JS thread only.
  */
 import { setMaxListeners } from 'node:events'
-import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
-import { milliseconds } from './options.js'
+import { DiscoveryError, DiscoveryErrorCode, stoppedError } from './errors.js'
+import { DEFAULT_QUERY_TIMEOUT, milliseconds, type QueryOptions } from './options.js'
 
-/** A query's deadline when the caller gives none (ms). kad-dht's own default would be 180 s. */
-export const DEFAULT_QUERY_TIMEOUT = 5_000
+export { DEFAULT_QUERY_TIMEOUT, type QueryOptions }
 /** The first retry's backoff (ms); it doubles per attempt, with jitter, up to MAX_BACKOFF. */
 export const BASE_BACKOFF = 25
 /** The longest backoff between two attempts (ms). */
@@ -20,14 +19,6 @@ export const MAX_BACKOFF = 1_000
  * (the registry ends its own helpers' signals with it too).
  */
 export const ENDED = new DiscoveryError(DiscoveryErrorCode.ABORTED, 'the query ended')
-
-/** Options every query takes. */
-export interface QueryOptions {
-  /** Milliseconds until the query fails with `ERR_DISCOVERY_TIMEOUT`. Default {@link DEFAULT_QUERY_TIMEOUT}. */
-  timeout?: number
-  /** Aborts the query: it fails with `ERR_DISCOVERY_ABORTED` (the signal's reason as `cause`). */
-  signal?: AbortSignal
-}
 
 /** How a query ended; the outcome label of the queries metric. */
 export type QueryOutcome = 'success' | 'not-found' | 'timeout' | 'aborted' | 'shutdown' | 'error'
@@ -190,7 +181,7 @@ export class QueryLayer {
 
   /** Starts a query: it is in `pending` until its end(). Throws ERR_DISCOVERY_SHUTDOWN once closed. */
   begin (kind: string, options: QueryOptions = {}): Query {
-    if (this.#closed) throw new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry is stopped; ${kind} refused`)
+    if (this.#closed) throw stoppedError(kind)
     const query = new Query(this, this.#nextId++, kind, options)
     this.pending.set(query.id, query)
     this.begun++

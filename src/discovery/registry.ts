@@ -10,7 +10,7 @@ import { OperationLimiter, type Permit } from '../limits/operation-limiter.js'
 import { checkOptions, invalidArgType, invalidArgValue } from '../args.js'
 import type { TransientConnectionManager } from '../limits/transient.js'
 import { ServiceClient, type ServiceClientOptions } from './client.js'
-import { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
+import { DiscoveryError, DiscoveryErrorCode, isDiscoveryError, stoppedError } from './errors.js'
 import { DEFAULT_QUERY_TIMEOUT, ENDED, Query, QueryLayer, Reputation, outcomeOf, type QueryOptions, type QueryOutcome } from './query-layer.js'
 import {
   RECORD_NAMESPACE, RecordRejection, nameToCid, newer, recordKey, selectRecord, signRecord,
@@ -19,10 +19,10 @@ import {
 import { loadPeers } from './peers.js'
 import { Telemetry, loadTracing, type ResolveTimes } from './telemetry.js'
 import { ownTransientConnections } from './transient.js'
-import { Advertisement } from './advertisement.js'
+import { Advertisement, type Publishing } from './advertisement.js'
 import { announceNearby, joined } from './announce.js'
 import { compactMemoryDatastore } from './datastore.js'
-import { publishable } from './addresses.js'
+import { dialTarget, publishable } from './addresses.js'
 import { UnreachablePeers, connectionFailed, dropFromRoutingTable, healRoutingTable } from './unreachable.js'
 import { answerProviders, nearbyProviders, localProviders, type NearbyContext } from './nearby.js'
 import { exchange, readAll } from './wire.js'
@@ -96,6 +96,8 @@ export class ServiceRegistry {
   readonly #unreachable: UnreachablePeers
   readonly #onConnectionOpen = (event: CustomEvent<Connection>): void => { this.#unreachable.clear(event.detail.remotePeer) }
   readonly #detachHealing: () => void
+  /** What the advertisements use: the node's key, clock and addresses, and #publish(). */
+  readonly #publishing: Publishing
   #dhtEvents = 0
   #stopped: Promise<void> | undefined
 
@@ -154,10 +156,19 @@ export class ServiceRegistry {
       this.#detachTransient = detach
     }
     libp2p.addEventListener('connection:open', this.#onConnectionOpen)
-    this.#detachHealing = healRoutingTable(libp2p, dht, async peer => { await this.confirmGone(peer) })
+    this.#detachHealing = healRoutingTable(libp2p, dht, async peer => { await this.#confirmGone(peer) })
     void libp2p.handle(RECORD_PROTOCOL, async (stream) => { await this.#answerRecord(stream) }, { maxInboundStreams: 256 }).catch(() => {})
     this.#nearby = { libp2p, dht, rejected: (error, from) => this.#rejected(error, from), hedge: () => this.#autoHedge() }
     void libp2p.handle(PROVIDERS_PROTOCOL, async (stream) => { await answerProviders(stream, dht, libp2p) }, { maxInboundStreams: 256 }).catch(() => {})
+    this.#publishing = {
+      peerId: this.libp2p.peerId.toString(),
+      stopping: this.#stopping.signal,
+      now: () => this.#now(),
+      // Loopback addresses left out when the node has another.
+      ownAddresses: () => publishable(this.libp2p.getMultiaddrs()).map(ma => ma.toString()),
+      sign: async record => await signRecord(record, this.#privateKey),
+      publish: async (name, value, options, withdrawn, provide) => { await this.#publish(name, value, options, withdrawn, provide) }
+    }
   }
 
   /**
@@ -328,7 +339,7 @@ export class ServiceRegistry {
     this.#refuseQuery('advertise()')
     const ttl = options.ttl ?? this.#defaultTtl
     const previous = this.#advertisements.get(name)
-    const advertisement = new Advertisement(this, name, options.metadata, ttl, options.multiaddrs?.slice(), previous?.record?.sequence ?? 0)
+    const advertisement = new Advertisement(this.#publishing, name, options.metadata, ttl, options.multiaddrs?.slice(), previous?.record?.sequence ?? 0)
     // Checks the metadata before anything is published.
     await advertisement.sign()
     previous?.cancel()
@@ -368,26 +379,11 @@ export class ServiceRegistry {
     }
   }
 
-  /** @internal Signs a record with the node's key. */
-  async signRecord (record: ServiceRecord): Promise<Uint8Array> {
-    return await signRecord(record, this.#privateKey)
-  }
-
-  /** @internal The clock records expire by. */
-  now (): number {
-    return this.#now()
-  }
-
-  /** @internal The addresses a record publishes when given none: the node's, loopback ones left out when it has another. */
-  ownAddresses (): string[] {
-    return publishable(this.libp2p.getMultiaddrs()).map(ma => ma.toString())
-  }
-
   /**
-   * @internal Puts `value` under its key and provides the name, as one query, once the thread's
+   * Puts `value` under its key and provides the name, as one query, once the thread's
    * publications have room for it (ServiceRegistryOptions.publications; the deadline runs from then).
    */
-  async publish (name: string, value: Uint8Array, options: QueryOptions, withdrawn: boolean, provide = true): Promise<void> {
+  async #publish (name: string, value: Uint8Array, options: QueryOptions, withdrawn: boolean, provide = true): Promise<void> {
     const span = this.#telemetry.span('discovery.advertise', { 'discovery.name': name, 'discovery.withdraw': withdrawn })
     const waited = performance.now()
     // (With a permit free, the query begins in this tick: advertise() returns with it pending.)
@@ -431,7 +427,7 @@ export class ServiceRegistry {
 
   /** A permit of the thread's publications; fails with ERR_DISCOVERY_ABORTED or ERR_DISCOVERY_SHUTDOWN while waiting. */
   async #publishPermit (name: string, signal?: AbortSignal): Promise<Permit> {
-    if (this.queries.closed) throw new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry is stopped; the publication of "${name}" refused`)
+    if (this.queries.closed) throw stoppedError(`the publication of "${name}"`)
     try {
       return await this.#publications.acquire(PUBLISH_CLASS, { signal: signal === undefined ? this.#stopping.signal : AbortSignal.any([signal, this.#stopping.signal]) })
     } catch (error) {
@@ -468,9 +464,7 @@ export class ServiceRegistry {
    */
   async #fetchDirect (name: string, provider: PeerInfo, signal: AbortSignal, times: ResolveTimes): Promise<ServiceRecord> {
     const connected = this.libp2p.getConnections(provider.id).find(c => c.status === 'open')
-    const target = provider.multiaddrs.length > 0 && connected === undefined
-      ? provider.multiaddrs.map(ma => ma.toString().includes('/p2p/') ? ma : ma.encapsulate(`/p2p/${provider.id.toString()}`))
-      : provider.id
+    const target = connected === undefined ? dialTarget(provider.id, provider.multiaddrs) : provider.id
     let connection: Connection | undefined
     let stream: Stream
     let at = performance.now()
@@ -484,7 +478,7 @@ export class ServiceRegistry {
     } catch (error) {
       if (signal.aborted) throw signal.reason
       if (connection === undefined) this.unreachable(provider.id)
-      else if (connectionFailed(connection, error)) await this.confirmGone(provider.id)
+      else if (connectionFailed(connection, error)) await this.#confirmGone(provider.id)
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${provider.id.toString()} failed: ${(error as Error).message}`, { cause: error })
     }
     const onAbort = (): void => stream.abort(signal.reason)
@@ -499,7 +493,7 @@ export class ServiceRegistry {
       times.verify = performance.now() - at
       return record
     } catch (error) {
-      if (!signal.aborted && connectionFailed(connection, error)) await this.confirmGone(provider.id)
+      if (!signal.aborted && connectionFailed(connection, error)) await this.#confirmGone(provider.id)
       this.#rejected(error)
       throw error
     } finally {
@@ -627,11 +621,11 @@ export class ServiceRegistry {
   }
 
   /**
-   * @internal After a connection to `peer` closed under a request: a new one is dialled (libp2p
+   * After a connection to `peer` closed under a request: a new one is dialled (libp2p
    * reports a closed connection open for a while, and closes duplicates of live ones); `peer` is
    * unreachable if that fails too.
    */
-  async confirmGone (peer: PeerId): Promise<void> {
+  async #confirmGone (peer: PeerId): Promise<void> {
     if (this.stopped) return
     try {
       await this.libp2p.dial(peer, { force: true, signal: AbortSignal.timeout(UNREACHABLE_CONFIRM_TIMEOUT) })
@@ -895,7 +889,7 @@ export class ServiceRegistry {
     const stop = options.signal === undefined ? this.#stopping.signal : AbortSignal.any([options.signal, this.#stopping.signal])
     // The caller's abort ends the watch quietly; the registry's stop fails it, as it fails queries.
     const ended = (): boolean => {
-      if (this.#stopping.signal.aborted) throw this.#shutdown('watch()')
+      if (this.#stopping.signal.aborted) throw stoppedError('watch()')
       return stop.aborted
     }
     const known = new Map<string, ServiceRecord>()
@@ -943,9 +937,7 @@ export class ServiceRegistry {
     if (!connected && this.isUnreachable(peer)) {
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${record.peerId} for ${protocol} skipped: a connection to it failed less than ${UNREACHABLE_HOLD / 1000} s ago`)
     }
-    const target = connected || record.multiaddrs.length === 0
-      ? peer
-      : record.multiaddrs.map(a => { const ma = multiaddr(a); return a.includes('/p2p/') ? ma : ma.encapsulate(`/p2p/${record.peerId}`) })
+    const target = connected ? peer : dialTarget(peer, record.multiaddrs)
     let connection: Connection | undefined
     try {
       connection = await this.libp2p.dial(target, { signal: options.signal })
@@ -953,7 +945,7 @@ export class ServiceRegistry {
     } catch (error) {
       if (options.signal?.aborted !== true) {
         if (connection === undefined) this.unreachable(peer)
-        else if (connectionFailed(connection, error)) await this.confirmGone(peer)
+        else if (connectionFailed(connection, error)) await this.#confirmGone(peer)
       }
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${record.peerId} for ${protocol} failed: ${(error as Error).message}`, { cause: error })
     }
@@ -971,17 +963,17 @@ export class ServiceRegistry {
   }
 
   /**
-   * @internal request() on a connection already open (the service client's path). When the stream
-   * cannot be opened because the connection is gone, `closed` is called (nothing was sent; the peer
-   * is held unreachable unless a new connection to it opens, see confirmGone()).
+   * request() on a connection already open (the service client's path). When the stream cannot be
+   * opened because the connection is gone, `closed` is called (nothing was sent; the peer is held
+   * unreachable unless a new connection to it opens, see #confirmGone()).
    */
-  async requestOn (connection: Connection, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number, closed?: () => void } = {}): Promise<Uint8Array> {
+  async #requestOn (connection: Connection, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number, closed?: () => void } = {}): Promise<Uint8Array> {
     let stream: Stream
     try {
       stream = await connection.newStream(protocol, { signal: options.signal })
     } catch (error) {
       if (options.signal?.aborted !== true && connectionFailed(connection, error)) {
-        await this.confirmGone(connection.remotePeer)
+        await this.#confirmGone(connection.remotePeer)
         options.closed?.()
       }
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `opening a ${protocol} stream failed: ${(error as Error).message}`, { cause: error })
@@ -1032,7 +1024,13 @@ export class ServiceRegistry {
     serviceName(name)
     protocolId(checkOptions(options).protocol, 'protocol', 'option')
     this.#refuseIfStopped('client()')
-    const client = new ServiceClient(this, name, options, () => this.#clients.delete(client))
+    const client = new ServiceClient({
+      libp2p: this.libp2p,
+      isUnreachable: peer => this.isUnreachable(peer),
+      unreachable: peer => this.unreachable(peer),
+      watch: (name, options) => this.watch(name, options),
+      requestOn: async (connection, protocol, request, options) => await this.#requestOn(connection, protocol, request, options)
+    }, name, options, () => this.#clients.delete(client))
     this.#clients.add(client)
     return client
   }
@@ -1067,13 +1065,8 @@ export class ServiceRegistry {
     return await this.#stopped
   }
 
-  /** The error of a call on a stopped registry. */
-  #shutdown (what: string): DiscoveryError {
-    return new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry is stopped; ${what} refused`)
-  }
-
   #refuseIfStopped (what: string): void {
-    if (this.#stopped !== undefined) throw this.#shutdown(what)
+    if (this.#stopped !== undefined) throw stoppedError(what)
   }
 
   /**
