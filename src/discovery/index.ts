@@ -37,7 +37,8 @@ export {
   RecordRejection, nameDigest, nameToCid, recordKey, parseRecordKey, signRecord, verifyRecord, verifyRecordForKey, selectRecord, newer,
   type ServiceRecord, type JsonValue, type RejectionReason
 } from './record.js'
-export { QueryLayer, Query, Reputation, DEFAULT_QUERY_TIMEOUT, BASE_BACKOFF, MAX_BACKOFF, type QueryOptions, type QueryOutcome } from './query-layer.js'
+export { QueryLayer, Query, DEFAULT_QUERY_TIMEOUT, BASE_BACKOFF, MAX_BACKOFF, type QueryOptions, type QueryOutcome } from './query-layer.js'
+export { Reputation } from './reputation.js'
 export { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
 export { METRICS_PREFIX, RESOLVE_PHASES, type SpanLike, type ResolveTimes } from './telemetry.js'
 export { ownTransientConnections, type TransientOptions } from './transient.js'
