@@ -20,14 +20,14 @@
  * missing (another kad-dht version), localProviders() and nearbyProviders() return undefined, the
  * answer is empty, and the registry uses findProviders() alone. JS thread only.
  */
-import type { Libp2p, PeerId, PeerInfo, PeerStore, Stream } from '@libp2p/interface'
+import type { Libp2p, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 import { RecordRejection, nameToCid } from './record.js'
 import { NEARBY_TIMEOUT, PROVIDERS_PROTOCOL } from './options.js'
-import { exchange, readAll } from './wire.js'
+import { exchange } from './wire.js'
 import { kadId, kadInternals, type KadInternals } from './kad-internals.js'
 import { ENDED } from './query-layer.js'
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
@@ -76,24 +76,6 @@ export function decodeProviders (bytes: Uint8Array): PeerInfo[] {
     })
   } catch (error) {
     throw new RecordRejection('malformed', `a providers answer that does not parse: ${(error as Error).message}`)
-  }
-}
-
-/**
- * Answers one PROVIDERS_PROTOCOL request (the name in UTF-8, at most 255 bytes) with the providers
- * of the name this node's provider store holds; empty when it holds none.
- */
-export async function answerProviders (stream: Stream, dht: unknown, libp2p: Libp2p): Promise<void> {
-  try {
-    const name = Buffer.from(await readAll(stream, 255)).toString('utf8')
-    // This node as a provider has no peer-store entry: its own addresses stand in (as in kad-dht's handler).
-    const self = (peer: PeerId): Multiaddr[] | undefined => peer.equals(libp2p.peerId) ? libp2p.getMultiaddrs() : undefined
-    const providers = name.length === 0 ? [] : await localProviders(dht, libp2p.peerStore, nameToCid(name), undefined, self) ?? []
-    const answer = encodeProviders(providers)
-    if (!stream.send(answer)) await stream.onDrain()
-    await stream.close()
-  } catch (error) {
-    stream.abort(error as Error)
   }
 }
 

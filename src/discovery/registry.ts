@@ -3,34 +3,34 @@
  * Providers advertise signed records (a PUT_VALUE record and a provider record per name); clients
  * discover, resolve and watch them through the async query layer (query-layer.ts). JS thread only.
  */
-import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { OperationLimiter, type Permit } from '../limits/operation-limiter.js'
+import { OperationLimiter } from '../limits/operation-limiter.js'
 import { checkOptions, invalidArgType, invalidArgValue } from '../args.js'
 import type { TransientConnectionManager } from '../limits/transient.js'
 import { ServiceClient, type ServiceClientOptions } from './client.js'
-import { DiscoveryError, DiscoveryErrorCode, isDiscoveryError, stoppedError } from './errors.js'
-import { DEFAULT_QUERY_TIMEOUT, QueryLayer, outcomeOf, retryable, type QueryOptions } from './query-layer.js'
-import { RECORD_NAMESPACE, RecordRejection, nameToCid, recordKey, selectRecord, signRecord, verifyRecordForKey, type ServiceRecord } from './record.js'
+import { DiscoveryError, DiscoveryErrorCode, stoppedError } from './errors.js'
+import { DEFAULT_QUERY_TIMEOUT, QueryLayer } from './query-layer.js'
+import { RECORD_NAMESPACE, RecordRejection, selectRecord, verifyRecordForKey, type ServiceRecord } from './record.js'
 import { Reputation, autoHedge } from './reputation.js'
 import { loadPeers } from './peers.js'
 import { Telemetry, loadTracing } from './telemetry.js'
 import { ownTransientConnections } from './transient.js'
-import { Advertisement, type Publishing } from './advertisement.js'
-import { announceNearby } from './announce.js'
-import { joined } from './kad-internals.js'
+import type { Advertisement } from './advertisement.js'
 import { compactMemoryDatastore } from './datastore.js'
-import { dialTarget, publishable } from './addresses.js'
-import { Reachability, connectionFailed } from './unreachable.js'
-import { answerProviders } from './nearby.js'
-import { Finder, type OwnRecords } from './finder.js'
-import { exchange, readAll } from './wire.js'
+import { publishable } from './addresses.js'
+import { Reachability } from './unreachable.js'
+import type { DiscoveryComponents } from './components.js'
+import { Publisher } from './publisher.js'
+import { Finder } from './finder.js'
+import { Caller } from './caller.js'
+import { RecordHandler } from './rpc/record.js'
+import { ProvidersHandler } from './rpc/providers.js'
 import {
-  DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, DEFAULT_BOOTSTRAP_TIMEOUT,
-  PUBLISH_TIMEOUT, PUBLICATIONS_AT_ONCE, UNREACHABLE_HOLD, PUBLISH_CLASS, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS, DEFAULT_MAX_MESSAGE_BYTES, type DhtService, type DhtEvent, type ServiceRegistryOptions,
-  type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions, type ResolveOptions, type WatchOptions,
-  type WatchEvent, type RegistryStats, type RequestHandler,
+  DEFAULT_DHT_PROTOCOL, DEFAULT_TTL, DEFAULT_BOOTSTRAP_TIMEOUT, PUBLICATIONS_AT_ONCE, PUBLISH_CLASS, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS,
+  type DhtService, type ServiceRegistryOptions, type ServiceRegistryInit, type AdvertiseOptions, type DiscoverOptions,
+  type ResolveOptions, type WatchOptions, type WatchEvent, type RegistryStats, type RequestHandler,
   advertiseArguments, badAddress, callArguments, discoverArguments, handleArguments, milliseconds, multiaddrList, protocolId,
   registryInit, registryOptions, requestBody, resolveArguments, serviceName, watchArguments
 } from './options.js'
@@ -38,8 +38,6 @@ import {
 export * from './options.js'
 export { Advertisement } from './advertisement.js'
 
-
-const utf8 = new TextEncoder()
 
 /**
  * The full publications of every registry on this thread (see ServiceRegistryOptions.publications):
@@ -67,24 +65,20 @@ export class ServiceRegistry {
   /** The manager of the node's transient connections, if any. */
   readonly transient?: TransientConnectionManager<string>
   readonly #dht: DhtService
-  readonly #privateKey: PrivateKey
   readonly #telemetry: Telemetry
   readonly #timeout: number
-  readonly #announcePeers: number
-  readonly #defaultTtl: number
   readonly #now: () => number
   readonly #stopNode: boolean
   readonly #needsPeer: boolean
   readonly #stopping = new AbortController()
-  readonly #advertisements = new Map<string, Advertisement>()
   readonly #clients = new Set<ServiceClient>()
   readonly #detachTransient?: () => void
-  readonly #publications: OperationLimiter
   /** Providers a connection to failed lately: resolve(), discover(), dial() and clients skip them (see unreachable.ts). */
   readonly #reachability: Reachability
+  readonly #publisher: Publisher
   readonly #finder: Finder
-  /** What the advertisements use: the node's key, clock and addresses, and #publish(). */
-  readonly #publishing: Publishing
+  readonly #caller: Caller
+  readonly #handlers: Array<{ stop: () => Promise<void> }>
   #stopped: Promise<void> | undefined
 
   /**
@@ -103,17 +97,14 @@ export class ServiceRegistry {
     this.#dht = dht
     const privateKey = options.privateKey ?? (libp2p as unknown as { components?: { privateKey?: PrivateKey } }).components?.privateKey
     if (privateKey === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_CONFIGURED, 'no private key to sign records with: pass options.privateKey')
-    this.#privateKey = privateKey
     this.#timeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
-    this.#announcePeers = options.announcePeers ?? DEFAULT_ANNOUNCE_PEERS
-    this.#defaultTtl = options.defaultTtl ?? DEFAULT_TTL
     this.#now = options.now ?? Date.now
     this.#stopNode = options.stopNode ?? false
     this.#needsPeer = options.needsPeer ?? false
     if (options.publications !== undefined && !(options.publications instanceof OperationLimiter && options.publications.classNames.includes(PUBLISH_CLASS))) {
       throw invalidArgValue('publications', `must be an OperationLimiter with a class '${PUBLISH_CLASS}'`, options.publications)
     }
-    this.#publications = options.publications ?? (threadPublications ??= new OperationLimiter({ capacity: PUBLICATIONS_AT_ONCE, classes: { [PUBLISH_CLASS]: { guaranteed: 0 } } }))
+    const publications = options.publications ?? (threadPublications ??= new OperationLimiter({ capacity: PUBLICATIONS_AT_ONCE, classes: { [PUBLISH_CLASS]: { guaranteed: 0 } } }))
     // Records of this namespace are checked (and counted when refused) wherever this node stores or reads them.
     // The registry's validator replaces the default one (it counts refusals and reads the
     // registry's clock); a validator of the application's own is kept, and its refusals counted.
@@ -129,10 +120,10 @@ export class ServiceRegistry {
     }
     dht.selectors[RECORD_NAMESPACE] ??= selectRecord
     this.#telemetry = new Telemetry(libp2p.metrics, {
-      records: () => this.#advertisements.size,
+      records: () => this.#publisher.size,
       peers: () => this.reputation.size,
       pending: () => this.queries.pending.size,
-      advertised: () => this.#advertisements.size
+      advertised: () => this.#publisher.size
     })
     if (options.transient !== false) {
       const { manager, detach } = ownTransientConnections(libp2p, dht, options.transient)
@@ -140,26 +131,17 @@ export class ServiceRegistry {
       this.#detachTransient = detach
     }
     const reachability = this.#reachability = new Reachability({ libp2p, dht, stopping: this.#stopping.signal })
-    void libp2p.handle(RECORD_PROTOCOL, async (stream) => { await this.#answerRecord(stream) }, { maxInboundStreams: 256 }).catch(() => {})
-    const ownRecords: OwnRecords = {
-      provides: name => this.#advertisements.get(name)?.withdrawn === false,
-      own: name => {
-        const advertisement = this.#advertisements.get(name)
-        const record = advertisement?.withdrawn === false ? advertisement.record : undefined
-        return record !== undefined && record.expiresAt > this.#now() ? record : undefined
-      }
-    }
-    this.#finder = new Finder({ libp2p, dht, queries: this.queries, reputation: this.reputation, reachability, telemetry: this.#telemetry, now: () => this.#now(), stopping: this.#stopping.signal, ownRecords }, { timeout: this.#timeout, nearbyPeers: options.nearbyPeers ?? NEARBY_PEERS })
-    void libp2p.handle(PROVIDERS_PROTOCOL, async (stream) => { await answerProviders(stream, dht, libp2p) }, { maxInboundStreams: 256 }).catch(() => {})
-    this.#publishing = {
-      peerId: this.libp2p.peerId.toString(),
-      stopping: this.#stopping.signal,
-      now: () => this.#now(),
-      // Loopback addresses left out when the node has another.
-      ownAddresses: () => publishable(this.libp2p.getMultiaddrs()).map(ma => ma.toString()),
-      sign: async record => await signRecord(record, this.#privateKey),
-      publish: async (name, value, options, withdrawn, provide) => { await this.#publish(name, value, options, withdrawn, provide) }
-    }
+    const components: DiscoveryComponents = { libp2p, dht, queries: this.queries, reputation: this.reputation, reachability, telemetry: this.#telemetry, now: () => this.#now(), stopping: this.#stopping.signal }
+    const publisher = this.#publisher = new Publisher({ ...components, privateKey }, {
+      timeout: this.#timeout,
+      announcePeers: options.announcePeers ?? DEFAULT_ANNOUNCE_PEERS,
+      defaultTtl: options.defaultTtl ?? DEFAULT_TTL,
+      publications
+    })
+    this.#finder = new Finder({ ...components, ownRecords: publisher }, { timeout: this.#timeout, nearbyPeers: options.nearbyPeers ?? NEARBY_PEERS })
+    this.#caller = new Caller(components)
+    // One handler per side protocol, answering from the moment the registry exists.
+    this.#handlers = [new RecordHandler(components, { record: name => publisher.value(name) }), new ProvidersHandler(components)]
   }
 
   /**
@@ -303,7 +285,7 @@ export class ServiceRegistry {
       rejected: { ...this.#telemetry.rejected },
       retries: this.#telemetry.retries,
       dhtEvents: this.#telemetry.dhtEvents,
-      advertised: [...this.#advertisements.values()].filter(a => !a.withdrawn).length,
+      advertised: this.#publisher.advertised,
       peers: this.reputation.size,
       routingTable: this.#dht.routingTable?.size ?? 0,
       hedgeDelay: autoHedge(this.reputation),
@@ -322,107 +304,7 @@ export class ServiceRegistry {
   async advertise (name: string, options: AdvertiseOptions = {}): Promise<Advertisement> {
     options = advertiseArguments(name, options)
     this.#refuseQuery('advertise()')
-    const ttl = options.ttl ?? this.#defaultTtl
-    const previous = this.#advertisements.get(name)
-    const advertisement = new Advertisement(this.#publishing, name, options.metadata, ttl, options.multiaddrs?.slice(), previous?.record?.sequence ?? 0)
-    // Checks the metadata before anything is published.
-    await advertisement.sign()
-    previous?.cancel()
-    this.#advertisements.set(name, advertisement)
-    const publishOptions = { timeout: options.timeout, signal: options.signal }
-    // Discoverable first (the provider record sent to the nearest known peers), then the full
-    // publication in the background; without a routing table to announce to, the full one is awaited.
-    const announced = options.wait === 'published' ? undefined : await this.#announce(name, publishOptions)
-    const published = advertisement.publish(publishOptions)
-    advertisement.published = published
-    if (announced === undefined || announced === 0) {
-      await published
-    } else {
-      // Failures are retried by the advertisement and kept in lastError; `published` reports them.
-      published.catch(() => {})
-    }
-    return advertisement
-  }
-
-  /**
-   * Sends the provider record of `name` to the nearest peers of the routing table (announce.ts):
-   * resolves with how many took it, or undefined when that is not possible here. Never throws.
-   */
-  async #announce (name: string, options: QueryOptions): Promise<number | undefined> {
-    if (this.#announcePeers === 0) return undefined
-    let sent: number | undefined
-    const report = this.#telemetry.traced<number | undefined>(() => this.#telemetry.span('discovery.announce', { 'discovery.name': name }), {
-      peers: () => sent ?? 0,
-      outcome: sent => sent === undefined || sent === 0 ? 'not-found' : 'success'
-    })
-    let begun = false
-    return await this.queries.run('announce', { timeout: options.timeout ?? this.#timeout, signal: options.signal }, async query => {
-      begun = true
-      await query.race(joined(this.#dht))
-      sent = await query.race(announceNearby(this.#dht, nameToCid(name), this.peerId, publishable(this.libp2p.getMultiaddrs()), this.#announcePeers, query.signal))
-      return sent
-    }, report).catch(error => {
-      // A stopped registry refuses it (advertise() then fails); its failures are only not-announced.
-      if (!begun) throw error
-      return undefined
-    })
-  }
-
-  /**
-   * Puts `value` under its key and provides the name, as one query, once the thread's
-   * publications have room for it (ServiceRegistryOptions.publications; the deadline runs from then).
-   */
-  async #publish (name: string, value: Uint8Array, options: QueryOptions, withdrawn: boolean, provide = true): Promise<void> {
-    const span = this.#telemetry.span('discovery.advertise', { 'discovery.name': name, 'discovery.withdraw': withdrawn })
-    const waited = performance.now()
-    // (With a permit free, the query begins in this tick: advertise() returns with it pending.)
-    const permit = this.#publications.tryAcquire(PUBLISH_CLASS) ?? await this.#publishPermit(name, options.signal).catch(error => {
-      Telemetry.end(span, outcomeOf(error), error)
-      throw error
-    })
-    span.setAttribute('discovery.queued_ms', Math.round((performance.now() - waited) * 1000) / 1000)
-    let peers = 0
-    const report = this.#telemetry.traced<void>(span, { peers: () => peers })
-    try {
-      const cid = nameToCid(name)
-      await this.queries.run('advertise', { timeout: options.timeout ?? Math.max(this.#timeout, PUBLISH_TIMEOUT), signal: options.signal }, async query => await query.retry(async signal => {
-        const drain = async (events: AsyncIterable<DhtEvent>): Promise<void> => {
-          for await (const event of events) {
-            this.#telemetry.dhtEvents++
-            if (event.name === 'PEER_RESPONSE') peers++
-          }
-        }
-        await Promise.all([
-          drain(this.#dht.put(recordKey(name, this.peerId), value, { signal })),
-          withdrawn ? this.#dht.cancelReprovide(cid).catch(() => {}) : provide ? drain(this.#dht.provide(cid, { signal })) : undefined
-        ])
-      }, retryable, () => this.#telemetry.retry()), report)
-    } finally {
-      permit.release()
-    }
-  }
-
-  /** A permit of the thread's publications; fails with ERR_DISCOVERY_ABORTED or ERR_DISCOVERY_SHUTDOWN while waiting. */
-  async #publishPermit (name: string, signal?: AbortSignal): Promise<Permit> {
-    if (this.queries.closed) throw stoppedError(`the publication of "${name}"`)
-    try {
-      return await this.#publications.acquire(PUBLISH_CLASS, { signal: signal === undefined ? this.#stopping.signal : AbortSignal.any([signal, this.#stopping.signal]) })
-    } catch (error) {
-      if (this.#stopping.signal.aborted) throw new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry stopped; the publication of "${name}" cancelled`, { cause: error })
-      throw new DiscoveryError(DiscoveryErrorCode.ABORTED, `the publication of "${name}" was aborted`, { cause: signal?.reason ?? error })
-    }
-  }
-
-  /** Answers a RECORD_PROTOCOL request: this node's current record for the name asked, or nothing. */
-  async #answerRecord (stream: Stream): Promise<void> {
-    try {
-      const name = Buffer.from(await readAll(stream, 1024)).toString('utf8')
-      const value = this.#advertisements.get(name)?.value
-      if (value !== undefined && !stream.send(value)) await stream.onDrain()
-      await stream.close()
-    } catch (error) {
-      stream.abort(error as Error)
-    }
+    return await this.#publisher.advertise(name, options)
   }
 
   // --- finding -------------------------------------------------------------------------------
@@ -484,23 +366,7 @@ export class ServiceRegistry {
   async dial (record: ServiceRecord, protocol: string, options: { signal?: AbortSignal } = {}): Promise<Stream> {
     callArguments(record, protocol, options)
     this.#refuseIfStopped('dial()')
-    const peer = peerIdFromString(record.peerId)
-    const connected = this.libp2p.getConnections(peer).length > 0
-    if (!connected && this.isUnreachable(peer)) {
-      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${record.peerId} for ${protocol} skipped: a connection to it failed less than ${UNREACHABLE_HOLD / 1000} s ago`)
-    }
-    const target = connected ? peer : dialTarget(peer, record.multiaddrs)
-    let connection: Connection | undefined
-    try {
-      connection = await this.libp2p.dial(target, { signal: options.signal })
-      return await connection.newStream(protocol, { signal: options.signal })
-    } catch (error) {
-      if (options.signal?.aborted !== true) {
-        if (connection === undefined) this.unreachable(peer)
-        else if (connectionFailed(connection, error)) await this.#reachability.confirmGone(peer)
-      }
-      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${record.peerId} for ${protocol} failed: ${(error as Error).message}`, { cause: error })
-    }
+    return await this.#caller.dial(record, protocol, options)
   }
 
   /**
@@ -510,41 +376,8 @@ export class ServiceRegistry {
   async request (record: ServiceRecord, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number } = {}): Promise<Uint8Array> {
     callArguments(record, protocol, options)
     requestBody(request)
-    const stream = await this.dial(record, protocol, options)
-    return await this.#exchange(stream, request, options)
-  }
-
-  /**
-   * request() on a connection already open (the service client's path). When the stream cannot be
-   * opened because the connection is gone, `closed` is called (nothing was sent; the peer is held
-   * unreachable unless a new connection to it opens, see #confirmGone()).
-   */
-  async #requestOn (connection: Connection, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number, closed?: () => void } = {}): Promise<Uint8Array> {
-    let stream: Stream
-    try {
-      stream = await connection.newStream(protocol, { signal: options.signal })
-    } catch (error) {
-      if (options.signal?.aborted !== true && connectionFailed(connection, error)) {
-        await this.#reachability.confirmGone(connection.remotePeer)
-        options.closed?.()
-      }
-      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `opening a ${protocol} stream failed: ${(error as Error).message}`, { cause: error })
-    }
-    return await this.#exchange(stream, request, options)
-  }
-
-  async #exchange (stream: Stream, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number }): Promise<Uint8Array> {
-    const signal = options.signal
-    const onAbort = (): void => stream.abort(signal?.reason ?? new Error('aborted'))
-    signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      return await exchange(stream, typeof request === 'string' ? utf8.encode(request) : request, options.maxResponseBytes ?? DEFAULT_MAX_MESSAGE_BYTES)
-    } catch (error) {
-      if (isDiscoveryError(error)) throw error
-      throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `the request failed: ${(error as Error).message}`, { cause: error })
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-    }
+    this.#refuseIfStopped('dial()')
+    return await this.#caller.request(record, protocol, request, options)
   }
 
   /**
@@ -555,17 +388,7 @@ export class ServiceRegistry {
   async handle (protocol: string, handler: RequestHandler, options: { maxRequestBytes?: number, maxInboundStreams?: number } = {}): Promise<void> {
     handleArguments(protocol, handler, options)
     this.#refuseIfStopped('handle()')
-    await this.libp2p.handle(protocol, async (stream, connection) => {
-      try {
-        const request = await readAll(stream, options.maxRequestBytes ?? DEFAULT_MAX_MESSAGE_BYTES)
-        const response = await handler(request, { peerId: connection.remotePeer, connection })
-        const bytes = typeof response === 'string' ? utf8.encode(response) : response
-        if (bytes.byteLength > 0 && !stream.send(bytes)) await stream.onDrain()
-        await stream.close()
-      } catch (error) {
-        stream.abort(error as Error)
-      }
-    }, { maxInboundStreams: options.maxInboundStreams ?? 256 })
+    await this.#caller.handle(protocol, handler, options)
   }
 
   /**
@@ -581,7 +404,7 @@ export class ServiceRegistry {
       isUnreachable: peer => this.isUnreachable(peer),
       unreachable: peer => this.unreachable(peer),
       watch: (name, options) => this.watch(name, options),
-      requestOn: async (connection, protocol, request, options) => await this.#requestOn(connection, protocol, request, options)
+      requestOn: async (connection, protocol, request, options) => await this.#caller.requestOn(connection, protocol, request, options)
     }, name, options, () => this.#clients.delete(client))
     this.#clients.add(client)
     return client
@@ -598,13 +421,11 @@ export class ServiceRegistry {
     this.#stopped ??= (async () => {
       this.queries.close()
       this.#stopping.abort()
-      for (const advertisement of this.#advertisements.values()) advertisement.cancel()
-      this.#advertisements.clear()
+      this.#publisher.stop()
       await Promise.allSettled([...this.#clients].map(async client => { await client.close() }))
       this.#detachTransient?.()
       this.#reachability.stop()
-      await this.libp2p.unhandle(RECORD_PROTOCOL).catch(() => {})
-      await this.libp2p.unhandle(PROVIDERS_PROTOCOL).catch(() => {})
+      for (const handler of this.#handlers) await handler.stop()
       if (this.#stopNode) {
         await this.libp2p.stop()
         // js-libp2p's address manager debounces a peer-store update by 1 s when the transport's
