@@ -2,24 +2,27 @@
  * ServiceRegistry: service discovery on a private Kademlia DHT (@libp2p/kad-dht) over node-msquic.
  * Providers advertise signed records (a PUT_VALUE record and a provider record per name); clients
  * discover, resolve and watch them through the async query layer (query-layer.ts). JS thread only.
+ *
+ * The registry is a facade, as kad-dht's KadDHT is over its parts: it checks arguments, refuses
+ * calls once stopped, and hands the work to components built as `new X(components, init)` from
+ * what each uses (components.ts), none of which is given the registry: node.ts assembles the node,
+ * publisher.ts publishes, finder.ts finds (hedged-resolve.ts, fetcher.ts), caller.ts calls,
+ * rpc/ answers the side protocols; reputation.ts and unreachable.ts keep the peers' standing.
  */
 import type { Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { OperationLimiter } from '../limits/operation-limiter.js'
 import { checkOptions, invalidArgType, invalidArgValue } from '../args.js'
 import type { TransientConnectionManager } from '../limits/transient.js'
 import { ServiceClient, type ServiceClientOptions } from './client.js'
 import { DiscoveryError, DiscoveryErrorCode, stoppedError } from './errors.js'
 import { DEFAULT_QUERY_TIMEOUT, QueryLayer } from './query-layer.js'
-import { RECORD_NAMESPACE, RecordRejection, selectRecord, verifyRecordForKey, type ServiceRecord } from './record.js'
+import type { ServiceRecord } from './record.js'
 import { Reputation, autoHedge } from './reputation.js'
-import { loadPeers } from './peers.js'
-import { Telemetry, loadTracing } from './telemetry.js'
+import { Telemetry } from './telemetry.js'
 import { ownTransientConnections } from './transient.js'
 import type { Advertisement } from './advertisement.js'
-import { compactMemoryDatastore } from './datastore.js'
-import { publishable } from './addresses.js'
+import { checkRecords, createNode, dhtOptions } from './node.js'
 import { Reachability } from './unreachable.js'
 import type { DiscoveryComponents } from './components.js'
 import { Publisher } from './publisher.js'
@@ -45,10 +48,6 @@ export { Advertisement } from './advertisement.js'
  */
 let threadPublications: OperationLimiter | undefined
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms).unref()) }
-
-/** The validator of dhtOptions(); a registry on the node swaps it for its own counting one. */
-const defaultValidator = Object.assign(async (key: Uint8Array, value: Uint8Array): Promise<void> => { await verifyRecordForKey(key, value) }, { [Symbol.for('node-msquic.discovery.validator')]: true })
-const isDefaultValidator = (fn: unknown): boolean => (fn as Record<symbol, unknown>)[Symbol.for('node-msquic.discovery.validator')] === true
 
 /**
  * A service registry on a libp2p node with kad-dht: advertise, discover, resolve, watch, dial.
@@ -105,20 +104,7 @@ export class ServiceRegistry {
       throw invalidArgValue('publications', `must be an OperationLimiter with a class '${PUBLISH_CLASS}'`, options.publications)
     }
     const publications = options.publications ?? (threadPublications ??= new OperationLimiter({ capacity: PUBLICATIONS_AT_ONCE, classes: { [PUBLISH_CLASS]: { guaranteed: 0 } } }))
-    // Records of this namespace are checked (and counted when refused) wherever this node stores or reads them.
-    // The registry's validator replaces the default one (it counts refusals and reads the
-    // registry's clock); a validator of the application's own is kept, and its refusals counted.
-    const previous = dht.validators[RECORD_NAMESPACE]
-    const validate = previous === undefined || isDefaultValidator(previous) ? async (key: Uint8Array, value: Uint8Array) => { await verifyRecordForKey(key, value, this.#now()) } : previous
-    dht.validators[RECORD_NAMESPACE] = async (key, value) => {
-      try {
-        await validate(key, value)
-      } catch (error) {
-        if (error instanceof RecordRejection) this.#telemetry.record(error.reason)
-        throw error
-      }
-    }
-    dht.selectors[RECORD_NAMESPACE] ??= selectRecord
+    checkRecords(dht, () => this.#now(), reason => { this.#telemetry.record(reason) })
     this.#telemetry = new Telemetry(libp2p.metrics, {
       records: () => this.#publisher.size,
       peers: () => this.reputation.size,
@@ -149,21 +135,7 @@ export class ServiceRegistry {
    * validator and selector, and an address mapper. Pass them to `kadDHT()` when building your own node.
    */
   static async dhtOptions (protocol = DEFAULT_DHT_PROTOCOL, addresses: 'all' | 'private' | 'public' = 'all'): Promise<Record<string, unknown>> {
-    const kad = await import('@libp2p/kad-dht')
-    const mappers = { all: kad.passthroughMapper, private: kad.removePublicAddressesMapper, public: kad.removePrivateAddressesMapper }
-    return {
-      protocol,
-      clientMode: false,
-      peerInfoMapper: mappers[addresses],
-      validators: { [RECORD_NAMESPACE]: defaultValidator },
-      selectors: { [RECORD_NAMESPACE]: selectRecord },
-      // A private network is small and near: the first self-query need not wait a second, and
-      // k = 20 closest peers hold each record, so three requests in flight on one path find it
-      // (kad-dht's defaults, α = 10 on 10 disjoint paths, are for the open Amino DHT).
-      initialQuerySelfInterval: 50,
-      alpha: 3,
-      disjointPaths: 1
-    }
+    return await dhtOptions(protocol, addresses)
   }
 
   /**
@@ -175,50 +147,8 @@ export class ServiceRegistry {
    */
   static async create (options: ServiceRegistryInit = {}): Promise<ServiceRegistry> {
     const init = registryInit(options)
-    const [{ createLibp2p }, { kadDHT }, { identify }, { ping }, { msquic }] = await loadPeers('ServiceRegistry.create()', async () => await Promise.all([
-      import('libp2p'), import('@libp2p/kad-dht'), import('@libp2p/identify'), import('@libp2p/ping'), import('../libp2p/index.js')
-    ]))
-    // What registryInit()'s syntax check leaves to libp2p's parsers (a peer id that does not parse).
-    for (const name of ['listen', 'bootstrap'] as const) {
-      init[name].forEach((address, i) => {
-        try {
-          const peer = multiaddr(address).getComponents().find(c => c.name === 'p2p')?.value
-          if (peer !== undefined) peerIdFromString(peer)
-        } catch {
-          throw badAddress(Array.isArray(options[name]) ? `${name}[${i}]` : name, address, { dial: name === 'bootstrap', quic: init.libp2p?.transports === undefined })
-        }
-      })
-    }
-    await loadTracing()
-    const { services: extraServices, ...libp2pOptions } = init.libp2p ?? {}
-    const { announce, noAnnounce } = init
-    const datastore = await compactMemoryDatastore()
-    const node = await createLibp2p({
-      privateKey: init.privateKey,
-      // Records kept in buffers of their own size (see datastore.ts); a `libp2p.datastore` wins.
-      ...(datastore !== undefined ? { datastore } : {}),
-      // What peers are told (identify, provider entries, records): `announce` instead of the listening
-      // addresses if given; never `noAnnounce` ones, nor loopback ones when the node has another.
-      addresses: {
-        listen: init.listen,
-        ...(announce !== undefined ? { announce } : {}),
-        announceFilter: (addrs: Multiaddr[]) => publishable(addrs, noAnnounce)
-      },
-      transports: [msquic(init.transport)],
-      connectionMonitor: { enabled: false },
-      // A registry is dialled by every member as it joins: js-libp2p's defaults (5 new
-      // connections per second per host, 10 pending) refuse a fleet started behind one address.
-      connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 256 },
-      ...(init.metrics !== undefined ? { metrics: init.metrics } : {}),
-      ...libp2pOptions,
-      services: {
-        identify: identify(),
-        ping: ping(),
-        dht: kadDHT({ ...await ServiceRegistry.dhtOptions(init.protocol, init.addresses), ...init.dht } as any),
-        ...(extraServices as Record<string, any> ?? {})
-      }
-    } as any)
-    const registry = new ServiceRegistry(node as unknown as Libp2p, { ...init, stopNode: init.stopNode ?? true, needsPeer: init.bootstrap.length === 0 && init.firstNode !== true })
+    const node = await createNode(init, options)
+    const registry = new ServiceRegistry(node, { ...init, stopNode: init.stopNode ?? true, needsPeer: init.bootstrap.length === 0 && init.firstNode !== true })
     try {
       await registry.bootstrap(init.bootstrap, { timeout: init.bootstrapTimeout })
     } catch (error) {
