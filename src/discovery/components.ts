@@ -6,6 +6,7 @@
  */
 import type { Libp2p } from '@libp2p/interface'
 import type { DhtService } from './options.js'
+import type { ServiceRecord } from './record.js'
 import type { QueryLayer } from './query-layer.js'
 import type { Reputation } from './reputation.js'
 import type { Telemetry } from './telemetry.js'
@@ -28,4 +29,12 @@ export interface DiscoveryComponents {
   now: () => number
   /** Aborted when the registry stops. */
   stopping: AbortSignal
+}
+
+/** What the finder asks of this node's own advertisements (the publisher holds them). */
+export interface OwnRecords {
+  /** Whether this node advertises `name` now (not withdrawn). */
+  provides: (name: string) => boolean
+  /** This node's live record of `name`, if any. */
+  own: (name: string) => ServiceRecord | undefined
 }

@@ -6,7 +6,7 @@
  * registry before they get here. JS thread only.
  */
 import type { PeerId, PeerInfo } from '@libp2p/interface'
-import type { DiscoveryComponents } from './components.js'
+import type { DiscoveryComponents, OwnRecords } from './components.js'
 import { DiscoveryErrorCode, isDiscoveryError, stoppedError } from './errors.js'
 import { RecordFetcher } from './fetcher.js'
 import { HedgedResolve, type SearchStage } from './hedged-resolve.js'
@@ -19,14 +19,6 @@ import type { ResolveTimes } from './telemetry.js'
 
 /** Where a provider search found its first provider (RegistryStats.lookups). */
 type LookupSource = keyof RegistryStats['lookups']
-
-/** What the finder asks of this node's own advertisements (the publisher). */
-export interface OwnRecords {
-  /** Whether this node advertises `name` now (not withdrawn). */
-  provides: (name: string) => boolean
-  /** This node's live record of `name`, if any. */
-  own: (name: string) => ServiceRecord | undefined
-}
 
 export type FinderComponents = Pick<DiscoveryComponents, 'libp2p' | 'dht' | 'queries' | 'reputation' | 'reachability' | 'telemetry' | 'now' | 'stopping'> & { ownRecords: OwnRecords }
 

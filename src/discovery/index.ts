@@ -1,3 +1,16 @@
+/*
+ * src/discovery: the discovery layer, the top of node-msquic's stack: ServiceRegistry, a facade over
+ * kad-dht-style components (node.ts assembles the node; publisher.ts, finder.ts and caller.ts
+ * publish, find and call; rpc/ answers the side protocols; query-layer.ts, reputation.ts,
+ * unreachable.ts, telemetry.ts and kad-internals.ts are what they share), the ServiceClient, the
+ * record format and the `node-msquic registry|provide|discover` commands (cli.ts).
+ *
+ * What it may import: src/args.ts, src/errors.ts and src/limits/ (the layers below it); src/libp2p/
+ * (the transport) only from node.ts, on demand, and its option types; libp2p's packages, optional
+ * peer dependencies, which entry.ts checks before anything loads them. Only src/cli.ts imports it.
+ * Inside it, imports run one way (no cycle): registry.ts → node, publisher, finder, caller, rpc/ →
+ * the shared parts → options.ts, record.ts → bounds.ts, errors.ts.
+ */
 /**
  * node-msquic/discovery: service discovery on a private Kademlia DHT (@libp2p/kad-dht) over
  * node-msquic's libp2p transport. Providers advertise signed records; clients discover, resolve
