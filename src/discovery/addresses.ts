@@ -4,7 +4,8 @@
  * another host that dials 127.0.0.1 reaches a node of its own, or nothing. So loopback addresses are
  * left out whenever the node has another, and `noAnnounce` ones always. JS thread only.
  */
-import type { Multiaddr } from '@multiformats/multiaddr'
+import type { PeerId } from '@libp2p/interface'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 
 /** Whether `ma` is on the loopback interface (127.0.0.0/8 or ::1). */
 export function isLoopback (ma: Multiaddr): boolean {
@@ -39,4 +40,16 @@ function matches (address: string, prefixes: readonly string[]): boolean {
 export function publishable (addresses: readonly Multiaddr[], noAnnounce: readonly string[] = []): Multiaddr[] {
   const kept = noAnnounce.length === 0 ? [...addresses] : addresses.filter(ma => !matches(ma.toString(), noAnnounce))
   return kept.some(ma => !isLoopback(ma)) ? kept.filter(ma => !isLoopback(ma)) : kept
+}
+
+/**
+ * What to dial to reach `peer` at `addresses` (a record's, or a provider entry's): each address
+ * ending in /p2p/<peer>, or the peer id alone when there are none (libp2p then looks it up).
+ */
+export function dialTarget (peer: PeerId, addresses: ReadonlyArray<string | Multiaddr>): PeerId | Multiaddr[] {
+  if (addresses.length === 0) return peer
+  return addresses.map(address => {
+    const ma = typeof address === 'string' ? multiaddr(address) : address
+    return address.toString().includes('/p2p/') ? ma : ma.encapsulate(`/p2p/${peer.toString()}`)
+  })
 }

@@ -16,43 +16,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
-import type { DhtEvent } from './options.js'
-
-/** A bucket of kad-dht's routing-table trie: a leaf holds peers, an inner node two halves. */
-interface Bucket { peers?: unknown[], left?: Bucket, right?: Bucket }
-
-/** The kad-dht internals announceNearby() uses (@libp2p/kad-dht 16). */
-interface KadInternals {
-  routingTable: { closestPeers: (kadId: Uint8Array, options?: { count?: number }) => PeerId[], kb?: { root?: Bucket, kBucketSize?: number } }
-  network: {
-    sendMessage: (to: PeerId, message: object, options: { signal: AbortSignal }) => AsyncIterable<DhtEvent>
-    sendRequest: (to: PeerId, message: object, options: { signal: AbortSignal }) => AsyncIterable<DhtEvent & { closer?: Array<{ id: PeerId }> }>
-  }
-  providers: { addProvider: (cid: CID, provider: PeerId, options?: { signal?: AbortSignal }) => Promise<void> }
-}
-
-/** Where kad-dht places `cid` in its key space: the sha256 of its multihash (its convertBuffer()). */
-export function kadId (cid: CID): Uint8Array {
-  return createHash('sha256').update(cid.multihash.bytes).digest()
-}
-
-function internals (dht: unknown): KadInternals | undefined {
-  const d = dht as Partial<KadInternals> | undefined
-  return typeof d?.routingTable?.closestPeers === 'function' && typeof d?.network?.sendMessage === 'function' && typeof d?.network?.sendRequest === 'function' && typeof d?.providers?.addProvider === 'function'
-    ? d as KadInternals
-    : undefined
-}
-
-/**
- * Resolves once kad-dht's first self-query has run (kad-dht bounds it: 5 s). Before it, a node that
- * has just joined knows little more than its bootstrap peers, and an announce to the closest of those
- * misses the name's neighbourhood: in a 20-registry network started in batches, the last batch
- * announced to one peer each, and some resolves of their names ran kad-dht's iterative query into
- * the deadline. kad-dht's own queries wait for it too. At once without kad-dht's internals.
- */
-export async function joined (dht: unknown): Promise<void> {
-  await (dht as { querySelf?: { initialQuerySelfHasRun?: { promise?: Promise<void> } } } | undefined)?.querySelf?.initialQuerySelfHasRun?.promise
-}
+import { kadId, kadInternals, type Bucket, type KadInternals } from './kad-internals.js'
 
 /** Peers of the routing table asked for the peers they know closest to a name before it is announced: kad-dht's α here. */
 const REFINE_PEERS = 3
@@ -109,7 +73,7 @@ async function closestInOneRound (kad: KadInternals, cid: CID, count: number, si
  * (nothing was sent).
  */
 export async function announceNearby (dht: unknown, cid: CID, self: PeerId, multiaddrs: Multiaddr[], count: number, signal: AbortSignal): Promise<number | undefined> {
-  const kad = internals(dht)
+  const kad = kadInternals(dht, 'routingTable.closestPeers', 'network.sendMessage', 'network.sendRequest', 'providers.addProvider')
   if (kad === undefined || count < 1) return undefined
   const target = cid.multihash.bytes
   if (kad.routingTable.closestPeers(kadId(cid), { count: 1 }).length === 0) return undefined

@@ -2,16 +2,33 @@
  * ServiceClient: calls to the providers of one service name. Providers join and leave a
  * ProviderPool as the registry's watch() sees them; every call takes its class permit from one
  * OperationLimiter before a provider is chosen, so class limits hold over all providers together.
+ * It is given what it uses ({@link ServiceClientComponents}), never the registry. JS thread only.
  */
-import type { Connection } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { OperationLimiter, type OperationLimiterOptions } from '../limits/operation-limiter.js'
 import { ProviderPool, type ProviderPoolStats } from '../limits/provider-pool.js'
+import { dialTarget } from './addresses.js'
 import type { ServiceRecord } from './record.js'
-import type { ServiceRegistry, WatchOptions } from './registry.js'
+import type { WatchEvent, WatchOptions } from './options.js'
 
-/** Options of {@link ServiceRegistry.client}. */
+/** What a client uses: the node, the registry's unreachable peers, its watch() and its request path. */
+export interface ServiceClientComponents {
+  libp2p: Pick<Libp2p, 'getConnections' | 'dial'>
+  /** Whether a connection to `peer` failed lately (see UNREACHABLE_HOLD). */
+  isUnreachable: (peer: PeerId | string) => boolean
+  /** Notes that a connection to `peer` failed. */
+  unreachable: (peer: PeerId | string) => void
+  /** The changes of a name's providers (ServiceRegistry.watch()). */
+  watch: (name: string, options: WatchOptions) => AsyncIterable<WatchEvent>
+  /**
+   * A request on a connection already open; `closed` is called when the stream could not be opened
+   * because the connection is gone (nothing was sent).
+   */
+  requestOn: (connection: Connection, protocol: string, request: Uint8Array | string, options: { signal?: AbortSignal, maxResponseBytes?: number, closed?: () => void }) => Promise<Uint8Array>
+}
+
+/** Options of ServiceRegistry.client(). */
 export interface ServiceClientOptions {
   /** The protocol calls are made on (the providers' handle()). */
   protocol: string
@@ -42,7 +59,7 @@ export class ServiceClient {
   readonly limiter: OperationLimiter
   /** The providers and their call slots; they join and leave as watch() sees them. */
   readonly pool: ProviderPool<Lease>
-  readonly #registry: ServiceRegistry
+  readonly #components: ServiceClientComponents
   readonly #protocol: string
   readonly #maxResponseBytes?: number
   readonly #records = new Map<string, ServiceRecord>()
@@ -52,9 +69,9 @@ export class ServiceClient {
   #waiters: Array<() => void> = []
   #closed: Promise<void> | undefined
 
-  /** @internal Made by {@link ServiceRegistry.client}. */
-  constructor (registry: ServiceRegistry, name: string, options: ServiceClientOptions, onClose: () => void) {
-    this.#registry = registry
+  /** @internal Made by ServiceRegistry.client(). */
+  constructor (components: ServiceClientComponents, name: string, options: ServiceClientOptions, onClose: () => void) {
+    this.#components = components
     this.name = name
     this.#protocol = options.protocol
     this.#maxResponseBytes = options.maxResponseBytes
@@ -65,7 +82,7 @@ export class ServiceClient {
     const pool = this.pool = new ProviderPool<Lease>({ limiter: this.limiter })
     const maxPerProvider = options.maxPerProvider ?? 16
     this.#watching = (async () => {
-      for await (const event of registry.watch(name, { ...options.watch, signal: this.#stop.signal })) {
+      for await (const event of components.watch(name, { ...options.watch, signal: this.#stop.signal })) {
         const id = event.record.peerId
         if (event.type === 'gone') {
           this.#records.delete(id)
@@ -79,7 +96,7 @@ export class ServiceClient {
             maxConnections: maxPerProvider,
             connect: async ({ signal }) => await this.#connect(id, signal),
             // A connection whose peer was found gone is not reused (libp2p reports it open a while longer).
-            alive: lease => lease.connection.status === 'open' && !registry.isUnreachable(id)
+            alive: lease => lease.connection.status === 'open' && !components.isUnreachable(id)
           })
           for (const wake of this.#waiters.splice(0)) wake()
         }
@@ -109,13 +126,12 @@ export class ServiceClient {
     const record = this.#records.get(id)
     if (record === undefined) throw new Error(`provider ${id} is gone`)
     const peer = peerIdFromString(id)
-    const existing = this.#registry.libp2p.getConnections(peer).find(c => c.status === 'open')
+    const { libp2p, isUnreachable, unreachable } = this.#components
+    const existing = libp2p.getConnections(peer).find(c => c.status === 'open')
     // Failing at once, the pool goes on to the next provider (see UNREACHABLE_HOLD).
-    if (existing === undefined && this.#registry.isUnreachable(peer)) throw new Error(`provider ${id} is unreachable (a connection to it failed lately)`)
-    const connection = existing ?? await this.#registry.libp2p.dial(
-      record.multiaddrs.length > 0 ? record.multiaddrs.map(a => a.includes('/p2p/') ? multiaddr(a) : multiaddr(a).encapsulate(`/p2p/${id}`)) : peer,
-      { signal }).catch(error => {
-      if (signal?.aborted !== true) this.#registry.unreachable(peer)
+    if (existing === undefined && isUnreachable(peer)) throw new Error(`provider ${id} is unreachable (a connection to it failed lately)`)
+    const connection = existing ?? await libp2p.dial(dialTarget(peer, record.multiaddrs), { signal }).catch(error => {
+      if (signal?.aborted !== true) unreachable(peer)
       throw error
     })
     // (A connection that fails later, under a call, is found out by the pool's alive() check and the next connect.)
@@ -135,7 +151,7 @@ export class ServiceClient {
         return await this.pool.run(cls, async (lease, context) => {
           // libp2p still reports it open: closed here, the pool connects anew (or goes on to the next provider).
           const closed = (): void => { unsent = true; lease.connection.abort(new Error('the connection closed under a call')) }
-          const response = await this.#registry.requestOn(lease.connection, this.#protocol, request, { signal: context.signal, maxResponseBytes: this.#maxResponseBytes, closed })
+          const response = await this.#components.requestOn(lease.connection, this.#protocol, request, { signal: context.signal, maxResponseBytes: this.#maxResponseBytes, closed })
           return { response, provider: context.provider }
         }, options)
       } catch (error) {

@@ -42,3 +42,8 @@ export class DiscoveryError extends CodedError<DiscoveryErrorCode> {
 export function isDiscoveryError (error: unknown, code?: DiscoveryErrorCode): error is DiscoveryError {
   return error instanceof Error && error.name === 'DiscoveryError' && (code === undefined || (error as DiscoveryError).code === code)
 }
+
+/** The error of a call on a stopped registry: `what` (a method, a query) is refused. */
+export function stoppedError (what: string): DiscoveryError {
+  return new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry is stopped; ${what} refused`)
+}

@@ -1,3 +1,16 @@
+/*
+ * src/discovery: the discovery layer, the top of node-msquic's stack: ServiceRegistry, a facade over
+ * kad-dht-style components (node.ts assembles the node; publisher.ts, finder.ts and caller.ts
+ * publish, find and call; rpc/ answers the side protocols; query-layer.ts, reputation.ts,
+ * unreachable.ts, telemetry.ts and kad-internals.ts are what they share), the ServiceClient, the
+ * record format and the `node-msquic registry|provide|discover` commands (cli.ts).
+ *
+ * What it may import: src/args.ts, src/errors.ts and src/limits/ (the layers below it); src/libp2p/
+ * (the transport) only from node.ts, on demand, and its option types; libp2p's packages, optional
+ * peer dependencies, which entry.ts checks before anything loads them. Only src/cli.ts imports it.
+ * Inside it, imports run one way (no cycle): registry.ts → node, publisher, finder, caller, rpc/ →
+ * the shared parts → options.ts, record.ts → bounds.ts, errors.ts.
+ */
 /**
  * node-msquic/discovery: service discovery on a private Kademlia DHT (@libp2p/kad-dht) over
  * node-msquic's libp2p transport. Providers advertise signed records; clients discover, resolve
@@ -23,7 +36,7 @@
  * @packageDocumentation
  */
 export {
-  ServiceRegistry, Advertisement,
+  ServiceRegistry, Advertisement, type AdvertisementStatus,
   DEFAULT_DHT_PROTOCOL, RECORD_PROTOCOL, PROVIDERS_PROTOCOL, DEFAULT_TTL, MIN_TTL, MAX_TTL, DEFAULT_FAN_OUT, DEFAULT_WATCH_INTERVAL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ANNOUNCE_PEERS, NEARBY_PEERS, NEARBY_TIMEOUT,
   DEFAULT_LISTEN, DEFAULT_BOOTSTRAP_TIMEOUT, PUBLISH_TIMEOUT, MAX_METADATA_BYTES, MAX_NAME_BYTES, MAX_MULTIADDRS,
   UNREACHABLE_HOLD, UNREACHABLE_CONFIRM_TIMEOUT, DHT_READ_DELAY_MAX, PUBLICATIONS_AT_ONCE, PUBLISH_CLASS,
@@ -37,7 +50,8 @@ export {
   RecordRejection, nameDigest, nameToCid, recordKey, parseRecordKey, signRecord, verifyRecord, verifyRecordForKey, selectRecord, newer,
   type ServiceRecord, type JsonValue, type RejectionReason
 } from './record.js'
-export { QueryLayer, Query, Reputation, DEFAULT_QUERY_TIMEOUT, BASE_BACKOFF, MAX_BACKOFF, type QueryOptions, type QueryOutcome } from './query-layer.js'
+export { QueryLayer, Query, DEFAULT_QUERY_TIMEOUT, BASE_BACKOFF, MAX_BACKOFF, type QueryOptions, type QueryOutcome } from './query-layer.js'
+export { Reputation } from './reputation.js'
 export { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
 export { METRICS_PREFIX, RESOLVE_PHASES, type SpanLike, type ResolveTimes } from './telemetry.js'
 export { ownTransientConnections, type TransientOptions } from './transient.js'

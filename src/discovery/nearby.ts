@@ -20,15 +20,15 @@
  * missing (another kad-dht version), localProviders() and nearbyProviders() return undefined, the
  * answer is empty, and the registry uses findProviders() alone. JS thread only.
  */
-import type { Libp2p, PeerId, PeerInfo, PeerStore, Stream } from '@libp2p/interface'
+import type { Libp2p, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 import { RecordRejection, nameToCid } from './record.js'
 import { NEARBY_TIMEOUT, PROVIDERS_PROTOCOL } from './options.js'
-import { exchange, readAll } from './wire.js'
-import { kadId } from './announce.js'
+import { exchange } from './wire.js'
+import { kadId, kadInternals, type KadInternals } from './kad-internals.js'
 import { ENDED } from './query-layer.js'
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
 
@@ -36,17 +36,6 @@ import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
 export const MAX_PROVIDERS_ANSWER = 20
 /** An answer of PROVIDERS_PROTOCOL, at most (bytes). */
 export const MAX_PROVIDERS_ANSWER_BYTES = 64 * 1024
-
-/** The kad-dht internals used here (@libp2p/kad-dht 16). */
-interface KadInternals {
-  routingTable: { closestPeers: (kadId: Uint8Array, options?: { count?: number }) => PeerId[] }
-  providers: { getProviders: (cid: CID, options?: { signal?: AbortSignal }) => Promise<PeerId[]> }
-}
-
-function internals (dht: unknown): KadInternals | undefined {
-  const d = dht as Partial<KadInternals> | undefined
-  return typeof d?.routingTable?.closestPeers === 'function' && typeof d?.providers?.getProviders === 'function' ? d as KadInternals : undefined
-}
 
 /**
  * The providers of `cid` in this node's own provider store, with the addresses its peer store
@@ -56,7 +45,7 @@ function internals (dht: unknown): KadInternals | undefined {
  * node's own addresses for itself (it has no peer-store entry).
  */
 export async function localProviders (dht: unknown, peerStore: PeerStore, cid: CID, signal?: AbortSignal, known?: (peer: PeerId) => Multiaddr[] | undefined): Promise<PeerInfo[] | undefined> {
-  const kad = internals(dht)
+  const kad = kadInternals(dht, 'routingTable.closestPeers', 'providers.getProviders')
   if (kad === undefined) return undefined
   const found: PeerInfo[] = []
   for (const id of (await kad.providers.getProviders(cid, { signal })).slice(0, MAX_PROVIDERS_ANSWER)) {
@@ -90,24 +79,6 @@ export function decodeProviders (bytes: Uint8Array): PeerInfo[] {
   }
 }
 
-/**
- * Answers one PROVIDERS_PROTOCOL request (the name in UTF-8, at most 255 bytes) with the providers
- * of the name this node's provider store holds; empty when it holds none.
- */
-export async function answerProviders (stream: Stream, dht: unknown, libp2p: Libp2p): Promise<void> {
-  try {
-    const name = Buffer.from(await readAll(stream, 255)).toString('utf8')
-    // This node as a provider has no peer-store entry: its own addresses stand in (as in kad-dht's handler).
-    const self = (peer: PeerId): Multiaddr[] | undefined => peer.equals(libp2p.peerId) ? libp2p.getMultiaddrs() : undefined
-    const providers = name.length === 0 ? [] : await localProviders(dht, libp2p.peerStore, nameToCid(name), undefined, self) ?? []
-    const answer = encodeProviders(providers)
-    if (!stream.send(answer)) await stream.onDrain()
-    await stream.close()
-  } catch (error) {
-    stream.abort(error as Error)
-  }
-}
-
 /** What nearbyProviders() needs of the registry. */
 export interface NearbyContext {
   libp2p: Libp2p
@@ -129,7 +100,7 @@ export interface NearbyContext {
  * Undefined without kad-dht's internals.
  */
 export function nearbyProviders (context: NearbyContext, name: string, count: number, signal: AbortSignal): AsyncGenerator<PeerInfo[]> | undefined {
-  const kad = internals(context.dht)
+  const kad = kadInternals(context.dht, 'routingTable.closestPeers', 'providers.getProviders')
   if (kad === undefined) return undefined
   return ask(context, kad, name, count, signal)
 }

@@ -9,8 +9,9 @@ import { isIP } from 'node:net'
 import { checkOptions, checkSignal, integer, invalidArgType, invalidArgValue } from '../args.js'
 import type { TransientConnectionManager } from '../limits/transient.js'
 import type { OperationLimiter } from '../limits/operation-limiter.js'
-import type { QueryOptions } from './query-layer.js'
-import type { JsonValue, ServiceRecord, nameToCid } from './record.js'
+import type { CID } from 'multiformats/cid'
+import type { JsonValue, ServiceRecord } from './record.js'
+import { MAX_METADATA_BYTES, MAX_MULTIADDRS, MAX_NAME_BYTES, metadataBytes } from './bounds.js'
 import type { TransientOptions } from './transient.js'
 
 /** The DHT protocol of registries: a private DHT, never the public Amino DHT (`/ipfs/kad/1.0.0`). */
@@ -19,6 +20,8 @@ export const DEFAULT_DHT_PROTOCOL = '/node-msquic/kad/1.0.0'
 export const RECORD_PROTOCOL = '/node-msquic/discovery/record/1.0.0'
 /** Where a registry answers "the providers of this name you store" (one request, one response; see nearby.ts). */
 export const PROVIDERS_PROTOCOL = '/node-msquic/discovery/providers/1.0.0'
+/** A query's deadline when the caller gives none (ms). kad-dht's own default would be 180 s. */
+export const DEFAULT_QUERY_TIMEOUT = 5_000
 /** A record's lifetime when advertise() is given none (ms). */
 export const DEFAULT_TTL = 10 * 60_000
 /** The shortest TTL advertise() accepts (ms). */
@@ -28,12 +31,7 @@ export const MIN_TTL = 100
  * days): Node arms no timer longer than 2^31 - 1 ms (a longer one fires after 1 ms).
  */
 export const MAX_TTL = 2 ** 31 - 1
-/** `metadata` of one record, encoded, at most (bytes). */
-export const MAX_METADATA_BYTES = 1024
-/** A service name, UTF-8, at most (bytes). */
-export const MAX_NAME_BYTES = 255
-/** Addresses in one record, at most. */
-export const MAX_MULTIADDRS = 16
+export { MAX_METADATA_BYTES, MAX_NAME_BYTES, MAX_MULTIADDRS, metadataBytes }
 /** Where ServiceRegistry.create() listens when given no `listen`: loopback, a free port. */
 export const DEFAULT_LISTEN: readonly string[] = ['/ip4/127.0.0.1/udp/0/quic-v1']
 /** How long ServiceRegistry.create() waits for a bootstrap peer to enter the routing table (ms). */
@@ -109,9 +107,9 @@ export interface DhtService {
   readonly selectors: Record<string, (key: Uint8Array, values: Uint8Array[]) => number | Promise<number>>
   get: (key: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
   put: (key: Uint8Array, value: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
-  provide: (cid: ReturnType<typeof nameToCid>, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
-  findProviders: (cid: ReturnType<typeof nameToCid>, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
-  cancelReprovide: (cid: ReturnType<typeof nameToCid>) => Promise<void>
+  provide: (cid: CID, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  findProviders: (cid: CID, options?: { signal?: AbortSignal }) => AsyncIterable<DhtEvent>
+  cancelReprovide: (cid: CID) => Promise<void>
   routingTable?: { size: number }
 }
 
@@ -254,6 +252,14 @@ export interface AdvertiseOptions {
   wait?: 'discoverable' | 'published'
 }
 
+/** Options every query takes. */
+export interface QueryOptions {
+  /** Milliseconds until the query fails with `ERR_DISCOVERY_TIMEOUT`. Default {@link DEFAULT_QUERY_TIMEOUT}. */
+  timeout?: number
+  /** Aborts the query: it fails with `ERR_DISCOVERY_ABORTED` (the signal's reason as `cause`). */
+  signal?: AbortSignal
+}
+
 /** Options of discover(). */
 export interface DiscoverOptions extends QueryOptions {
   /** Stop after this many records. Default unlimited. */
@@ -365,19 +371,6 @@ export function queryOptions<T extends QueryOptions> (options: T | undefined, na
   if (checked.timeout !== undefined) milliseconds('timeout', checked.timeout)
   checkSignal(checked.signal)
   return checked
-}
-
-/** The size of `metadata` encoded in a record (bytes), or ERR_INVALID_ARG_* if it is neither JSON nor bytes. */
-export function metadataBytes (metadata: unknown): number {
-  if (metadata instanceof Uint8Array) return metadata.byteLength
-  let json: string | undefined
-  try {
-    json = JSON.stringify(metadata)
-  } catch (error) {
-    throw invalidArgValue('metadata', `must be a JSON value or bytes (${(error as Error).message})`, metadata)
-  }
-  if (json === undefined) throw invalidArgType('metadata', 'a JSON value or a Uint8Array', metadata)
-  return Buffer.byteLength(json)
 }
 
 /** advertise()'s arguments: the name, and the options as an object. */

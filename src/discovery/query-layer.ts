@@ -4,11 +4,10 @@
  * shutdown) goes through Query.end(), which removes the entry and clears its timers. JS thread only.
  */
 import { setMaxListeners } from 'node:events'
-import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
-import { milliseconds } from './options.js'
+import { DiscoveryError, DiscoveryErrorCode, isDiscoveryError, stoppedError } from './errors.js'
+import { DEFAULT_QUERY_TIMEOUT, milliseconds, type QueryOptions } from './options.js'
 
-/** A query's deadline when the caller gives none (ms). kad-dht's own default would be 180 s. */
-export const DEFAULT_QUERY_TIMEOUT = 5_000
+export { DEFAULT_QUERY_TIMEOUT, type QueryOptions }
 /** The first retry's backoff (ms); it doubles per attempt, with jitter, up to MAX_BACKOFF. */
 export const BASE_BACKOFF = 25
 /** The longest backoff between two attempts (ms). */
@@ -20,14 +19,6 @@ export const MAX_BACKOFF = 1_000
  * (the registry ends its own helpers' signals with it too).
  */
 export const ENDED = new DiscoveryError(DiscoveryErrorCode.ABORTED, 'the query ended')
-
-/** Options every query takes. */
-export interface QueryOptions {
-  /** Milliseconds until the query fails with `ERR_DISCOVERY_TIMEOUT`. Default {@link DEFAULT_QUERY_TIMEOUT}. */
-  timeout?: number
-  /** Aborts the query: it fails with `ERR_DISCOVERY_ABORTED` (the signal's reason as `cause`). */
-  signal?: AbortSignal
-}
 
 /** How a query ended; the outcome label of the queries metric. */
 export type QueryOutcome = 'success' | 'not-found' | 'timeout' | 'aborted' | 'shutdown' | 'error'
@@ -43,6 +34,27 @@ export function outcomeOf (error: unknown): QueryOutcome {
     }
   }
   return 'error'
+}
+
+/** Whether an error is worth another attempt (network trouble, not a verdict). */
+export function retryable (error: unknown): boolean {
+  if (isDiscoveryError(error)) return error.code === DiscoveryErrorCode.DIAL_FAILED
+  return true
+}
+
+/**
+ * What {@link QueryLayer.run} and {@link QueryLayer.stream} tell as a query begins and ends: the
+ * registry's spans and metrics hang on it (Telemetry.traced()).
+ */
+export interface QueryReport<T> {
+  /** The layer refused the query (it is closed): `error` is what the call throws. */
+  refused?: (error: unknown) => void
+  /** The query began (it is in the pending map). */
+  begun?: (query: Query) => void
+  /** The outcome of a query that settled with `result`. Default 'success'. */
+  outcome?: (result: T) => QueryOutcome
+  /** The query ended (it is out of the pending map): its outcome, and its failure if it failed. */
+  ended?: (query: Query, outcome: QueryOutcome, failure?: unknown) => void
 }
 
 /** One pending query. Its `signal` aborts, with the DiscoveryError as reason, when it fails. */
@@ -160,6 +172,17 @@ export class Query {
     }
   }
 
+  /**
+   * The error this query failed with, given the `error` its work threw: the query's own
+   * DiscoveryError when its signal fired first, a DiscoveryError as it is, anything else as
+   * ERR_DISCOVERY_DIAL_FAILED (network trouble) with the error as `cause`.
+   */
+  failure (error: unknown): unknown {
+    if (this.signal.aborted && isDiscoveryError(this.signal.reason)) return this.signal.reason
+    if (isDiscoveryError(error)) return error
+    return new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, (error as Error)?.message ?? String(error), { cause: error })
+  }
+
   /** Runs `work` under this query: settles with it, or rejects as soon as the query fails. */
   async race<T> (work: Promise<T>): Promise<T> {
     work.catch(() => {})
@@ -190,21 +213,67 @@ export class QueryLayer {
 
   /** Starts a query: it is in `pending` until its end(). Throws ERR_DISCOVERY_SHUTDOWN once closed. */
   begin (kind: string, options: QueryOptions = {}): Query {
-    if (this.#closed) throw new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry is stopped; ${kind} refused`)
+    if (this.#closed) throw stoppedError(kind)
     const query = new Query(this, this.#nextId++, kind, options)
     this.pending.set(query.id, query)
     this.begun++
     return query
   }
 
-  /** Runs `fn` as one query: the query ends however `fn` settles, or as soon as the query fails. */
-  async run<T> (kind: string, options: QueryOptions, fn: (query: Query) => Promise<T>): Promise<T> {
-    const query = this.begin(kind, options)
+  /**
+   * Runs `fn` as one query: the query ends however `fn` settles, or as soon as the query fails,
+   * and rejects then with {@link Query.failure}. `report` is told of its beginning and its end.
+   */
+  async run<T> (kind: string, options: QueryOptions, fn: (query: Query) => Promise<T>, report: QueryReport<T> = {}): Promise<T> {
+    const query = this.#start(kind, options, report)
+    let result: T
     try {
-      return await query.race(fn(query))
+      result = await query.race(fn(query))
+    } catch (error) {
+      const failure = query.failure(error)
+      query.end()
+      report.ended?.(query, outcomeOf(failure), failure)
+      throw failure
+    }
+    query.end()
+    report.ended?.(query, report.outcome?.(result) ?? 'success')
+    return result
+  }
+
+  /**
+   * Runs `fn`'s items as one query, yielding them as they come: the query ends when they end, when
+   * the caller stops reading, or when it fails (the iterator throws {@link Query.failure} then). A
+   * deadline after the first item just ends the stream. `report.outcome` is given the items' count.
+   * Begins at the first next(), as any async generator.
+   */
+  async * stream<T> (kind: string, options: QueryOptions, fn: (query: Query) => AsyncIterable<T>, report: QueryReport<number> = {}): AsyncGenerator<T, void, undefined> {
+    const query = this.#start(kind, options, report)
+    let count = 0
+    let failure: unknown
+    try {
+      for await (const item of fn(query)) {
+        count++
+        yield item
+      }
+    } catch (error) {
+      if (!(count > 0 && isDiscoveryError(error, DiscoveryErrorCode.TIMEOUT))) failure = query.failure(error)
     } finally {
       query.end()
+      report.ended?.(query, failure !== undefined ? outcomeOf(failure) : report.outcome?.(count) ?? 'success', failure)
     }
+    if (failure !== undefined) throw failure
+  }
+
+  #start (kind: string, options: QueryOptions, report: QueryReport<any>): Query {
+    let query: Query
+    try {
+      query = this.begin(kind, options)
+    } catch (error) {
+      report.refused?.(error)
+      throw error
+    }
+    report.begun?.(query)
+    return query
   }
 
   /** Fails every pending query with ERR_DISCOVERY_SHUTDOWN, at once, and refuses new ones. */
@@ -214,91 +283,5 @@ export class QueryLayer {
       query.fail(new DiscoveryError(DiscoveryErrorCode.SHUTDOWN, `the registry stopped; ${query.kind} ${query.id} cancelled`))
       query.end()
     }
-  }
-}
-
-interface PeerScore {
-  answers: number
-  failures: number
-  /** Exponentially weighted mean answer latency (ms). */
-  latency: number
-}
-
-/** Answer latencies {@link Reputation.quantile} reads: the most recent ones, of every peer. */
-const RECENT_LATENCIES = 256
-
-/** Peers' reputation from their answers, failures and latency; orders fan-out (best first). */
-export class Reputation {
-  readonly #peers = new Map<string, PeerScore>()
-  readonly #max: number
-  // The last RECENT_LATENCIES answer latencies (a ring), and a sorted copy made on demand.
-  readonly #recent = new Float64Array(RECENT_LATENCIES)
-  #recorded = 0
-  #sorted: Float64Array | undefined
-
-  constructor (maxPeers = 10_000) {
-    this.#max = maxPeers
-  }
-
-  #entry (peer: string): PeerScore {
-    let entry = this.#peers.get(peer)
-    if (entry === undefined) {
-      // Forget the longest-known peer past the cap (a Map iterates in insertion order).
-      if (this.#peers.size >= this.#max) this.#peers.delete(this.#peers.keys().next().value!)
-      entry = { answers: 0, failures: 0, latency: 0 }
-      this.#peers.set(peer, entry)
-    }
-    return entry
-  }
-
-  /** `peer` answered in `ms`. */
-  answered (peer: string, ms: number): void {
-    const entry = this.#entry(peer)
-    entry.latency = entry.answers === 0 ? ms : entry.latency * 0.8 + ms * 0.2
-    entry.answers++
-    this.#recent[this.#recorded++ % RECENT_LATENCIES] = ms
-    this.#sorted = undefined
-  }
-
-  /**
-   * The `q`-quantile (0 to 1) of the most recent answer latencies of all peers (ms), or undefined
-   * while fewer than `minSamples` are known. Sorts at most once per answer (256 numbers).
-   */
-  quantile (q: number, minSamples = 1): number | undefined {
-    const count = Math.min(this.#recorded, RECENT_LATENCIES)
-    if (count === 0 || count < minSamples) return undefined
-    this.#sorted ??= this.#recent.slice(0, count).sort()
-    // Nearest rank: the smallest latency with at least q of them at or below it.
-    return this.#sorted[Math.min(count - 1, Math.max(0, Math.ceil(q * count) - 1))]
-  }
-
-  /** `peer` failed to answer (error, timeout or a bad record). */
-  failed (peer: string): void {
-    this.#entry(peer).failures++
-  }
-
-  /** Higher is better: the share of answers (with a prior of one each way), discounted by latency. */
-  score (peer: string): number {
-    const entry = this.#peers.get(peer)
-    if (entry === undefined) return 0.5
-    return (entry.answers + 1) / (entry.answers + entry.failures + 2) / (1 + entry.latency / 100)
-  }
-
-  /** `peers` sorted best first (stable for equal scores). */
-  order<T> (peers: readonly T[], id: (peer: T) => string = String): T[] {
-    return peers.map((peer, i) => ({ peer, i, score: this.score(id(peer)) }))
-      .sort((a, b) => b.score - a.score || a.i - b.i)
-      .map(entry => entry.peer)
-  }
-
-  /** A copy of one peer's figures, if known. */
-  get (peer: string): Readonly<PeerScore> | undefined {
-    const entry = this.#peers.get(peer)
-    return entry === undefined ? undefined : { ...entry }
-  }
-
-  /** Peers with a reputation. */
-  get size (): number {
-    return this.#peers.size
   }
 }

@@ -13,7 +13,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { DiscoveryError, DiscoveryErrorCode } from './errors.js'
-import { MAX_METADATA_BYTES, MAX_MULTIADDRS, MAX_NAME_BYTES, metadataBytes } from './options.js'
+import { MAX_METADATA_BYTES, MAX_MULTIADDRS, MAX_NAME_BYTES, metadataBytes } from './bounds.js'
 
 /** The namespace of service records in the DHT (the first segment of their keys). */
 export const RECORD_NAMESPACE = 'svc'

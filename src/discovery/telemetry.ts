@@ -4,7 +4,7 @@
  * dependency: without it, or without an SDK registered by the application, spans are no-ops.
  */
 import type { Counter, CounterGroup, HistogramGroup, Metrics } from '@libp2p/interface'
-import type { QueryOutcome } from './query-layer.js'
+import { outcomeOf, type QueryOutcome, type QueryReport } from './query-layer.js'
 
 /** Metric names share this prefix. */
 export const METRICS_PREFIX = 'node_msquic_discovery'
@@ -74,6 +74,9 @@ export class Telemetry {
   readonly outcomes: Record<string, number> = {}
   /** Provider searches by where they found their first provider (RegistryStats.lookups). */
   readonly lookups = { local: 0, nearby: 0, iterative: 0, none: 0 }
+  /** kad-dht query events handled (RegistryStats.dhtEvents); the metric takes them as each query ends. */
+  dhtEvents = 0
+  #reported = 0
 
   constructor (metrics: Metrics | undefined, gauges: { records: () => number, peers: () => number, pending: () => number, advertised: () => number }) {
     if (metrics === undefined) return
@@ -126,8 +129,27 @@ export class Telemetry {
     this.#retries?.increment()
   }
 
-  events (n: number): void {
-    if (n > 0) this.#events?.increment(n)
+  /**
+   * The report of one query to QueryLayer.run() or stream(): its span (opened as the query begins,
+   * unless given open already: then a refused query ends it too) ended with the query's outcome,
+   * `discovery.peers_contacted` read from `peers()` and whatever `last()` adds; the query counted
+   * with its latency, and the DHT events handled since the last query ended.
+   */
+  traced<T> (span: SpanLike | (() => SpanLike), figures: { peers: () => number, outcome?: (result: T) => QueryOutcome, last?: (span: SpanLike, outcome: QueryOutcome) => void }): QueryReport<T> {
+    let open = typeof span === 'function' ? undefined : span
+    return {
+      refused: open === undefined ? undefined : error => { Telemetry.end(open!, outcomeOf(error), error) },
+      begun: () => { open ??= (span as () => SpanLike)() },
+      outcome: figures.outcome,
+      ended: (query, outcome, failure) => {
+        figures.last?.(open!, outcome)
+        open!.setAttribute('discovery.peers_contacted', figures.peers())
+        Telemetry.end(open!, outcome, failure)
+        this.query(query.kind, outcome, performance.now() - query.started)
+        if (this.dhtEvents > this.#reported) this.#events?.increment(this.dhtEvents - this.#reported)
+        this.#reported = this.dhtEvents
+      }
+    }
   }
 
   /** Starts a span (a no-op one without @opentelemetry/api or a registered SDK). */

@@ -4,8 +4,10 @@
  * record stays valid until its TTL; without this, each later resolve or call would pay a failed
  * connection again (a timeout, when its host is gone). JS thread only.
  */
-import type { Connection, PeerId } from '@libp2p/interface'
-import { UNREACHABLE_HOLD } from './options.js'
+import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { UNREACHABLE_CONFIRM_TIMEOUT, UNREACHABLE_HOLD } from './options.js'
+import { dropFromRoutingTable, kadInternals } from './kad-internals.js'
 
 /** Error codes and names that say a connection failed or is gone, not that a live peer refused something. */
 const GONE = new Set([
@@ -59,22 +61,6 @@ export class UnreachablePeers {
   }
 }
 
-/** The kad-dht routing table calls the healing uses (@libp2p/kad-dht 16). */
-interface RoutingTable {
-  find: (peer: PeerId) => Promise<PeerId | undefined>
-  remove: (peer: PeerId) => Promise<void>
-}
-
-function routingTableOf (dht: unknown): RoutingTable | undefined {
-  const table = (dht as { routingTable?: Partial<RoutingTable> } | undefined)?.routingTable
-  return typeof table?.find === 'function' && typeof table?.remove === 'function' ? table as RoutingTable : undefined
-}
-
-/** Takes `peer` out of kad-dht's routing table, if it is there (kad-dht puts it back when it connects again). */
-export async function dropFromRoutingTable (dht: unknown, peer: PeerId): Promise<void> {
-  await routingTableOf(dht)?.remove(peer).catch(() => {})
-}
-
 /**
  * Keeps the routing table free of peers that are gone. kad-dht 16 drops a peer only when a full
  * bucket needs room for another, so a killed peer stayed in every table on a network smaller than
@@ -83,7 +69,7 @@ export async function dropFromRoutingTable (dht: unknown, peer: PeerId): Promise
  * unreachable (dropping it from the table) if that fails. Returns a function that detaches it.
  */
 export function healRoutingTable (libp2p: { addEventListener: (type: 'connection:close', listener: (event: CustomEvent<Connection>) => void) => void, removeEventListener: (type: 'connection:close', listener: (event: CustomEvent<Connection>) => void) => void, getConnections: (peer?: PeerId) => Connection[] }, dht: unknown, confirm: (peer: PeerId) => Promise<void>): () => void {
-  const table = routingTableOf(dht)
+  const table = kadInternals(dht, 'routingTable.find', 'routingTable.remove')?.routingTable
   if (table === undefined) return () => {}
   const onClose = (event: CustomEvent<Connection>): void => {
     const peer = event.detail.remotePeer
@@ -92,4 +78,63 @@ export function healRoutingTable (libp2p: { addEventListener: (type: 'connection
   }
   libp2p.addEventListener('connection:close', onClose)
   return () => { libp2p.removeEventListener('connection:close', onClose) }
+}
+
+/**
+ * The registry's view of which peers are reachable: the peers a connection to failed lately
+ * ({@link UnreachablePeers}, cleared when a connection to one opens), a second dial to confirm a
+ * peer is gone, and the routing table kept free of gone peers (healRoutingTable()). Stops with the
+ * registry (`stopping`): nothing is marked from then on.
+ */
+export class Reachability {
+  readonly #libp2p: Libp2p
+  readonly #dht: unknown
+  readonly #stopping: AbortSignal
+  readonly #peers: UnreachablePeers
+  readonly #onConnectionOpen = (event: CustomEvent<Connection>): void => { this.#peers.clear(event.detail.remotePeer) }
+  readonly #detachHealing: () => void
+
+  constructor (components: { libp2p: Libp2p, dht: unknown, stopping: AbortSignal }) {
+    this.#libp2p = components.libp2p
+    this.#dht = components.dht
+    this.#stopping = components.stopping
+    this.#peers = new UnreachablePeers(this.#libp2p.peerId)
+    this.#libp2p.addEventListener('connection:open', this.#onConnectionOpen)
+    this.#detachHealing = healRoutingTable(this.#libp2p, this.#dht, async peer => { await this.confirmGone(peer) })
+  }
+
+  /** Whether a connection to `peer` failed less than UNREACHABLE_HOLD ago (and none opened since). */
+  isUnreachable (peer: PeerId | string): boolean {
+    return this.#peers.has(peer)
+  }
+
+  /**
+   * Notes that a connection to `peer` failed: it is skipped for UNREACHABLE_HOLD, and leaves the
+   * DHT routing table (see healRoutingTable()).
+   */
+  unreachable (peer: PeerId | string): void {
+    if (this.#stopping.aborted || peer.toString() === this.#libp2p.peerId.toString()) return
+    this.#peers.mark(peer)
+    void dropFromRoutingTable(this.#dht, typeof peer === 'string' ? peerIdFromString(peer) : peer)
+  }
+
+  /**
+   * After a connection to `peer` closed under a request: a new one is dialled (libp2p reports a
+   * closed connection open for a while, and closes duplicates of live ones); `peer` is unreachable
+   * if that fails too.
+   */
+  async confirmGone (peer: PeerId): Promise<void> {
+    if (this.#stopping.aborted) return
+    try {
+      await this.#libp2p.dial(peer, { force: true, signal: AbortSignal.timeout(UNREACHABLE_CONFIRM_TIMEOUT) })
+    } catch {
+      this.unreachable(peer)
+    }
+  }
+
+  /** Stops listening to the node's connections. */
+  stop (): void {
+    this.#libp2p.removeEventListener('connection:open', this.#onConnectionOpen)
+    this.#detachHealing()
+  }
 }

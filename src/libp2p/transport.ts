@@ -76,7 +76,8 @@ export interface MsQuicTransportOptions {
   /**
    * Dials that resume hand the connection to js-libp2p as soon as it can carry 0-RTT data, so
    * that its first streams go in the first flight (refused early data is sent again after the
-   * handshake). Default false. 0-RTT data can be replayed by an attacker on the path: a node-msquic
+   * handshake). Default false. Such a dial resolves before the peer has answered: a peer that is
+   * gone shows only at the handshake timeout. 0-RTT data can be replayed by an attacker on the path: a node-msquic
    * listener hands a connection's streams to js-libp2p only once its handshake completed, which a
    * replay never does, so its handlers never see a replay; other implementations may process early
    * data at once (then only idempotent requests belong in it).

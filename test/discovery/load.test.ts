@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { OperationLimiter } from '../../src/limits/index.js'
 import { DiscoveryErrorCode, PROVIDERS_PROTOCOL, PUBLISH_CLASS, nameToCid, type ServiceRegistry } from '../../src/discovery/index.js'
-import { answerProviders } from '../../src/discovery/nearby.js'
+import { answerProviders } from '../../src/discovery/rpc/providers.js'
 import { Network } from './network.js'
 
 const net = new Network()
