@@ -17,9 +17,9 @@ import { TimeoutError, UnsupportedProtocolError, type CounterGroup, type Metrics
 import { NegotiationError, NegotiationErrorCode, invalidArgValue } from '../errors.js'
 import { MAX_PROPOSALS, NEGOTIATION_TIMEOUT } from '../negotiation/defaults.js'
 import { MultistreamDialer, MultistreamListener, type NegotiationMachine } from '../negotiation/engine.js'
+import { Semaphore, type Release } from '../limits/semaphore.js'
 import { ConnectionShare, NegotiationLimiter, checkLimit, type NegotiationLimits } from '../negotiation/limiter.js'
 import { negotiateOnPrefix } from '../negotiation/prefix.js'
-import { SlotPool } from '../negotiation/slots.js'
 import { Deadlines } from './deadlines.js'
 import { Libp2pQuicError, Libp2pQuicErrorCode, StreamResetCode } from './errors.js'
 import type { MsQuicStream } from './stream.js'
@@ -74,7 +74,8 @@ export class PeerNegotiations {
   /** @internal This connection's part of the inbound limits. */
   readonly share = new ConnectionShare()
   readonly #gate: NegotiationGate
-  readonly #outbound: SlotPool
+  // Outbound negotiations of this connection: the rest wait, in order.
+  readonly #outbound: Semaphore
   // Protocols the peer accepted on this connection: later streams for them may be dialled lazily.
   readonly #accepted = new Set<string>()
   // The protocols the peer's identify listed, once it showed LAZY_NEGOTIATION_MARKER.
@@ -82,7 +83,7 @@ export class PeerNegotiations {
 
   constructor (gate: NegotiationGate) {
     this.#gate = gate
-    this.#outbound = new SlotPool(gate.maxOutboundPerConnection)
+    this.#outbound = new Semaphore(gate.maxOutboundPerConnection)
   }
 
   /** Inbound negotiations of this connection running now. */
@@ -127,20 +128,21 @@ export class PeerNegotiations {
    */
   async outboundStream (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
     // A free slot is taken at once: the proposal then leaves in this turn, with the first data.
-    if (!this.#outbound.tryAcquire()) {
+    let release = this.#outbound.tryAcquire()
+    if (release === undefined) {
       try {
-        await this.#outbound.acquire(signal)
+        release = await this.#outbound.acquire(signal)
       } catch (error) {
         stream.abort(error as Error)
         throw error
       }
     }
-    if (!this.dialsLazily(protocol)) return await this.#select(stream, protocol, signal)
-    void this.#select(stream, protocol, signal).catch(() => {})
+    if (!this.dialsLazily(protocol)) return await this.#select(stream, protocol, release, signal)
+    void this.#select(stream, protocol, release, signal).catch(() => {})
     return protocol
   }
 
-  async #select (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
+  async #select (stream: MsQuicStream, protocol: string, release: Release, signal?: AbortSignal): Promise<string> {
     const machine = new MultistreamDialer([protocol])
     try {
       const agreed = await negotiate(stream, machine, signal !== undefined ? { signal } : { deadlines: this.#gate.deadlines }, machine.start())
@@ -151,7 +153,7 @@ export class PeerNegotiations {
       stream.abort(error)
       throw error
     } finally {
-      this.#outbound.release()
+      release()
     }
   }
 

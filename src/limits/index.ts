@@ -4,6 +4,7 @@
  * - {@link TransientConnectionManager}: a budget for connections that are not peers yet.
  * - {@link OperationLimiter}: one capacity shared by classes with guarantees and ceilings.
  * - {@link ProviderPool}: provider connections behind one limiter (permit first, then routing).
+ * - {@link Semaphore}: the one abortable FIFO semaphore the limits of every layer wait on.
  *
  * @example
  * ```ts
@@ -33,6 +34,7 @@ export {
   ProviderPool,
   type ProviderPoolOptions, type ProviderOptions, type ProviderStats, type ProviderPoolStats, type RunContext
 } from './provider-pool.js'
+export { Semaphore, type Release, type SemaphoreWaiter, type SemaphoreOptions, type DropReason } from './semaphore.js'
 export { LimitsError, LimitsErrorCode } from './errors.js'
 export { systemClock, type Clock } from './clock.js'
 export { HISTOGRAM_BUCKETS, type Histogram } from './histogram.js'
