@@ -13,11 +13,12 @@
  * sends after its proposal, and a FIN right behind them, stay in the stream for the handler (a
  * negotiation through js-libp2p's byte stream would lose them).
  */
-import { TimeoutError, UnsupportedProtocolError, type CounterGroup, type Metrics } from '@libp2p/interface'
+import { TimeoutError, UnsupportedProtocolError, type Metrics } from '@libp2p/interface'
 import { NegotiationError, NegotiationErrorCode, invalidArgValue } from '../errors.js'
 import { MAX_PROPOSALS, NEGOTIATION_TIMEOUT } from '../negotiation/defaults.js'
 import { MultistreamDialer, MultistreamListener, type NegotiationMachine } from '../negotiation/engine.js'
 import { Semaphore, type Release } from '../limits/semaphore.js'
+import { libp2pSink, type SinkCounter } from '../metrics.js'
 import { ConnectionShare, NegotiationLimiter, checkLimit, type NegotiationLimits } from '../negotiation/limiter.js'
 import { negotiateOnPrefix } from '../negotiation/prefix.js'
 import { Deadlines } from './deadlines.js'
@@ -183,7 +184,7 @@ export class NegotiationGate {
   readonly counts: Record<NegotiationOutcome, number> = { completed: 0, failed: 0, timeout: 0, busy: 0 }
   /** Inbound negotiations whose dialer was lazy: data came right behind its accepted proposal. */
   lazy = 0
-  readonly #counter?: CounterGroup
+  readonly #counter?: SinkCounter
 
   constructor (options: NegotiationOptions = {}, metrics?: Metrics, streamCredit = 256) {
     this.#limiter = new NegotiationLimiter({
@@ -198,7 +199,7 @@ export class NegotiationGate {
     this.timeout = options.timeout ?? NEGOTIATION_TIMEOUT
     if (typeof this.timeout !== 'number' || !(this.timeout > 0)) throw invalidArgValue('negotiation.timeout', 'must be a positive number of milliseconds', this.timeout, true)
     this.deadlines = new Deadlines(this.timeout)
-    this.#counter = metrics?.registerCounterGroup('libp2p_msquic_negotiations_total', { label: 'outcome', help: 'Protocol negotiations by outcome (inbound, and outbound busy answers)' })
+    this.#counter = metrics === undefined ? undefined : libp2pSink(metrics).counter('libp2p_msquic_negotiations_total', { label: 'outcome', help: 'Protocol negotiations by outcome (inbound, and outbound busy answers)' })
     metrics?.registerMetricGroup('libp2p_msquic_negotiations', {
       label: 'state',
       help: 'Inbound protocol negotiations running and waiting for a slot',
@@ -217,7 +218,7 @@ export class NegotiationGate {
 
   count (outcome: NegotiationOutcome): void {
     this.counts[outcome]++
-    this.#counter?.increment({ [outcome]: true })
+    this.#counter?.add(1, outcome)
   }
 
   async inbound (peer: PeerNegotiations, stream: MsQuicStream, protocols: () => string[]): Promise<string | null> {
