@@ -6,6 +6,7 @@
  * (peers.ts names the npm install line when they are missing). JS thread only.
  */
 import type { Libp2p } from '@libp2p/interface'
+import type { TransientConnectionManager } from '../limits/transient.js'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { publishable } from './addresses.js'
@@ -62,7 +63,7 @@ export function checkRecords (dht: DhtService, now: () => number, rejected: (rea
  * Starts the libp2p node of ServiceRegistry.create(): `init` is registryInit() of `options` (whose
  * shape names a bad address the way the caller wrote it).
  */
-export async function createNode (init: ReturnType<typeof registryInit>, options: ServiceRegistryInit): Promise<Libp2p> {
+export async function createNode (init: ReturnType<typeof registryInit>, options: ServiceRegistryInit, transient?: TransientConnectionManager<string>): Promise<Libp2p> {
   const [{ createLibp2p }, { kadDHT }, { identify }, { ping }, { msquic }] = await loadPeers('ServiceRegistry.create()', async () => await Promise.all([
     import('libp2p'), import('@libp2p/kad-dht'), import('@libp2p/identify'), import('@libp2p/ping'), import('../libp2p/index.js')
   ]))
@@ -97,7 +98,12 @@ export async function createNode (init: ReturnType<typeof registryInit>, options
     // timeout, where a full or resumed dial fails within a round trip and the provider is held
     // unreachable at once (unreachable.ts); and a node-msquic listener serves early streams only
     // after the handshake anyway. `transport: { sessionTickets: '0rtt', earlyData: true }` turns it on.
-    transports: [msquic(init.transport)],
+    // One reservation per connection: the transport holds it from admission to close, the
+    // registry promotes it when the peer enters the routing table (transient.ts).
+    transports: [msquic(transient === undefined || init.transport?.admission === false
+      ? init.transport
+      // (The transport promotes with peer id strings too, as the registry's manager holds them.)
+      : { ...init.transport, admission: { ...init.transport?.admission, transient: transient as TransientConnectionManager<unknown>, promoteOnUpgrade: false } })],
     connectionMonitor: { enabled: false },
     // A registry is dialled by every member as it joins: js-libp2p's defaults (5 new
     // connections per second per host, 10 pending) refuse a fleet started behind one address.

@@ -162,6 +162,11 @@ export interface ServiceRegistryOptions {
    */
   needsPeer?: boolean
   /**
+   * @internal Set by ServiceRegistry.create() when it made the `transient` manager it passes (it
+   * shares it with the transport): stop() closes it.
+   */
+  ownsTransient?: boolean
+  /**
    * The limiter every full publication (advertise, refresh, withdraw) takes a permit of class
    * {@link PUBLISH_CLASS} from before its DHT queries start; the deadline of a publication runs from
    * then. Default: one per thread, shared by every registry on it, with {@link PUBLICATIONS_AT_ONCE}

@@ -20,7 +20,7 @@ import { DEFAULT_QUERY_TIMEOUT, QueryLayer } from './query-layer.js'
 import type { ServiceRecord } from './record.js'
 import { Reputation, autoHedge } from './reputation.js'
 import { Telemetry } from './telemetry.js'
-import { ownTransientConnections } from './transient.js'
+import { ownTransientConnections, transientManager } from './transient.js'
 import type { Advertisement } from './advertisement.js'
 import { checkRecords, createNode, dhtOptions } from './node.js'
 import { Reachability } from './unreachable.js'
@@ -112,7 +112,7 @@ export class ServiceRegistry {
       advertised: () => this.#publisher.size
     })
     if (options.transient !== false) {
-      const { manager, detach } = ownTransientConnections(libp2p, dht, options.transient)
+      const { manager, detach } = ownTransientConnections(libp2p, dht, options.transient, options.ownsTransient)
       this.transient = manager
       this.#detachTransient = detach
     }
@@ -147,8 +147,18 @@ export class ServiceRegistry {
    */
   static async create (options: ServiceRegistryInit = {}): Promise<ServiceRegistry> {
     const init = registryInit(options)
-    const node = await createNode(init, options)
-    const registry = new ServiceRegistry(node, { ...init, stopNode: init.stopNode ?? true, needsPeer: init.bootstrap.length === 0 && init.firstNode !== true })
+    // Made here so that the transport and the registry share it: one reservation per connection.
+    const transient = init.transient === false ? undefined : transientManager(init.transient)
+    const node = await createNode(init, options, transient).catch(async (error: unknown) => {
+      if (transient !== init.transient) await transient?.close()
+      throw error
+    })
+    const registry = new ServiceRegistry(node, {
+      ...init,
+      ...(transient === undefined ? {} : { transient, ownsTransient: transient !== init.transient }),
+      stopNode: init.stopNode ?? true,
+      needsPeer: init.bootstrap.length === 0 && init.firstNode !== true
+    })
     try {
       await registry.bootstrap(init.bootstrap, { timeout: init.bootstrapTimeout })
     } catch (error) {

@@ -1,12 +1,15 @@
 /**
  * The discovery layer's transient connections: every connection of the libp2p node to a peer that
- * is not in the DHT routing table holds a reservation in one TransientConnectionManager. It is
- * reserved when the connection opens (refused connections are closed at once), promoted when the
- * peer enters the routing table, released when the connection closes, and the connection is closed
- * when its reservation expires.
+ * is not in the DHT routing table holds a reservation in one TransientConnectionManager, promoted
+ * when the peer enters the routing table; the connection is closed when its reservation expires.
+ * A connection of node-msquic's transport given the same manager (ServiceRegistry.create() does
+ * so) already holds one, from its admission to its close (libp2p/reservations.ts): that one is
+ * used, so that a connection is counted once. Any other connection is reserved here when it opens
+ * (refused ones are closed at once) and released when it closes.
  */
 import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 import { TransientConnectionManager, type Reservation } from '../limits/transient.js'
+import { quicConnectionOf } from '../libp2p/transport.js'
 
 /** Options of the transient connection manager a registry makes. */
 export interface TransientOptions {
@@ -31,15 +34,20 @@ function remoteIp (connection: Connection): string | undefined {
   return ip
 }
 
-/**
- * Puts the node's non-routing-table connections under `manager` (made from `options` when it is
- * not a manager). Returns the manager and a function that detaches it (and closes it if made here).
- */
-export function ownTransientConnections (libp2p: Libp2p, dht: unknown, options?: TransientOptions | TransientConnectionManager<string>): { manager: TransientConnectionManager<string>, detach: () => void } {
-  const owned = !(options instanceof TransientConnectionManager)
-  const manager = options instanceof TransientConnectionManager
+/** The manager a registry makes from its `transient` options (a manager given is used as it is). */
+export function transientManager (options?: TransientOptions | TransientConnectionManager<string>): TransientConnectionManager<string> {
+  return options instanceof TransientConnectionManager
     ? options
     : new TransientConnectionManager<string>({ budget: options?.budget ?? 256, ttl: options?.ttl ?? 60_000, perAddressLimit: options?.perAddressLimit ?? 32 })
+}
+
+/**
+ * Puts the node's non-routing-table connections under `manager` (made from `options` when it is
+ * not a manager). Returns the manager and a function that detaches it (and closes it if `owned`:
+ * by default when made here).
+ */
+export function ownTransientConnections (libp2p: Libp2p, dht: unknown, options?: TransientOptions | TransientConnectionManager<string>, owned = !(options instanceof TransientConnectionManager)): { manager: TransientConnectionManager<string>, detach: () => void } {
+  const manager = transientManager(options)
   const table = (dht as { routingTable?: RoutingTableEvents }).routingTable
   const inTable = new Set<string>()
   const open = new Map<string, { connection: Connection, reservation: Reservation<string> }>()
@@ -47,6 +55,15 @@ export function ownTransientConnections (libp2p: Libp2p, dht: unknown, options?:
   const onOpen = (event: CustomEvent<Connection>): void => {
     const connection = event.detail
     const peer = connection.remotePeer.toString()
+    // The transport's reservation for this connection, when it shares the manager: promoted once
+    // the DHT knows the peer, released by the transport when the connection closes.
+    const quic = quicConnectionOf(connection)
+    const held = quic === undefined ? undefined : manager.get(quic.id)
+    if (held !== undefined) {
+      if (inTable.has(peer)) held.promote(peer)
+      else open.set(connection.id, { connection, reservation: held })
+      return
+    }
     if (inTable.has(peer)) return
     const reservation = manager.tryReserve(connection.id, { address: remoteIp(connection) })
     if (reservation === null) {
@@ -74,10 +91,13 @@ export function ownTransientConnections (libp2p: Libp2p, dht: unknown, options?:
   }
   const onPeerRemove = (event: CustomEvent<PeerId>): void => { inTable.delete(event.detail.toString()) }
   const onExpired = (reservation: Reservation<string>): void => {
-    const entry = open.get(String(reservation.key))
-    if (entry === undefined) return
-    open.delete(String(reservation.key))
-    void entry.connection.close().catch(() => entry.connection.abort(new Error('transient connection expired')))
+    // Keyed by the libp2p connection's id here, by the QUIC connection's in the transport.
+    for (const [id, entry] of open) {
+      if (entry.reservation !== reservation) continue
+      open.delete(id)
+      void entry.connection.close().catch(() => entry.connection.abort(new Error('transient connection expired')))
+      return
+    }
   }
 
   libp2p.addEventListener('connection:open', onOpen)

@@ -8,9 +8,11 @@
 import { BlockList, isIPv6 } from 'node:net'
 import type { ConnectionGater, MultiaddrConnection } from '@libp2p/interface'
 import type { AdmitConnection, IncomingConnection } from '../quic/listener.js'
+import type { QuicConnection } from '../quic/connection.js'
 import type { Reservation, TransientConnectionManager } from '../limits/transient.js'
 import { invalidArgValue, optionalInteger } from '../args.js'
 import { quicMultiaddr } from './multiaddr.js'
+import { ConnectionReservations } from './reservations.js'
 
 export interface AdmissionOptions {
   /**
@@ -28,12 +30,20 @@ export interface AdmissionOptions {
   /** IPs or CIDR ranges never refused by the limits above. Default: the node's `allow` list. */
   allow?: string[]
   /**
-   * Transient connections: each admitted connection takes a reservation keyed by its remote
-   * address and port before its handshake (refused when the manager refuses), marked handshaking
-   * until the handshake ends. It is handed to `onReservation` (to promote once the peer is
-   * wanted) and released when the connection closes.
+   * Transient connections (see ConnectionReservations): each connection of the transport holds one
+   * reservation, keyed by its QuicConnection's id, until it closes: an inbound one from its
+   * admission before the handshake (refused when the manager refuses; marked handshaking until the
+   * handshake ends), an outbound one from the end of its dial's handshake (the dial fails with
+   * ERR_LIBP2P_TRANSIENT_LIMIT when refused). Hosts on the `allow` list are not counted.
    */
   transient?: TransientConnectionManager<unknown>
+  /**
+   * Whether the transport promotes a connection's reservation once its upgrade succeeded (the peer
+   * is known). false: the manager's owner promotes it when it wants the peer (the DHT, when the
+   * peer enters its routing table), through `transport.reservationOf(connection)`; one it never
+   * promotes expires after the manager's `ttl`. Default true.
+   */
+  promoteOnUpgrade?: boolean
 }
 
 /** The parts of js-libp2p's connection manager this reads, when they are there (duck-typed). */
@@ -107,12 +117,14 @@ export class InboundAdmission {
   readonly #deny?: (host: string) => boolean
   readonly #allow?: (host: string) => boolean
   readonly #gater?: ConnectionGater
-  readonly #transient?: TransientConnectionManager<unknown>
-  readonly #reservations = new Map<string, Reservation<unknown>>()
+  readonly #reservations?: ConnectionReservations
+  // Admitted connections by remote `address:port`, for the deprecated lookups by address.
+  readonly #byRemote = new Map<string, number>()
   /** Refusals by reason, since the start. */
   readonly refused = { deny: 0, rate: 0, gater: 0, transient: 0 }
 
-  constructor (options: AdmissionOptions = {}, connectionManager?: unknown, gater?: ConnectionGater) {
+  /** `reservations`: the transport's (made from `options.transient` when not given). */
+  constructor (options: AdmissionOptions = {}, connectionManager?: unknown, gater?: ConnectionGater, reservations?: ConnectionReservations) {
     const node = (typeof connectionManager === 'object' && connectionManager !== null ? connectionManager : {}) as ConnectionManagerLike
     const number = (name: string, value: unknown, fallback: number): number => optionalInteger(`admission.${name}`, value, { min: 1, infinite: true }, fallback)
     this.maxPending = Math.min(2 ** 31, number('maxIncomingPendingConnections', options.maxIncomingPendingConnections,
@@ -122,7 +134,7 @@ export class InboundAdmission {
     this.#deny = options.deny !== undefined ? matcher('admission.deny', options.deny) : nodeList(node.deny)
     this.#allow = options.allow !== undefined ? matcher('admission.allow', options.allow) : nodeList(node.allow)
     this.#gater = gater
-    this.#transient = options.transient
+    this.#reservations = reservations ?? (options.transient === undefined ? undefined : new ConnectionReservations(options.transient, options.promoteOnUpgrade))
   }
 
   /** The listener's `admit` hook. */
@@ -135,14 +147,24 @@ export class InboundAdmission {
     return this.#reserve(peer, allowed)
   }
 
-  /** The transient reservation an admitted connection holds (keyed by remote address and port), if any. */
-  reservationOf (remote: { address: string, port: number }): Reservation<unknown> | undefined {
-    return this.#reservations.get(`${remote.address}:${remote.port}`)
+  /**
+   * The reservation an admitted connection holds until it closes, if any. Given the remote
+   * `{ address, port }` instead of the connection: deprecated (the reservation is keyed by the
+   * connection), kept for one release.
+   */
+  reservationOf (connection: QuicConnection | { address: string, port: number }): Reservation<unknown> | undefined {
+    const id = this.#idOf(connection)
+    return id === undefined ? undefined : this.#reservations?.of(id)
   }
 
-  /** The connection from `remote` ended its handshake: its reservation no longer protects a handshake. */
-  handshakeDone (remote: { address: string, port: number }): void {
-    this.reservationOf(remote)?.setHandshaking(false)
+  /** The connection ended its handshake: its reservation no longer protects one. (`{ address, port }`: deprecated, as reservationOf().) */
+  handshakeDone (connection: QuicConnection | { address: string, port: number }): void {
+    const id = this.#idOf(connection)
+    if (id !== undefined) this.#reservations?.handshakeDone(id)
+  }
+
+  #idOf (connection: QuicConnection | { address: string, port: number }): number | undefined {
+    return 'id' in connection ? connection.id : this.#byRemote.get(`${connection.address}:${connection.port}`)
   }
 
   async #gate (peer: IncomingConnection, allowed: boolean): Promise<boolean> {
@@ -154,18 +176,12 @@ export class InboundAdmission {
   }
 
   #reserve (peer: IncomingConnection, allowed: boolean): boolean {
-    if (this.#transient === undefined || allowed) return true
+    if (this.#reservations === undefined || allowed) return true
     const { address, port } = peer.remoteAddress
-    const key = `${address}:${port}`
-    const reservation = this.#transient.tryReserve(key, { address, handshaking: true })
-    if (reservation === null) return this.#refuse('transient')
-    this.#reservations.set(key, reservation)
-    // Whatever becomes of the handshake, the reservation goes with the connection (release() after
-    // a promotion or expiry only reports that outcome).
-    void peer.closed.then(() => {
-      reservation.release('closed')
-      if (this.#reservations.get(key) === reservation) this.#reservations.delete(key)
-    })
+    if (this.#reservations.reserve(peer.id, address, true, peer.closed) === null) return this.#refuse('transient')
+    const remote = `${address}:${port}`
+    this.#byRemote.set(remote, peer.id)
+    void peer.closed.then(() => { if (this.#byRemote.get(remote) === peer.id) this.#byRemote.delete(remote) })
     return true
   }
 

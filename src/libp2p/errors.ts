@@ -9,6 +9,8 @@ export const Libp2pQuicErrorCode = {
   PEER_MISMATCH: 'ERR_LIBP2P_PEER_MISMATCH',
   /** The peer refused to negotiate a protocol now (a RESOURCE_LIMIT_EXCEEDED reset): retry later. */
   BUSY: 'ERR_LIBP2P_BUSY',
+  /** A dial's connection was refused a reservation by the transient-connection manager (`admission.transient`). */
+  TRANSIENT_LIMIT: 'ERR_LIBP2P_TRANSIENT_LIMIT',
   /** The multiaddr is not `/ip4|ip6/<addr>/udp/<port>/quic-v1[/p2p/<id>]`. */
   INVALID_MULTIADDR: 'ERR_LIBP2P_INVALID_MULTIADDR'
 } as const

@@ -13,13 +13,14 @@
  * sends after its proposal, and a FIN right behind them, stay in the stream for the handler (a
  * negotiation through js-libp2p's byte stream would lose them).
  */
-import { TimeoutError, UnsupportedProtocolError, type CounterGroup, type Metrics } from '@libp2p/interface'
+import { TimeoutError, UnsupportedProtocolError, type Metrics } from '@libp2p/interface'
 import { NegotiationError, NegotiationErrorCode, invalidArgValue } from '../errors.js'
 import { MAX_PROPOSALS, NEGOTIATION_TIMEOUT } from '../negotiation/defaults.js'
 import { MultistreamDialer, MultistreamListener, type NegotiationMachine } from '../negotiation/engine.js'
+import { Semaphore, type Release } from '../limits/semaphore.js'
+import { libp2pSink, type SinkCounter } from '../metrics.js'
 import { ConnectionShare, NegotiationLimiter, checkLimit, type NegotiationLimits } from '../negotiation/limiter.js'
 import { negotiateOnPrefix } from '../negotiation/prefix.js'
-import { SlotPool } from '../negotiation/slots.js'
 import { Deadlines } from './deadlines.js'
 import { Libp2pQuicError, Libp2pQuicErrorCode, StreamResetCode } from './errors.js'
 import type { MsQuicStream } from './stream.js'
@@ -74,7 +75,8 @@ export class PeerNegotiations {
   /** @internal This connection's part of the inbound limits. */
   readonly share = new ConnectionShare()
   readonly #gate: NegotiationGate
-  readonly #outbound: SlotPool
+  // Outbound negotiations of this connection: the rest wait, in order.
+  readonly #outbound: Semaphore
   // Protocols the peer accepted on this connection: later streams for them may be dialled lazily.
   readonly #accepted = new Set<string>()
   // The protocols the peer's identify listed, once it showed LAZY_NEGOTIATION_MARKER.
@@ -82,7 +84,7 @@ export class PeerNegotiations {
 
   constructor (gate: NegotiationGate) {
     this.#gate = gate
-    this.#outbound = new SlotPool(gate.maxOutboundPerConnection)
+    this.#outbound = new Semaphore(gate.maxOutboundPerConnection)
   }
 
   /** Inbound negotiations of this connection running now. */
@@ -127,20 +129,21 @@ export class PeerNegotiations {
    */
   async outboundStream (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
     // A free slot is taken at once: the proposal then leaves in this turn, with the first data.
-    if (!this.#outbound.tryAcquire()) {
+    let release = this.#outbound.tryAcquire()
+    if (release === undefined) {
       try {
-        await this.#outbound.acquire(signal)
+        release = await this.#outbound.acquire(signal)
       } catch (error) {
         stream.abort(error as Error)
         throw error
       }
     }
-    if (!this.dialsLazily(protocol)) return await this.#select(stream, protocol, signal)
-    void this.#select(stream, protocol, signal).catch(() => {})
+    if (!this.dialsLazily(protocol)) return await this.#select(stream, protocol, release, signal)
+    void this.#select(stream, protocol, release, signal).catch(() => {})
     return protocol
   }
 
-  async #select (stream: MsQuicStream, protocol: string, signal?: AbortSignal): Promise<string> {
+  async #select (stream: MsQuicStream, protocol: string, release: Release, signal?: AbortSignal): Promise<string> {
     const machine = new MultistreamDialer([protocol])
     try {
       const agreed = await negotiate(stream, machine, signal !== undefined ? { signal } : { deadlines: this.#gate.deadlines }, machine.start())
@@ -151,7 +154,7 @@ export class PeerNegotiations {
       stream.abort(error)
       throw error
     } finally {
-      this.#outbound.release()
+      release()
     }
   }
 
@@ -181,7 +184,7 @@ export class NegotiationGate {
   readonly counts: Record<NegotiationOutcome, number> = { completed: 0, failed: 0, timeout: 0, busy: 0 }
   /** Inbound negotiations whose dialer was lazy: data came right behind its accepted proposal. */
   lazy = 0
-  readonly #counter?: CounterGroup
+  readonly #counter?: SinkCounter
 
   constructor (options: NegotiationOptions = {}, metrics?: Metrics, streamCredit = 256) {
     this.#limiter = new NegotiationLimiter({
@@ -196,7 +199,7 @@ export class NegotiationGate {
     this.timeout = options.timeout ?? NEGOTIATION_TIMEOUT
     if (typeof this.timeout !== 'number' || !(this.timeout > 0)) throw invalidArgValue('negotiation.timeout', 'must be a positive number of milliseconds', this.timeout, true)
     this.deadlines = new Deadlines(this.timeout)
-    this.#counter = metrics?.registerCounterGroup('libp2p_msquic_negotiations_total', { label: 'outcome', help: 'Protocol negotiations by outcome (inbound, and outbound busy answers)' })
+    this.#counter = metrics === undefined ? undefined : libp2pSink(metrics).counter('libp2p_msquic_negotiations_total', { label: 'outcome', help: 'Protocol negotiations by outcome (inbound, and outbound busy answers)' })
     metrics?.registerMetricGroup('libp2p_msquic_negotiations', {
       label: 'state',
       help: 'Inbound protocol negotiations running and waiting for a slot',
@@ -215,7 +218,7 @@ export class NegotiationGate {
 
   count (outcome: NegotiationOutcome): void {
     this.counts[outcome]++
-    this.#counter?.increment({ [outcome]: true })
+    this.#counter?.add(1, outcome)
   }
 
   async inbound (peer: PeerNegotiations, stream: MsQuicStream, protocols: () => string[]): Promise<string | null> {

@@ -11,13 +11,15 @@ import { DEFAULTS as QUIC_DEFAULTS, type QuicSettings } from '../quic/config.js'
 import { connect } from '../quic/connect.js'
 import type { QuicConnection } from '../quic/connection.js'
 import { listen, type QuicListener } from '../quic/listener.js'
+import type { Reservation } from '../limits/transient.js'
 import { InboundAdmission, type AdmissionOptions } from './admission.js'
 import { createLibp2pCertificate, verifyLibp2pCertificate, type Libp2pCertificate } from './certificate.js'
-import { Libp2pQuicError, Libp2pQuicErrorCode } from './errors.js'
+import { ConnectionCloseCode, Libp2pQuicError, Libp2pQuicErrorCode } from './errors.js'
 import { SessionTickets } from './tickets.js'
 import { expandWildcard, parseQuicAddress, quicMultiaddr, quicV1Filter, type QuicAddress } from './multiaddr.js'
 import { MsQuicMultiaddrConnection, MsQuicMuxerFactory } from './muxer.js'
 import { LAZY_NEGOTIATION_MARKER, NegotiationGate, type NegotiationOptions, type PeerNegotiations } from './negotiation.js'
+import { ConnectionReservations } from './reservations.js'
 
 /** ALPN of libp2p over QUIC (libp2p/specs quic/README.md). */
 export const LIBP2P_ALPN = 'libp2p'
@@ -125,6 +127,8 @@ export class MsQuicTransport implements Transport {
   readonly negotiation: NegotiationGate | undefined
   /** The session tickets dials resume with (undefined with `sessionTickets: false`). */
   readonly sessionTickets: SessionTickets | undefined
+  /** Each connection's one transient reservation (with `admission.transient`; see ConnectionReservations). */
+  readonly reservations: ConnectionReservations | undefined
 
   constructor (components: MsQuicTransportComponents, options: MsQuicTransportOptions = {}) {
     this.#components = components
@@ -135,6 +139,8 @@ export class MsQuicTransport implements Transport {
     if (tickets !== true && tickets !== false && tickets !== '0rtt') throw invalidArgValue('sessionTickets', "must be a boolean or '0rtt'", tickets)
     if (options.earlyData !== undefined && typeof options.earlyData !== 'boolean') throw invalidArgType('earlyData', 'a boolean', options.earlyData)
     this.sessionTickets = tickets === false ? undefined : new SessionTickets()
+    const admission = options.admission === false ? undefined : options.admission
+    this.reservations = admission?.transient === undefined ? undefined : new ConnectionReservations(admission.transient, admission.promoteOnUpgrade)
     if (this.negotiation !== undefined) this.#announceLazyNegotiation(components)
   }
 
@@ -154,6 +160,16 @@ export class MsQuicTransport implements Transport {
       const quic = quicConnectionOf(connection)
       if (quic !== undefined) this.#peers.get(quic)?.takesLazyProposals(protocols)
     })
+  }
+
+  /**
+   * The transient reservation a connection of this transport holds until it closes (a libp2p
+   * connection, or its QUIC connection), if any: the manager's owner promotes it through this when
+   * it learns the peer (`admission.promoteOnUpgrade: false`).
+   */
+  reservationOf (connection: Connection | QuicConnection): Reservation<unknown> | undefined {
+    const quic = 'remoteAddr' in connection ? quicConnectionOf(connection) : connection
+    return quic === undefined ? undefined : this.reservations?.of(quic.id)
   }
 
   /** @internal The certificate every connection of this transport presents (the spec allows reuse). */
@@ -246,6 +262,12 @@ export class MsQuicTransport implements Transport {
       throw new Libp2pQuicError(Libp2pQuicErrorCode.CERTIFICATE, 'The peer was not authenticated')
     }
     const remote = connection.remoteAddress
+    // The reservation is keyed by the connection, which exists from here: a dial over the budget
+    // costs one handshake, and is closed at once.
+    if (this.reservations?.reserve(connection.id, remote?.address ?? address.host, false, connection.closed) === null) {
+      void connection.close({ code: ConnectionCloseCode.RESOURCE_LIMIT_EXCEEDED }).catch(() => {})
+      throw new Libp2pQuicError(Libp2pQuicErrorCode.TRANSIENT_LIMIT, `Too many transient connections to dial ${ma.toString()}`)
+    }
     const maConn = new MsQuicMultiaddrConnection({
       connection,
       remoteAddr: quicMultiaddr(address.family, remote?.address ?? address.host, remote?.port ?? address.port, remotePeer.toString()),
@@ -263,6 +285,7 @@ export class MsQuicTransport implements Transport {
         signal: options.signal
       })
       connections.set(upgraded, connection)
+      this.reservations?.upgraded(connection.id, remotePeer.toString())
       return upgraded
     } catch (error) {
       maConn.abort(error as Error)
@@ -280,7 +303,7 @@ export class MsQuicTransport implements Transport {
 
   createListener (options: CreateListenerOptions): Listener {
     const c = this.#components
-    const admission = this.#options.admission === false ? undefined : new InboundAdmission(this.#options.admission, c.connectionManager, c.connectionGater)
+    const admission = this.#options.admission === false ? undefined : new InboundAdmission(this.#options.admission, c.connectionManager, c.connectionGater, this.reservations)
     return new MsQuicLibp2pListener(this, options.upgrader, c.logger.forComponent('libp2p:msquic:listener'), c.logger, this.#options, admission)
   }
 }
@@ -366,7 +389,7 @@ export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> impl
     // then; verifyLibp2pCertificate remembers it).
     const remotePeer = der === undefined ? undefined : this.#verified.get(der) ?? (connection.sessionResumed ? await verifyLibp2pCertificate(der).catch(() => undefined) : undefined)
     const remote = connection.remoteAddress
-    if (remote !== undefined) this.admission?.handshakeDone(remote)
+    this.admission?.handshakeDone(connection)
     if (remotePeer === undefined || remote === undefined) {
       void connection.close({ code: 0 }).catch(() => {})
       return
@@ -389,6 +412,7 @@ export class MsQuicLibp2pListener extends TypedEventEmitter<ListenerEvents> impl
         muxerFactory: this.#transport.muxerFactory(connection, 'inbound'),
         signal: this.#shutdown.signal
       })
+      this.#transport.reservations?.upgraded(connection.id, remotePeer.toString())
     } catch (error) {
       this.#log('inbound upgrade failed: %s', (error as Error).message)
       maConn.abort(error as Error)

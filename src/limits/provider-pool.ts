@@ -7,6 +7,7 @@ import { setMaxListeners } from 'node:events'
 import { checkOptions, checkSignal, integer, invalidArgType, invalidArgValue, nonEmptyString } from '../args.js'
 import { LimitsError, LimitsErrorCode, limitsAbortedError, limitsClosedError } from './errors.js'
 import { OperationLimiter, type Permit } from './operation-limiter.js'
+import { Semaphore } from './semaphore.js'
 
 /** One provider: how to reach it and how many connections it allows. */
 export interface ProviderOptions<C> {
@@ -114,15 +115,6 @@ class Provider<C> {
   }
 }
 
-interface SlotWaiter<C> {
-  tried: ReadonlySet<Provider<C>>
-  /** With a provider whose slot is claimed for it, or undefined to look again (nothing left to try). */
-  resolve: (provider: Provider<C> | undefined) => void
-  reject: (error: unknown) => void
-  signal: AbortSignal
-  onAbort: () => void
-}
-
 interface Lease<C> {
   provider: Provider<C>
   connection: C
@@ -136,7 +128,12 @@ interface Lease<C> {
 export class ProviderPool<C> {
   readonly #limiter: OperationLimiter
   readonly #providers = new Map<string, Provider<C>>()
-  readonly #waiters = new Set<SlotWaiter<C>>()
+  // Runs holding a permit and waiting for a provider with room. The providers' room is each
+  // waiter's own limit (`admits`), so the count is unbounded.
+  readonly #waiting = new Semaphore(Infinity, {
+    closedError: () => limitsClosedError('The pool'),
+    abortedError: signal => this.#closed ? limitsClosedError('The pool') : limitsAbortedError(signal, 'run()')
+  })
   readonly #removals = new Set<Promise<void>>()
   readonly #closing = new AbortController()
   #preferred: Provider<C> | undefined
@@ -175,7 +172,7 @@ export class ProviderPool<C> {
     const provider = new Provider<C>(options)
     if (this.#providers.has(provider.id)) throw invalidArgValue('provider.id', 'is already in the pool', provider.id)
     this.#providers.set(provider.id, provider)
-    this.#serveWaiters()
+    this.#waiting.serve()
   }
 
   /**
@@ -194,7 +191,7 @@ export class ProviderPool<C> {
     this.#removals.add(removal)
     void removal.then(() => this.#removals.delete(removal))
     this.#checkDrained(provider)
-    this.#serveWaiters()
+    this.#waiting.serve()
     return removal
   }
 
@@ -249,7 +246,7 @@ export class ProviderPool<C> {
       failures: p.failures,
       consecutiveFailures: p.consecutiveFailures
     }))
-    return { providers, waiting: this.#waiters.size, ...(this.#preferred !== undefined && { preferred: this.#preferred.id }) }
+    return { providers, waiting: this.#waiting.waiting, ...(this.#preferred !== undefined && { preferred: this.#preferred.id }) }
   }
 
   /**
@@ -260,7 +257,7 @@ export class ProviderPool<C> {
     if (!this.#closed) {
       this.#closed = true
       this.#closing.abort(limitsClosedError('The pool'))
-      for (const waiter of this.#waiters) this.#unwait(waiter).reject(limitsClosedError('The pool'))
+      this.#waiting.close()
       const removals = [...this.#providers.keys()].map(id => this.removeProvider(id))
       this.#closedPromise = Promise.all([...removals, ...this.#removals]).then(() => {})
     }
@@ -301,7 +298,7 @@ export class ProviderPool<C> {
         provider.consecutiveFailures++
         if (this.#preferred === provider) this.#preferred = undefined
         this.#checkDrained(provider)
-        this.#serveWaiters()
+        this.#waiting.serve()
         if (signal.aborted) throw this.#closed ? limitsClosedError('The pool') : limitsAbortedError(signal, 'run()')
         errors.push(error)
         tried.add(provider)
@@ -340,7 +337,7 @@ export class ProviderPool<C> {
       this.#discard(provider, connection)
       this.#checkDrained(provider)
     }
-    this.#serveWaiters()
+    this.#waiting.serve()
   }
 
   /**
@@ -369,34 +366,18 @@ export class ProviderPool<C> {
   /** Waits until an untried provider has room (all are busy, after failures or removals). */
   #waitForSlot (tried: ReadonlySet<Provider<C>>, signal: AbortSignal): Promise<Provider<C> | undefined> {
     return new Promise((resolve, reject) => {
-      const waiter: SlotWaiter<C> = {
-        tried,
-        resolve,
-        reject,
+      let provider: Provider<C> | undefined
+      this.#waiting.wait({
         signal,
-        onAbort: () => {
-          if (!this.#waiters.has(waiter)) return
-          this.#unwait(waiter)
-          reject(this.#closed ? limitsClosedError('The pool') : limitsAbortedError(signal, 'run()'))
-        }
-      }
-      this.#waiters.add(waiter)
-      signal.addEventListener('abort', waiter.onAbort, { once: true })
+        // Its turn comes with a slot claimed for it, or with nothing left to try (it looks again).
+        admits: () => (provider = this.#claim(tried)) !== undefined || !this.#hasUntried(tried),
+        granted: release => {
+          release()
+          resolve(provider)
+        },
+        dropped: (_reason, error) => { reject(error) }
+      })
     })
-  }
-
-  #unwait (waiter: SlotWaiter<C>): SlotWaiter<C> {
-    this.#waiters.delete(waiter)
-    waiter.signal.removeEventListener('abort', waiter.onAbort)
-    return waiter
-  }
-
-  /** Hands freed slots to waiting runs in arrival order; wakes those with nothing left to try. */
-  #serveWaiters (): void {
-    for (const waiter of this.#waiters) {
-      const provider = this.#claim(waiter.tried)
-      if (provider !== undefined || !this.#hasUntried(waiter.tried)) this.#unwait(waiter).resolve(provider)
-    }
   }
 
   #discard (provider: Provider<C>, connection: C): void {

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events'
 import { checkOptions, integer, invalidArgType, nonEmptyString, positiveNumber } from '../args.js'
 import { clockOption, type Clock } from './clock.js'
-import { MillisecondHistogram, type Histogram } from './histogram.js'
+import { HISTOGRAM_BUCKETS, MillisecondHistogram, type Histogram, type MetricsSink, type SinkCounter, type SinkGauge, type SinkHistogram } from '../metrics.js'
 
 /** A reservation's state: `reserved` until exactly one terminal transition. */
 export type ReservationState = 'reserved' | 'promoted' | 'released' | 'expired'
@@ -53,6 +53,12 @@ export interface TransientConnectionManagerOptions {
   perAddressLimit?: number
   /** Time source; tests pass a fake one. Default: `performance.now()` and unref'd timers. */
   clock?: Clock
+  /**
+   * Where the figures go too (`promClientSink(registry)`, `libp2pSink(metrics)`): the reservations
+   * held (`node_msquic_transient_reservations`), their outcomes and refusals
+   * (`node_msquic_transient_total{outcome}`) and the time to promotion in seconds.
+   */
+  metrics?: MetricsSink
 }
 
 /** What stats() returns: gauges, then totals since construction. */
@@ -221,6 +227,7 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
   readonly #perAddress = new Map<string, number>()
   readonly #owner: Owner<P>
   readonly #timeToPromote = new MillisecondHistogram()
+  readonly #sink?: TransientSink
   readonly #rejected: Record<RejectReason, number> = { budget: 0, perAddress: 0, duplicate: 0, closed: 0 }
   readonly #totals = { reserved: 0, promoted: 0, released: 0, expired: 0, latePromotions: 0 }
   #generation = 0
@@ -237,6 +244,7 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
     this.#ttl = positiveNumber('ttl', options.ttl)
     this.#perAddressLimit = integer('perAddressLimit', options.perAddressLimit ?? Infinity, { min: 1, infinite: true })
     this.#clock = clockOption(options.clock)
+    if (options.metrics !== undefined) this.#sink = sinkMetrics(options.metrics)
     this.#owner = {
       now: () => this.#clock.now(),
       ended: (reservation, outcome) => this.#ended(reservation, outcome),
@@ -285,6 +293,7 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
     const reason = this.#refusal(key, address as string | undefined)
     if (reason !== undefined) {
       this.#rejected[reason]++
+      this.#sink?.outcomes.add(1, `rejected_${reason}`)
       this.emit('rejected', address === undefined ? { key, reason } : { key, address: address as string, reason })
       return null
     }
@@ -295,6 +304,8 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
     else this.#armAt(reservation.deadline)
     this.#totals.reserved++
     if (this.#entries.size > this.#peak) this.#peak = this.#entries.size
+    this.#sink?.outcomes.add(1, 'reserved')
+    this.#sink?.held.set(this.#entries.size)
     try {
       this.emit('reserved', reservation)
     } catch (error) {
@@ -376,7 +387,12 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
       else this.#perAddress.set(reservation.address, left)
     }
     this.#totals[outcome.state]++
-    if (outcome.state === 'promoted') this.#timeToPromote.observe(outcome.heldMs)
+    if (outcome.state === 'promoted') {
+      this.#timeToPromote.observe(outcome.heldMs)
+      this.#sink?.timeToPromote.observe(outcome.heldMs / 1000)
+    }
+    this.#sink?.outcomes.add(1, outcome.state)
+    this.#sink?.held.set(this.#entries.size)
     // The timer stays set when the map empties: it finds nothing and stops. Clearing it here would
     // cost a new timer for the next reservation, on every admission of an idle node.
     this.emit(outcome.state, reservation, outcome)
@@ -407,6 +423,22 @@ export class TransientConnectionManager<P = unknown> extends EventEmitter<Transi
     if (this.#timer === undefined) return
     this.#clock.clearTimeout(this.#timer)
     this.#timer = undefined
+  }
+}
+
+interface TransientSink {
+  held: SinkGauge
+  outcomes: SinkCounter
+  timeToPromote: SinkHistogram
+}
+
+function sinkMetrics (sink: MetricsSink): TransientSink {
+  if (typeof sink?.counter !== 'function') throw invalidArgType('metrics', 'a MetricsSink', sink)
+  const prefix = 'node_msquic_transient_'
+  return {
+    held: sink.gauge(`${prefix}reservations`, { help: 'Transient connections holding a reservation now' }),
+    outcomes: sink.counter(`${prefix}total`, { help: 'Reservations made, ended (promoted, released, expired) and refused (rejected_<reason>)', label: 'outcome' }),
+    timeToPromote: sink.histogram(`${prefix}promote_seconds`, { help: 'Time from reservation to promotion', buckets: HISTOGRAM_BUCKETS.map(ms => ms / 1000) })
   }
 }
 

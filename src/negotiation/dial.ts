@@ -7,11 +7,11 @@
 import { NegotiationError, NegotiationErrorCode, NegotiationResetCode, QuicError, QuicErrorCode, invalidArgType, invalidArgValue, checkSignal } from '../errors.js'
 import type { QuicConnection } from '../quic/connection.js'
 import type { QuicStream } from '../quic/stream.js'
+import { Semaphore, type Release } from '../limits/semaphore.js'
 import { checkProtocols } from './message.js'
 import type { NegotiationMetrics } from './metrics.js'
 import { DEFAULT_NEGOTIATIONS_PER_CONNECTION, NEGOTIATION_TIMEOUT } from './defaults.js'
 import { selectProtocol } from './select.js'
-import { SlotPool } from './slots.js'
 
 export interface DialProtocolOptions {
   signal?: AbortSignal
@@ -42,7 +42,8 @@ const PHASE_TEXT: Record<Phase, string> = {
   peer: 'waiting for the peer\'s answer'
 }
 
-const pools = new WeakMap<QuicConnection, SlotPool>()
+// The dialer's negotiation slots of each connection.
+const pools = new WeakMap<QuicConnection, Semaphore>()
 
 /**
  * Opens a stream on `connection` and negotiates one of `protocols` (in order of preference) with
@@ -81,13 +82,10 @@ export async function dialProtocol (connection: QuicConnection, protocols: strin
     mark = now
     phase = next
   }
-  let holdsSlot = false
+  let release: Release | undefined
   let stream: QuicStream | undefined
   try {
-    if (pool !== undefined) {
-      await pool.acquire(signal)
-      holdsSlot = true
-    }
+    if (pool !== undefined) release = await pool.acquire(signal)
     enter('credit')
     stream = await connection.openStream({ signal })
     enter('peer')
@@ -106,18 +104,18 @@ export async function dialProtocol (connection: QuicConnection, protocols: strin
   } finally {
     clearTimeout(timer)
     options.signal?.removeEventListener('abort', onAbort)
-    if (holdsSlot) pool?.release()
+    release?.()
   }
 }
 
-function poolFor (connection: QuicConnection, max: number | undefined): SlotPool | undefined {
+function poolFor (connection: QuicConnection, max: number | undefined): Semaphore | undefined {
   const capacity = max ?? DEFAULT_NEGOTIATIONS_PER_CONNECTION
   if (capacity !== Infinity && (!Number.isInteger(capacity) || capacity < 1)) {
     throw invalidArgValue('maxNegotiationsPerConnection', 'must be a positive integer or Infinity', capacity, true)
   }
   let pool = pools.get(connection)
   if (pool === undefined) {
-    pool = new SlotPool(capacity)
+    pool = new Semaphore(capacity)
     pools.set(connection, pool)
   } else if (pool.capacity !== capacity) {
     pool.capacity = capacity

@@ -6,7 +6,8 @@
  * libp2p transport's NegotiationGate both schedule through it. It counts and schedules: reading,
  * answering and resetting streams stay with the caller. JS thread only.
  */
-import { invalidArgValue } from '../errors.js'
+import { NegotiationError, NegotiationErrorCode, invalidArgValue } from '../errors.js'
+import { Semaphore, type DropReason, type Release, type SemaphoreWaiter } from '../limits/semaphore.js'
 import { AdaptiveLimit, type AdaptiveLimitOptions } from './adaptive.js'
 import { DEFAULT_NEGOTIATIONS, DEFAULT_NEGOTIATIONS_PER_CONNECTION } from './defaults.js'
 
@@ -45,6 +46,8 @@ export class ConnectionShare {
   running = 0
   /** Its streams waiting for a slot. */
   queued = 0
+  /** @internal The overall slots its running negotiations hold (interchangeable, given back last first). */
+  readonly slots: Release[] = []
 }
 
 /** A stream that asks for a slot. */
@@ -57,11 +60,6 @@ export interface SlotRequest {
   drop: (reason: 'gone' | 'closed') => void
 }
 
-interface Waiting {
-  request: SlotRequest
-  share: ConnectionShare
-}
-
 export class NegotiationLimiter {
   readonly #perConnection: number
   readonly #overall: number
@@ -70,9 +68,8 @@ export class NegotiationLimiter {
   readonly #adaptive?: AdaptiveLimit
   readonly #onQueued?: (queued: number) => void
   readonly #onLimit?: (limit: number) => void
-  readonly #waiting: Waiting[] = []
-  #running = 0
-  #closed = false
+  // The overall slots; a waiter's own connection limit is its `admits`.
+  readonly #slots: Semaphore
 
   constructor (options: NegotiationLimiterOptions = {}) {
     this.#perConnection = checkLimit('maxNegotiationsPerConnection', options.maxNegotiationsPerConnection, DEFAULT_NEGOTIATIONS_PER_CONNECTION)
@@ -85,6 +82,7 @@ export class NegotiationLimiter {
     }
     this.#onQueued = options.onQueued
     this.#onLimit = options.onLimit
+    this.#slots = new Semaphore(this.limit, { closedError: () => new NegotiationError(NegotiationErrorCode.BUSY, 'The negotiation limiter is closed') })
   }
 
   /** The limit per connection as configured. */
@@ -109,12 +107,12 @@ export class NegotiationLimiter {
 
   /** Negotiations running now. */
   get running (): number {
-    return this.#running
+    return this.#slots.used
   }
 
   /** Streams waiting for a slot now. */
   get queued (): number {
-    return this.#waiting.length
+    return this.#slots.waiting
   }
 
   /**
@@ -123,15 +121,16 @@ export class NegotiationLimiter {
    * too many wait already. `'refused'`: busy (or the limiter is closed), and the caller refuses it.
    */
   admit (share: ConnectionShare, request: SlotRequest): 'started' | 'queued' | 'refused' {
-    if (this.#closed) return 'refused'
-    if (this.#hasSlot(share)) {
-      this.#start(share, request)
+    if (this.#slots.closed) return 'refused'
+    const release = share.running < this.perConnection ? this.#slots.tryAcquire() : undefined
+    if (release !== undefined) {
+      this.start(share, request, release)
       return 'started'
     }
-    if (share.queued >= this.#maxQueuedPerConnection || this.#waiting.length >= this.#maxQueued) return 'refused'
+    if (share.queued >= this.#maxQueuedPerConnection || this.#slots.waiting >= this.#maxQueued) return 'refused'
     share.queued++
-    this.#waiting.push({ request, share })
-    this.#onQueued?.(this.#waiting.length)
+    this.#slots.wait(new Waiting(this, share, request))
+    this.#onQueued?.(this.#slots.waiting)
     this.#adaptive?.saturated()
     return 'queued'
   }
@@ -143,49 +142,62 @@ export class NegotiationLimiter {
    */
   release (share: ConnectionShare, took?: number): void {
     share.running--
-    this.#running--
-    if (took !== undefined && this.#adaptive?.observe(took) === true) this.#onLimit?.(this.limit)
-    this.#startWaiting()
+    if (took !== undefined && this.#adaptive?.observe(took) === true) {
+      this.#slots.capacity = this.limit
+      this.#onLimit?.(this.limit)
+    }
+    const slot = share.slots.pop()
+    // Its overall unit passes on to the oldest waiter that may take it (this connection's own
+    // slot is free again too); with none held, the waiters are looked at again all the same.
+    if (slot !== undefined) slot()
+    else this.#slots.serve()
+    this.#onQueued?.(this.#slots.waiting)
   }
 
   /** Takes no more streams: those waiting are dropped ('closed'). Negotiations running go on. Idempotent. */
   close (): void {
-    if (this.#closed) return
-    this.#closed = true
-    const waiting = this.#waiting.splice(0)
-    for (const { share } of waiting) share.queued--
+    if (this.#slots.closed) return
+    this.#slots.close()
     this.#onQueued?.(0)
-    for (const { request } of waiting) request.drop('closed')
   }
 
-  #hasSlot (share: ConnectionShare): boolean {
-    return share.running < this.perConnection && this.#running < this.limit
-  }
-
-  #start (share: ConnectionShare, request: SlotRequest): void {
+  /** @internal A waiting stream's slot came (see Waiting). */
+  start (share: ConnectionShare, request: SlotRequest, release: Release): void {
     share.running++
-    this.#running++
-    if (this.#running >= this.limit) this.#adaptive?.saturated()
+    share.slots.push(release)
+    if (this.#slots.used >= this.limit) this.#adaptive?.saturated()
     request.start()
   }
+}
 
-  #startWaiting (): void {
-    const waiting = this.#waiting
-    for (let i = 0; i < waiting.length && this.#running < this.limit;) {
-      const next = waiting[i]
-      if (next.request.gone()) {
-        waiting.splice(i, 1)
-        next.share.queued--
-        next.request.drop('gone')
-      } else if (this.#hasSlot(next.share)) {
-        waiting.splice(i, 1)
-        next.share.queued--
-        this.#start(next.share, next.request)
-      } else {
-        i++
-      }
-    }
-    this.#onQueued?.(waiting.length)
+/** A stream waiting in the limiter's semaphore: its own limit is its connection's slots. (A class, not closures: one object per waiting stream.) */
+class Waiting implements SemaphoreWaiter {
+  readonly #limiter: NegotiationLimiter
+  readonly #share: ConnectionShare
+  readonly #request: SlotRequest
+
+  constructor (limiter: NegotiationLimiter, share: ConnectionShare, request: SlotRequest) {
+    this.#limiter = limiter
+    this.#share = share
+    this.#request = request
+  }
+
+  admits (): boolean {
+    return this.#share.running < this.#limiter.perConnection
+  }
+
+  gone (): boolean {
+    return this.#request.gone()
+  }
+
+  granted (release: Release): void {
+    this.#share.queued--
+    this.#limiter.start(this.#share, this.#request, release)
+  }
+
+  dropped (reason: DropReason): void {
+    this.#share.queued--
+    this.#request.drop(reason === 'gone' ? 'gone' : 'closed')
   }
 }
 

@@ -1,10 +1,11 @@
 /**
  * Negotiation metrics: plain counters and histograms any code can read (`snapshot()`), mirrored
- * into a prom-client registry when one is given. The router and dialProtocol() share the shape:
- * the server side fills `queued` and `negotiating`, the client side `slot`, `credit` and `peer`.
+ * into the package's metrics sink when one is given (a prom-client registry, libp2p's Metrics).
+ * The router and dialProtocol() share the shape: the server side fills `queued` and
+ * `negotiating`, the client side `slot`, `credit` and `peer`.
  */
-import { createRequire } from 'node:module'
 import { invalidArgType } from '../errors.js'
+import { HISTOGRAM_BUCKETS, MillisecondHistogram, promClientSink, type Histogram, type MetricsSink, type SinkCounter, type SinkGauge, type SinkHistogram } from '../metrics.js'
 
 /** Where a negotiation spends its time; each has a histogram of milliseconds. */
 export type NegotiationPhase =
@@ -21,17 +22,11 @@ export type NegotiationPhase =
 
 const PHASES: readonly NegotiationPhase[] = ['queued', 'negotiating', 'slot', 'credit', 'peer']
 
-/** Histogram bucket upper bounds, in milliseconds. */
-export const PHASE_BUCKETS: readonly number[] = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000]
+/** Histogram bucket upper bounds, in milliseconds (the package's one set). */
+export const PHASE_BUCKETS: readonly number[] = HISTOGRAM_BUCKETS
 
 /** One phase's histogram: `buckets[i]` counts observations ≤ `PHASE_BUCKETS[i]` (cumulative). */
-export interface PhaseHistogram {
-  count: number
-  /** Milliseconds, summed. */
-  sum: number
-  max: number
-  buckets: number[]
-}
+export type PhaseHistogram = Histogram
 
 /** What `snapshot()` returns. */
 export interface NegotiationSnapshot {
@@ -54,20 +49,22 @@ export interface NegotiationSnapshot {
 
 /** Options for {@link NegotiationMetrics}. */
 export interface NegotiationMetricsOptions {
-  /** A prom-client `Registry`: the metrics are registered there too. */
+  /** A prom-client `Registry`: the metrics are registered there too (as with `sink: promClientSink(registry)`). */
   registry?: unknown
-  /** Metric name prefix for prom-client. Default `'node_msquic_negotiation_'`. */
+  /** Where the metrics go too, e.g. `libp2pSink(components.metrics)`; instead of `registry`. */
+  sink?: MetricsSink
+  /** Metric name prefix in the sink. Default `'node_msquic_negotiation_'`. */
   prefix?: string
 }
 
 type Outcome = 'completed' | 'busy' | 'failed' | 'timeout'
 
-interface PromMetrics {
-  inFlight: { set: (value: number) => void }
-  queued: { set: (value: number) => void }
-  limit: { set: (value: number) => void }
-  outcomes: { inc: (labels: { outcome: Outcome }) => void }
-  phases: { observe: (labels: { phase: NegotiationPhase }, seconds: number) => void }
+interface SinkMetrics {
+  inFlight: SinkGauge
+  queued: SinkGauge
+  limit: SinkGauge
+  outcomes: SinkCounter
+  phases: SinkHistogram
 }
 
 /** Counters and histograms for one router, one client, or both. */
@@ -77,62 +74,56 @@ export class NegotiationMetrics {
   #peak = 0
   #limit = 0
   readonly #outcomes: Record<Outcome, number> = { completed: 0, busy: 0, failed: 0, timeout: 0 }
-  readonly #phases = Object.fromEntries(PHASES.map(phase => [phase, empty()])) as Record<NegotiationPhase, PhaseHistogram>
-  readonly #prom?: PromMetrics
+  readonly #phases = Object.fromEntries(PHASES.map(phase => [phase, new MillisecondHistogram()])) as Record<NegotiationPhase, MillisecondHistogram>
+  readonly #sink?: SinkMetrics
 
   constructor (options: NegotiationMetricsOptions = {}) {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    if (options.registry !== undefined) this.#prom = promMetrics(options.registry, options.prefix ?? 'node_msquic_negotiation_')
+    const sink = options.sink ?? (options.registry !== undefined ? promClientSink(options.registry) : undefined)
+    if (sink !== undefined) this.#sink = sinkMetrics(sink, options.prefix ?? 'node_msquic_negotiation_')
   }
 
   /** @internal */
   started (): void {
     this.#inFlight++
     if (this.#inFlight > this.#peak) this.#peak = this.#inFlight
-    this.#prom?.inFlight.set(this.#inFlight)
+    this.#sink?.inFlight.set(this.#inFlight)
   }
 
   /** @internal */
   finished (outcome: Outcome): void {
     this.#inFlight--
-    this.#prom?.inFlight.set(this.#inFlight)
+    this.#sink?.inFlight.set(this.#inFlight)
     this.count(outcome)
   }
 
   /** @internal An outcome for a stream that never ran a negotiation (refused while queued). */
   count (outcome: Outcome): void {
     this.#outcomes[outcome]++
-    this.#prom?.outcomes.inc({ outcome })
+    this.#sink?.outcomes.add(1, outcome)
   }
 
   /** @internal */
   setQueued (queued: number): void {
     this.#queued = queued
-    this.#prom?.queued.set(queued)
+    this.#sink?.queued.set(queued)
   }
 
   /** @internal */
   setLimit (limit: number): void {
     this.#limit = limit
-    this.#prom?.limit.set(limit)
+    this.#sink?.limit.set(limit)
   }
 
   /** @internal */
   observe (phase: NegotiationPhase, milliseconds: number): void {
-    const histogram = this.#phases[phase]
-    histogram.count++
-    histogram.sum += milliseconds
-    if (milliseconds > histogram.max) histogram.max = milliseconds
-    for (let i = 0; i < PHASE_BUCKETS.length; i++) if (milliseconds <= PHASE_BUCKETS[i]) histogram.buckets[i]++
-    this.#prom?.phases.observe({ phase }, milliseconds / 1000)
+    this.#phases[phase].observe(milliseconds)
+    this.#sink?.phases.observe(milliseconds / 1000, phase)
   }
 
   /** A copy of every figure now. */
   snapshot (): NegotiationSnapshot {
-    const phases = Object.fromEntries(PHASES.map(phase => {
-      const h = this.#phases[phase]
-      return [phase, { ...h, buckets: [...h.buckets] }]
-    })) as Record<NegotiationPhase, PhaseHistogram>
+    const phases = Object.fromEntries(PHASES.map(phase => [phase, this.#phases[phase].snapshot()])) as Record<NegotiationPhase, PhaseHistogram>
     return {
       inFlight: this.#inFlight,
       queued: this.#queued,
@@ -147,31 +138,12 @@ export class NegotiationMetrics {
   }
 }
 
-function empty (): PhaseHistogram {
-  return { count: 0, sum: 0, max: 0, buckets: PHASE_BUCKETS.map(() => 0) }
-}
-
-// prom-client is an optional peer dependency: loaded only when a registry is passed.
-function promMetrics (registry: unknown, prefix: string): PromMetrics {
-  let prom: any
-  try {
-    prom = createRequire(import.meta.url)('prom-client')
-  } catch (error) {
-    throw Object.assign(new Error('The metrics registry needs the prom-client package (npm install prom-client)', { cause: error }), { code: 'ERR_MODULE_NOT_FOUND' })
-  }
-  if (!(registry instanceof prom.Registry)) throw invalidArgType('registry', 'a prom-client Registry', registry)
-  const registers = [registry]
+function sinkMetrics (sink: MetricsSink, prefix: string): SinkMetrics {
   return {
-    inFlight: new prom.Gauge({ name: `${prefix}in_flight`, help: 'Protocol negotiations running now', registers }),
-    queued: new prom.Gauge({ name: `${prefix}queued`, help: 'Streams waiting for a negotiation slot', registers }),
-    limit: new prom.Gauge({ name: `${prefix}limit`, help: 'The limit on concurrent negotiations', registers }),
-    outcomes: new prom.Counter({ name: `${prefix}total`, help: 'Negotiations by outcome', labelNames: ['outcome'], registers }),
-    phases: new prom.Histogram({
-      name: `${prefix}phase_seconds`,
-      help: 'Time spent in each negotiation phase',
-      labelNames: ['phase'],
-      buckets: PHASE_BUCKETS.map(ms => ms / 1000),
-      registers
-    })
+    inFlight: sink.gauge(`${prefix}in_flight`, { help: 'Protocol negotiations running now' }),
+    queued: sink.gauge(`${prefix}queued`, { help: 'Streams waiting for a negotiation slot' }),
+    limit: sink.gauge(`${prefix}limit`, { help: 'The limit on concurrent negotiations' }),
+    outcomes: sink.counter(`${prefix}total`, { help: 'Negotiations by outcome', label: 'outcome' }),
+    phases: sink.histogram(`${prefix}phase_seconds`, { help: 'Time spent in each negotiation phase', label: 'phase', buckets: PHASE_BUCKETS.map(ms => ms / 1000) })
   }
 }

@@ -163,7 +163,16 @@ export interface StreamLimits {
   unidirectional: number
 }
 
+// The last id given to a connection of this thread.
+let lastConnectionId = 0
+
 export class QuicConnection extends EventEmitter<QuicConnectionEvents> {
+  /**
+   * Unique among this thread's connections, from the first packet (a listener's `admit` sees it)
+   * to the end; an adopted connection gets a new one. Keys what is held for the connection, e.g.
+   * its admission reservation.
+   */
+  readonly id = ++lastConnectionId
   readonly #native: NativeConnection
   readonly #server: boolean
   readonly #verifyPeer?: VerifyPeer

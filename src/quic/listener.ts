@@ -63,6 +63,8 @@ export interface ListenOptions extends TlsOptions, QuicSettings {
 
 /** What `admit` is told about a new connection (from the client's first packet). */
 export interface IncomingConnection {
+  /** The `id` of the QuicConnection being admitted (keys what admission holds for it). */
+  id: number
   remoteAddress: NativeAddress
   localAddress: NativeAddress
   /** The name the client asked for (SNI), if any. */
@@ -248,7 +250,7 @@ export class QuicListener extends EventEmitter<{ close: [] }> {
     const verdict = (accept: unknown): void => { native.admit(accept === true && !this.#closing, AdmissionRefusedCode) }
     let answer: boolean | Promise<boolean>
     try {
-      answer = admit({ ...native.peer(), closed: connection.closed.then(() => {}, () => {}) })
+      answer = admit({ ...native.peer(), id: connection.id, closed: connection.closed.then(() => {}, () => {}) })
     } catch {
       verdict(false)
       return

@@ -74,4 +74,16 @@ describe('limits wired into discovery', () => {
     expect(registry.transient!.count).toBe(0)
     expect(registry.libp2p.getConnections(member.peerId).length).toBe(1)
   })
+
+  it('counts a connection once: the transport holds its reservation, the registry promotes it', async () => {
+    const registry = await net.bootstrap({ transient: { budget: 64, ttl: 60_000 } })
+    let opened = 0
+    registry.libp2p.addEventListener('connection:open', () => { opened++ })
+    await net.members(3)
+    await expect.poll(() => registry.stats().routingTable, { timeout: 5000 }).toBe(3)
+    await expect.poll(() => registry.transient!.stats().promoted, { timeout: 5000 }).toBe(opened)
+    // One reservation per connection (two, before the transport and the registry shared one).
+    expect(registry.transient!.stats().reserved).toBe(opened)
+    expect(registry.transient!.count).toBe(0)
+  })
 })

@@ -12,7 +12,9 @@ import { createNode, echo, ECHO, type TestNode } from './nodes.js'
 
 const nodes: TestNode[] = []
 async function node (options?: MsQuicTransportOptions): Promise<TestNode> {
-  const n = await createNode({ options })
+  // Dials follow each other fast here: js-libp2p's default of 5 new connections per second from a
+  // host would refuse them (before the handshake, in our admission).
+  const n = await createNode({ options, connectionManager: { inboundConnectionThreshold: 1000 } })
   nodes.push(n)
   return n
 }
@@ -119,17 +121,22 @@ describe('session resumption in the libp2p transport', () => {
       const first = await dialAndClose(a, b)
       await expect.poll(() => quicConnectionOf(first.outbound)?.sessionTicket).toBeDefined()
       await first.outbound.close()
-      const connection = await a.dial(b.getMultiaddrs()[0])
-      expect(quicConnectionOf(connection)?.earlyData).toBe(true)
-      const stream = await connection.newStream('/fetch/1.0.0')
-      stream.send(Buffer.from('record?'))
-      await stream.close()
-      const chunks: Uint8Array[] = []
-      for await (const chunk of stream) chunks.push(chunk.subarray())
-      expect(Buffer.concat(chunks).toString()).toBe('record?')
-      expect(connection.remotePeer.equals(b.peerId)).toBe(true)
-      expect(early).toEqual([mode === '0rtt'])
-      await connection.close()
+      // A stream goes as 0-RTT data only if js-libp2p opened it before the handshake completed
+      // (its upgrade runs meanwhile, and a loopback handshake takes a millisecond): up to five
+      // resumed dials, one of which must send early to a listener that takes it; none otherwise.
+      for (let attempt = 0; attempt < 5 && !early.includes(true); attempt++) {
+        const connection = await a.dial(b.getMultiaddrs()[0])
+        expect(quicConnectionOf(connection)?.earlyData).toBe(true)
+        const stream = await connection.newStream('/fetch/1.0.0')
+        stream.send(Buffer.from('record?'))
+        await stream.close()
+        const chunks: Uint8Array[] = []
+        for await (const chunk of stream) chunks.push(chunk.subarray())
+        expect(Buffer.concat(chunks).toString()).toBe('record?')
+        expect(connection.remotePeer.equals(b.peerId)).toBe(true)
+        await connection.close()
+      }
+      expect(early.includes(true)).toBe(mode === '0rtt')
     }
   })
 })
