@@ -9,7 +9,7 @@
  */
 import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
 import { TransientConnectionManager, type Reservation } from '../limits/transient.js'
-import { quicConnectionOf } from '../libp2p/transport.js'
+import { quicConnectionOf } from '../libp2p/connections.js'
 
 /** Options of the transient connection manager a registry makes. */
 export interface TransientOptions {

@@ -16,6 +16,7 @@ import { InboundAdmission, type AdmissionOptions } from './admission.js'
 import { createLibp2pCertificate, verifyLibp2pCertificate, type Libp2pCertificate } from './certificate.js'
 import { ConnectionCloseCode, Libp2pQuicError, Libp2pQuicErrorCode } from './errors.js'
 import { SessionTickets } from './tickets.js'
+import { connections, quicConnectionOf } from './connections.js'
 import { expandWildcard, parseQuicAddress, quicMultiaddr, quicV1Filter, type QuicAddress } from './multiaddr.js'
 import { MsQuicMultiaddrConnection, MsQuicMuxerFactory } from './muxer.js'
 import { LAZY_NEGOTIATION_MARKER, NegotiationGate, type NegotiationOptions, type PeerNegotiations } from './negotiation.js'
@@ -103,13 +104,7 @@ export interface MsQuicTransportComponents {
   connectionGater?: ConnectionGater
 }
 
-/** The QUIC connection under a libp2p connection made by this transport, if it is one. */
-export function quicConnectionOf (connection: Connection | MsQuicMultiaddrConnection): QuicConnection | undefined {
-  // js-libp2p's Connection keeps its MultiaddrConnection's remoteAddr object (inbound connections
-  // are made inside the upgrader, out of reach otherwise).
-  return connections.get(connection as object) ?? connections.get(connection.remoteAddr)
-}
-const connections = new WeakMap<object, QuicConnection>()
+export { quicConnectionOf }
 
 export class MsQuicTransport implements Transport {
   readonly [Symbol.toStringTag] = '@node-msquic/libp2p'
