@@ -9,7 +9,7 @@
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { quicConnectionOf } from '../../src/libp2p/index.js'
 import { createNode, type TestNode } from '../libp2p/nodes.js'
-import { Random, sleep, type SoakTotals } from './random.js'
+import { Random, settleOpen, sleep, underWatchdog, type SoakTotals } from './random.js'
 
 export const SOAK_PROTOCOL = '/node-msquic/soak/1.0.0'
 
@@ -174,17 +174,13 @@ export async function soakLibp2p (options: Libp2pSoakOptions): Promise<Libp2pSoa
         await clientPlans[name](stream, random, tracker)
         await tracker.finished(stream)
       }
-      let timer: NodeJS.Timeout | undefined
-      const watchdog = new Promise<'hung'>(resolve => { timer = setTimeout(() => { resolve('hung') }, options.watchdog) })
-      const outcome = await Promise.race([run().then(() => 'done', (error: unknown) => { tracker.log(error); return 'done' }), watchdog])
-      clearTimeout(timer)
+      const outcome = await underWatchdog(run, options.watchdog, error => { tracker.log(error) })
       if (outcome === 'hung') hung.push(`operation ${index}: ${name}`)
     }
   }
   await Promise.all(Array.from({ length: options.inFlight }, worker))
   const seconds = (performance.now() - started) / 1000
-  const deadline = Date.now() + 10_000
-  while (tracker.open.size > 0 && Date.now() < deadline) await sleep(20)
+  await settleOpen(tracker.open)
   const unfinished = { client: tracker.describe('client'), server: tracker.describe('server') }
 
   checking = true
@@ -202,8 +198,8 @@ export async function soakLibp2p (options: Libp2pSoakOptions): Promise<Libp2pSoa
   const connections = (node: Libp2p): ReturnType<Libp2p['getConnections']> => node.getConnections()
   const native = (node: Libp2p): number => connections(node).reduce((n, c) => n + (quicConnectionOf(c)?.stats().openStreams ?? 0), 0)
   const streams = (node: Libp2p): number => connections(node).reduce((n, c) => n + c.streams.length, 0)
-  const settle = Date.now() + 5_000
-  while ((native(client) + native(server) + streams(client) + streams(server)) > 0 && Date.now() < settle) await sleep(10)
+  const nativeDeadline = Date.now() + 5_000
+  while ((native(client) + native(server) + streams(client) + streams(server)) > 0 && Date.now() < nativeDeadline) await sleep(10)
   const after = { echo, clientStreams: streams(client), serverStreams: streams(server), clientNative: native(client), serverNative: native(server) }
   await Promise.all([client.stop(), server.stop()])
   return { operations: options.operations, seconds, hung, unfinished, streams: { ...tracker.counts }, errors: tracker.errors, plans, after }

@@ -9,7 +9,7 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { connect, createSelfSignedCertificate, listen, type QuicConnection, type QuicStream } from '../../src/index.js'
-import { Random, sleep, type SoakTotals } from './random.js'
+import { Random, settleOpen, sleep, underWatchdog, type SoakTotals } from './random.js'
 
 export interface SoakOptions {
   seed: number
@@ -471,10 +471,7 @@ export async function soak (options: SoakOptions): Promise<SoakReport> {
       const name = clientRandom.pick(bag)
       plans[name] = (plans[name] ?? 0) + 1
       const ctx: Context = { r: clientRandom, streams, errors, conn: connections[index % connections.length], requests, chaos: { port: chaosListener.address().port, cert } }
-      let timer: NodeJS.Timeout | undefined
-      const watchdog = new Promise<'hung'>(resolve => { timer = setTimeout(() => { resolve('hung') }, options.watchdog) })
-      const outcome = await Promise.race([clientPlans[name](ctx).then(() => 'done', (error: unknown) => { errors.log(error); return 'done' }), watchdog])
-      clearTimeout(timer)
+      const outcome = await underWatchdog(async () => await clientPlans[name](ctx), options.watchdog, error => { errors.log(error) })
       if (outcome === 'hung') hung.push(`operation ${index}: ${name}`)
     }
   }
@@ -482,8 +479,7 @@ export async function soak (options: SoakOptions): Promise<SoakReport> {
   const seconds = (performance.now() - started) / 1000
 
   // Streams still open: give MsQuic a moment for what is in flight, then list them.
-  const deadline = Date.now() + 10_000
-  while (streams.open.size > 0 && Date.now() < deadline) await sleep(20)
+  await settleOpen(streams.open)
   const leaked = { client: streams.describe('client'), server: streams.describe('server') }
 
   // Every long-lived connection is still usable, and no native stream is left on either side.

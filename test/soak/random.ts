@@ -51,3 +51,23 @@ export interface SoakTotals {
   /** Operations per plan. */
   plans: Record<string, number>
 }
+
+/**
+ * Runs one operation under the soak's watchdog: whether it finished (failures included: `onError`
+ * logs them) or hung past `watchdogMs`. The watchdog's timer never outlives the operation.
+ */
+export async function underWatchdog (operation: () => Promise<unknown>, watchdogMs: number, onError: (error: unknown) => void): Promise<'done' | 'hung'> {
+  let timer: NodeJS.Timeout | undefined
+  const watchdog = new Promise<'hung'>(resolve => { timer = setTimeout(() => { resolve('hung') }, watchdogMs) })
+  try {
+    return await Promise.race([operation().then(() => 'done' as const, (error: unknown) => { onError(error); return 'done' as const }), watchdog])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Waits up to 10 s for `open` to empty (what is in flight settles), polling every 20 ms. */
+export async function settleOpen (open: { size: number }): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (open.size > 0 && Date.now() < deadline) await sleep(20)
+}
