@@ -40,6 +40,6 @@ export {
 } from './negotiation/index.js'
 export { CodedError, QuicError, QuicErrorCode, NegotiationError, NegotiationErrorCode, NegotiationResetCode, type QuicErrorOptions, type NegotiationErrorOptions } from './errors.js'
 export { StreamCode, ConnectionCode } from './codes.js'
-export { promClientSink, libp2pSink, type MetricsSink, type MetricOptions, type SinkCounter, type SinkGauge, type SinkHistogram } from './metrics.js'
+export { promClientSink, libp2pSink, type MetricsSink, type Libp2pMetricsLike, type MetricOptions, type SinkCounter, type SinkGauge, type SinkHistogram } from './metrics.js'
 export { setWorkerCount, getDeliveryStats } from './native.js'
 export { trimMemory, setIdleTrim } from './quic/memory.js'

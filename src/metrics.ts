@@ -6,7 +6,6 @@
  * the package root like errors.ts and args.ts: it imports no layer. JS thread only.
  */
 import { createRequire } from 'node:module'
-import type { Metrics } from '@libp2p/interface'
 import { invalidArgType } from './args.js'
 
 /** How a metric is declared: its help text, its one label's name, and (histograms) its bucket bounds. */
@@ -78,10 +77,23 @@ export function promClientSink (registry: unknown, name = 'registry'): MetricsSi
 }
 
 /**
+ * The part of libp2p's `Metrics` (@libp2p/interface) a sink uses, written out here: the package
+ * root's types must not need libp2p's packages, which a QUIC-only user does not install.
+ */
+export interface Libp2pMetricsLike {
+  registerCounter: (name: string, options: { help?: string }) => { increment: (value?: number) => void }
+  registerCounterGroup: (name: string, options: { help?: string, label?: string }) => { increment: (values: Record<string, number | true>) => void }
+  registerMetric: (name: string, options: { help?: string }) => { update: (value: number) => void }
+  registerMetricGroup: (name: string, options: { help?: string, label?: string }) => { update: (values: Record<string, number>) => void }
+  registerHistogram: (name: string, options: { help?: string, buckets?: number[] }) => { observe: (value: number) => void }
+  registerHistogramGroup: (name: string, options: { help?: string, label?: string, buckets?: number[] }) => { observe: (values: Record<string, number>) => void }
+}
+
+/**
  * A sink into libp2p's `Metrics` (`components.metrics`, e.g. @libp2p/prometheus-metrics): a
  * metric with a label is one of libp2p's groups, keyed by the label's value.
  */
-export function libp2pSink (metrics: Metrics): MetricsSink {
+export function libp2pSink (metrics: Libp2pMetricsLike): MetricsSink {
   return {
     counter: (name, { help, label }) => {
       if (label === undefined) {
