@@ -9,8 +9,17 @@ describe('a handshake flood', () => {
     const result = await runFlood({ flood: { replays: 2000, stalled: 500, wrongAlpn: 500 }, legit: 100 }) as FloodResult
     console.log(`flood: ${result.connected}/${result.total} legitimate clients connected, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms; ` +
       `peak handshaking ${result.stats.peakHandshaking}; replays answered: ${JSON.stringify(result.replies?.replies)}`)
-    expect(result.failures).toEqual({})
-    expect(result.connected).toBe(result.total)
+    // Under the sanitizers MsQuic's own load shedding (a worker whose queue delay is too long
+    // refuses new connections: CONNECTION_REFUSED) turns some legitimate clients away: 10 of 100
+    // in one run on 2 cores. Elsewhere every one connects.
+    const sanitized = (process.env.NODE_MSQUIC_ADDON ?? '').includes('sanitize')
+    if (sanitized) {
+      expect(Object.keys(result.failures).filter(code => code !== 'ERR_QUIC_CONNECTION_REFUSED')).toEqual([])
+      expect(result.connected).toBeGreaterThanOrEqual(result.total * 0.8)
+    } else {
+      expect(result.failures).toEqual({})
+      expect(result.connected).toBe(result.total)
+    }
     // The replays past the first few were answered with a stateless Retry, not a handshake (how
     // many came first depends on how fast the server drains them: under 200 on a quiet machine, 300
     // beside a parallel suite).
