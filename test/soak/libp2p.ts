@@ -9,7 +9,7 @@
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { quicConnectionOf } from '../../src/libp2p/index.js'
 import { createNode, type TestNode } from '../libp2p/nodes.js'
-import { Random, settleOpen, sleep, underWatchdog, type SoakTotals } from './random.js'
+import { Random, driveOperations, settleOpen, sleep, type SoakTotals } from './random.js'
 
 export const SOAK_PROTOCOL = '/node-msquic/soak/1.0.0'
 
@@ -160,26 +160,11 @@ export async function soakLibp2p (options: Libp2pSoakOptions): Promise<Libp2pSoa
   await client.dial(peer)
 
   const random = new Random(options.seed)
-  const plans: Record<string, number> = {}
-  const hung: string[] = []
-  const started = performance.now()
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < options.operations) {
-      const index = next++
-      const name = random.pick(Object.keys(clientPlans))
-      plans[name] = (plans[name] ?? 0) + 1
-      const run = async (): Promise<void> => {
-        const stream = tracker.track(await client.dialProtocol(peer, SOAK_PROTOCOL, { maxOutboundStreams: 4096 } as never), 'client', name)
-        await clientPlans[name](stream, random, tracker)
-        await tracker.finished(stream)
-      }
-      const outcome = await underWatchdog(run, options.watchdog, error => { tracker.log(error) })
-      if (outcome === 'hung') hung.push(`operation ${index}: ${name}`)
-    }
-  }
-  await Promise.all(Array.from({ length: options.inFlight }, worker))
-  const seconds = (performance.now() - started) / 1000
+  const { plans, hung, seconds } = await driveOperations(options, () => random.pick(Object.keys(clientPlans)), async name => {
+    const stream = tracker.track(await client.dialProtocol(peer, SOAK_PROTOCOL, { maxOutboundStreams: 4096 } as never), 'client', name)
+    await clientPlans[name](stream, random, tracker)
+    await tracker.finished(stream)
+  }, error => { tracker.log(error) })
   await settleOpen(tracker.open)
   const unfinished = { client: tracker.describe('client'), server: tracker.describe('server') }
 

@@ -9,7 +9,7 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { connect, createSelfSignedCertificate, listen, type QuicConnection, type QuicStream } from '../../src/index.js'
-import { Random, settleOpen, sleep, underWatchdog, type SoakTotals } from './random.js'
+import { Random, driveOperations, settleOpen, sleep, type SoakTotals } from './random.js'
 
 export interface SoakOptions {
   seed: number
@@ -461,22 +461,10 @@ export async function soak (options: SoakOptions): Promise<SoakReport> {
   const clientRandom = new Random(options.seed)
   const bag: string[] = []
   for (const [name, weight] of Object.entries(WEIGHTS)) for (let i = 0; i < weight; i++) bag.push(name)
-  const plans: Record<string, number> = {}
-  const hung: string[] = []
-  const started = performance.now()
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < options.operations) {
-      const index = next++
-      const name = clientRandom.pick(bag)
-      plans[name] = (plans[name] ?? 0) + 1
-      const ctx: Context = { r: clientRandom, streams, errors, conn: connections[index % connections.length], requests, chaos: { port: chaosListener.address().port, cert } }
-      const outcome = await underWatchdog(async () => await clientPlans[name](ctx), options.watchdog, error => { errors.log(error) })
-      if (outcome === 'hung') hung.push(`operation ${index}: ${name}`)
-    }
-  }
-  await Promise.all(Array.from({ length: options.inFlight }, worker))
-  const seconds = (performance.now() - started) / 1000
+  const { plans, hung, seconds } = await driveOperations(options, () => clientRandom.pick(bag), async (name, index) => {
+    const ctx: Context = { r: clientRandom, streams, errors, conn: connections[index % connections.length], requests, chaos: { port: chaosListener.address().port, cert } }
+    await clientPlans[name](ctx)
+  }, error => { errors.log(error) })
 
   // Streams still open: give MsQuic a moment for what is in flight, then list them.
   await settleOpen(streams.open)

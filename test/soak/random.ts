@@ -71,3 +71,24 @@ export async function settleOpen (open: { size: number }): Promise<void> {
   const deadline = Date.now() + 10_000
   while (open.size > 0 && Date.now() < deadline) await sleep(20)
 }
+
+/**
+ * Runs `operations` operations, `inFlight` at a time, each under the watchdog: `pick` names its
+ * plan, `operation(name, index)` is what it does. What ran (per plan), what hung, and how long it took.
+ */
+export async function driveOperations (options: { operations: number, inFlight: number, watchdog: number }, pick: () => string, operation: (name: string, index: number) => Promise<unknown>, onError: (error: unknown) => void): Promise<{ plans: Record<string, number>, hung: string[], seconds: number }> {
+  const plans: Record<string, number> = {}
+  const hung: string[] = []
+  const started = performance.now()
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < options.operations) {
+      const index = next++
+      const name = pick()
+      plans[name] = (plans[name] ?? 0) + 1
+      if (await underWatchdog(async () => await operation(name, index), options.watchdog, onError) === 'hung') hung.push(`operation ${index}: ${name}`)
+    }
+  }
+  await Promise.all(Array.from({ length: options.inFlight }, worker))
+  return { plans, hung, seconds: (performance.now() - started) / 1000 }
+}
