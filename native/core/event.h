@@ -25,7 +25,8 @@ class Handle;
   X(ConnectionPeerCertificate, 10)     /* data = DER leaf (absent if none); status = TLS verdict */ \
   X(StreamStartComplete, 11)           /* status; value = stream id; code = 1 if credit granted */ \
   X(StreamPeerAccepted, 12)            /* the peer granted the credit a blocked stream waited for */ \
-  X(StreamData, 13)                    /* data = received bytes (owned); code = 1 if 0-RTT data */  \
+  X(StreamData, 13)                    /* data = received bytes (owned); code = 1 if 0-RTT data;       \
+                                          value = 1 if they end the stream (the peer's FIN follows) */ \
   X(StreamPeerSendShutdown, 14)        /* the peer's FIN, after all of its data */                 \
   X(StreamPeerSendAborted, 15)         /* code = RESET_STREAM error code */                        \
   X(StreamPeerReceiveAborted, 16)      /* code = STOP_SENDING error code */                        \

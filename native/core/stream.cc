@@ -297,6 +297,10 @@ QUIC_STATUS Stream::OnReceive(QUIC_STREAM_EVENT* event) {
     record.type = EventType::kStreamData;
     // 0-RTT data (sent before the handshake completed, replayable): the app may want to know.
     record.code = (event->RECEIVE.Flags & QUIC_RECEIVE_FLAG_0_RTT) != 0 ? 1 : 0;
+    // The last bytes say so: the JS thread learns of the FIN with them, not from PEER_SEND_SHUTDOWN,
+    // which MsQuic indicates a moment later and may reach another batch. A handler that answers and
+    // then checks whether the peer is done (kad-dht does) must not find the stream still readable.
+    record.value = take == offered && (event->RECEIVE.Flags & QUIC_RECEIVE_FLAG_FIN) != 0 ? 1 : 0;
     record.data.reset(static_cast<uint8_t*>(std::malloc(take)));
     if (!record.data) {
       std::lock_guard<std::mutex> lock(receive_mutex_);

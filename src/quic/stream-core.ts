@@ -345,12 +345,12 @@ export class StreamCore {
         if (this.#read !== 'open') return  // stopped here, or reset: nobody wants it
         if (this.#prefix !== undefined) this.#feedPrefix(extra as Buffer)
         else this.#pending.push(extra as Buffer)
-        this.#deliver()
+        // The last bytes carry the FIN (value 1): the end is known with them, in this batch.
+        if (value === 1) this.#onPeerFin()
+        else this.#deliver()
         break
       case Ev.StreamPeerSendShutdown:
-        this.#peerFin = true
-        if (this.#prefix !== undefined && this.#pending.length === 0) this.#endPrefix()
-        this.#deliver()
+        if (!this.#peerFin) this.#onPeerFin()
         break
       case Ev.StreamSendReady:
         this.#sink.onWritable()
@@ -384,6 +384,12 @@ export class StreamCore {
         this.#onShutdownComplete(Number(value))
         break
     }
+  }
+
+  #onPeerFin (): void {
+    this.#peerFin = true
+    if (this.#prefix !== undefined && this.#pending.length === 0) this.#endPrefix()
+    this.#deliver()
   }
 
   #deliver (): void {

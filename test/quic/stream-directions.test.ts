@@ -3,8 +3,10 @@
  * receiver's read side, a STOP_SENDING only the sender's write side; the other direction goes on.
  * And 'finish' (queued) is not 'acknowledged' (the peer has every byte).
  */
-import { describe, it, expect } from 'vitest'
+import { describe, it, expect, vi } from 'vitest'
 import { QuicErrorCode, type QuicStream } from '../../src/index.js'
+import { Ev, kOnNativeEvent } from '../../src/native.js'
+import { StreamCore } from '../../src/quic/stream-core.js'
 import { once, pair, readAll, until } from '../helpers.js'
 
 describe('stream directions', () => {
@@ -82,6 +84,35 @@ describe('stream directions', () => {
     expect((await readAll(outbound)).toString()).toBe('still here')
     await client.close()
     await listener.close()
+  })
+
+  it('should end reading with the last bytes when they carry the FIN, not one native event later', async () => {
+    // A handler that answers and then asks whether the peer is done (kad-dht's does) must find the
+    // end known as soon as the last bytes are: MsQuic's PEER_SEND_SHUTDOWN follows them a moment
+    // later, and on a loaded machine reached the next batch of events, after the handler's check.
+    const readAfterLastBytes: string[] = []
+    const original = StreamCore.prototype[kOnNativeEvent]
+    const spy = vi.spyOn(StreamCore.prototype, kOnNativeEvent).mockImplementation(function (this: StreamCore, type, status, value, code, extra) {
+      original.call(this, type, status, value, code, extra)
+      if (type === Ev.StreamData && value === 1) readAfterLastBytes.push(this.read)
+    })
+    try {
+      const { listener, client, server } = await pair()
+      for (let i = 0; i < 5; i++) {
+        const outbound = await client.openStream()
+        outbound.end(`request ${i}`)  // the bytes and the FIN in one send, so one frame
+        const inbound = await server.acceptStream()
+        expect((await readAll(inbound)).toString()).toBe(`request ${i}`)
+        inbound.end('answer')
+        expect((await readAll(outbound)).toString()).toBe('answer')
+      }
+      // Five requests and five answers, each ended with its last bytes.
+      expect(readAfterLastBytes).toEqual(Array(10).fill('ended'))
+      await client.close()
+      await listener.close()
+    } finally {
+      spy.mockRestore()
+    }
   })
 
   it('should tell acknowledged from queued', async () => {
