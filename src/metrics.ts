@@ -15,6 +15,11 @@ export interface MetricOptions {
   label?: string
   /** Histograms: the bucket upper bounds, in the unit observed. */
   buckets?: readonly number[]
+  /**
+   * Gauges read when the metrics are collected (a scrape) instead of set: the value, or with a
+   * `label` one value per label value. The gauge's `set()` then does nothing.
+   */
+  collect?: () => number | Record<string, number>
 }
 
 export interface SinkCounter {
@@ -66,6 +71,22 @@ export function promClientSink (registry: unknown, name = 'registry'): MetricsSi
       return { add: (value = 1, label) => { const l = labels(options, label); if (l === undefined) counter.inc(value); else counter.inc(l, value) } }
     },
     gauge: (metric, options) => {
+      const { collect } = options
+      if (collect !== undefined) {
+        new prom.Gauge({
+          name: metric,
+          help: options.help,
+          registers: [registry],
+          ...(options.label !== undefined && { labelNames: [options.label] }),
+          // prom-client calls it with the gauge as `this` on each scrape.
+          collect (this: any) {
+            const value = collect()
+            if (typeof value === 'number') this.set(value)
+            else for (const [key, n] of Object.entries(value)) this.set(labels(options, key) ?? {}, n)
+          }
+        })
+        return { set: () => {} }
+      }
       const gauge = declare(prom.Gauge, metric, options)
       return { set: (value, label) => { const l = labels(options, label); if (l === undefined) gauge.set(value); else gauge.set(l, value) } }
     },
@@ -83,8 +104,8 @@ export function promClientSink (registry: unknown, name = 'registry'): MetricsSi
 export interface Libp2pMetricsLike {
   registerCounter: (name: string, options: { help?: string }) => { increment: (value?: number) => void }
   registerCounterGroup: (name: string, options: { help?: string, label?: string }) => { increment: (values: Record<string, number | true>) => void }
-  registerMetric: (name: string, options: { help?: string }) => { update: (value: number) => void }
-  registerMetricGroup: (name: string, options: { help?: string, label?: string }) => { update: (values: Record<string, number>) => void }
+  registerMetric: (name: string, options: { help?: string, calculate?: () => number }) => { update: (value: number) => void } | void
+  registerMetricGroup: (name: string, options: { help?: string, label?: string, calculate?: () => Record<string, number> }) => { update: (values: Record<string, number>) => void } | void
   registerHistogram: (name: string, options: { help?: string, buckets?: number[] }) => { observe: (value: number) => void }
   registerHistogramGroup: (name: string, options: { help?: string, label?: string, buckets?: number[] }) => { observe: (values: Record<string, number>) => void }
 }
@@ -103,12 +124,18 @@ export function libp2pSink (metrics: Libp2pMetricsLike): MetricsSink {
       const group = metrics.registerCounterGroup(name, { help, label })
       return { add: (value = 1, key) => { if (key !== undefined) group.increment({ [key]: value }) } }
     },
-    gauge: (name, { help, label }) => {
+    gauge: (name, { help, label, collect }) => {
+      if (collect !== undefined) {
+        // libp2p's calculated metrics: read on each scrape.
+        if (label === undefined) metrics.registerMetric(name, { help, calculate: () => collect() as number })
+        else metrics.registerMetricGroup(name, { help, label, calculate: () => collect() as Record<string, number> })
+        return { set: () => {} }
+      }
       if (label === undefined) {
-        const gauge = metrics.registerMetric(name, { help })
+        const gauge = metrics.registerMetric(name, { help }) as { update: (value: number) => void }
         return { set: value => { gauge.update(value) } }
       }
-      const group = metrics.registerMetricGroup(name, { help, label })
+      const group = metrics.registerMetricGroup(name, { help, label }) as { update: (values: Record<string, number>) => void }
       return { set: (value, key) => { if (key !== undefined) group.update({ [key]: value }) } }
     },
     histogram: (name, { help, label, buckets }) => {

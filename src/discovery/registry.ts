@@ -12,6 +12,7 @@
 import type { Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { OperationLimiter } from '../limits/operation-limiter.js'
+import { libp2pSink } from '../metrics.js'
 import { checkOptions, invalidArgType, invalidArgValue } from '../args.js'
 import type { TransientConnectionManager } from '../limits/transient.js'
 import { ServiceClient, type ServiceClientOptions } from './client.js'
@@ -105,7 +106,7 @@ export class ServiceRegistry {
     }
     const publications = options.publications ?? (threadPublications ??= new OperationLimiter({ capacity: PUBLICATIONS_AT_ONCE, classes: { [PUBLISH_CLASS]: { guaranteed: 0 } } }))
     checkRecords(dht, () => this.#now(), reason => { this.#telemetry.record(reason) })
-    this.#telemetry = new Telemetry(libp2p.metrics, {
+    this.#telemetry = new Telemetry(libp2p.metrics === undefined ? undefined : libp2pSink(libp2p.metrics), {
       records: () => this.#publisher.size,
       peers: () => this.reputation.size,
       pending: () => this.queries.pending.size,

@@ -1,9 +1,10 @@
 /**
- * Metrics through libp2p's `components.metrics` (so @libp2p/prometheus-metrics or any other
- * implementation picks them up) and tracing spans through `@opentelemetry/api`, an optional peer
- * dependency: without it, or without an SDK registered by the application, spans are no-ops.
+ * Metrics through the package's one metrics sink (the registry gives it libp2p's
+ * `components.metrics`, so @libp2p/prometheus-metrics or any other implementation picks them up)
+ * and tracing spans through `@opentelemetry/api`, an optional peer dependency: without it, or
+ * without an SDK registered by the application, spans are no-ops.
  */
-import type { Counter, CounterGroup, HistogramGroup, Metrics } from '@libp2p/interface'
+import type { MetricsSink, SinkCounter, SinkHistogram } from '../metrics.js'
 import { outcomeOf, type QueryOutcome, type QueryReport } from './query-layer.js'
 
 /** Metric names share this prefix. */
@@ -61,13 +62,13 @@ const STATUS_ERROR = 2
 
 /** Counters and histograms of one registry, and its span factory. */
 export class Telemetry {
-  readonly #queries?: CounterGroup
-  readonly #latency?: HistogramGroup
-  readonly #rejected?: CounterGroup
-  readonly #retries?: Counter
-  readonly #events?: Counter
-  readonly #lookups?: CounterGroup
-  readonly #phases?: HistogramGroup
+  readonly #queries?: SinkCounter
+  readonly #latency?: SinkHistogram
+  readonly #rejected?: SinkCounter
+  readonly #retries?: SinkCounter
+  readonly #events?: SinkCounter
+  readonly #lookups?: SinkCounter
+  readonly #phases?: SinkHistogram
   /** Rejected records by reason, also kept here (and in stats()) without a metrics component. */
   readonly rejected: Record<string, number> = {}
   retries = 0
@@ -78,19 +79,19 @@ export class Telemetry {
   dhtEvents = 0
   #reported = 0
 
-  constructor (metrics: Metrics | undefined, gauges: { records: () => number, peers: () => number, pending: () => number, advertised: () => number }) {
-    if (metrics === undefined) return
-    this.#queries = metrics.registerCounterGroup(`${METRICS_PREFIX}_queries_total`, { label: 'outcome', help: 'Discovery queries by kind and outcome' })
-    this.#latency = metrics.registerHistogramGroup(`${METRICS_PREFIX}_query_duration_seconds`, { label: 'kind', help: 'Discovery query latency by kind', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
-    this.#rejected = metrics.registerCounterGroup(`${METRICS_PREFIX}_records_rejected_total`, { label: 'reason', help: 'Service records refused, by reason' })
-    this.#retries = metrics.registerCounter(`${METRICS_PREFIX}_retries_total`, { help: 'Query attempts retried after a network error' })
-    this.#events = metrics.registerCounter(`${METRICS_PREFIX}_dht_events_total`, { help: 'kad-dht query events handled by the query layer' })
-    this.#lookups = metrics.registerCounterGroup(`${METRICS_PREFIX}_lookups_total`, { label: 'source', help: 'Provider searches by where they found their first provider: local, nearby, iterative, none' })
-    this.#phases = metrics.registerHistogramGroup(`${METRICS_PREFIX}_phase_duration_seconds`, { label: 'phase', help: 'Where successful resolves spent their time: search, queued, connect, negotiate, exchange, verify', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] })
-    metrics.registerMetricGroup(`${METRICS_PREFIX}_state`, {
+  constructor (sink: MetricsSink | undefined, gauges: { records: () => number, peers: () => number, pending: () => number, advertised: () => number }) {
+    if (sink === undefined) return
+    this.#queries = sink.counter(`${METRICS_PREFIX}_queries_total`, { label: 'outcome', help: 'Discovery queries by kind and outcome' })
+    this.#latency = sink.histogram(`${METRICS_PREFIX}_query_duration_seconds`, { label: 'kind', help: 'Discovery query latency by kind', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
+    this.#rejected = sink.counter(`${METRICS_PREFIX}_records_rejected_total`, { label: 'reason', help: 'Service records refused, by reason' })
+    this.#retries = sink.counter(`${METRICS_PREFIX}_retries_total`, { help: 'Query attempts retried after a network error' })
+    this.#events = sink.counter(`${METRICS_PREFIX}_dht_events_total`, { help: 'kad-dht query events handled by the query layer' })
+    this.#lookups = sink.counter(`${METRICS_PREFIX}_lookups_total`, { label: 'source', help: 'Provider searches by where they found their first provider: local, nearby, iterative, none' })
+    this.#phases = sink.histogram(`${METRICS_PREFIX}_phase_duration_seconds`, { label: 'phase', help: 'Where successful resolves spent their time: search, queued, connect, negotiate, exchange, verify', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] })
+    sink.gauge(`${METRICS_PREFIX}_state`, {
       label: 'gauge',
       help: 'Discovery gauges: records stored, peers known, queries pending, services advertised',
-      calculate: () => ({ records: gauges.records(), peers: gauges.peers(), pending: gauges.pending(), advertised: gauges.advertised() })
+      collect: () => ({ records: gauges.records(), peers: gauges.peers(), pending: gauges.pending(), advertised: gauges.advertised() })
     })
   }
 
@@ -98,19 +99,19 @@ export class Telemetry {
   query (kind: string, outcome: QueryOutcome, ms: number): void {
     const key = `${kind}:${outcome}`
     this.outcomes[key] = (this.outcomes[key] ?? 0) + 1
-    this.#queries?.increment({ [key]: true })
-    this.#latency?.observe({ [kind]: ms / 1000 })
+    this.#queries?.add(1, key)
+    this.#latency?.observe(ms / 1000, kind)
   }
 
   record (reason: string): void {
     this.rejected[reason] = (this.rejected[reason] ?? 0) + 1
-    this.#rejected?.increment({ [reason]: true })
+    this.#rejected?.add(1, reason)
   }
 
   /** Counts a provider search by where it found its first provider. */
   lookup (source: keyof Telemetry['lookups']): void {
     this.lookups[source]++
-    this.#lookups?.increment({ [source]: true })
+    this.#lookups?.add(1, source)
   }
 
   /** Puts a resolve's phases on its span and into the phases histogram. */
@@ -119,14 +120,14 @@ export class Telemetry {
       const ms = times[phase]
       if (ms === undefined) continue
       span.setAttribute(`discovery.${phase}_ms`, Math.round(ms * 1000) / 1000)
-      this.#phases?.observe({ [phase]: ms / 1000 })
+      this.#phases?.observe(ms / 1000, phase)
     }
     if (times.via !== undefined) span.setAttribute('discovery.via', times.via)
   }
 
   retry (): void {
     this.retries++
-    this.#retries?.increment()
+    this.#retries?.add()
   }
 
   /**
@@ -146,7 +147,7 @@ export class Telemetry {
         open!.setAttribute('discovery.peers_contacted', figures.peers())
         Telemetry.end(open!, outcome, failure)
         this.query(query.kind, outcome, performance.now() - query.started)
-        if (this.dhtEvents > this.#reported) this.#events?.increment(this.dhtEvents - this.#reported)
+        if (this.dhtEvents > this.#reported) this.#events?.add(this.dhtEvents - this.#reported)
         this.#reported = this.dhtEvents
       }
     }

@@ -199,11 +199,12 @@ export class NegotiationGate {
     this.timeout = options.timeout ?? NEGOTIATION_TIMEOUT
     if (typeof this.timeout !== 'number' || !(this.timeout > 0)) throw invalidArgValue('negotiation.timeout', 'must be a positive number of milliseconds', this.timeout, true)
     this.deadlines = new Deadlines(this.timeout)
-    this.#counter = metrics === undefined ? undefined : libp2pSink(metrics).counter('libp2p_msquic_negotiations_total', { label: 'outcome', help: 'Protocol negotiations by outcome (inbound, and outbound busy answers)' })
-    metrics?.registerMetricGroup('libp2p_msquic_negotiations', {
+    const sink = metrics === undefined ? undefined : libp2pSink(metrics)
+    this.#counter = sink?.counter('libp2p_msquic_negotiations_total', { label: 'outcome', help: 'Protocol negotiations by outcome (inbound, and outbound busy answers)' })
+    sink?.gauge('libp2p_msquic_negotiations', {
       label: 'state',
       help: 'Inbound protocol negotiations running and waiting for a slot',
-      calculate: () => ({ active: this.#limiter.running, queued: this.#limiter.queued })
+      collect: () => ({ active: this.#limiter.running, queued: this.#limiter.queued })
     })
   }
 

@@ -41,6 +41,20 @@ describe('metrics sink', () => {
     expect(() => new TransientConnectionManager({ budget: 1, ttl: 1, metrics: {} as MetricsSink })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
   })
 
+  it('should read collected gauges on each scrape, through both adapters', async () => {
+    for (const adapter of ['prom-client', 'libp2p'] as const) {
+      const registry = new Registry()
+      const sink = adapter === 'prom-client' ? promClientSink(registry) : libp2pSink(prometheusMetrics({ registry, collectDefaultMetrics: false })({ logger: defaultLogger() } as any))
+      let running = 1
+      sink.gauge('node_msquic_test_state', { label: 'state', help: 'running and queued', collect: () => ({ running, queued: 2 * running }) })
+      sink.gauge('node_msquic_test_level', { help: 'one value', collect: () => running * 10 })
+      expect(await values(registry, 'node_msquic_test_state'), adapter).toEqual({ running: 1, queued: 2 })
+      running = 3
+      expect(await values(registry, 'node_msquic_test_state'), adapter).toEqual({ running: 3, queued: 6 })
+      expect(await values(registry, 'node_msquic_test_level'), adapter).toEqual({ '': 30 })
+    }
+  })
+
   it('should count the same figures through libp2p\'s Metrics', async () => {
     const registry = new Registry()
     const metrics = prometheusMetrics({ registry, collectDefaultMetrics: false })({ logger: defaultLogger() } as any)
