@@ -1,7 +1,8 @@
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
-import { describe, it, expect } from 'vitest'
-import { connect, listen, QuicErrorCode } from '../../src/index.js'
+import { describe, it, expect, vi } from 'vitest'
+import { connect, listen, QuicConnection, QuicErrorCode } from '../../src/index.js'
+import { Ev, kOnNativeEvent } from '../../src/native.js'
 import { pair, readAll, testCertificate } from '../helpers.js'
 
 describe('connection failures', () => {
@@ -13,6 +14,34 @@ describe('connection failures', () => {
     silent.close()
     await expect(connect({ host: '127.0.0.1', port, alpn: 'test', rejectUnauthorized: false }))
       .rejects.toMatchObject({ code: QuicErrorCode.UNREACHABLE })
+  })
+
+  it('should reject a start MsQuic refuses at once, and still end the connection natively', async () => {
+    // ConnectionStart runs on the runtime's blocking-calls thread; MsQuic refuses a server name
+    // over 65,535 bytes there, synchronously. The connection, never started, is then shut down
+    // silently, and MsQuic must still give it its final event: the native wrapper is freed on it.
+    const { cert, key } = await testCertificate()
+    const listener = await listen({ host: '127.0.0.1', port: 0, alpn: 'test', cert, key })
+    const events: number[] = []
+    const original = QuicConnection.prototype[kOnNativeEvent]
+    const spy = vi.spyOn(QuicConnection.prototype, kOnNativeEvent).mockImplementation(function (this: QuicConnection, type, status, value, code, extra) {
+      events.push(type)
+      original.call(this, type, status, value, code, extra)
+    })
+    try {
+      for (let i = 0; i < 3; i++) {
+        await expect(connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert, servername: 'a'.repeat(70_000) }))
+          .rejects.toMatchObject({ message: expect.stringContaining('could not start'), statusName: 'QUIC_STATUS_INVALID_PARAMETER' })
+      }
+      await expect.poll(() => events.filter(type => type === Ev.ConnectionShutdownComplete).length).toBe(3)
+      expect(events.filter(type => type === Ev.ConnectionStartFailed)).toHaveLength(3)
+      // The listener and the runtime go on: a good connection after them.
+      const client = await connect({ host: '127.0.0.1', port: listener.address().port, alpn: 'test', ca: cert })
+      await client.close()
+    } finally {
+      spy.mockRestore()
+      await listener.close()
+    }
   })
 
   it('should abort a connection attempt through its signal', async () => {
