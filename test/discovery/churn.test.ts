@@ -12,8 +12,13 @@ const PROCESSES = 3
 const PER_PROCESS = 17
 /** Records live long (nothing refreshes during the test); expiry is brought forward with the shared clock's skew. */
 const TTL = 10 * 60_000
-/** Each resolve's deadline: twice the default, for 2 cores running 3 to 4 such processes (see load.test.ts). */
-const DEADLINE = 10_000
+/**
+ * Each resolve's deadline: three times the default, for 2 cores running 3 to 4 such processes
+ * beside the rest of the suite (see load.test.ts). Right after the kill the slowest resolve takes
+ * about 1 s here (a nearby round that asked a dead peer gives up after 1 s); once, in a CI run on a
+ * machine also running other builds, one took over 10 s.
+ */
+const DEADLINE = 15_000
 
 interface Node { host: Host, index: number, peerId: string, multiaddr: string, name: string }
 
@@ -38,19 +43,25 @@ function expectNone (failures: string[]): void {
   expect(failures.length, failures.slice(0, 5).join('\n')).toBe(0)
 }
 
-/** Resolves `targets`' names from random `askers`, `concurrency` in flight; the failures. */
-async function resolveAll (askers: Node[], targets: Node[], rounds: number, concurrency = 20): Promise<string[]> {
+/** Resolves `targets`' names from random `askers`, `concurrency` in flight; the failures. Prints the latencies as `what`. */
+async function resolveAll (what: string, askers: Node[], targets: Node[], rounds: number, concurrency = 20): Promise<string[]> {
   const failures: string[] = []
+  const latencies: number[] = []
   const jobs = Array.from({ length: rounds }, () => targets).flat()
   let next = 0
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < jobs.length) {
       const target = jobs[next++]
       const asker = askers[Math.floor(Math.random() * askers.length)]
+      const started = performance.now()
       const answer = await asker.host.call('resolve', { index: asker.index, name: target.name, timeout: DEADLINE, expect: target.peerId })
+      latencies.push(performance.now() - started)
       if (answer.code !== undefined) failures.push(`${target.name} from …${asker.peerId.slice(-6)}: ${answer.code} ${answer.message}`)
     }
   }))
+  latencies.sort((a, b) => a - b)
+  const at = (q: number): string => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))].toFixed(0)
+  console.log(`churn: ${what}: ${latencies.length} resolves, p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms, ${failures.length} failed`)
   return failures
 }
 
@@ -68,7 +79,7 @@ describe('51 registries in 3 processes, a third killed', () => {
     // advertise() are test/discovery/load.test.ts's and the load benchmark's: here, under the
     // sanitizers, 1 name of 51 was not found yet while 51 full publications ran.)
     await Promise.all(hosts.map(async h => { await h.call('published') }))
-    expectNone(await resolveAll(nodes, nodes, 2))
+    expectNone(await resolveAll('before the churn', nodes, nodes, 2))
 
     // Churn: the last process dies without a word; a new one joins with 17 new services.
     const doomed = new Set(hosts.slice(PROCESSES - 1))
@@ -82,14 +93,14 @@ describe('51 registries in 3 processes, a third killed', () => {
       return joined
     })()
     // Meanwhile the live services answer every resolve.
-    expectNone(await resolveAll(alive, alive, 2))
+    expectNone(await resolveAll('right after a third was killed', alive, alive, 2))
     const joined = await joining
     const live = [...alive, ...joined]
     // The newcomers' names once their publications are done (right after advertise() a newcomer's
     // record has reached only the nearest peers it knew, some of them dead: 2 of 17 were not found
     // on a machine at load 20).
     await Promise.all([...new Set(joined.map(n => n.host))].map(async h => { await h.call('published') }))
-    expectNone(await resolveAll(live, live, 1))
+    expectNone(await resolveAll('with the newcomers', live, live, 1))
 
     // The routing tables drop the dead: when a connection to one closes (QUIC's idle timeout for a
     // killed peer) and a new one fails, or when a request to it fails.
@@ -113,7 +124,7 @@ describe('51 registries in 3 processes, a third killed', () => {
       if (answer.code !== 'ERR_DISCOVERY_NOT_FOUND') ghosts.push(`${target.name}: ${answer.code ?? `returned ${answer.peerId}`}`)
     }))
     expect(ghosts).toEqual([])
-    expectNone(await resolveAll(live, live, 1))
+    expectNone(await resolveAll('one TTL later', live, live, 1))
     for (const h of liveHosts) for (const s of await h.call('stats')) expect(s.pending).toBe(0)
   }, 600_000)
 })
