@@ -11,7 +11,6 @@ import type { DiscoveryComponents } from './components.js'
 import { DiscoveryError, DiscoveryErrorCode, isDiscoveryError } from './errors.js'
 import { DEFAULT_MAX_MESSAGE_BYTES, UNREACHABLE_HOLD, type RequestHandler } from './options.js'
 import type { ServiceRecord } from './record.js'
-import { connectionFailed } from './unreachable.js'
 import { exchange, readAll } from './wire.js'
 
 const utf8 = new TextEncoder()
@@ -44,10 +43,7 @@ export class Caller {
       connection = await libp2p.dial(target, { signal: options.signal })
       return await connection.newStream(protocol, { signal: options.signal })
     } catch (error) {
-      if (options.signal?.aborted !== true) {
-        if (connection === undefined) reachability.unreachable(peer)
-        else if (connectionFailed(connection, error)) await reachability.confirmGone(peer)
-      }
+      if (options.signal?.aborted !== true) await reachability.failed(peer, connection, error)
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${record.peerId} for ${protocol} failed: ${(error as Error).message}`, { cause: error })
     }
   }
@@ -68,8 +64,7 @@ export class Caller {
     try {
       stream = await connection.newStream(protocol, { signal: options.signal })
     } catch (error) {
-      if (options.signal?.aborted !== true && connectionFailed(connection, error)) {
-        await this.#components.reachability.confirmGone(connection.remotePeer)
+      if (options.signal?.aborted !== true && await this.#components.reachability.failed(connection.remotePeer, connection, error)) {
         options.closed?.()
       }
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `opening a ${protocol} stream failed: ${(error as Error).message}`, { cause: error })

@@ -12,7 +12,6 @@ import { ENDED } from './query-layer.js'
 import { MAX_RECORD_BYTES, RecordRejection, newer, recordKey, verifyRecordForKey, type ServiceRecord } from './record.js'
 import { autoHedge } from './reputation.js'
 import type { ResolveTimes } from './telemetry.js'
-import { connectionFailed } from './unreachable.js'
 import { exchange } from './wire.js'
 
 const utf8 = new TextEncoder()
@@ -93,8 +92,7 @@ export class RecordFetcher {
       times.negotiate = performance.now() - at
     } catch (error) {
       if (signal.aborted) throw signal.reason
-      if (connection === undefined) reachability.unreachable(provider.id)
-      else if (connectionFailed(connection, error)) await reachability.confirmGone(provider.id)
+      await reachability.failed(provider.id, connection, error)
       throw new DiscoveryError(DiscoveryErrorCode.DIAL_FAILED, `dialling ${provider.id.toString()} failed: ${(error as Error).message}`, { cause: error })
     }
     const onAbort = (): void => stream.abort(signal.reason)
@@ -109,7 +107,7 @@ export class RecordFetcher {
       times.verify = performance.now() - at
       return record
     } catch (error) {
-      if (!signal.aborted && connectionFailed(connection, error)) await reachability.confirmGone(provider.id)
+      if (!signal.aborted) await reachability.failed(provider.id, connection, error)
       this.rejected(error)
       throw error
     } finally {

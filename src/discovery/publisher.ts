@@ -182,8 +182,8 @@ export class Publisher implements OwnRecords {
 
   /** A permit of the thread's publications; fails with ERR_DISCOVERY_ABORTED or ERR_DISCOVERY_SHUTDOWN while waiting. */
   async #publishPermit (name: string, signal?: AbortSignal): Promise<Permit> {
-    const { queries, stopping } = this.#components
-    if (queries.closed) throw stoppedError(`the publication of "${name}"`)
+    const { stopping } = this.#components
+    if (stopping.aborted) throw stoppedError(`the publication of "${name}"`)
     try {
       return await this.#init.publications.acquire(PUBLISH_CLASS, { signal: signal === undefined ? stopping : AbortSignal.any([signal, stopping]) })
     } catch (error) {

@@ -66,8 +66,6 @@ export class ServiceRegistry {
   readonly transient?: TransientConnectionManager<string>
   readonly #dht: DhtService
   readonly #telemetry: Telemetry
-  readonly #timeout: number
-  readonly #now: () => number
   readonly #stopNode: boolean
   readonly #needsPeer: boolean
   readonly #stopping = new AbortController()
@@ -97,15 +95,15 @@ export class ServiceRegistry {
     this.#dht = dht
     const privateKey = options.privateKey ?? (libp2p as unknown as { components?: { privateKey?: PrivateKey } }).components?.privateKey
     if (privateKey === undefined) throw new DiscoveryError(DiscoveryErrorCode.NOT_CONFIGURED, 'no private key to sign records with: pass options.privateKey')
-    this.#timeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
-    this.#now = options.now ?? Date.now
+    const timeout = options.queryTimeout ?? DEFAULT_QUERY_TIMEOUT
+    const now = options.now ?? Date.now
     this.#stopNode = options.stopNode ?? false
     this.#needsPeer = options.needsPeer ?? false
     if (options.publications !== undefined && !(options.publications instanceof OperationLimiter && options.publications.classNames.includes(PUBLISH_CLASS))) {
       throw invalidArgValue('publications', `must be an OperationLimiter with a class '${PUBLISH_CLASS}'`, options.publications)
     }
     const publications = options.publications ?? (threadPublications ??= new OperationLimiter({ capacity: PUBLICATIONS_AT_ONCE, classes: { [PUBLISH_CLASS]: { guaranteed: 0 } } }))
-    checkRecords(dht, () => this.#now(), reason => { this.#telemetry.record(reason) })
+    checkRecords(dht, now, reason => { this.#telemetry.record(reason) })
     this.#telemetry = new Telemetry(libp2p.metrics === undefined ? undefined : libp2pSink(libp2p.metrics), {
       records: () => this.#publisher.size,
       peers: () => this.reputation.size,
@@ -118,14 +116,14 @@ export class ServiceRegistry {
       this.#detachTransient = detach
     }
     const reachability = this.#reachability = new Reachability({ libp2p, dht, stopping: this.#stopping.signal })
-    const components: DiscoveryComponents = { libp2p, dht, queries: this.queries, reputation: this.reputation, reachability, telemetry: this.#telemetry, now: () => this.#now(), stopping: this.#stopping.signal }
+    const components: DiscoveryComponents = { libp2p, dht, queries: this.queries, reputation: this.reputation, reachability, telemetry: this.#telemetry, now, stopping: this.#stopping.signal }
     const publisher = this.#publisher = new Publisher({ ...components, privateKey }, {
-      timeout: this.#timeout,
+      timeout,
       announcePeers: options.announcePeers ?? DEFAULT_ANNOUNCE_PEERS,
       defaultTtl: options.defaultTtl ?? DEFAULT_TTL,
       publications
     })
-    this.#finder = new Finder({ ...components, ownRecords: publisher }, { timeout: this.#timeout, nearbyPeers: options.nearbyPeers ?? NEARBY_PEERS })
+    this.#finder = new Finder({ ...components, ownRecords: publisher }, { timeout, nearbyPeers: options.nearbyPeers ?? NEARBY_PEERS })
     this.#caller = new Caller(components)
     // One handler per side protocol, answering from the moment the registry exists.
     this.#handlers = [new RecordHandler(components, { record: name => publisher.value(name) }), new ProvidersHandler(components)]

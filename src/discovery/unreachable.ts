@@ -132,6 +132,21 @@ export class Reachability {
     }
   }
 
+  /**
+   * A dial, a stream or a request to `peer` failed with `error`: with no connection up (`connection`
+   * undefined), `peer` is unreachable; on a connection that failed, confirmGone() decides. Returns
+   * whether the connection was found failed (a live peer's refusal is neither).
+   */
+  async failed (peer: PeerId, connection: Connection | undefined, error: unknown): Promise<boolean> {
+    if (connection === undefined) {
+      this.unreachable(peer)
+      return true
+    }
+    if (!connectionFailed(connection, error)) return false
+    await this.confirmGone(peer)
+    return true
+  }
+
   /** Stops listening to the node's connections. */
   stop (): void {
     this.#libp2p.removeEventListener('connection:open', this.#onConnectionOpen)
