@@ -55,12 +55,14 @@ export function promClientSink (registry: unknown, name = 'registry'): MetricsSi
     throw Object.assign(new Error('The metrics registry needs the prom-client package (npm install prom-client)', { cause: error }), { code: 'ERR_MODULE_NOT_FOUND' })
   }
   if (!(registry instanceof prom.Registry)) throw invalidArgType(name, 'a prom-client Registry', registry)
-  const declare = (Kind: any, metric: string, options: MetricOptions): any => new Kind({
+  // `extra`: what one kind adds (a collected gauge's `collect`).
+  const declare = (Kind: any, metric: string, options: MetricOptions, extra: object = {}): any => new Kind({
     name: metric,
     help: options.help,
     registers: [registry],
     ...(options.label !== undefined && { labelNames: [options.label] }),
-    ...(options.buckets !== undefined && { buckets: [...options.buckets] })
+    ...(options.buckets !== undefined && { buckets: [...options.buckets] }),
+    ...extra
   })
   // prom-client takes labels as an object beside the value: { [label]: value }.
   const labels = (options: MetricOptions, value: string | undefined): Record<string, string> | undefined =>
@@ -73,11 +75,7 @@ export function promClientSink (registry: unknown, name = 'registry'): MetricsSi
     gauge: (metric, options) => {
       const { collect } = options
       if (collect !== undefined) {
-        new prom.Gauge({
-          name: metric,
-          help: options.help,
-          registers: [registry],
-          ...(options.label !== undefined && { labelNames: [options.label] }),
+        declare(prom.Gauge, metric, options, {
           // prom-client calls it with the gauge as `this` on each scrape.
           collect (this: any) {
             const value = collect()

@@ -8,7 +8,7 @@
  * (refused ones are closed at once) and released when it closes.
  */
 import type { Connection, Libp2p, PeerId } from '@libp2p/interface'
-import { TransientConnectionManager, type Reservation } from '../limits/transient.js'
+import { TransientConnectionManager, perAddressKey, type Reservation } from '../limits/transient.js'
 import { quicConnectionOf } from '../libp2p/connections.js'
 
 /** Options of the transient connection manager a registry makes. */
@@ -28,10 +28,7 @@ interface RoutingTableEvents {
 
 /** The IP of a connection's remote address (undefined for loopback, which has no per-address limit). */
 function remoteIp (connection: Connection): string | undefined {
-  const parts = connection.remoteAddr.toString().split('/')
-  const ip = parts[2]
-  if (ip === undefined || ip === '127.0.0.1' || ip === '::1') return undefined
-  return ip
+  return perAddressKey(connection.remoteAddr.toString().split('/')[2])
 }
 
 /** The manager a registry makes from its `transient` options (a manager given is used as it is). */

@@ -12,7 +12,7 @@ import type { QuicConnection } from '../quic/connection.js'
 import type { Reservation, TransientConnectionManager } from '../limits/transient.js'
 import { invalidArgValue, optionalInteger } from '../args.js'
 import { quicMultiaddr } from './multiaddr.js'
-import { ConnectionReservations } from './reservations.js'
+import type { ConnectionReservations } from './reservations.js'
 
 export interface AdmissionOptions {
   /**
@@ -123,7 +123,7 @@ export class InboundAdmission {
   /** Refusals by reason, since the start. */
   readonly refused = { deny: 0, rate: 0, gater: 0, transient: 0 }
 
-  /** `reservations`: the transport's (made from `options.transient` when not given). */
+  /** `reservations`: the transport's (made from `options.transient`; none without it). */
   constructor (options: AdmissionOptions = {}, connectionManager?: unknown, gater?: ConnectionGater, reservations?: ConnectionReservations) {
     const node = (typeof connectionManager === 'object' && connectionManager !== null ? connectionManager : {}) as ConnectionManagerLike
     const number = (name: string, value: unknown, fallback: number): number => optionalInteger(`admission.${name}`, value, { min: 1, infinite: true }, fallback)
@@ -134,7 +134,7 @@ export class InboundAdmission {
     this.#deny = options.deny !== undefined ? matcher('admission.deny', options.deny) : nodeList(node.deny)
     this.#allow = options.allow !== undefined ? matcher('admission.allow', options.allow) : nodeList(node.allow)
     this.#gater = gater
-    this.#reservations = reservations ?? (options.transient === undefined ? undefined : new ConnectionReservations(options.transient, options.promoteOnUpgrade))
+    this.#reservations = reservations
   }
 
   /** The listener's `admit` hook. */

@@ -10,7 +10,7 @@
  * upgrade, aborted dial, a peer that vanished); after a promotion release() only reports the
  * outcome. JS thread.
  */
-import type { Reservation, TransientConnectionManager } from '../limits/transient.js'
+import { perAddressKey, type Reservation, type TransientConnectionManager } from '../limits/transient.js'
 
 export class ConnectionReservations {
   /** The manager every reservation is taken from. */
@@ -30,10 +30,7 @@ export class ConnectionReservations {
    * refuses; it is released once `closed` settles.
    */
   reserve (id: number, address: string, handshaking: boolean, closed: Promise<unknown>): Reservation<unknown> | null {
-    // Loopback has no per-address limit: it is this host (the registries of one machine, tests),
-    // not one remote host taking the budget (as the discovery layer has always counted).
-    const remote = address === '127.0.0.1' || address === '::1' || address.startsWith('::ffff:127.') ? undefined : address
-    const reservation = this.manager.tryReserve(id, { address: remote, handshaking })
+    const reservation = this.manager.tryReserve(id, { address: perAddressKey(address), handshaking })
     if (reservation === null) return null
     this.#held.set(id, reservation)
     const release = (): void => {

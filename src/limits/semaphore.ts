@@ -188,7 +188,7 @@ export class Semaphore {
       if (released) return
       released = true
       this.#used--
-      if (!this.#closed) this.serve()
+      if (!this.#closed && this.#queue.size > 0) this.serve()
     }
   }
 

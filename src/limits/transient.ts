@@ -103,6 +103,15 @@ interface Owner<P> {
 }
 
 // The manager's way into a reservation's state machine; not part of the public surface.
+/**
+ * The address to count a connection from remote IP `ip` under (`ReservationMeta.address`):
+ * undefined for loopback, which has no per-address limit (it is this host: the registries of one
+ * machine, tests; not one remote host taking the budget).
+ */
+export function perAddressKey (ip: string | undefined): string | undefined {
+  return ip === undefined || ip === '127.0.0.1' || ip === '::1' || ip.startsWith('::ffff:127.') ? undefined : ip
+}
+
 const kExpire = Symbol('expire')
 
 /**

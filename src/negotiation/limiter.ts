@@ -42,12 +42,15 @@ export interface NegotiationLimiterOptions extends NegotiationLimits {
 
 /** One connection's part of the counts: one per connection, counted by the limiter (read only). */
 export class ConnectionShare {
-  /** Its negotiations running. */
-  running = 0
   /** Its streams waiting for a slot. */
   queued = 0
   /** @internal The overall slots its running negotiations hold (interchangeable, given back last first). */
   readonly slots: Release[] = []
+
+  /** Its negotiations running: one slot each. */
+  get running (): number {
+    return this.slots.length
+  }
 }
 
 /** A stream that asks for a slot. */
@@ -141,16 +144,13 @@ export class NegotiationLimiter {
    * that may take it.
    */
   release (share: ConnectionShare, took?: number): void {
-    share.running--
     if (took !== undefined && this.#adaptive?.observe(took) === true) {
       this.#slots.capacity = this.limit
       this.#onLimit?.(this.limit)
     }
-    const slot = share.slots.pop()
     // Its overall unit passes on to the oldest waiter that may take it (this connection's own
-    // slot is free again too); with none held, the waiters are looked at again all the same.
-    if (slot !== undefined) slot()
-    else this.#slots.serve()
+    // slot is free again too: the slot leaves the share first).
+    share.slots.pop()?.()
     this.#onQueued?.(this.#slots.waiting)
   }
 
@@ -163,7 +163,6 @@ export class NegotiationLimiter {
 
   /** @internal A waiting stream's slot came (see Waiting). */
   start (share: ConnectionShare, request: SlotRequest, release: Release): void {
-    share.running++
     share.slots.push(release)
     if (this.#slots.used >= this.limit) this.#adaptive?.saturated()
     request.start()
